@@ -1,0 +1,18 @@
+//! The clickstream event model shared by every service: Segment-compatible events, their
+//! validation, the request payload formats and the Kafka wire format.
+
+mod error;
+mod event;
+mod limits;
+mod payload;
+mod privacy;
+mod time;
+mod wire;
+
+pub use error::EventError;
+pub use event::{Event, EventType};
+pub use limits::Limits;
+pub use payload::{parse_json, parse_ndjson, Envelope, PayloadError, Rejected};
+pub use privacy::anonymize_ip;
+pub use time::{format_timestamp, parse_timestamp, EdgeTimes};
+pub use wire::{DeadLetter, HEADER_EVENT_TYPE, HEADER_SOURCE};
