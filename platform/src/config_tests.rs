@@ -1,0 +1,79 @@
+//! Layering order, type-guided env parsing and the key listing.
+
+use super::*;
+use serde::Deserialize;
+
+/// Sample config.
+#[derive(Debug, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
+#[serde(default)]
+struct Sample {
+    /// The HTTP section.
+    http: Http,
+}
+
+/// HTTP settings.
+#[derive(Debug, Default, Serialize, Deserialize, schemars::JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+struct Http {
+    /// Port to listen on.
+    port: u16,
+    /// A key that looks numeric.
+    key: String,
+    /// Allowed origins.
+    origins: Vec<String>,
+}
+
+impl Default for Sample {
+    fn default() -> Self {
+        Self { http: Http { port: 8080, key: "k".into(), origins: vec!["*".into()] } }
+    }
+}
+
+fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+}
+
+#[test]
+fn later_layers_win() {
+    let dir = tempdir();
+    let file = dir.join("c.toml");
+    std::fs::write(&file, "[http]\nport = 9000\nkey = \"from-file\"\n").expect("write");
+    let loaded: Sample = load(
+        Some(&file),
+        env(&[("CLICKSTREAM_HTTP__PORT", "9100"), ("OTHER", "x")]),
+        &["http.key=123".to_owned()],
+    )
+    .expect("loads");
+    assert_eq!(loaded.http.port, 9100);
+    assert_eq!(loaded.http.key, "123", "numeric-looking text stays a string");
+}
+
+#[test]
+fn lists_parse_from_commas() {
+    let loaded: Sample = load(None, env(&[("CLICKSTREAM_HTTP__ORIGINS", "https://a.example, https://b.example")]), &[]).expect("loads");
+    assert_eq!(loaded.http.origins, vec!["https://a.example", "https://b.example"]);
+}
+
+#[test]
+fn unknown_and_mistyped_keys_are_errors() {
+    let err = load::<Sample>(None, env(&[("CLICKSTREAM_HTTP__PROT", "1")]), &[]).expect_err("typo");
+    assert!(err.to_string().contains("prot"), "{err}");
+    let err = load::<Sample>(None, env(&[("CLICKSTREAM_HTTP__PORT", "eighty")]), &[]).expect_err("type");
+    assert!(err.to_string().contains("invalid"), "{err}");
+}
+
+#[test]
+fn keys_carry_env_default_and_doc() {
+    let listed = keys::<Sample>();
+    let port = listed.iter().find(|k| k.key == "http.port").expect("http.port listed");
+    assert_eq!(port.env, "CLICKSTREAM_HTTP__PORT");
+    assert_eq!(port.default, "8080");
+    assert_eq!(port.doc, "Port to listen on.");
+    assert_eq!(listed.len(), 3);
+}
+
+fn tempdir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("clickstream-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    dir
+}

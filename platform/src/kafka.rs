@@ -1,0 +1,161 @@
+//! Kafka connection settings, topic specs, and the checks and provisioning built on them.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::{Client, ClientContext, DefaultClientContext};
+use rdkafka::config::{ClientConfig, FromClientConfig};
+use rdkafka::error::KafkaError;
+use rdkafka::types::RDKafkaErrorCode;
+use serde::{Deserialize, Serialize};
+
+fn default_bootstrap_servers() -> String {
+    "127.0.0.1:9092".to_owned()
+}
+fn default_client_id() -> String {
+    "clickstream".to_owned()
+}
+
+/// How to reach Kafka. Security (`security.protocol`, `sasl.*`, `ssl.*`) goes in `properties`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// librdkafka `bootstrap.servers`: comma-separated host:port list.
+    pub bootstrap_servers: String,
+    /// librdkafka `client.id`, shown in broker logs and quotas.
+    pub client_id: String,
+    /// Any other librdkafka property, passed through as is (for example
+    /// `"security.protocol" = "SASL_SSL"`). These win over every setting clickstream derives.
+    pub properties: BTreeMap<String, String>,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        Self {
+            bootstrap_servers: default_bootstrap_servers(),
+            client_id: default_client_id(),
+            properties: BTreeMap::new(),
+        }
+    }
+}
+
+impl KafkaConfig {
+    /// A librdkafka config: `defaults` first, then the connection settings, then `properties`.
+    pub fn client_config(&self, defaults: &[(&str, String)]) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        for (key, value) in defaults {
+            config.set(*key, value);
+        }
+        config.set("bootstrap.servers", &self.bootstrap_servers);
+        config.set("client.id", &self.client_id);
+        for (key, value) in &self.properties {
+            config.set(key, value);
+        }
+        config
+    }
+
+    /// A plain client for metadata requests.
+    pub fn metadata_client(&self) -> Result<Client<DefaultClientContext>, KafkaError> {
+        let config = self.client_config(&[("allow.auto.create.topics", "false".to_owned())]);
+        let native = config.create_native_config()?;
+        Client::new(&config, native, rdkafka::types::RDKafkaType::RD_KAFKA_PRODUCER, DefaultClientContext)
+    }
+}
+
+/// Partition counts of the named topics; `None` for a topic the cluster does not have.
+/// Blocking: call from a blocking thread.
+pub fn topic_partitions<C: ClientContext>(
+    client: &Client<C>,
+    names: &[&str],
+    timeout: Duration,
+) -> Result<HashMap<String, Option<usize>>, KafkaError> {
+    let metadata = client.fetch_metadata(None, timeout)?;
+    let mut found: HashMap<String, Option<usize>> = names.iter().map(|n| ((*n).to_owned(), None)).collect();
+    for topic in metadata.topics() {
+        if topic.error().is_none() && !topic.partitions().is_empty() {
+            if let Some(slot) = found.get_mut(topic.name()) {
+                *slot = Some(topic.partitions().len());
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// Fails with a message naming every missing topic and how to create them. Blocking.
+pub fn require_topics(config: &KafkaConfig, names: &[&str], timeout: Duration) -> anyhow::Result<()> {
+    let client = config.metadata_client()?;
+    let found = topic_partitions(&client, names, timeout).map_err(|e| {
+        anyhow::anyhow!("cannot reach Kafka at {} to check topics: {e}", config.bootstrap_servers)
+    })?;
+    let mut missing: Vec<&str> = names.iter().copied().filter(|n| found.get(*n).is_some_and(Option::is_none)).collect();
+    missing.sort_unstable();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "Kafka at {} lacks topic(s) {}; clickstream never auto-creates topics. Create them with `clickstream topics apply`",
+        config.bootstrap_servers,
+        missing.join(", ")
+    )
+}
+
+/// One topic as it should exist.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TopicSpec {
+    /// Topic name.
+    pub name: String,
+    /// Number of partitions.
+    pub partitions: i32,
+    /// Replication factor.
+    pub replication: i32,
+    /// Kafka `cleanup.policy`: `delete` or `compact`.
+    pub cleanup_policy: String,
+}
+
+/// What `apply_topics` found or did for one topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TopicOutcome {
+    Created,
+    Exists,
+    /// The topic exists with fewer partitions than configured; nothing is changed.
+    FewerPartitions { actual: usize, wanted: i32 },
+}
+
+/// Creates the topics that are missing; reports drift on the others without touching them.
+pub async fn apply_topics(config: &KafkaConfig, specs: &[TopicSpec], timeout: Duration) -> anyhow::Result<Vec<(String, TopicOutcome)>> {
+    let admin: AdminClient<DefaultClientContext> = AdminClient::from_config(&config.client_config(&[]))?;
+    let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
+    let existing = topic_partitions(admin.inner(), &names, timeout)?;
+    let mut outcomes = Vec::new();
+    let mut to_create = Vec::new();
+    for spec in specs {
+        match existing.get(&spec.name).copied().flatten() {
+            Some(actual) if (actual as i32) < spec.partitions => outcomes.push((
+                spec.name.clone(),
+                TopicOutcome::FewerPartitions { actual, wanted: spec.partitions },
+            )),
+            Some(_) => outcomes.push((spec.name.clone(), TopicOutcome::Exists)),
+            None => to_create.push(spec),
+        }
+    }
+    if !to_create.is_empty() {
+        let new_topics: Vec<NewTopic> = to_create
+            .iter()
+            .map(|s| {
+                NewTopic::new(&s.name, s.partitions, TopicReplication::Fixed(s.replication))
+                    .set("cleanup.policy", &s.cleanup_policy)
+            })
+            .collect();
+        let options = AdminOptions::new().operation_timeout(Some(timeout)).request_timeout(Some(timeout));
+        for result in admin.create_topics(&new_topics, &options).await? {
+            match result {
+                Ok(name) => outcomes.push((name, TopicOutcome::Created)),
+                Err((name, RDKafkaErrorCode::TopicAlreadyExists)) => outcomes.push((name, TopicOutcome::Exists)),
+                Err((name, code)) => anyhow::bail!("creating topic {name} failed: {code}"),
+            }
+        }
+    }
+    Ok(outcomes)
+}
