@@ -1,1 +1,19 @@
-//!x
+//! The clickstream gateway: a Segment-compatible HTTP tracking endpoint that answers only once
+//! Kafka holds the events.
+
+pub mod app;
+mod body;
+pub mod config;
+mod cors;
+mod edge;
+pub mod error;
+mod ingest;
+pub mod routes;
+pub mod server;
+pub mod sink;
+pub mod sources;
+
+pub use app::{app, App, AppState};
+pub use config::GatewayConfig;
+pub use error::GatewayError;
+pub use server::{start, GatewayHandle};

@@ -1,0 +1,123 @@
+//! The request handler: `app(state)` turns a request into a response without any socket, so
+//! it can be tested directly and served by `server`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{header, Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Body;
+use serde_json::json;
+
+use crate::config::GatewayConfig;
+use crate::cors;
+use crate::error::{json_response, GatewayError};
+use crate::routes::Route;
+use crate::sink::EventSink;
+use crate::sources::SourceRegistry;
+
+/// Everything a request needs.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub config: Arc<GatewayConfig>,
+    pub sources: Arc<SourceRegistry>,
+    pub sink: Arc<dyn EventSink>,
+}
+
+impl AppState {
+    pub fn new(config: GatewayConfig, sink: Arc<dyn EventSink>) -> Self {
+        let sources = Arc::new(SourceRegistry::new(&config.sources));
+        Self { config: Arc::new(config), sources, sink }
+    }
+}
+
+/// The gateway as a request → response function.
+#[derive(Debug, Clone)]
+pub struct App {
+    pub(crate) state: AppState,
+}
+
+/// Builds the handler over `state`.
+pub fn app(state: AppState) -> App {
+    App { state }
+}
+
+impl App {
+    /// Handles one request from `peer`.
+    pub async fn handle<B>(&self, request: Request<B>, peer: SocketAddr) -> Response<Full<Bytes>>
+    where
+        B: Body<Data = Bytes>,
+        B::Error: std::error::Error + Send + Sync + 'static,
+    {
+        let origin = request.headers().get(header::ORIGIN).cloned();
+        let route = Route::resolve(request.method(), request.uri().path());
+        let result = match &route {
+            Route::Health => Ok(json_response(StatusCode::OK, &json!({"status": "ok"}))),
+            Route::Ready => Ok(self.readiness()),
+            Route::Preflight => Ok(cors::preflight(self.state.config.http.cors_max_age_secs)),
+            Route::SdkTelemetry => Ok(success()),
+            Route::Settings(key) => self.settings(key, request.headers()),
+            Route::Ingest(kind) => self.ingest(*kind, request, peer).await,
+            Route::NotFound => Err(GatewayError::NotFound),
+            Route::MethodNotAllowed => Err(GatewayError::MethodNotAllowed),
+        };
+        let mut response = result.unwrap_or_else(|error| {
+            if error.status().is_server_error() {
+                log_unavailable(&error);
+            }
+            error.into_response(self.state.config.http.retry_after_secs)
+        });
+        cors::decorate(&mut response, origin);
+        response
+    }
+
+    fn readiness(&self) -> Response<Full<Bytes>> {
+        match self.state.sink.unavailable_reason() {
+            None => json_response(StatusCode::OK, &json!({"status": "ok"})),
+            Some(reason) => {
+                let mut response =
+                    json_response(StatusCode::SERVICE_UNAVAILABLE, &json!({"status": "unavailable", "reason": reason}));
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, self.state.config.http.retry_after_secs.into());
+                response
+            }
+        }
+    }
+
+    /// What analytics.js fetches from its CDN: points its `Segment.io` destination at us.
+    fn settings(&self, write_key: &str, headers: &http::HeaderMap) -> Result<Response<Full<Bytes>>, GatewayError> {
+        self.state.sources.lookup(write_key)?;
+        let public_url = self.state.config.http.public_url.trim_end_matches('/');
+        let (protocol, host) = match public_url.split_once("://") {
+            Some((scheme, host)) => (scheme.to_owned(), host.to_owned()),
+            None => {
+                let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
+                ("http".to_owned(), host.to_owned())
+            }
+        };
+        let body = json!({
+            "integrations": {"Segment.io": {"apiKey": write_key, "apiHost": format!("{host}/v1"), "protocol": protocol}},
+            "plan": {"track": {"__default": {"enabled": true}}, "identify": {"__default": {"enabled": true}}},
+        });
+        Ok(json_response(StatusCode::OK, &body))
+    }
+}
+
+/// `{"success":true}`.
+pub(crate) fn success() -> Response<Full<Bytes>> {
+    json_response(StatusCode::OK, &json!({"success": true}))
+}
+
+/// Logs at most one unavailability warning per second: an outage must not flood the logs.
+fn log_unavailable(error: &GatewayError) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static LAST_SECOND: AtomicU64 = AtomicU64::new(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    if LAST_SECOND.swap(now, Ordering::Relaxed) != now {
+        tracing::warn!(kind = error.kind(), %error, "refusing events");
+    }
+}

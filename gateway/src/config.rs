@@ -1,0 +1,188 @@
+//! The gateway's configuration: one serde struct per section, each field documented and
+//! defaulted, loaded in layers by `clickstream_platform::config`.
+
+use clickstream_platform::kafka::{KafkaConfig, TopicSpec};
+use clickstream_schema::Limits;
+use serde::{Deserialize, Serialize};
+
+/// Everything the gateway reads from `clickstream.toml`, env and flags.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(default)]
+pub struct GatewayConfig {
+    /// HTTP listener and protocol behaviour.
+    pub http: HttpConfig,
+    /// How to reach Kafka.
+    pub kafka: KafkaConfig,
+    /// Producer settings, each named after its librdkafka key.
+    pub producer: ProducerConfig,
+    /// Topic names, and how `clickstream topics apply` creates them.
+    pub topics: TopicsConfig,
+    /// Size limits on events and requests.
+    pub limits: Limits,
+    /// What the edge does to personal data before Kafka.
+    pub privacy: PrivacyConfig,
+    /// Sources allowed to send: write key, name and allowed browser origins. File only.
+    pub sources: Vec<SourceConfig>,
+}
+
+/// HTTP listener and protocol behaviour.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Address to listen on.
+    pub listen: String,
+    /// Public base URL of the gateway (for example `https://t.example.com`), used in the
+    /// settings that analytics.js fetches. Empty: derived from each request's `Host` header.
+    pub public_url: String,
+    /// Header holding the client IP when behind a trusted proxy, such as `x-forwarded-for`.
+    /// Empty: the socket's peer address is the client IP.
+    pub trusted_proxy_header: String,
+    /// Seconds sent in `Retry-After` when Kafka cannot take events.
+    pub retry_after_secs: u32,
+    /// How long browsers may cache a CORS preflight, in seconds.
+    pub cors_max_age_secs: u32,
+    /// Seconds to let in-flight requests finish on shutdown.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            listen: DEFAULT_LISTEN.to_owned(),
+            public_url: String::new(),
+            trusted_proxy_header: String::new(),
+            retry_after_secs: DEFAULT_RETRY_AFTER_SECS,
+            cors_max_age_secs: DEFAULT_CORS_MAX_AGE_SECS,
+            shutdown_grace_secs: DEFAULT_SHUTDOWN_GRACE_SECS,
+        }
+    }
+}
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+pub const DEFAULT_RETRY_AFTER_SECS: u32 = 5;
+pub const DEFAULT_CORS_MAX_AGE_SECS: u32 = 86_400;
+pub const DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 10;
+
+/// Producer settings. Each field is the librdkafka key with `.` written as `_`; anything else
+/// goes in `[kafka.properties]`, which wins over these.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProducerConfig {
+    /// librdkafka `acks`: `all` so an acknowledged event survives a broker loss.
+    pub acks: String,
+    /// librdkafka `enable.idempotence`: no duplicates or reordering from producer retries.
+    pub enable_idempotence: bool,
+    /// librdkafka `compression.type`: `lz4` or `zstd` (snappy breaks Tansu's sqlite storage).
+    pub compression_type: String,
+    /// librdkafka `linger.ms`: how long to wait to fill a batch.
+    pub linger_ms: u32,
+    /// librdkafka `batch.size`: largest batch in bytes.
+    pub batch_size: u32,
+    /// librdkafka `message.timeout.ms`: how long an event may wait for delivery before the
+    /// request fails with 503. It bounds the response time while Kafka is unreachable.
+    pub message_timeout_ms: u32,
+    /// How often the gateway checks that Kafka answers metadata requests, in milliseconds.
+    pub health_interval_ms: u64,
+}
+
+impl Default for ProducerConfig {
+    fn default() -> Self {
+        Self {
+            acks: "all".to_owned(),
+            enable_idempotence: true,
+            compression_type: "lz4".to_owned(),
+            linger_ms: 5,
+            batch_size: 1_000_000,
+            message_timeout_ms: 5_000,
+            health_interval_ms: 1_000,
+        }
+    }
+}
+
+/// Topic names and provisioning.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct TopicsConfig {
+    /// Topic for accepted events.
+    pub raw: String,
+    /// Dead-letter topic for rejected events, each with its reason.
+    pub dlq: String,
+    /// Compacted product catalog topic, read by the enricher.
+    pub products: String,
+    /// Partitions for the event topics when `topics apply` creates them.
+    pub partitions: i32,
+    /// Replication factor when `topics apply` creates topics.
+    pub replication: i32,
+}
+
+impl Default for TopicsConfig {
+    fn default() -> Self {
+        Self {
+            raw: "events.raw".to_owned(),
+            dlq: "events.dlq".to_owned(),
+            products: "products".to_owned(),
+            partitions: 6,
+            replication: 1,
+        }
+    }
+}
+
+impl TopicsConfig {
+    /// The topics `clickstream topics apply` creates.
+    pub fn specs(&self) -> Vec<TopicSpec> {
+        let spec = |name: &str, partitions: i32, cleanup_policy: &str| TopicSpec {
+            name: name.to_owned(),
+            partitions,
+            replication: self.replication,
+            cleanup_policy: cleanup_policy.to_owned(),
+        };
+        vec![
+            spec(&self.raw, self.partitions, "delete"),
+            spec(&self.dlq, 1, "delete"),
+            spec(&self.products, 1, "compact"),
+        ]
+    }
+}
+
+/// What the edge does to personal data.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct PrivacyConfig {
+    /// Anonymize `context.ip` before Kafka (last IPv4 octet, IPv6 past /48), so the raw topic
+    /// never holds full addresses.
+    pub anonymize_ip: bool,
+}
+
+/// One source allowed to send events.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// Name written to each event's `source` header.
+    pub name: String,
+    /// The write key clients send (Basic auth user, body `writeKey`, or `X-Write-Key`).
+    pub write_key: String,
+    /// Browser origins allowed to send with this key, such as `https://shop.example.com`;
+    /// `*` allows any. Requests without an `Origin` header (server SDKs) are not checked.
+    #[serde(default = "any_origin")]
+    pub allowed_origins: Vec<String>,
+}
+
+fn any_origin() -> Vec<String> {
+    vec!["*".to_owned()]
+}
+
+impl GatewayConfig {
+    /// Producer properties: clickstream's defaults, then `[kafka]` and its passthrough.
+    pub fn producer_client_config(&self) -> rdkafka::ClientConfig {
+        let p = &self.producer;
+        self.kafka.client_config(&[
+            ("acks", p.acks.clone()),
+            ("enable.idempotence", p.enable_idempotence.to_string()),
+            ("compression.type", p.compression_type.clone()),
+            ("linger.ms", p.linger_ms.to_string()),
+            ("batch.size", p.batch_size.to_string()),
+            ("message.timeout.ms", p.message_timeout_ms.to_string()),
+            ("allow.auto.create.topics", "false".to_owned()),
+        ])
+    }
+}

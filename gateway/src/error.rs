@@ -1,0 +1,112 @@
+//! Every way a gateway request can fail, each mapped to a deliberate status: 4xx tells the
+//! client to fix its request, 503 tells it to retry.
+
+use bytes::Bytes;
+use http::{header, Response, StatusCode};
+use http_body_util::Full;
+use serde::Serialize;
+use serde_json::json;
+
+/// One event of a request that was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RejectedItem {
+    /// Position of the event in the request.
+    pub index: usize,
+    /// Stable code, such as `missing_identity`.
+    pub kind: &'static str,
+    /// What is wrong, naming the field.
+    pub reason: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error("no such endpoint")]
+    NotFound,
+    #[error("method not allowed on this endpoint")]
+    MethodNotAllowed,
+    #[error("missing write key: send it as the Basic auth user, the body's `writeKey`, or the `X-Write-Key` header")]
+    MissingWriteKey,
+    #[error("unknown write key")]
+    UnknownWriteKey,
+    #[error("origin {0} is not allowed for this source")]
+    OriginNotAllowed(String),
+    #[error("request body is over the {limit}-byte limit")]
+    BodyTooLarge { limit: usize },
+    #[error("unsupported Content-Encoding {0:?}; use gzip, deflate or none")]
+    UnsupportedEncoding(String),
+    #[error("body is not valid {encoding}: {reason}")]
+    BadCompression { encoding: &'static str, reason: String },
+    #[error("could not read request body: {0}")]
+    BodyRead(String),
+    #[error("invalid JSON: {0}")]
+    InvalidJson(String),
+    #[error("{0}")]
+    BadShape(String),
+    #[error("no valid events in request: {}", .0.first().map_or("empty", |r| r.reason.as_str()))]
+    NoValidEvents(Vec<RejectedItem>),
+    #[error("Kafka cannot take events right now: {0}")]
+    Unavailable(String),
+}
+
+impl GatewayError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::MissingWriteKey | Self::UnknownWriteKey => StatusCode::UNAUTHORIZED,
+            Self::OriginNotAllowed(_) => StatusCode::FORBIDDEN,
+            Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::NoValidEvents(items) if !items.is_empty() && items.iter().all(|i| i.kind == "event_too_large") => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
+            Self::BadCompression { .. } | Self::BodyRead(_) | Self::InvalidJson(_) | Self::BadShape(_) | Self::NoValidEvents(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// Stable code for the JSON body and for metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::NotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::MissingWriteKey => "missing_write_key",
+            Self::UnknownWriteKey => "unknown_write_key",
+            Self::OriginNotAllowed(_) => "origin_not_allowed",
+            Self::BodyTooLarge { .. } => "body_too_large",
+            Self::UnsupportedEncoding(_) => "unsupported_encoding",
+            Self::BadCompression { .. } => "bad_compression",
+            Self::BodyRead(_) => "body_read",
+            Self::InvalidJson(_) => "invalid_json",
+            Self::BadShape(_) => "bad_shape",
+            Self::NoValidEvents(_) => "no_valid_events",
+            Self::Unavailable(_) => "kafka_unavailable",
+        }
+    }
+
+    /// `{"success":false,"error":kind,"message":...}`, plus `rejected` when events were judged,
+    /// and `Retry-After` on 503.
+    pub fn into_response(self, retry_after_secs: u32) -> Response<Full<Bytes>> {
+        let mut body = json!({"success": false, "error": self.kind(), "message": self.to_string()});
+        if let Self::NoValidEvents(items) = &self {
+            body["rejected"] = json!(items);
+        }
+        let mut response = json_response(self.status(), &body);
+        if self.status() == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(header::RETRY_AFTER, retry_after_secs.into());
+        }
+        response
+    }
+}
+
+/// A JSON response with the given status.
+pub fn json_response(status: StatusCode, body: &serde_json::Value) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
+    response
+}
