@@ -1,1 +1,24 @@
-fn main(){}
+//! The `clickstream` command: parses arguments and hands each subcommand to its module.
+
+mod args;
+mod commands;
+mod demo;
+mod dev;
+
+use clap::Parser as _;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = args::Cli::parse();
+    clickstream_platform::telemetry::init_tracing(cli.json_logs);
+    match cli.command {
+        args::Command::Gateway(config) => commands::gateway(&config).await,
+        args::Command::Topics { action: args::TopicsAction::Apply(config) } => commands::topics_apply(&config).await,
+        args::Command::Broker(broker) => commands::broker(&broker).await,
+        args::Command::Dev(dev) => dev::run(&dev).await,
+        args::Command::Config { action: args::ConfigAction::Keys { markdown } } => {
+            commands::config_keys(markdown);
+            Ok(())
+        }
+    }
+}

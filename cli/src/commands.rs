@@ -1,0 +1,100 @@
+//! The small subcommands: `gateway`, `topics apply`, `broker` and `config keys`.
+
+use std::time::Duration;
+
+use clickstream_gateway::GatewayConfig;
+use clickstream_platform::broker::EmbeddedBroker;
+use clickstream_platform::kafka::{apply_topics, TopicOutcome};
+
+use crate::args::{BrokerArgs, ConfigArgs};
+
+pub async fn gateway(args: &ConfigArgs) -> anyhow::Result<()> {
+    let config = args.load()?;
+    let mut gateway = clickstream_gateway::start(config).await?;
+    let stop = gateway.take_stop();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        if let Some(stop) = stop {
+            let _ = stop.send(());
+        }
+    });
+    gateway.wait().await;
+    Ok(())
+}
+
+pub async fn topics_apply(args: &ConfigArgs) -> anyhow::Result<()> {
+    let config = args.load()?;
+    let outcomes = apply_topics(&config.kafka, &config.topics.specs(), Duration::from_secs(15)).await?;
+    let mut drift = false;
+    for (name, outcome) in outcomes {
+        match outcome {
+            TopicOutcome::Created => println!("created  {name}"),
+            TopicOutcome::Exists => println!("exists   {name}"),
+            TopicOutcome::FewerPartitions { actual, wanted } => {
+                drift = true;
+                println!("DRIFT    {name}: {actual} partitions, config wants {wanted} (left unchanged)");
+            }
+        }
+    }
+    if drift {
+        anyhow::bail!("some topics differ from the config; nothing was destroyed");
+    }
+    Ok(())
+}
+
+pub async fn broker(args: &BrokerArgs) -> anyhow::Result<()> {
+    let config = args.config.load()?;
+    let broker = EmbeddedBroker::start(args.brokers)?;
+    if !args.no_topics {
+        create_topics(&broker, &config)?;
+    }
+    println!("bootstrap.servers={}", broker.bootstrap_servers());
+    println!("librdkafka mock cluster: data lives in memory only, about 5 MiB per partition. Ctrl-C stops it.");
+    shutdown_signal().await;
+    Ok(())
+}
+
+/// Creates the configured topics on the embedded broker, whose admin API cannot.
+pub fn create_topics(broker: &EmbeddedBroker, config: &GatewayConfig) -> anyhow::Result<()> {
+    for spec in config.topics.specs() {
+        broker.create_topic(&spec.name, spec.partitions)?;
+    }
+    Ok(())
+}
+
+pub fn config_keys(markdown: bool) {
+    let keys = clickstream_platform::config::keys::<GatewayConfig>();
+    if markdown {
+        println!("| key | env | default | meaning |\n|---|---|---|---|");
+        for k in keys {
+            println!("| `{}` | `{}` | `{}` | {} |", k.key, k.env, k.default.replace('|', "\\|"), k.doc.replace('|', "\\|"));
+        }
+        return;
+    }
+    for k in keys {
+        println!("{:<34} {:<44} {}", k.key, k.env, k.default);
+        if !k.doc.is_empty() {
+            println!("    {}", k.doc);
+        }
+    }
+}
+
+/// Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { () = ctrl_c => {}, () = term => {} }
+}

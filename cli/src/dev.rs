@@ -1,0 +1,107 @@
+//! `clickstream dev`: embedded broker + topics + gateway + demo in one process, with an admin
+//! API that takes the broker down and up to try outage behaviour by hand.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use clickstream_gateway::config::SourceConfig;
+use clickstream_gateway::server::serve;
+use clickstream_platform::broker::EmbeddedBroker;
+use clickstream_platform::kafka::apply_topics;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use tokio::net::TcpListener;
+
+use crate::args::DevArgs;
+use crate::commands::{create_topics, shutdown_signal};
+
+/// The write key `dev` configures when the config names no source.
+pub const DEMO_WRITE_KEY: &str = "demo-write-key";
+
+pub async fn run(args: &DevArgs) -> anyhow::Result<()> {
+    let mut config = args.config.load()?;
+    if config.sources.is_empty() {
+        config.sources.push(SourceConfig {
+            name: "demo".into(),
+            write_key: DEMO_WRITE_KEY.into(),
+            allowed_origins: vec!["*".into()],
+        });
+    }
+    let broker = if args.config.kafka_brokers.is_some() {
+        apply_topics(&config.kafka, &config.topics.specs(), Duration::from_secs(15)).await?;
+        None
+    } else {
+        let broker = EmbeddedBroker::start(1)?;
+        create_topics(&broker, &config)?;
+        config.kafka.bootstrap_servers = broker.bootstrap_servers().to_owned();
+        Some(Arc::new(broker))
+    };
+    let write_key = config.sources[0].write_key.clone();
+    let (bootstrap, raw_topic) = (config.kafka.bootstrap_servers.clone(), config.topics.raw.clone());
+    let mut gateway = clickstream_gateway::start(config).await?;
+    let admin = TcpListener::bind(&args.admin_listen).await?;
+    let admin_addr = admin.local_addr()?;
+    let admin_broker = broker.clone();
+    let admin_task = tokio::spawn(serve(
+        admin,
+        move |request, _peer| admin_handle(admin_broker.clone(), request),
+        std::future::pending(),
+        Duration::from_secs(1),
+    ));
+
+    let url = format!("http://{}", gateway.addr);
+    println!("\n  clickstream dev is running");
+    println!("  gateway      {url}");
+    println!("  write key    {write_key}");
+    println!("  kafka        bootstrap.servers={bootstrap}");
+    println!("  admin        http://{admin_addr}  (POST /dev/broker/down, POST /dev/broker/up)");
+    if broker.is_some() {
+        println!("\n  !! EMBEDDED BROKER: librdkafka's mock cluster. Data lives IN MEMORY ONLY and is lost");
+        println!("  !! on exit, and the mock keeps only about 5 MiB per partition (older data is dropped).");
+        println!("  !! Use --kafka-brokers HOST:PORT for a real broker.");
+    }
+    println!("\n  try:  curl -u {write_key}: -H 'content-type: application/json' \\");
+    println!("          -d '{{\"batch\":[{{\"type\":\"track\",\"event\":\"Product Viewed\",\"anonymousId\":\"a1\",\"properties\":{{\"product_id\":\"p1\"}}}}]}}' \\");
+    println!("          {url}/v1/batch");
+    println!("        kcat -C -b {bootstrap} -t {raw_topic} -e\n");
+
+    if !args.no_demo {
+        if let Err(error) = crate::demo::run(&url, &write_key, &bootstrap, &raw_topic).await {
+            println!("  demo failed: {error:#}");
+        }
+    }
+    let stop = gateway.take_stop();
+    shutdown_signal().await;
+    println!("stopping");
+    if let Some(stop) = stop {
+        let _ = stop.send(());
+    }
+    gateway.wait().await;
+    admin_task.abort();
+    drop(broker);
+    Ok(())
+}
+
+async fn admin_handle(broker: Option<Arc<EmbeddedBroker>>, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    let up = match (request.method(), request.uri().path()) {
+        (&Method::POST, "/dev/broker/down") => false,
+        (&Method::POST, "/dev/broker/up") => true,
+        _ => return text(StatusCode::NOT_FOUND, "try POST /dev/broker/down or /dev/broker/up\n"),
+    };
+    let Some(broker) = broker else {
+        return text(StatusCode::CONFLICT, "dev is using an external broker; only the embedded one can be switched\n");
+    };
+    match tokio::task::spawn_blocking(move || broker.set_available(up)).await {
+        Ok(Ok(())) => text(StatusCode::OK, if up { "broker up\n" } else { "broker down\n" }),
+        Ok(Err(error)) => text(StatusCode::INTERNAL_SERVER_ERROR, &format!("{error:#}\n")),
+        Err(error) => text(StatusCode::INTERNAL_SERVER_ERROR, &format!("{error}\n")),
+    }
+}
+
+fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body.to_owned())));
+    *response.status_mut() = status;
+    response
+}
