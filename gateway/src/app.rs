@@ -10,6 +10,8 @@ use http_body_util::Full;
 use hyper::body::Body;
 use serde_json::json;
 
+use clickstream_platform::telemetry::LogThrottle;
+
 use crate::config::GatewayConfig;
 use crate::cors;
 use crate::error::{json_response, GatewayError};
@@ -110,14 +112,10 @@ pub(crate) fn success() -> Response<Full<Bytes>> {
     json_response(StatusCode::OK, &json!({"success": true}))
 }
 
-/// Logs at most one unavailability warning per second: an outage must not flood the logs.
+/// Logs the cause of refused requests without flooding the log during an outage.
 fn log_unavailable(error: &GatewayError) {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static LAST_SECOND: AtomicU64 = AtomicU64::new(0);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    if LAST_SECOND.swap(now, Ordering::Relaxed) != now {
+    static THROTTLE: LogThrottle = LogThrottle::new();
+    if THROTTLE.allow() {
         tracing::warn!(kind = error.kind(), %error, "refusing events");
     }
 }

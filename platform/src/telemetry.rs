@@ -9,3 +9,23 @@ pub fn init_tracing(json: bool) {
     // A second init (tests, `dev` restarting) is harmless, so the error is ignored.
     let _ = if json { builder.json().try_init() } else { builder.try_init() };
 }
+
+/// Lets one log line through per interval, so an outage logs its cause without flooding.
+#[derive(Debug, Default)]
+pub struct LogThrottle {
+    last_second: std::sync::atomic::AtomicU64,
+}
+
+impl LogThrottle {
+    pub const fn new() -> Self {
+        Self { last_second: std::sync::atomic::AtomicU64::new(0) }
+    }
+
+    /// True at most once per wall-clock second.
+    pub fn allow(&self) -> bool {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        self.last_second.swap(now, std::sync::atomic::Ordering::Relaxed) != now
+    }
+}

@@ -13,6 +13,8 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use tokio::task::JoinHandle;
 
+use clickstream_platform::telemetry::LogThrottle;
+
 use super::{EventSink, Record, SinkError};
 use crate::config::GatewayConfig;
 
@@ -28,7 +30,10 @@ impl ClientContext for ReachabilityContext {
         if error.rdkafka_error_code() == Some(RDKafkaErrorCode::AllBrokersDown) {
             self.reachable.store(false, Ordering::SeqCst);
         }
-        tracing::warn!(%error, reason, "kafka client error");
+        static THROTTLE: LogThrottle = LogThrottle::new();
+        if THROTTLE.allow() {
+            tracing::warn!(%error, reason, "kafka client error");
+        }
     }
 }
 

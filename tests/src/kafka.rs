@@ -1,0 +1,84 @@
+//! Topic setup and read-back for tests.
+
+use std::time::Duration;
+
+use clickstream_platform::kafka::{apply_topics, KafkaConfig, TopicSpec};
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::ClientConfig;
+use serde_json::Value;
+
+/// A message read back from Kafka.
+#[derive(Debug, Clone)]
+pub struct ReadBack {
+    pub key: Option<String>,
+    pub headers: Vec<(String, String)>,
+    pub value: Value,
+    pub partition: i32,
+}
+
+impl ReadBack {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+}
+
+/// Creates topics through the admin API, as `clickstream topics apply` does.
+pub async fn create_topics(bootstrap: &str, topics: &[(&str, i32)]) {
+    let config = KafkaConfig { bootstrap_servers: bootstrap.into(), ..KafkaConfig::default() };
+    let specs: Vec<TopicSpec> = topics
+        .iter()
+        .map(|(name, partitions)| TopicSpec {
+            name: (*name).into(),
+            partitions: *partitions,
+            replication: 1,
+            cleanup_policy: "delete".into(),
+        })
+        .collect();
+    apply_topics(&config, &specs, Duration::from_secs(10)).await.expect("create topics");
+}
+
+/// Reads `count` messages from the start of `topic`, failing if they do not all arrive in
+/// `timeout`, then waits briefly to make sure no extra message follows.
+pub async fn read_exactly(bootstrap: &str, topic: &str, count: usize, timeout: Duration) -> Vec<ReadBack> {
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", crate::unique("test-reader"))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .set("session.timeout.ms", "6000")
+        .set("heartbeat.interval.ms", "500")
+        .create()
+        .expect("consumer");
+    consumer.subscribe(&[topic]).expect("subscribe");
+    let mut out = Vec::new();
+    let deadline = tokio::time::Instant::now() + timeout;
+    while out.len() < count {
+        let message = match tokio::time::timeout_at(deadline, consumer.recv()).await {
+            Ok(message) => message.expect("consume"),
+            Err(_) => panic!("read {} of {count} messages from {topic} before timing out: {out:#?}", out.len()),
+        };
+        out.push(to_read_back(&message));
+    }
+    if let Ok(Ok(extra)) = tokio::time::timeout(Duration::from_millis(500), consumer.recv()).await {
+        panic!("expected exactly {count} messages on {topic}, got another: {:?}", to_read_back(&extra));
+    }
+    out
+}
+
+fn to_read_back(message: &rdkafka::message::BorrowedMessage<'_>) -> ReadBack {
+    let headers = message
+        .headers()
+        .map(|h| {
+            h.iter()
+                .map(|header| (header.key.to_owned(), String::from_utf8_lossy(header.value.unwrap_or_default()).into_owned()))
+                .collect()
+        })
+        .unwrap_or_default();
+    ReadBack {
+        key: message.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+        headers,
+        value: serde_json::from_slice(message.payload().unwrap_or_default()).expect("message is JSON"),
+        partition: message.partition(),
+    }
+}

@@ -1,0 +1,93 @@
+//! Tansu 0.6.0 as a child process on a free 127.0.0.1 port, with sqlite storage in a temp dir.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const INSTALL: &str = "cargo install --locked tansu --version 0.6.0 --features libsql,dynostore";
+
+/// A running Tansu broker, killed on drop.
+#[derive(Debug)]
+pub struct Tansu {
+    child: Option<Child>,
+    port: u16,
+    _data: tempfile::TempDir,
+}
+
+impl Tansu {
+    /// Starts Tansu and waits until it accepts connections. Panics with install instructions
+    /// when the binary is missing: a test must fail, never skip, without its broker.
+    pub fn start() -> Self {
+        let binary = find_binary();
+        let data = tempfile::tempdir().expect("temp dir for tansu storage");
+        let port = free_port();
+        let url = format!("tcp://127.0.0.1:{port}");
+        let log = std::fs::File::create(data.path().join("tansu.log")).expect("tansu log file");
+        // Tansu resolves a sqlite path against its working directory, so run it in the temp dir.
+        let child = Command::new(&binary)
+            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
+            .args(["--storage-engine", "sqlite://tansu.db"])
+            .current_dir(data.path())
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
+        let tansu = Self { child: Some(child), port, _data: data };
+        tansu.wait_until_listening();
+        tansu
+    }
+
+    /// `bootstrap.servers` for clients.
+    pub fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the broker, as an outage would.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn wait_until_listening(&self) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            if Instant::now() > deadline {
+                let log = std::fs::read_to_string(self._data.path().join("tansu.log")).unwrap_or_default();
+                panic!("tansu did not listen on port {} within 15 s; its log:\n{log}", self.port);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Tansu {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn find_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("TANSU_BIN") {
+        return PathBuf::from(path);
+    }
+    let mut candidates: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).map(|d| d.join("tansu")).collect())
+        .unwrap_or_default();
+    if let Some(home) = std::env::var_os("CARGO_HOME").or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo").into_os_string())) {
+        candidates.push(PathBuf::from(home).join("bin").join("tansu"));
+    }
+    candidates.into_iter().find(|p| p.is_file()).unwrap_or_else(|| {
+        panic!("Tansu is not installed, and these tests need a real Kafka-protocol broker. Install it with `{INSTALL}` (about 10 min), or run ./scripts/test, which installs everything the tests need.")
+    })
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
