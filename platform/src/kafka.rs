@@ -115,7 +115,7 @@ pub struct TopicSpec {
 }
 
 /// What `apply_topics` found or did for one topic.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum TopicOutcome {
     Created,
     Exists,

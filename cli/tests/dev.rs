@@ -1,0 +1,99 @@
+//! `clickstream dev` as a newcomer runs it: the binary, its embedded broker, the README's curl,
+//! the read-back from Kafka, and the broker-down switch on the admin port.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use clickstream_tests::kafka::read_exactly;
+use serde_json::{json, Value};
+
+struct Dev {
+    child: Child,
+    gateway: String,
+    admin: String,
+    bootstrap: String,
+}
+
+impl Drop for Dev {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_dev() -> Dev {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_clickstream"))
+        .args(["dev", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--no-demo"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("clickstream dev starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let (lines, banner) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = lines.send(line);
+        }
+    });
+    let (mut gateway, mut admin, mut bootstrap) = (None, None, None);
+    let mut seen = Vec::new();
+    let warned = |seen: &Vec<String>| seen.iter().any(|l| l.contains("IN MEMORY ONLY"));
+    while gateway.is_none() || admin.is_none() || bootstrap.is_none() || !warned(&seen) {
+        let line = banner.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|_| panic!("dev banner incomplete: {seen:#?}"));
+        let word = |prefix: &str| line.trim().strip_prefix(prefix).map(|rest| rest.split_whitespace().next().unwrap_or_default().to_owned());
+        gateway = gateway.or_else(|| word("gateway"));
+        admin = admin.or_else(|| word("admin"));
+        bootstrap = bootstrap.or_else(|| word("kafka").map(|b| b.trim_start_matches("bootstrap.servers=").to_owned()));
+        seen.push(line);
+    }
+    Dev { child, gateway: gateway.unwrap_or_default(), admin: admin.unwrap_or_default(), bootstrap: bootstrap.unwrap_or_default() }
+}
+
+async fn post_readme_batch(client: &reqwest::Client, dev: &Dev, message_id: &str) -> reqwest::Response {
+    client
+        .post(format!("{}/v1/batch", dev.gateway))
+        .basic_auth("demo-write-key", Some(""))
+        .json(&json!({"batch": [{"type": "track", "event": "Product Viewed", "anonymousId": "a1", "messageId": message_id,
+            "properties": {"product_id": "p1"}, "timestamp": "2026-01-01T00:00:00Z"}], "sentAt": "2026-01-01T00:00:30Z"}))
+        .send()
+        .await
+        .expect("request")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_serves_the_readme_curl_and_switches_its_broker() {
+    let dev = start_dev();
+    let client = reqwest::Client::new();
+    assert_eq!(post_readme_batch(&client, &dev, "readme-1").await.status(), 200);
+    let messages = read_exactly(&dev.bootstrap, "events.raw", 1, Duration::from_secs(30)).await;
+    let event: &Value = &messages[0].value;
+    assert_eq!(event["messageId"], "readme-1");
+    assert!(event["receivedAt"].is_string());
+    let received = chrono::DateTime::parse_from_rfc3339(event["receivedAt"].as_str().unwrap_or_default()).expect("receivedAt");
+    let timestamp = chrono::DateTime::parse_from_rfc3339(event["timestamp"].as_str().unwrap_or_default()).expect("timestamp");
+    assert_eq!(received - timestamp, chrono::Duration::seconds(30), "timestamp corrected by sentAt");
+
+    let down = client.post(format!("{}/dev/broker/down", dev.admin)).send().await.expect("admin");
+    assert_eq!(down.status(), 200);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let response = post_readme_batch(&client, &dev, "during").await;
+        if response.status() == 503 {
+            assert!(response.headers().contains_key("retry-after"));
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "still {} 15 s after broker down", response.status());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(client.get(format!("{}/readyz", dev.gateway)).send().await.expect("readyz").status(), 503);
+
+    assert_eq!(client.post(format!("{}/dev/broker/up", dev.admin)).send().await.expect("admin").status(), 200);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while client.get(format!("{}/readyz", dev.gateway)).send().await.expect("readyz").status() != 200 {
+        assert!(tokio::time::Instant::now() < deadline, "not ready 20 s after broker up");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(post_readme_batch(&client, &dev, "readme-2").await.status(), 200);
+}
