@@ -68,7 +68,13 @@ pub fn config_keys(markdown: bool) {
     if markdown {
         println!("| key | env | default | meaning |\n|---|---|---|---|");
         for k in keys {
-            println!("| `{}` | `{}` | `{}` | {} |", k.key, k.env, k.default.replace('|', "\\|"), k.doc.replace('|', "\\|"));
+            println!(
+                "| `{}` | `{}` | `{}` | {} |",
+                k.key,
+                k.env,
+                k.default.replace('|', "\\|"),
+                k.doc.replace('|', "\\|")
+            );
         }
         return;
     }

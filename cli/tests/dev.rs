@@ -41,14 +41,22 @@ fn start_dev() -> Dev {
     let mut seen = Vec::new();
     let warned = |seen: &Vec<String>| seen.iter().any(|l| l.contains("IN MEMORY ONLY"));
     while gateway.is_none() || admin.is_none() || bootstrap.is_none() || !warned(&seen) {
-        let line = banner.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|_| panic!("dev banner incomplete: {seen:#?}"));
-        let word = |prefix: &str| line.trim().strip_prefix(prefix).map(|rest| rest.split_whitespace().next().unwrap_or_default().to_owned());
+        let line =
+            banner.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|_| panic!("dev banner incomplete: {seen:#?}"));
+        let word = |prefix: &str| {
+            line.trim().strip_prefix(prefix).map(|rest| rest.split_whitespace().next().unwrap_or_default().to_owned())
+        };
         gateway = gateway.or_else(|| word("gateway"));
         admin = admin.or_else(|| word("admin"));
         bootstrap = bootstrap.or_else(|| word("kafka").map(|b| b.trim_start_matches("bootstrap.servers=").to_owned()));
         seen.push(line);
     }
-    Dev { child, gateway: gateway.unwrap_or_default(), admin: admin.unwrap_or_default(), bootstrap: bootstrap.unwrap_or_default() }
+    Dev {
+        child,
+        gateway: gateway.unwrap_or_default(),
+        admin: admin.unwrap_or_default(),
+        bootstrap: bootstrap.unwrap_or_default(),
+    }
 }
 
 async fn post_readme_batch(client: &reqwest::Client, dev: &Dev, message_id: &str) -> reqwest::Response {
@@ -71,8 +79,10 @@ async fn dev_serves_the_readme_curl_and_switches_its_broker() {
     let event: &Value = &messages[0].value;
     assert_eq!(event["messageId"], "readme-1");
     assert!(event["receivedAt"].is_string());
-    let received = chrono::DateTime::parse_from_rfc3339(event["receivedAt"].as_str().unwrap_or_default()).expect("receivedAt");
-    let timestamp = chrono::DateTime::parse_from_rfc3339(event["timestamp"].as_str().unwrap_or_default()).expect("timestamp");
+    let received =
+        chrono::DateTime::parse_from_rfc3339(event["receivedAt"].as_str().unwrap_or_default()).expect("receivedAt");
+    let timestamp =
+        chrono::DateTime::parse_from_rfc3339(event["timestamp"].as_str().unwrap_or_default()).expect("timestamp");
     assert_eq!(received - timestamp, chrono::Duration::seconds(30), "timestamp corrected by sentAt");
 
     let down = client.post(format!("{}/dev/broker/down", dev.admin)).send().await.expect("admin");

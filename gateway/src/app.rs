@@ -80,9 +80,7 @@ impl App {
             Some(reason) => {
                 let mut response =
                     json_response(StatusCode::SERVICE_UNAVAILABLE, &json!({"status": "unavailable", "reason": reason}));
-                response
-                    .headers_mut()
-                    .insert(header::RETRY_AFTER, self.state.config.http.retry_after_secs.into());
+                response.headers_mut().insert(header::RETRY_AFTER, self.state.config.http.retry_after_secs.into());
                 response
             }
         }

@@ -60,9 +60,11 @@ impl GatewayError {
             Self::NoValidEvents(items) if !items.is_empty() && items.iter().all(|i| i.kind == "event_too_large") => {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
-            Self::BadCompression { .. } | Self::BodyRead(_) | Self::InvalidJson(_) | Self::BadShape(_) | Self::NoValidEvents(_) => {
-                StatusCode::BAD_REQUEST
-            }
+            Self::BadCompression { .. }
+            | Self::BodyRead(_)
+            | Self::InvalidJson(_)
+            | Self::BadShape(_)
+            | Self::NoValidEvents(_) => StatusCode::BAD_REQUEST,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -105,8 +107,6 @@ impl GatewayError {
 pub fn json_response(status: StatusCode, body: &serde_json::Value) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
     *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
     response
 }

@@ -5,7 +5,9 @@ use std::net::SocketAddr;
 
 use bytes::Bytes;
 use chrono::Utc;
-use clickstream_schema::{format_timestamp, parse_json, parse_ndjson, DeadLetter, Envelope, HEADER_EVENT_TYPE, HEADER_SOURCE};
+use clickstream_schema::{
+    format_timestamp, parse_json, parse_ndjson, DeadLetter, Envelope, HEADER_EVENT_TYPE, HEADER_SOURCE,
+};
 use http::{header, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Body;
@@ -20,7 +22,12 @@ use crate::sink::{Record, SinkError};
 use crate::sources::{basic_auth_user, header_write_key, Source};
 
 impl App {
-    pub(crate) async fn ingest<B>(&self, kind: IngestKind, request: Request<B>, peer: SocketAddr) -> Result<Response<Full<Bytes>>, GatewayError>
+    pub(crate) async fn ingest<B>(
+        &self,
+        kind: IngestKind,
+        request: Request<B>,
+        peer: SocketAddr,
+    ) -> Result<Response<Full<Bytes>>, GatewayError>
     where
         B: Body<Data = Bytes>,
         B::Error: std::error::Error + Send + Sync + 'static,
@@ -47,7 +54,10 @@ impl App {
             let mut event = match outcome {
                 Ok(event) => event,
                 Err(rejection) => {
-                    rejected.push((RejectedItem { index, kind: rejection.error.kind(), reason: rejection.error.to_string() }, rejection.payload));
+                    rejected.push((
+                        RejectedItem { index, kind: rejection.error.kind(), reason: rejection.error.to_string() },
+                        rejection.payload,
+                    ));
                     continue;
                 }
             };
@@ -55,15 +65,22 @@ impl App {
             edge.apply(&mut event);
             let payload = event.to_json();
             if payload.len() > limits.max_event_bytes {
-                let error = clickstream_schema::EventError::TooLarge { size: payload.len(), limit: limits.max_event_bytes };
-                rejected.push((RejectedItem { index, kind: error.kind(), reason: error.to_string() }, serde_json::to_value(&event).unwrap_or_default()));
+                let error =
+                    clickstream_schema::EventError::TooLarge { size: payload.len(), limit: limits.max_event_bytes };
+                rejected.push((
+                    RejectedItem { index, kind: error.kind(), reason: error.to_string() },
+                    serde_json::to_value(&event).unwrap_or_default(),
+                ));
                 continue;
             }
             records.push(Record {
                 topic: topics.raw.clone(),
                 key: event.visitor_key().map(str::to_owned),
                 payload,
-                headers: vec![(HEADER_SOURCE, source.name.to_string()), (HEADER_EVENT_TYPE, event.kind.as_str().to_owned())],
+                headers: vec![
+                    (HEADER_SOURCE, source.name.to_string()),
+                    (HEADER_EVENT_TYPE, event.kind.as_str().to_owned()),
+                ],
             });
         }
         if records.is_empty() {
@@ -90,7 +107,11 @@ impl App {
                 headers: vec![(HEADER_SOURCE, source.name.to_string())],
             });
         }
-        state.sink.deliver(records).await.map_err(|SinkError::Unavailable(reason)| GatewayError::Unavailable(reason))?;
+        state
+            .sink
+            .deliver(records)
+            .await
+            .map_err(|SinkError::Unavailable(reason)| GatewayError::Unavailable(reason))?;
         if rejected.is_empty() {
             return Ok(crate::app::success());
         }
@@ -99,7 +120,8 @@ impl App {
     }
 
     fn body_or_header_source(&self, envelope: &Envelope, headers: &http::HeaderMap) -> Result<&Source, GatewayError> {
-        let key = envelope.write_key.clone().or_else(|| header_write_key(headers)).ok_or(GatewayError::MissingWriteKey)?;
+        let key =
+            envelope.write_key.clone().or_else(|| header_write_key(headers)).ok_or(GatewayError::MissingWriteKey)?;
         self.state.sources.lookup(&key)
     }
 }

@@ -97,10 +97,7 @@ mod tests {
         assert_eq!(post("/v1/m"), Route::SdkTelemetry);
         assert_eq!(post("/v1/nope"), Route::NotFound);
         assert_eq!(Route::resolve(&Method::GET, "/v1/batch"), Route::MethodNotAllowed);
-        assert_eq!(
-            Route::resolve(&Method::GET, "/v1/projects/wk_1/settings"),
-            Route::Settings("wk_1".into())
-        );
+        assert_eq!(Route::resolve(&Method::GET, "/v1/projects/wk_1/settings"), Route::Settings("wk_1".into()));
         assert_eq!(Route::resolve(&Method::OPTIONS, "/v1/t"), Route::Preflight);
     }
 }

@@ -108,9 +108,8 @@ pub async fn start(config: GatewayConfig) -> anyhow::Result<GatewayHandle> {
     })
     .await??;
     let sink = Arc::new(KafkaSink::new(&config).context("creating the Kafka producer")?);
-    let listener = TcpListener::bind(&config.http.listen)
-        .await
-        .with_context(|| format!("binding {}", config.http.listen))?;
+    let listener =
+        TcpListener::bind(&config.http.listen).await.with_context(|| format!("binding {}", config.http.listen))?;
     let addr = listener.local_addr()?;
     let grace = Duration::from_secs(config.http.shutdown_grace_secs);
     let flush_timeout = Duration::from_millis(u64::from(config.producer.message_timeout_ms));
@@ -121,7 +120,15 @@ pub async fn start(config: GatewayConfig) -> anyhow::Result<GatewayHandle> {
             let handler = handler.clone();
             async move { handler.handle(request, peer).await }
         };
-        serve(listener, serve_handler, async { let _ = stopped.await; }, grace).await;
+        serve(
+            listener,
+            serve_handler,
+            async {
+                let _ = stopped.await;
+            },
+            grace,
+        )
+        .await;
         let sink = sink.clone();
         let _ = tokio::task::spawn_blocking(move || sink.flush(flush_timeout)).await;
     });

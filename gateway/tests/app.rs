@@ -15,8 +15,16 @@ const KEY: &str = "wk_app";
 
 fn setup(tweak: impl FnOnce(&mut GatewayConfig)) -> (App, Arc<MemorySink>) {
     let mut config = GatewayConfig::default();
-    config.sources.push(SourceConfig { name: "site".into(), write_key: KEY.into(), allowed_origins: vec!["https://shop.example".into()] });
-    config.sources.push(SourceConfig { name: "other".into(), write_key: "wk_other".into(), allowed_origins: vec!["*".into()] });
+    config.sources.push(SourceConfig {
+        name: "site".into(),
+        write_key: KEY.into(),
+        allowed_origins: vec!["https://shop.example".into()],
+    });
+    config.sources.push(SourceConfig {
+        name: "other".into(),
+        write_key: "wk_other".into(),
+        allowed_origins: vec!["*".into()],
+    });
     tweak(&mut config);
     let sink = Arc::new(MemorySink::default());
     (app(AppState::new(config, sink.clone())), sink)
@@ -69,17 +77,25 @@ async fn preflight_allows_what_analytics_js_asks_for() {
 #[tokio::test]
 async fn settings_point_analytics_js_at_this_gateway() {
     let (app, _) = setup(|_| {});
-    let request = Request::get(format!("/v1/projects/{KEY}/settings")).header("host", "t.local:8080").body(Full::default()).expect("req");
+    let request = Request::get(format!("/v1/projects/{KEY}/settings"))
+        .header("host", "t.local:8080")
+        .body(Full::default())
+        .expect("req");
     let (response, body) = call(&app, request).await;
     assert_eq!(response.status(), 200);
-    assert_eq!(body["integrations"]["Segment.io"], json!({"apiKey": KEY, "apiHost": "t.local:8080/v1", "protocol": "http"}));
+    assert_eq!(
+        body["integrations"]["Segment.io"],
+        json!({"apiKey": KEY, "apiHost": "t.local:8080/v1", "protocol": "http"})
+    );
 
     let (app, _) = setup(|c| c.http.public_url = "https://collect.example.com/".into());
-    let (_, body) = call(&app, Request::get(format!("/v1/projects/{KEY}/settings")).body(Full::default()).expect("req")).await;
+    let (_, body) =
+        call(&app, Request::get(format!("/v1/projects/{KEY}/settings")).body(Full::default()).expect("req")).await;
     assert_eq!(body["integrations"]["Segment.io"]["apiHost"], "collect.example.com/v1");
     assert_eq!(body["integrations"]["Segment.io"]["protocol"], "https");
 
-    let (response, body) = call(&app, Request::get("/v1/projects/unknown/settings").body(Full::default()).expect("req")).await;
+    let (response, body) =
+        call(&app, Request::get("/v1/projects/unknown/settings").body(Full::default()).expect("req")).await;
     assert_eq!((response.status().as_u16(), body["error"].as_str()), (401, Some("unknown_write_key")));
 }
 

@@ -33,37 +33,35 @@ impl EmbeddedBroker {
     pub fn start(brokers: i32) -> anyhow::Result<Self> {
         let (commands, inbox) = mpsc::channel::<Command>();
         let (ready, started) = mpsc::channel::<anyhow::Result<String>>();
-        let thread = std::thread::Builder::new()
-            .name("embedded-broker".into())
-            .spawn(move || {
-                let cluster = match MockCluster::new(brokers) {
-                    Ok(cluster) => cluster,
-                    Err(e) => {
-                        let _ = ready.send(Err(anyhow::anyhow!("cannot start the mock cluster: {e}")));
-                        return;
-                    }
-                };
-                let _ = ready.send(Ok(cluster.bootstrap_servers()));
-                for command in inbox {
-                    match command {
-                        Command::CreateTopic { name, partitions, done } => {
-                            let result = cluster.create_topic(&name, partitions, 1);
-                            let _ = done.send(result.with_context(|| format!("creating topic {name}")));
-                        }
-                        Command::SetUp { up, done } => {
-                            let result = (1..=brokers).try_for_each(|id| {
-                                if up {
-                                    cluster.broker_up(id)
-                                } else {
-                                    cluster.broker_down(id)
-                                }
-                            });
-                            let _ = done.send(result.context("switching mock brokers"));
-                        }
-                        Command::Stop => break,
-                    }
+        let thread = std::thread::Builder::new().name("embedded-broker".into()).spawn(move || {
+            let cluster = match MockCluster::new(brokers) {
+                Ok(cluster) => cluster,
+                Err(e) => {
+                    let _ = ready.send(Err(anyhow::anyhow!("cannot start the mock cluster: {e}")));
+                    return;
                 }
-            })?;
+            };
+            let _ = ready.send(Ok(cluster.bootstrap_servers()));
+            for command in inbox {
+                match command {
+                    Command::CreateTopic { name, partitions, done } => {
+                        let result = cluster.create_topic(&name, partitions, 1);
+                        let _ = done.send(result.with_context(|| format!("creating topic {name}")));
+                    }
+                    Command::SetUp { up, done } => {
+                        let result = (1..=brokers).try_for_each(|id| {
+                            if up {
+                                cluster.broker_up(id)
+                            } else {
+                                cluster.broker_down(id)
+                            }
+                        });
+                        let _ = done.send(result.context("switching mock brokers"));
+                    }
+                    Command::Stop => break,
+                }
+            }
+        })?;
         let bootstrap_servers = started.recv().context("the mock cluster thread died")??;
         Ok(Self { bootstrap_servers, commands: Mutex::new(commands), thread: Some(thread) })
     }

@@ -86,9 +86,9 @@ fn set_path(tree: &mut Table, path: &[String], raw: &str) {
     }
     let value = match table.get(last) {
         Some(Value::String(_)) => Value::String(raw.to_owned()),
-        Some(Value::Array(_)) if !raw.trim_start().starts_with('[') => {
-            Value::Array(raw.split(',').map(|s| Value::String(s.trim().to_owned())).filter(|v| v.as_str() != Some("")).collect())
-        }
+        Some(Value::Array(_)) if !raw.trim_start().starts_with('[') => Value::Array(
+            raw.split(',').map(|s| Value::String(s.trim().to_owned())).filter(|v| v.as_str() != Some("")).collect(),
+        ),
         _ => parse_literal(raw),
     };
     table.insert(last.clone(), value);
@@ -123,7 +123,13 @@ pub fn keys<T: Serialize + Default + schemars::JsonSchema>() -> Vec<ConfigKey> {
     out
 }
 
-fn walk(root: &serde_json::Value, node: &serde_json::Value, defaults: &Table, path: &mut Vec<String>, out: &mut Vec<ConfigKey>) {
+fn walk(
+    root: &serde_json::Value,
+    node: &serde_json::Value,
+    defaults: &Table,
+    path: &mut Vec<String>,
+    out: &mut Vec<ConfigKey>,
+) {
     let Some(properties) = resolve(root, node).get("properties").and_then(|p| p.as_object()) else { return };
     for (name, property) in properties {
         path.push(name.clone());
@@ -132,9 +138,7 @@ fn walk(root: &serde_json::Value, node: &serde_json::Value, defaults: &Table, pa
         let property = resolve(root, property);
         let default = defaults.get(name);
         match default {
-            Some(Value::Table(inner)) if property.get("properties").is_some() => {
-                walk(root, property, inner, path, out)
-            }
+            Some(Value::Table(inner)) if property.get("properties").is_some() => walk(root, property, inner, path, out),
             _ => out.push(ConfigKey {
                 key: path.join("."),
                 env: if path.len() >= 2 {

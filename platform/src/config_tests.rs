@@ -38,19 +38,17 @@ fn later_layers_win() {
     let dir = tempdir();
     let file = dir.join("c.toml");
     std::fs::write(&file, "[http]\nport = 9000\nkey = \"from-file\"\n").expect("write");
-    let loaded: Sample = load(
-        Some(&file),
-        env(&[("CLICKSTREAM_HTTP__PORT", "9100"), ("OTHER", "x")]),
-        &["http.key=123".to_owned()],
-    )
-    .expect("loads");
+    let loaded: Sample =
+        load(Some(&file), env(&[("CLICKSTREAM_HTTP__PORT", "9100"), ("OTHER", "x")]), &["http.key=123".to_owned()])
+            .expect("loads");
     assert_eq!(loaded.http.port, 9100);
     assert_eq!(loaded.http.key, "123", "numeric-looking text stays a string");
 }
 
 #[test]
 fn lists_parse_from_commas() {
-    let loaded: Sample = load(None, env(&[("CLICKSTREAM_HTTP__ORIGINS", "https://a.example, https://b.example")]), &[]).expect("loads");
+    let loaded: Sample =
+        load(None, env(&[("CLICKSTREAM_HTTP__ORIGINS", "https://a.example, https://b.example")]), &[]).expect("loads");
     assert_eq!(loaded.http.origins, vec!["https://a.example", "https://b.example"]);
 }
 

@@ -85,9 +85,8 @@ pub fn topic_partitions<C: ClientContext>(
 /// Fails with a message naming every missing topic and how to create them. Blocking.
 pub fn require_topics(config: &KafkaConfig, names: &[&str], timeout: Duration) -> anyhow::Result<()> {
     let client = config.metadata_client()?;
-    let found = topic_partitions(&client, names, timeout).map_err(|e| {
-        anyhow::anyhow!("cannot reach Kafka at {} to check topics: {e}", config.bootstrap_servers)
-    })?;
+    let found = topic_partitions(&client, names, timeout)
+        .map_err(|e| anyhow::anyhow!("cannot reach Kafka at {} to check topics: {e}", config.bootstrap_servers))?;
     let mut missing: Vec<&str> = names.iter().copied().filter(|n| found.get(*n).is_some_and(Option::is_none)).collect();
     missing.sort_unstable();
     if missing.is_empty() {
@@ -120,11 +119,18 @@ pub enum TopicOutcome {
     Created,
     Exists,
     /// The topic exists with fewer partitions than configured; nothing is changed.
-    FewerPartitions { actual: usize, wanted: i32 },
+    FewerPartitions {
+        actual: usize,
+        wanted: i32,
+    },
 }
 
 /// Creates the topics that are missing; reports drift on the others without touching them.
-pub async fn apply_topics(config: &KafkaConfig, specs: &[TopicSpec], timeout: Duration) -> anyhow::Result<Vec<(String, TopicOutcome)>> {
+pub async fn apply_topics(
+    config: &KafkaConfig,
+    specs: &[TopicSpec],
+    timeout: Duration,
+) -> anyhow::Result<Vec<(String, TopicOutcome)>> {
     let admin: AdminClient<DefaultClientContext> = AdminClient::from_config(&config.client_config(&[]))?;
     let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
     let existing = topic_partitions(admin.inner(), &names, timeout)?;
@@ -132,10 +138,9 @@ pub async fn apply_topics(config: &KafkaConfig, specs: &[TopicSpec], timeout: Du
     let mut to_create = Vec::new();
     for spec in specs {
         match existing.get(&spec.name).copied().flatten() {
-            Some(actual) if (actual as i32) < spec.partitions => outcomes.push((
-                spec.name.clone(),
-                TopicOutcome::FewerPartitions { actual, wanted: spec.partitions },
-            )),
+            Some(actual) if (actual as i32) < spec.partitions => {
+                outcomes.push((spec.name.clone(), TopicOutcome::FewerPartitions { actual, wanted: spec.partitions }))
+            }
             Some(_) => outcomes.push((spec.name.clone(), TopicOutcome::Exists)),
             None => to_create.push(spec),
         }

@@ -23,9 +23,7 @@ impl LogThrottle {
 
     /// True at most once per wall-clock second.
     pub fn allow(&self) -> bool {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
         self.last_second.swap(now, std::sync::atomic::Ordering::Relaxed) != now
     }
 }

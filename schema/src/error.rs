@@ -8,11 +8,7 @@ pub enum EventError {
     #[error("missing required field `{0}`")]
     MissingField(&'static str),
     #[error("field `{field}` must be {expected}, got {got}")]
-    WrongType {
-        field: &'static str,
-        expected: &'static str,
-        got: &'static str,
-    },
+    WrongType { field: &'static str, expected: &'static str, got: &'static str },
     #[error("unknown event type `{0}`; expected one of track, page, screen, identify, group, alias")]
     UnknownType(String),
     #[error("event type `{found}` does not match endpoint for `{expected}`")]

@@ -20,14 +20,7 @@ pub enum EventType {
 }
 
 impl EventType {
-    pub const ALL: [EventType; 6] = [
-        Self::Track,
-        Self::Page,
-        Self::Screen,
-        Self::Identify,
-        Self::Group,
-        Self::Alias,
-    ];
+    pub const ALL: [EventType; 6] = [Self::Track, Self::Page, Self::Screen, Self::Identify, Self::Group, Self::Alias];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -46,9 +39,7 @@ impl EventType {
 
     /// The one-letter path analytics.js uses (`/v1/t` for track, and so on).
     pub fn from_short_path(letter: &str) -> Option<Self> {
-        Self::ALL
-            .into_iter()
-            .find(|t| letter.len() == 1 && t.as_str().starts_with(letter))
+        Self::ALL.into_iter().find(|t| letter.len() == 1 && t.as_str().starts_with(letter))
     }
 }
 
@@ -130,8 +121,8 @@ impl Event {
     /// Reads an event back from its wire form (for consumers of the raw topics).
     pub fn from_slice(bytes: &[u8]) -> Result<Self, EventError> {
         let mut owned = bytes.to_vec();
-        let value: Value = simd_json::serde::from_slice(&mut owned)
-            .map_err(|e| EventError::InvalidJson(e.to_string()))?;
+        let value: Value =
+            simd_json::serde::from_slice(&mut owned).map_err(|e| EventError::InvalidJson(e.to_string()))?;
         Self::from_value(value, None).map_err(|(error, _)| error)
     }
 
@@ -198,12 +189,8 @@ impl Event {
         if self.message_id.is_none() {
             self.message_id = Some(uuid::Uuid::now_v7().to_string());
         }
-        let times = EdgeTimes::settle(
-            received_at,
-            self.timestamp,
-            self.original_timestamp,
-            self.sent_at.or(batch_sent_at),
-        );
+        let times =
+            EdgeTimes::settle(received_at, self.timestamp, self.original_timestamp, self.sent_at.or(batch_sent_at));
         self.received_at = Some(times.received_at);
         self.original_timestamp = times.original_timestamp;
         self.sent_at = times.sent_at;
@@ -259,9 +246,9 @@ fn check(map: &Map<String, Value>, endpoint_type: Option<EventType>) -> Result<(
     for (slot, field) in times.iter_mut().zip(TIME_FIELDS) {
         *slot = match map.get(field) {
             None | Some(Value::Null) => None,
-            Some(Value::String(text)) => Some(
-                parse_timestamp(text).ok_or_else(|| EventError::BadTimestamp { field, value: text.clone() })?,
-            ),
+            Some(Value::String(text)) => {
+                Some(parse_timestamp(text).ok_or_else(|| EventError::BadTimestamp { field, value: text.clone() })?)
+            }
             Some(other) => return Err(wrong_type(field, "a string", other)),
         };
     }

@@ -58,7 +58,8 @@ fn rejected_values_come_back_untouched() {
 fn endpoint_type_fills_and_checks_type() {
     let event = Event::from_value(json!({"userId": "u", "event": "e"}), Some(EventType::Track)).expect("valid");
     assert_eq!(event.kind, EventType::Track);
-    let (err, _) = Event::from_value(json!({"type": "page", "userId": "u"}), Some(EventType::Track)).expect_err("mismatch");
+    let (err, _) =
+        Event::from_value(json!({"type": "page", "userId": "u"}), Some(EventType::Track)).expect_err("mismatch");
     assert_eq!(err.kind(), "type_mismatch");
 }
 

@@ -19,9 +19,6 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Self {
-            max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
-            max_batch_bytes: DEFAULT_MAX_BATCH_BYTES,
-        }
+        Self { max_event_bytes: DEFAULT_MAX_EVENT_BYTES, max_batch_bytes: DEFAULT_MAX_BATCH_BYTES }
     }
 }

@@ -11,10 +11,7 @@ pub fn parse_timestamp(text: &str) -> Option<DateTime<Utc>> {
     if let Ok(t) = NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f") {
         return Some(t.and_utc());
     }
-    NaiveDate::parse_from_str(text, "%Y-%m-%d")
-        .ok()
-        .and_then(|d| d.and_hms_opt(0, 0, 0))
-        .map(|t| t.and_utc())
+    NaiveDate::parse_from_str(text, "%Y-%m-%d").ok().and_then(|d| d.and_hms_opt(0, 0, 0)).map(|t| t.and_utc())
 }
 
 /// Formats a timestamp the way every clickstream topic carries it: UTC, milliseconds, `Z`.
@@ -50,12 +47,7 @@ impl EdgeTimes {
             (Some(sent), Some(original)) => received_at - (sent - original),
             _ => client_timestamp.unwrap_or(received_at),
         };
-        Self {
-            received_at,
-            original_timestamp,
-            sent_at,
-            timestamp,
-        }
+        Self { received_at, original_timestamp, sent_at, timestamp }
     }
 }
 

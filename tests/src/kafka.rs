@@ -71,7 +71,9 @@ fn to_read_back(message: &rdkafka::message::BorrowedMessage<'_>) -> ReadBack {
         .headers()
         .map(|h| {
             h.iter()
-                .map(|header| (header.key.to_owned(), String::from_utf8_lossy(header.value.unwrap_or_default()).into_owned()))
+                .map(|header| {
+                    (header.key.to_owned(), String::from_utf8_lossy(header.value.unwrap_or_default()).into_owned())
+                })
                 .collect()
         })
         .unwrap_or_default();

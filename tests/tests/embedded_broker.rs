@@ -13,14 +13,17 @@ async fn broker_down_switch_gives_503_then_recovers() {
     let (raw, dlq) = (unique("events.raw"), unique("events.dlq"));
     broker.create_topic(&raw, 2).expect("topic");
     broker.create_topic(&dlq, 1).expect("topic");
-    let gateway = clickstream_gateway::start(gateway_config(broker.bootstrap_servers(), &raw, &dlq)).await.expect("gateway");
+    let gateway =
+        clickstream_gateway::start(gateway_config(broker.bootstrap_servers(), &raw, &dlq)).await.expect("gateway");
     let url = format!("http://{}", gateway.addr);
     let client = reqwest::Client::new();
     let post = |id: &str| {
         client
             .post(format!("{url}/v1/batch"))
             .basic_auth(WRITE_KEY, Some(""))
-            .json(&json!({"batch": [{"type": "track", "event": "Product Viewed", "anonymousId": "a1", "messageId": id}]}))
+            .json(
+                &json!({"batch": [{"type": "track", "event": "Product Viewed", "anonymousId": "a1", "messageId": id}]}),
+            )
             .send()
     };
     assert_eq!(post("before").await.expect("req").status(), 200);

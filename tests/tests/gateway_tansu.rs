@@ -22,7 +22,8 @@ async fn setup() -> Setup {
     let tansu = Tansu::start();
     let (raw, dlq) = (unique("events.raw"), unique("events.dlq"));
     create_topics(&tansu.bootstrap(), &[(&raw, 3), (&dlq, 1)]).await;
-    let gateway = clickstream_gateway::start(gateway_config(&tansu.bootstrap(), &raw, &dlq)).await.expect("gateway starts");
+    let gateway =
+        clickstream_gateway::start(gateway_config(&tansu.bootstrap(), &raw, &dlq)).await.expect("gateway starts");
     let url = format!("http://{}", gateway.addr);
     Setup { tansu, raw, dlq, gateway, url }
 }
@@ -82,8 +83,10 @@ async fn batch_lands_in_kafka_with_edge_fields() {
     assert_eq!(id.get_version_num(), 7);
     assert_eq!(event["originalTimestamp"], "2030-01-01T12:59:50.000Z");
     assert_eq!(event["sentAt"], "2030-01-01T13:00:00.000Z");
-    let received = chrono::DateTime::parse_from_rfc3339(event["receivedAt"].as_str().expect("receivedAt")).expect("time");
-    let timestamp = chrono::DateTime::parse_from_rfc3339(event["timestamp"].as_str().expect("timestamp")).expect("time");
+    let received =
+        chrono::DateTime::parse_from_rfc3339(event["receivedAt"].as_str().expect("receivedAt")).expect("time");
+    let timestamp =
+        chrono::DateTime::parse_from_rfc3339(event["timestamp"].as_str().expect("timestamp")).expect("time");
     assert_eq!(received - timestamp, chrono::Duration::seconds(10), "skew-corrected timestamp");
     assert!((chrono::Utc::now() - received.to_utc()).num_seconds().abs() < 60, "receivedAt is server time");
     assert_eq!(event["context"]["ip"], "127.0.0.1");
@@ -94,41 +97,78 @@ async fn batch_lands_in_kafka_with_edge_fields() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_endpoint_shape_reaches_kafka() {
     let s = setup().await;
-    let event = |kind: &str, id: &str| json!({"type": kind, "event": "E", "name": "N", "anonymousId": "v", "messageId": id});
+    let event =
+        |kind: &str, id: &str| json!({"type": kind, "event": "E", "name": "N", "anonymousId": "v", "messageId": id});
     // Single event as analytics.js sends it: text/plain, write key in the body, short path.
     let mut beacon = event("track", "m-short");
     beacon["writeKey"] = json!(WRITE_KEY);
-    let r = client().post(format!("{}/v1/t", s.url)).header("content-type", "text/plain").body(beacon.to_string()).send().await.expect("req");
+    let r = client()
+        .post(format!("{}/v1/t", s.url))
+        .header("content-type", "text/plain")
+        .body(beacon.to_string())
+        .send()
+        .await
+        .expect("req");
     assert_eq!(r.status(), 200);
     // Long path, key in X-Write-Key, no type in the body.
-    let r = client().post(format!("{}/v1/identify", s.url)).header("x-write-key", WRITE_KEY)
-        .json(&json!({"userId": "u", "messageId": "m-identify", "traits": {"plan": "pro"}})).send().await.expect("req");
+    let r = client()
+        .post(format!("{}/v1/identify", s.url))
+        .header("x-write-key", WRITE_KEY)
+        .json(&json!({"userId": "u", "messageId": "m-identify", "traits": {"plan": "pro"}}))
+        .send()
+        .await
+        .expect("req");
     assert_eq!(r.status(), 200);
     // Gzipped batch on /v1/import.
     let batch = json!({"batch": [event("page", "m-import")]}).to_string();
-    let r = client().post(format!("{}/v1/import", s.url)).basic_auth(WRITE_KEY, Some(""))
-        .header("content-encoding", "gzip").body(gzip(batch.as_bytes())).send().await.expect("req");
+    let r = client()
+        .post(format!("{}/v1/import", s.url))
+        .basic_auth(WRITE_KEY, Some(""))
+        .header("content-encoding", "gzip")
+        .body(gzip(batch.as_bytes()))
+        .send()
+        .await
+        .expect("req");
     assert_eq!(r.status(), 200);
     // NDJSON and a JSON array on /v1/events.
     let ndjson = format!("{}\n{}\n", event("screen", "m-nd1"), event("screen", "m-nd2"));
-    let r = client().post(format!("{}/v1/events", s.url)).basic_auth(WRITE_KEY, Some("")).body(ndjson).send().await.expect("req");
+    let r = client()
+        .post(format!("{}/v1/events", s.url))
+        .basic_auth(WRITE_KEY, Some(""))
+        .body(ndjson)
+        .send()
+        .await
+        .expect("req");
     assert_eq!(r.status(), 200);
     let (status, _) = post_json(&format!("{}/v1/events", s.url), &json!([event("track", "m-arr")])).await;
     assert_eq!(status, 200);
     // /v1/b, analytics.js batching mode.
-    let (status, _) = post_json(&format!("{}/v1/b", s.url), &json!({"batch": [event("alias", "m-b")], "writeKey": WRITE_KEY})).await;
+    let (status, _) =
+        post_json(&format!("{}/v1/b", s.url), &json!({"batch": [event("alias", "m-b")], "writeKey": WRITE_KEY})).await;
     assert_eq!(status, 400, "alias without previousId is rejected");
 
     let messages = read_exactly(&s.tansu.bootstrap(), &s.raw, 6, READ_TIMEOUT).await;
     let mut seen: Vec<(String, String)> = messages
         .iter()
-        .map(|m| (m.value["messageId"].as_str().unwrap_or("?").to_owned(), m.value["type"].as_str().unwrap_or("?").to_owned()))
+        .map(|m| {
+            (
+                m.value["messageId"].as_str().unwrap_or("?").to_owned(),
+                m.value["type"].as_str().unwrap_or("?").to_owned(),
+            )
+        })
         .collect();
     seen.sort();
-    let mut expected: Vec<(String, String)> = [("m-short", "track"), ("m-identify", "identify"), ("m-import", "page"), ("m-nd1", "screen"), ("m-nd2", "screen"), ("m-arr", "track")]
-        .iter()
-        .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
-        .collect();
+    let mut expected: Vec<(String, String)> = [
+        ("m-short", "track"),
+        ("m-identify", "identify"),
+        ("m-import", "page"),
+        ("m-nd1", "screen"),
+        ("m-nd2", "screen"),
+        ("m-arr", "track"),
+    ]
+    .iter()
+    .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+    .collect();
     expected.sort();
     assert_eq!(seen, expected);
     let identify = messages.iter().find(|m| m.value["type"] == "identify").expect("identify");
@@ -185,16 +225,42 @@ async fn bad_input_gets_a_clear_4xx_and_the_server_keeps_serving() {
         }
     };
     let event = json!({"type": "track", "event": "E", "anonymousId": "a"});
-    let cases: Vec<(&str, Vec<u8>, Vec<(&str, &str)>, u16, &str)> = vec![
+    /// Name, body, extra headers, expected status, expected error kind.
+    type Case<'a> = (&'a str, Vec<u8>, Vec<(&'a str, &'a str)>, u16, &'a str);
+    let cases: Vec<Case> = vec![
         ("invalid JSON", b"{\"batch\": [".to_vec(), vec![], 400, "invalid_json"),
         ("batch not an array", br#"{"batch": {"type": "track"}}"#.to_vec(), vec![], 400, "bad_shape"),
-        ("wrong types", json!({"batch": [{"type": "track", "event": 1, "anonymousId": "a"}]}).to_string().into_bytes(), vec![], 400, "no_valid_events"),
-        ("missing identity", json!({"batch": [{"type": "track", "event": "E"}]}).to_string().into_bytes(), vec![], 400, "no_valid_events"),
+        (
+            "wrong types",
+            json!({"batch": [{"type": "track", "event": 1, "anonymousId": "a"}]}).to_string().into_bytes(),
+            vec![],
+            400,
+            "no_valid_events",
+        ),
+        (
+            "missing identity",
+            json!({"batch": [{"type": "track", "event": "E"}]}).to_string().into_bytes(),
+            vec![],
+            400,
+            "no_valid_events",
+        ),
         ("body over the limit", vec![b' '; 600 * 1024], vec![], 413, "body_too_large"),
-        ("corrupt gzip", b"\x1f\x8b\x08\x00garbage".to_vec(), vec![("content-encoding", "gzip")], 400, "bad_compression"),
+        (
+            "corrupt gzip",
+            b"\x1f\x8b\x08\x00garbage".to_vec(),
+            vec![("content-encoding", "gzip")],
+            400,
+            "bad_compression",
+        ),
         ("gzip bomb", gzip(&vec![b' '; 5 * 1024 * 1024]), vec![("content-encoding", "gzip")], 413, "body_too_large"),
         ("unknown encoding", b"{}".to_vec(), vec![("content-encoding", "br")], 415, "unsupported_encoding"),
-        ("disallowed origin", json!({"batch": [event]}).to_string().into_bytes(), vec![("origin", "https://evil.example")], 403, "origin_not_allowed"),
+        (
+            "disallowed origin",
+            json!({"batch": [event]}).to_string().into_bytes(),
+            vec![("origin", "https://evil.example")],
+            403,
+            "origin_not_allowed",
+        ),
     ];
     for (name, body, headers, status, kind) in cases {
         let (got, response) = send(body, &headers).await;
@@ -204,7 +270,13 @@ async fn bad_input_gets_a_clear_4xx_and_the_server_keeps_serving() {
     let big_event = json!({"batch": [{"type": "track", "event": "E", "anonymousId": "a", "properties": {"blob": "x".repeat(40_000)}}]});
     let (status, response) = post_json(&batch_url, &big_event).await;
     assert_eq!((status, response["rejected"][0]["kind"].as_str()), (413, Some("event_too_large")), "{response}");
-    let unknown = client().post(&batch_url).basic_auth("nope", Some("")).json(&json!({"batch": [event]})).send().await.expect("req");
+    let unknown = client()
+        .post(&batch_url)
+        .basic_auth("nope", Some(""))
+        .json(&json!({"batch": [event]}))
+        .send()
+        .await
+        .expect("req");
     assert_eq!(unknown.status(), 401);
     assert_eq!(unknown.json::<Value>().await.expect("json")["error"], "unknown_write_key");
     let keyless = client().post(&batch_url).json(&json!({"batch": [event]})).send().await.expect("req");
@@ -212,8 +284,14 @@ async fn bad_input_gets_a_clear_4xx_and_the_server_keeps_serving() {
 
     // After all that, a valid event from an allowed origin still goes through, and it is the
     // only thing in the topic.
-    let ok = client().post(&batch_url).basic_auth(WRITE_KEY, Some("")).header("origin", ALLOWED_ORIGIN)
-        .json(&json!({"batch": [{"type": "track", "event": "Survivor", "anonymousId": "a"}]})).send().await.expect("req");
+    let ok = client()
+        .post(&batch_url)
+        .basic_auth(WRITE_KEY, Some(""))
+        .header("origin", ALLOWED_ORIGIN)
+        .json(&json!({"batch": [{"type": "track", "event": "Survivor", "anonymousId": "a"}]}))
+        .send()
+        .await
+        .expect("req");
     assert_eq!(ok.status(), 200);
     assert_eq!(ok.headers().get("access-control-allow-origin").and_then(|v| v.to_str().ok()), Some(ALLOWED_ORIGIN));
     let messages = read_exactly(&s.tansu.bootstrap(), &s.raw, 1, READ_TIMEOUT).await;
@@ -229,7 +307,13 @@ async fn stopped_broker_gives_503_with_retry_after() {
     assert_eq!(status, 200, "works while the broker runs");
     s.tansu.stop();
 
-    let response = client().post(format!("{}/v1/batch", s.url)).basic_auth(WRITE_KEY, Some("")).json(&body).send().await.expect("req");
+    let response = client()
+        .post(format!("{}/v1/batch", s.url))
+        .basic_auth(WRITE_KEY, Some(""))
+        .json(&body)
+        .send()
+        .await
+        .expect("req");
     assert_eq!(response.status(), 503);
     assert!(response.headers().get("retry-after").is_some(), "503 carries Retry-After");
     assert_eq!(response.json::<Value>().await.expect("json")["error"], "kafka_unavailable");
@@ -254,7 +338,8 @@ async fn gateway_refuses_to_start_without_its_topics() {
     let raw = unique("events.raw");
     let dlq = unique("events.dlq");
     create_topics(&tansu.bootstrap(), &[(&dlq, 1)]).await;
-    let error = clickstream_gateway::start(gateway_config(&tansu.bootstrap(), &raw, &dlq)).await.expect_err("must refuse");
+    let error =
+        clickstream_gateway::start(gateway_config(&tansu.bootstrap(), &raw, &dlq)).await.expect_err("must refuse");
     let message = format!("{error:#}");
     assert!(message.contains(&raw) && message.contains("topics apply"), "{message}");
     assert!(!message.contains(&dlq), "only the missing topic is named: {message}");

@@ -40,7 +40,9 @@ async fn analytics_node_events_arrive_unchanged() {
     );
 
     let messages = read_exactly(&tansu.bootstrap(), &raw, 4, Duration::from_secs(30)).await;
-    let by_type = |kind: &str| messages.iter().find(|m| m.value["type"] == kind).unwrap_or_else(|| panic!("no {kind} in {messages:#?}"));
+    let by_type = |kind: &str| {
+        messages.iter().find(|m| m.value["type"] == kind).unwrap_or_else(|| panic!("no {kind} in {messages:#?}"))
+    };
     let identify = by_type("identify");
     assert_eq!(identify.value["userId"], format!("user-{run_id}"));
     assert_eq!(identify.value["traits"]["email"], "sdk@example.com");
@@ -51,7 +53,10 @@ async fn analytics_node_events_arrive_unchanged() {
     assert_eq!(track.value["properties"]["product_id"], "p1");
     assert_eq!(track.value["properties"]["price"], 12.5);
     assert_eq!(track.value["context"]["library"]["name"], "@segment/analytics-node");
-    assert!(track.value["messageId"].as_str().is_some_and(|id| id.starts_with("node-next-")), "the SDK's messageId is kept");
+    assert!(
+        track.value["messageId"].as_str().is_some_and(|id| id.starts_with("node-next-")),
+        "the SDK's messageId is kept"
+    );
     assert!(track.value.get("writeKey").is_none(), "the body's writeKey is stripped");
     assert!(track.value["_metadata"].is_object(), "SDK metadata is preserved");
     assert!(track.value["sentAt"].is_string() && track.value["receivedAt"].is_string());

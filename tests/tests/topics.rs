@@ -13,7 +13,12 @@ async fn apply_creates_missing_topics_once_and_reports_partition_drift() {
     let config = KafkaConfig { bootstrap_servers: tansu.bootstrap(), ..KafkaConfig::default() };
     let (fresh, narrow) = (unique("fresh"), unique("narrow"));
     create_topics(&tansu.bootstrap(), &[(&narrow, 1)]).await;
-    let spec = |name: &str, partitions| TopicSpec { name: name.into(), partitions, replication: 1, cleanup_policy: "delete".into() };
+    let spec = |name: &str, partitions| TopicSpec {
+        name: name.into(),
+        partitions,
+        replication: 1,
+        cleanup_policy: "delete".into(),
+    };
     let specs = [spec(&fresh, 3), spec(&narrow, 4)];
     let timeout = Duration::from_secs(10);
 
@@ -30,7 +35,10 @@ async fn apply_creates_missing_topics_once_and_reports_partition_drift() {
     assert_eq!(second, vec![(fresh.clone(), TopicOutcome::Exists)]);
 
     let client = config.metadata_client().expect("client");
-    let found = tokio::task::spawn_blocking(move || topic_partitions(&client, &[&fresh, &narrow], timeout)).await.expect("join").expect("metadata");
+    let found = tokio::task::spawn_blocking(move || topic_partitions(&client, &[&fresh, &narrow], timeout))
+        .await
+        .expect("join")
+        .expect("metadata");
     let counts: Vec<Option<usize>> = {
         let mut v: Vec<_> = found.into_iter().collect();
         v.sort();

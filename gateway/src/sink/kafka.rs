@@ -81,7 +81,12 @@ impl Drop for KafkaSink {
 }
 
 /// Marks Kafka reachable while it answers metadata requests for the raw topic.
-async fn probe(producer: FutureProducer<ReachabilityContext>, reachable: Arc<AtomicBool>, topic: String, every: Duration) {
+async fn probe(
+    producer: FutureProducer<ReachabilityContext>,
+    reachable: Arc<AtomicBool>,
+    topic: String,
+    every: Duration,
+) {
     let timeout = every.max(Duration::from_secs(2));
     loop {
         let client = producer.clone();
@@ -106,16 +111,21 @@ impl EventSink for KafkaSink {
             }
             let mut pending = Vec::with_capacity(records.len());
             for record in &records {
-                let headers = record.headers.iter().fold(OwnedHeaders::new_with_capacity(record.headers.len()), |h, (key, value)| {
-                    h.insert(Header { key, value: Some(value.as_bytes()) })
-                });
+                let headers = record
+                    .headers
+                    .iter()
+                    .fold(OwnedHeaders::new_with_capacity(record.headers.len()), |h, (key, value)| {
+                        h.insert(Header { key, value: Some(value.as_bytes()) })
+                    });
                 let mut message = FutureRecord::to(&record.topic).payload(&record.payload).headers(headers);
                 if let Some(key) = &record.key {
                     message = message.key(key.as_bytes());
                 }
                 match self.producer.send_result(message) {
                     Ok(delivery) => pending.push(delivery),
-                    Err((error, _)) => return Err(SinkError::Unavailable(format!("producer refused the event: {error}"))),
+                    Err((error, _)) => {
+                        return Err(SinkError::Unavailable(format!("producer refused the event: {error}")))
+                    }
                 }
             }
             for outcome in join_all(pending).await {
