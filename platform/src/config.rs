@@ -47,7 +47,9 @@ where
     }
     for item in overrides {
         let (key, raw) = item.split_once('=').ok_or_else(|| ConfigError::BadOverride(item.clone()))?;
-        let path: Vec<String> = key.trim().split('.').map(str::to_owned).collect();
+        // `section.key`, or `section.map.any.dotted.key` for maps such as `kafka.properties`,
+        // whose keys are librdkafka names with dots in them.
+        let path: Vec<String> = key.trim().splitn(3, '.').map(str::to_owned).collect();
         if path.len() < 2 {
             return Err(ConfigError::BadOverride(item.clone()));
         }
@@ -139,6 +141,12 @@ fn walk(
         let default = defaults.get(name);
         match default {
             Some(Value::Table(inner)) if property.get("properties").is_some() => walk(root, property, inner, path, out),
+            Some(Value::Table(_)) => out.push(ConfigKey {
+                key: path.join("."),
+                env: format!("(file, or --set {}.KEY=VALUE)", path.join(".")),
+                default: "{}".to_owned(),
+                doc,
+            }),
             _ => out.push(ConfigKey {
                 key: path.join("."),
                 env: if path.len() >= 2 {

@@ -21,11 +21,13 @@ struct Http {
     key: String,
     /// Allowed origins.
     origins: Vec<String>,
+    /// Passthrough properties.
+    properties: std::collections::BTreeMap<String, String>,
 }
 
 impl Default for Sample {
     fn default() -> Self {
-        Self { http: Http { port: 8080, key: "k".into(), origins: vec!["*".into()] } }
+        Self { http: Http { port: 8080, key: "k".into(), origins: vec!["*".into()], properties: Default::default() } }
     }
 }
 
@@ -38,11 +40,15 @@ fn later_layers_win() {
     let dir = tempdir();
     let file = dir.join("c.toml");
     std::fs::write(&file, "[http]\nport = 9000\nkey = \"from-file\"\n").expect("write");
-    let loaded: Sample =
-        load(Some(&file), env(&[("CLICKSTREAM_HTTP__PORT", "9100"), ("OTHER", "x")]), &["http.key=123".to_owned()])
-            .expect("loads");
+    let loaded: Sample = load(
+        Some(&file),
+        env(&[("CLICKSTREAM_HTTP__PORT", "9100"), ("OTHER", "x")]),
+        &["http.key=123".to_owned(), "http.properties.security.protocol=SASL_SSL".to_owned()],
+    )
+    .expect("loads");
     assert_eq!(loaded.http.port, 9100);
     assert_eq!(loaded.http.key, "123", "numeric-looking text stays a string");
+    assert_eq!(loaded.http.properties["security.protocol"], "SASL_SSL", "map keys keep their dots");
 }
 
 #[test]
@@ -67,7 +73,9 @@ fn keys_carry_env_default_and_doc() {
     assert_eq!(port.env, "CLICKSTREAM_HTTP__PORT");
     assert_eq!(port.default, "8080");
     assert_eq!(port.doc, "Port to listen on.");
-    assert_eq!(listed.len(), 3);
+    assert_eq!(listed.len(), 4);
+    let properties = listed.iter().find(|k| k.key == "http.properties").expect("map listed");
+    assert!(properties.env.contains("--set http.properties.KEY=VALUE"), "{properties:?}");
 }
 
 fn tempdir() -> std::path::PathBuf {
