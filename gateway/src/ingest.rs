@@ -78,8 +78,8 @@ impl App {
                 key: event.visitor_key().map(str::to_owned),
                 payload,
                 headers: vec![
-                    (HEADER_SOURCE, source.name.to_string()),
-                    (HEADER_EVENT_TYPE, event.kind.as_str().to_owned()),
+                    (HEADER_SOURCE.into(), source.name.to_string()),
+                    (HEADER_EVENT_TYPE.into(), event.kind.as_str().to_owned()),
                 ],
             });
         }
@@ -104,7 +104,7 @@ impl App {
                 topic: topics.dlq.clone(),
                 key: None,
                 payload: letter.to_json(),
-                headers: vec![(HEADER_SOURCE, source.name.to_string())],
+                headers: vec![(HEADER_SOURCE.into(), source.name.to_string())],
             });
         }
         state

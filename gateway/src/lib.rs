@@ -12,6 +12,7 @@ pub mod routes;
 pub mod server;
 pub mod sink;
 pub mod sources;
+pub mod spool;
 
 pub use app::{app, App, AppState};
 pub use config::GatewayConfig;

@@ -115,7 +115,7 @@ impl EventSink for KafkaSink {
                     .headers
                     .iter()
                     .fold(OwnedHeaders::new_with_capacity(record.headers.len()), |h, (key, value)| {
-                        h.insert(Header { key, value: Some(value.as_bytes()) })
+                        h.insert(Header { key: key.as_ref(), value: Some(value.as_bytes()) })
                     });
                 let mut message = FutureRecord::to(&record.topic).payload(&record.payload).headers(headers);
                 if let Some(key) = &record.key {

@@ -4,6 +4,8 @@
 mod kafka;
 mod memory;
 
+use std::borrow::Cow;
+
 use futures::future::BoxFuture;
 
 pub use kafka::KafkaSink;
@@ -15,7 +17,8 @@ pub struct Record {
     pub topic: String,
     pub key: Option<String>,
     pub payload: Vec<u8>,
-    pub headers: Vec<(&'static str, String)>,
+    /// Header name and value; names are usually static, so they are borrowed when they can be.
+    pub headers: Vec<(Cow<'static, str>, String)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
