@@ -29,6 +29,7 @@ pub fn gateway_config(bootstrap: &str, raw_topic: &str, dlq_topic: &str) -> Gate
     config.topics.dlq = dlq_topic.into();
     config.producer.message_timeout_ms = 3_000;
     config.producer.health_interval_ms = 250;
+    config.spool.dir = std::env::temp_dir().join(unique("clickstream-spool")).display().to_string();
     config.sources.push(SourceConfig {
         name: SOURCE_NAME.into(),
         write_key: WRITE_KEY.into(),

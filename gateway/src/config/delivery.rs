@@ -52,6 +52,8 @@ pub enum FsyncPolicy {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct SpoolConfig {
+    /// Whether to spool at all. Off: while Kafka cannot take events, requests get 503.
+    pub enabled: bool,
     /// Directory of the segment files. It must survive a restart for the spool to.
     pub dir: String,
     /// Largest total size of the spool, in bytes; past it, requests get 503.
@@ -69,6 +71,7 @@ pub struct SpoolConfig {
 impl Default for SpoolConfig {
     fn default() -> Self {
         Self {
+            enabled: true,
             dir: "spool".to_owned(),
             max_bytes: 1 << 30,
             segment_bytes: 16 << 20,

@@ -101,8 +101,9 @@ pub struct ProducerConfig {
     pub linger_ms: u32,
     /// librdkafka `batch.size`: largest batch in bytes.
     pub batch_size: u32,
-    /// librdkafka `message.timeout.ms`: how long an event may wait for delivery before the
-    /// request fails with 503. It bounds the response time while Kafka is unreachable.
+    /// librdkafka `message.timeout.ms`: how long the producer keeps trying to deliver an event.
+    /// With the spool on, `delivery.enqueue_deadline_ms` usually ends a request's wait first;
+    /// with it off, this bounds the wait before a 503.
     pub message_timeout_ms: u32,
     /// How often the gateway checks that Kafka answers metadata requests, in milliseconds.
     pub health_interval_ms: u64,
