@@ -24,6 +24,7 @@ use crate::app::{app, AppState};
 use crate::config::GatewayConfig;
 use crate::sink::{DurableSink, EventSink, KafkaSink};
 use crate::spool::Spool;
+use clickstream_platform::kafka::TopicCheckError;
 
 /// Connection-level protection for `serve_with`.
 #[derive(Debug, Clone, Copy)]
@@ -140,11 +141,21 @@ pub async fn start(config: GatewayConfig) -> anyhow::Result<GatewayHandle> {
     }
     let kafka = config.kafka.clone();
     let topics = [config.topics.raw.clone(), config.topics.dlq.clone()];
-    tokio::task::spawn_blocking(move || {
+    let checked = tokio::task::spawn_blocking(move || {
         let names: Vec<&str> = topics.iter().map(String::as_str).collect();
-        clickstream_platform::kafka::require_topics(&kafka, &names, Duration::from_secs(10))
+        clickstream_platform::kafka::require_topics(&kafka, &names, Duration::from_secs(3))
     })
-    .await??;
+    .await?;
+    match checked {
+        Ok(()) => {}
+        // A restart during an outage must not stop the spool from taking events (and from
+        // replaying what the last run left); the topics are checked again on reconnect by
+        // the producer itself.
+        Err(error @ TopicCheckError::Unreachable { .. }) if config.spool.enabled => {
+            tracing::warn!(%error, "starting without Kafka; events go to the spool until it is reachable");
+        }
+        Err(error) => return Err(error.into()),
+    }
     let kafka_sink = Arc::new(KafkaSink::new(&config).context("creating the Kafka producer")?);
     let sink: Arc<dyn EventSink> = if config.spool.enabled {
         let spool = Spool::open(&config.spool).with_context(|| format!("opening the spool in {}", config.spool.dir))?;

@@ -18,6 +18,8 @@ pub struct LoadOutcome {
     /// Requests answered with anything else, or not answered.
     pub failed_requests: usize,
     pub requests: usize,
+    /// How each request ended (status code or transport error), for diagnosis.
+    pub endings: std::collections::BTreeMap<String, usize>,
 }
 
 /// Posts `total` events to `url` in batches of `batch`, spread evenly over `duration`, one
@@ -44,6 +46,13 @@ pub async fn steady_load(
             .collect();
         let sent = client.post(url).basic_auth(write_key, Some("")).json(&json!({"batch": events})).send().await;
         outcome.requests += 1;
+        let ending = match &sent {
+            Ok(response) => response.status().as_u16().to_string(),
+            Err(error) if error.is_timeout() => "timeout".to_owned(),
+            Err(error) if error.is_connect() => "connect-error".to_owned(),
+            Err(_) => "transport-error".to_owned(),
+        };
+        *outcome.endings.entry(ending).or_default() += 1;
         match sent {
             Ok(response) if response.status().is_success() => outcome.acked.extend(ids),
             _ => outcome.failed_requests += 1,

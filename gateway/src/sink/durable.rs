@@ -88,6 +88,7 @@ impl DurableSink {
     }
 }
 
+#[allow(clippy::needless_pass_by_value)] // used as `map_err(spool_refused)`
 fn spool_refused(error: SpoolError) -> SinkError {
     SinkError::Unavailable(format!("Kafka cannot take the events and {error}"))
 }
