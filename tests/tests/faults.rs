@@ -121,3 +121,24 @@ async fn acknowledged_events_survive_mock_cluster_faults() {
     assert_eq!(outcome.failed_requests, 0, "errors, latency and an outage are absorbed by retries and the spool");
     gateway.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spool_and_none_ack_modes_deliver_everything_on_a_healthy_broker() {
+    let tansu = Tansu::start();
+    for ack in [clickstream_gateway::config::AckMode::Spool, clickstream_gateway::config::AckMode::None] {
+        let (raw, dlq) = (unique("events.raw"), unique("events.dlq"));
+        create_topics(&tansu.bootstrap(), &[(&raw, 3), (&dlq, 1)]).await;
+        let mut config = gateway_config(&tansu.bootstrap(), &raw, &dlq);
+        config.delivery.ack = ack;
+        let gateway = clickstream_gateway::start(config).await.expect("gateway");
+        let url = format!("http://{}", gateway.addr);
+        let run = unique("ack-mode");
+        let outcome = steady_load(&format!("{url}/v1/batch"), WRITE_KEY, &run, 300, 10, Duration::from_secs(2)).await;
+        wait_until_drained(&url, Duration::from_secs(30)).await;
+        let accounting = account(&tansu.bootstrap(), &raw, &run, &outcome.acked, Duration::from_secs(30)).await;
+        eprintln!("ack={ack:?}: {accounting}");
+        assert_eq!(accounting.acked, 300, "{:?}", outcome.endings);
+        assert!(accounting.lost.is_empty(), "ack={ack:?} lost {:?}", accounting.lost);
+        gateway.shutdown().await;
+    }
+}
