@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::StreamConsumer;
 use rdkafka::message::Message;
 use rdkafka::ClientConfig;
 use serde_json::json;
@@ -39,10 +39,11 @@ pub async fn steady_load(
     let mut outcome = LoadOutcome::default();
     for r in 0..requests {
         tokio::time::sleep_until(start + interval * r as u32).await;
-        let ids: Vec<String> = (r * batch..((r + 1) * batch).min(total)).map(|n| format!("{run}-{n}")).collect();
-        let events: Vec<_> = ids
-            .iter()
-            .map(|id| json!({"type": "track", "event": "Drill", "anonymousId": format!("v{}", id.len() % 7), "messageId": id}))
+        let numbers = r * batch..((r + 1) * batch).min(total);
+        let ids: Vec<String> = numbers.clone().map(|n| format!("{run}-{n}")).collect();
+        let events: Vec<_> = numbers
+            .zip(&ids)
+            .map(|(n, id)| json!({"type": "track", "event": "Drill", "anonymousId": format!("visitor-{}", n % 97), "messageId": id}))
             .collect();
         let sent = client.post(url).basic_auth(write_key, Some("")).json(&json!({"batch": events})).send().await;
         outcome.requests += 1;
@@ -80,15 +81,20 @@ pub async fn account(
     acked: &HashSet<String>,
     timeout: Duration,
 ) -> Accounting {
-    let consumer: StreamConsumer = ClientConfig::new()
+    let mut config = ClientConfig::new();
+    if let Ok(debug) = std::env::var("DRILL_DEBUG") {
+        config.set("debug", debug);
+    }
+    let consumer: StreamConsumer = config
         .set("bootstrap.servers", bootstrap)
         .set("group.id", crate::unique("drill-reader"))
         .set("auto.offset.reset", "earliest")
         .set("enable.auto.commit", "false")
         .set("session.timeout.ms", "6000")
+        .set("max.partition.fetch.bytes", "10485760")
         .create()
         .expect("consumer");
-    consumer.subscribe(&[topic]).expect("subscribe");
+    crate::kafka::assign_from_beginning(&consumer, topic);
     let mut copies: HashMap<String, usize> = HashMap::new();
     let deadline = Instant::now() + timeout;
     let mut quiet_until: Option<Instant> = None;
