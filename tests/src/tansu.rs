@@ -54,6 +54,11 @@ impl Tansu {
         self.wait_until_listening();
     }
 
+    /// The broker's log so far (stderr of every run), for failure messages.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self._data.path().join("tansu.log")).unwrap_or_default()
+    }
+
     /// `bootstrap.servers` for clients.
     pub fn bootstrap(&self) -> String {
         format!("127.0.0.1:{}", self.port)

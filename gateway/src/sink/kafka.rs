@@ -22,7 +22,8 @@ use crate::config::GatewayConfig;
 #[derive(Debug, Default)]
 struct Flags {
     reachable: AtomicBool,
-    fatal: AtomicBool,
+    /// The producer must be replaced before the next send.
+    replace: AtomicBool,
 }
 
 /// Hears librdkafka's global errors: every broker down (known well before a probe times out)
@@ -36,7 +37,7 @@ impl ClientContext for SinkContext {
     fn error(&self, error: KafkaError, reason: &str) {
         match error.rdkafka_error_code() {
             Some(RDKafkaErrorCode::AllBrokersDown) => self.flags.reachable.store(false, Ordering::SeqCst),
-            Some(RDKafkaErrorCode::Fatal) => self.flags.fatal.store(true, Ordering::SeqCst),
+            Some(RDKafkaErrorCode::Fatal) => self.flags.replace.store(true, Ordering::SeqCst),
             _ => {}
         }
         static THROTTLE: LogThrottle = LogThrottle::new();
@@ -66,7 +67,7 @@ impl std::fmt::Debug for KafkaSink {
 impl KafkaSink {
     /// Builds the producer and starts the reachability probe. Must run inside tokio.
     pub fn new(config: &GatewayConfig) -> Result<Self, KafkaError> {
-        let flags = Arc::new(Flags { reachable: AtomicBool::new(true), fatal: AtomicBool::new(false) });
+        let flags = Arc::new(Flags { reachable: AtomicBool::new(true), replace: AtomicBool::new(false) });
         let client_config = config.producer_client_config();
         let producer = Producer_::from_config_and_context(&client_config, SinkContext { flags: flags.clone() })?;
         let producer = Arc::new(RwLock::new(producer));
@@ -80,10 +81,10 @@ impl KafkaSink {
     }
 
     fn producer(&self) -> Producer_ {
-        if self.flags.fatal.swap(false, Ordering::SeqCst) {
+        if self.flags.replace.swap(false, Ordering::SeqCst) {
             match Producer_::from_config_and_context(&self.client_config, SinkContext { flags: self.flags.clone() }) {
                 Ok(fresh) => {
-                    tracing::warn!("replacing the producer after a fatal error");
+                    tracing::info!("replacing the producer (after a fatal error or an outage)");
                     *self.producer.write().unwrap_or_else(|p| p.into_inner()) = fresh;
                 }
                 Err(error) => tracing::error!(%error, "cannot replace the failed producer"),
@@ -165,6 +166,11 @@ async fn probe(producer: Arc<RwLock<Producer_>>, flags: Arc<Flags>, topic: Strin
                 .unwrap_or(false);
         if flags.reachable.swap(answered, Ordering::SeqCst) != answered {
             tracing::info!(reachable = answered, "kafka reachability changed");
+            if answered {
+                // A broker that restarted may have lost the idempotent producer's state; a new
+                // producer id avoids sequence errors (and crashes Tansu 0.6 on sqlite otherwise).
+                flags.replace.store(true, Ordering::SeqCst);
+            }
         }
         tokio::time::sleep(every).await;
     }
