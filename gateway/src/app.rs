@@ -12,6 +12,7 @@ use serde_json::json;
 
 use clickstream_platform::telemetry::LogThrottle;
 
+use crate::assets;
 use crate::config::GatewayConfig;
 use crate::cors;
 use crate::error::{json_response, GatewayError};
@@ -61,6 +62,9 @@ impl App {
             Route::SdkTelemetry => Ok(success()),
             Route::Settings(key) => self.settings(key, request.headers()),
             Route::Ingest(kind) => self.ingest(*kind, request, peer).await,
+            // A public static file with its own Vary and CORS headers, which the API's
+            // decoration below would overwrite.
+            Route::TrackerScript => return assets::tracker_script(request.headers()),
             Route::NotFound => Err(GatewayError::NotFound),
             Route::MethodNotAllowed => Err(GatewayError::MethodNotAllowed),
         };
