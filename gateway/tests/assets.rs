@@ -21,7 +21,8 @@ async fn get(app: &App, headers: &[(header::HeaderName, &str)]) -> (Response<()>
     for (name, value) in headers {
         request = request.header(name, *value);
     }
-    let response = app.handle(request.body(Full::new(Bytes::new())).expect("request"), "127.0.0.1:9".parse().expect("addr")).await;
+    let response =
+        app.handle(request.body(Full::new(Bytes::new())).expect("request"), "127.0.0.1:9".parse().expect("addr")).await;
     let (parts, body) = response.into_parts();
     (Response::from_parts(parts, ()), body.collect().await.expect("body").to_bytes())
 }
@@ -53,7 +54,10 @@ async fn every_encoding_serves_the_committed_build() {
 
     let etags = [&plain, &gzip, &brotli].map(|r| header(r, header::ETAG).to_owned());
     assert!(etags.iter().all(|tag| tag.starts_with('"') && tag.ends_with('"') && tag.len() == 18), "{etags:?}");
-    assert!(etags[0] != etags[1] && etags[1] != etags[2] && etags[0] != etags[2], "one strong ETag per encoding: {etags:?}");
+    assert!(
+        etags[0] != etags[1] && etags[1] != etags[2] && etags[0] != etags[2],
+        "one strong ETag per encoding: {etags:?}"
+    );
     for response in [&plain, &gzip, &brotli] {
         assert_eq!(header(response, header::VARY), "Accept-Encoding");
         assert_eq!(header(response, header::CACHE_CONTROL), "public, max-age=3600, stale-while-revalidate=86400");
@@ -73,7 +77,8 @@ async fn a_current_cached_copy_gets_304_and_a_stale_one_the_script() {
     assert_eq!(header(&revalidated, header::ETAG), etag);
     assert_eq!(header(&revalidated, header::CACHE_CONTROL), "public, max-age=3600, stale-while-revalidate=86400");
 
-    let (stale, body) = get(&app, &[(header::ACCEPT_ENCODING, "br"), (header::IF_NONE_MATCH, "\"0000000000000000\"")]).await;
+    let (stale, body) =
+        get(&app, &[(header::ACCEPT_ENCODING, "br"), (header::IF_NONE_MATCH, "\"0000000000000000\"")]).await;
     assert_eq!(stale.status(), 200);
     assert_eq!(body, TRACKER_BR);
 
@@ -84,10 +89,14 @@ async fn a_current_cached_copy_gets_304_and_a_stale_one_the_script() {
 #[tokio::test]
 async fn only_get_and_head_reach_the_script() {
     let app = gateway();
-    let request = |method| Request::builder().method(method).uri("/t.js").body(Full::new(Bytes::new())).expect("request");
+    let request =
+        |method| Request::builder().method(method).uri("/t.js").body(Full::new(Bytes::new())).expect("request");
     let head = app.handle(request(Method::HEAD), "127.0.0.1:9".parse().expect("addr")).await;
     assert_eq!(head.status(), 200);
-    assert_eq!(head.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()), Some("text/javascript; charset=utf-8"));
+    assert_eq!(
+        head.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()),
+        Some("text/javascript; charset=utf-8")
+    );
     let post = app.handle(request(Method::POST), "127.0.0.1:9".parse().expect("addr")).await;
     assert_eq!(post.status(), 405);
 }

@@ -20,23 +20,28 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 /** A name no other test or run uses, safe in a URL path. */
 export const unique = (prefix) => `${prefix}-${randomBytes(5).toString('hex')}`
 
-/** The `clickstream` binary, built by cargo if needed (CLICKSTREAM_BIN overrides). */
+/**
+ * The `clickstream` binary, built by cargo if needed (CLICKSTREAM_BIN overrides). The command is
+ * scripts/test's own build, so after it this is a no-op: building `-p clickstream` alone would
+ * unify features differently and rebuild the binary.
+ */
 function clickstreamBinary() {
   if (process.env.CLICKSTREAM_BIN) return process.env.CLICKSTREAM_BIN
-  const build = spawnSync('cargo', ['build', '-p', 'clickstream', '--message-format=json-render-diagnostics'], {
+  const args = ['build', '--workspace', '--all-targets', '--locked', '--message-format=json-render-diagnostics']
+  const build = spawnSync('cargo', args, {
     cwd: repo,
     encoding: 'utf8',
     stdio: ['ignore', 'pipe', 'inherit'],
     maxBuffer: 64 << 20,
   })
   if (build.error) throw new Error(`cargo is needed to build clickstream (install Rust from rustup.rs): ${build.error.message}`)
-  if (build.status !== 0) throw new Error(`cargo build -p clickstream failed with status ${build.status}`)
+  if (build.status !== 0) throw new Error(`cargo ${args.join(' ')} failed with status ${build.status}`)
   for (const line of build.stdout.split('\n')) {
     const message = line.startsWith('{') ? JSON.parse(line) : {}
-    if (message.reason === 'compiler-artifact' && message.target?.name === 'clickstream' && message.executable)
+    if (message.reason === 'compiler-artifact' && message.target?.name === 'clickstream' && message.target.kind?.includes('bin'))
       return message.executable
   }
-  throw new Error('cargo build -p clickstream reported no clickstream executable')
+  throw new Error('cargo build reported no clickstream executable')
 }
 
 /**
