@@ -27,8 +27,8 @@ async fn get(app: &App, headers: &[(header::HeaderName, &str)]) -> (Response<()>
     (Response::from_parts(parts, ()), body.collect().await.expect("body").to_bytes())
 }
 
-fn header<'a>(response: &'a Response<()>, name: header::HeaderName) -> &'a str {
-    response.headers().get(&name).and_then(|v| v.to_str().ok()).unwrap_or_default()
+fn header(response: &Response<()>, name: header::HeaderName) -> &str {
+    response.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or_default()
 }
 
 #[tokio::test]
