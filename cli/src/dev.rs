@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use clickstream_gateway::config::SourceConfig;
+use clickstream_gateway::config::{SourceConfig, SpoolConfig};
 use clickstream_gateway::server::serve;
 use clickstream_platform::broker::EmbeddedBroker;
 use clickstream_platform::kafka::apply_topics;
@@ -29,6 +29,12 @@ pub async fn run(args: &DevArgs) -> anyhow::Result<()> {
             write_key: DEMO_WRITE_KEY.into(),
             allowed_origins: vec!["*".into()],
         });
+    }
+    if config.spool.dir == SpoolConfig::default().dir {
+        // The embedded broker forgets everything on exit, so a spool that outlives dev would
+        // replay into topics that no longer exist.
+        config.spool.dir =
+            std::env::temp_dir().join(format!("clickstream-dev-spool-{}", std::process::id())).display().to_string();
     }
     let broker = if args.config.kafka_brokers.is_some() {
         apply_topics(&config.kafka, &config.topics.specs(), Duration::from_secs(15)).await?;

@@ -19,6 +19,8 @@ pub enum IngestKind {
 pub enum Route {
     Health,
     Ready,
+    /// Prometheus scrape.
+    Metrics,
     Preflight,
     Ingest(IngestKind),
     /// analytics.js telemetry: accepted and discarded.
@@ -40,6 +42,7 @@ impl Route {
         let (route, wanted) = match path {
             "/healthz" => (Self::Health, Method::GET),
             "/readyz" => (Self::Ready, Method::GET),
+            "/metrics" => (Self::Metrics, Method::GET),
             "/v1/batch" | "/v1/import" | "/v1/b" => (Self::Ingest(IngestKind::Batch), Method::POST),
             "/v1/events" => (Self::Ingest(IngestKind::Events), Method::POST),
             "/v1/m" => (Self::SdkTelemetry, Method::POST),
@@ -72,6 +75,7 @@ impl Route {
         match self {
             Self::Health => "/healthz",
             Self::Ready => "/readyz",
+            Self::Metrics => "/metrics",
             Self::Preflight => "OPTIONS *",
             Self::Ingest(IngestKind::Batch) => "/v1/batch",
             Self::Ingest(IngestKind::Events) => "/v1/events",
