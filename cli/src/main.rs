@@ -4,6 +4,7 @@ mod args;
 mod commands;
 mod demo;
 mod dev;
+mod shop;
 
 use clap::Parser as _;
 

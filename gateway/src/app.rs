@@ -12,6 +12,7 @@ use serde_json::json;
 
 use clickstream_platform::telemetry::LogThrottle;
 
+use crate::assets;
 use crate::config::GatewayConfig;
 use crate::cors;
 use crate::dedup::Dedup;
@@ -84,6 +85,9 @@ impl App {
                 Ok(_in_flight) => self.ingest(*kind, request, peer).await,
                 Err(shed) => Err(shed),
             },
+            // A public static file with its own Vary and CORS headers, which the API's
+            // decoration below would overwrite.
+            Route::TrackerScript => return assets::tracker_script(request.headers()),
             Route::NotFound => Err(GatewayError::NotFound),
             Route::MethodNotAllowed => Err(GatewayError::MethodNotAllowed),
         };

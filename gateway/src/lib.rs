@@ -2,6 +2,7 @@
 //! Kafka holds the events.
 
 pub mod app;
+mod assets;
 mod body;
 pub mod config;
 mod cors;

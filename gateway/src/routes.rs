@@ -27,6 +27,8 @@ pub enum Route {
     SdkTelemetry,
     /// analytics.js settings for a write key.
     Settings(String),
+    /// The JS tracker, `GET /t.js`.
+    TrackerScript,
     NotFound,
     MethodNotAllowed,
 }
@@ -44,6 +46,7 @@ impl Route {
             "/v1/batch" | "/v1/import" | "/v1/b" => (Self::Ingest(IngestKind::Batch), Method::POST),
             "/v1/events" => (Self::Ingest(IngestKind::Events), Method::POST),
             "/v1/m" => (Self::SdkTelemetry, Method::POST),
+            "/t.js" => (Self::TrackerScript, Method::GET),
             _ => match path.strip_prefix("/v1/") {
                 Some(rest) => match Self::typed_or_settings(rest) {
                     Some(found) => found,
@@ -79,6 +82,7 @@ impl Route {
             Self::Ingest(IngestKind::Single(_)) => "/v1/{type}",
             Self::SdkTelemetry => "/v1/m",
             Self::Settings(_) => "/v1/projects/{writeKey}/settings",
+            Self::TrackerScript => "/t.js",
             Self::NotFound => "unmatched",
             Self::MethodNotAllowed => "method_not_allowed",
         }
@@ -103,5 +107,8 @@ mod tests {
         assert_eq!(Route::resolve(&Method::GET, "/v1/batch"), Route::MethodNotAllowed);
         assert_eq!(Route::resolve(&Method::GET, "/v1/projects/wk_1/settings"), Route::Settings("wk_1".into()));
         assert_eq!(Route::resolve(&Method::OPTIONS, "/v1/t"), Route::Preflight);
+        assert_eq!(Route::resolve(&Method::GET, "/t.js"), Route::TrackerScript);
+        assert_eq!(Route::resolve(&Method::HEAD, "/t.js"), Route::TrackerScript);
+        assert_eq!(post("/t.js"), Route::MethodNotAllowed);
     }
 }
