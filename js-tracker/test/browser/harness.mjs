@@ -38,7 +38,8 @@ function clickstreamBinary() {
   if (build.status !== 0) throw new Error(`cargo ${args.join(' ')} failed with status ${build.status}`)
   for (const line of build.stdout.split('\n')) {
     const message = line.startsWith('{') ? JSON.parse(line) : {}
-    if (message.reason === 'compiler-artifact' && message.target?.name === 'clickstream' && message.target.kind?.includes('bin'))
+    // --all-targets also builds the bin's unit-test harness under the same name; skip it.
+    if (message.reason === 'compiler-artifact' && message.target?.name === 'clickstream' && message.target.kind?.includes('bin') && !message.profile?.test)
       return message.executable
   }
   throw new Error('cargo build reported no clickstream executable')
