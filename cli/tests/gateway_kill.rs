@@ -101,5 +101,6 @@ async fn sigkill_with_a_full_spool_loses_no_acknowledged_event() {
         log.contains("spool holds records from a previous run"),
         "the restarted gateway found the killed one's spool"
     );
-    assert!(accounting.acked >= 600, "most requests were acknowledged: {accounting}");
+    // Requests before the outage and while spooling are acknowledged; only the restart gap is not.
+    assert!(accounting.acked >= 300, "requests were acknowledged around the kill: {accounting}");
 }
