@@ -4,6 +4,7 @@ mod args;
 mod commands;
 mod demo;
 mod dev;
+mod loadtest;
 
 use clap::Parser as _;
 
@@ -20,5 +21,6 @@ async fn main() -> anyhow::Result<()> {
             commands::config_keys(markdown);
             Ok(())
         }
+        args::Command::Loadtest(loadtest) => loadtest::run(&loadtest).await,
     }
 }
