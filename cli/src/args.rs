@@ -34,7 +34,7 @@ pub enum Command {
         action: ConfigAction,
     },
     /// Load-test the gateway open-loop and plan capacity (`run` is the default).
-    Loadtest(LoadtestArgs),
+    Loadtest(Box<LoadtestArgs>),
 }
 
 #[derive(Debug, Subcommand)]
@@ -144,8 +144,9 @@ pub struct LoadCommonArgs {
     /// CPUs to pin started servers to with `taskset -c`; `none` to not pin.
     #[arg(long, default_value = "1")]
     pub gateway_cpus: String,
-    /// Keep-alive connections (concurrent produce calls for raw-kafka).
-    #[arg(long, default_value_t = 32)]
+    /// Keep-alive connections (concurrent produce calls for raw-kafka). With acks=all each
+    /// request waits for Kafka, so rate × latency must stay well below this.
+    #[arg(long, default_value_t = 256)]
     pub connections: usize,
     /// Request timeout in milliseconds.
     #[arg(long, default_value_t = 10_000)]
@@ -196,14 +197,20 @@ pub struct LoadCommonArgs {
     #[arg(long, default_value_t = 0.05)]
     pub precision: f64,
     /// Most probes one search may run.
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = 24)]
     pub max_probes: usize,
+    /// Fail a rate on its first failing probe instead of repeating the probe once.
+    #[arg(long)]
+    pub no_retry: bool,
     /// Events per second to plan capacity for (instances needed).
     #[arg(long)]
     pub target_rate: Option<f64>,
     /// Share of the max rate each planned instance runs at.
     #[arg(long, default_value_t = 0.7)]
     pub utilization: f64,
+    /// Seconds of unrecorded load before measuring each target.
+    #[arg(long, default_value_t = 2.0)]
+    pub warmup_secs: f64,
     /// Directory for report.json and report.html.
     #[arg(long, default_value = "loadtest-report")]
     pub report_dir: PathBuf,
@@ -252,6 +259,12 @@ pub struct LoadCompareArgs {
     /// Events per /v1/batch request in the batched comparison.
     #[arg(long, default_value_t = 100)]
     pub batch: usize,
+    /// First rate the batched searches try, in requests per second.
+    #[arg(long, default_value_t = 50.0)]
+    pub batch_start_rate: f64,
+    /// p99 SLO in ms for the batched searches: a batch waits for all its events' acks.
+    #[arg(long, default_value_t = 50.0)]
+    pub batch_slo_p99: f64,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -20,7 +20,13 @@ pub async fn run(args: &LoadtestArgs) -> anyhow::Result<()> {
         Some(LoadtestCommand::Run(run)) => run_profile(run).await,
         Some(LoadtestCommand::Compare(compare)) => {
             let settings = settings(&compare.common, clickstream_loadtest::TargetKind::Gateway, Mode::Single)?;
-            compare_command(&settings, &search_options(&compare.common), compare.batch).await.map(drop)
+            let search = search_options(&compare.common);
+            let batch_search = SearchOptions {
+                start_rate: compare.batch_start_rate,
+                slo: Slo { p99_ms: compare.batch_slo_p99, ..search.slo },
+                ..search
+            };
+            compare_command(&settings, &search, compare.batch, &batch_search).await.map(drop)
         }
         Some(LoadtestCommand::BenchScheduler(bench)) => bench_command(bench).await,
         Some(LoadtestCommand::Serve(serve)) => serve_command(serve).await,
@@ -47,7 +53,10 @@ async fn run_profile(args: &LoadRunArgs) -> anyhow::Result<()> {
 fn settings(args: &LoadCommonArgs, kind: clickstream_loadtest::TargetKind, mode: Mode) -> anyhow::Result<Settings> {
     let mut gateway: GatewayConfig = args.config.load()?;
     if let Some(key) = &args.write_key {
-        gateway.sources.insert(0, SourceConfig { name: "loadtest".into(), write_key: key.clone(), allowed_origins: vec!["*".into()] });
+        gateway.sources.insert(
+            0,
+            SourceConfig { name: "loadtest".into(), write_key: key.clone(), allowed_origins: vec!["*".into()] },
+        );
     }
     let target = TargetSpec {
         kind,
@@ -86,6 +95,7 @@ fn settings(args: &LoadCommonArgs, kind: clickstream_loadtest::TargetKind, mode:
         utilization: args.utilization,
         progress: Progress { enabled: !args.no_progress },
         command_line: std::env::args().collect::<Vec<_>>().join(" "),
+        warmup: Duration::from_secs_f64(args.warmup_secs),
     })
 }
 
@@ -99,6 +109,7 @@ fn search_options(args: &LoadCommonArgs) -> SearchOptions {
         cooldown: Duration::from_secs(1),
         precision: args.precision,
         max_probes: args.max_probes,
+        retry_failures: !args.no_retry,
     }
 }
 
@@ -119,5 +130,6 @@ async fn bench_command(args: &BenchSchedulerArgs) -> anyhow::Result<()> {
 
 async fn serve_command(args: &ServeArgs) -> anyhow::Result<()> {
     let config: GatewayConfig = clickstream_platform::config::load(args.config.as_deref(), std::env::vars(), &[])?;
-    clickstream_loadtest::servers::serve_until(args.kind, &config, &args.listen, crate::commands::shutdown_signal()).await
+    clickstream_loadtest::servers::serve_until(args.kind, &config, &args.listen, crate::commands::shutdown_signal())
+        .await
 }

@@ -7,6 +7,8 @@ use crate::search::FindMax;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Capacity {
+    /// What was measured: `gateway`, `raw-kafka`...
+    pub server: String,
     pub slo_p99_ms: f64,
     /// Highest rate that met the SLO, per instance.
     pub max_requests_per_sec: f64,
@@ -23,6 +25,7 @@ pub struct Capacity {
 
 impl Capacity {
     pub fn from_search(
+        server: &str,
         search: &FindMax,
         cores: Option<usize>,
         target_events_per_sec: Option<f64>,
@@ -35,6 +38,7 @@ impl Capacity {
             .filter(|_| max_events_per_sec > 0.0)
             .map(|target| (target / (max_events_per_sec * utilization)).ceil().max(1.0) as u64);
         Some(Self {
+            server: server.to_owned(),
             slo_p99_ms: search.slo.p99_ms,
             max_requests_per_sec,
             max_events_per_sec,
@@ -54,9 +58,12 @@ impl Capacity {
         )];
         match (self.cores_per_instance, self.events_per_sec_per_core) {
             (Some(cores), Some(per_core)) => {
-                lines.push(format!("per gateway core: {per_core:.0} events/s ({cores} core(s) per instance, pinned)"));
+                lines.push(format!(
+                    "per {} core: {per_core:.0} events/s ({cores} core(s) per instance, pinned)",
+                    self.server
+                ));
             }
-            _ => lines.push("per core: unknown (the server was not pinned with --gateway-cpus)".to_owned()),
+            _ => lines.push(format!("per {} core: unknown (not pinned with --gateway-cpus)", self.server)),
         }
         if let (Some(target), Some(instances)) = (self.target_events_per_sec, self.instances_needed) {
             lines.push(format!(
@@ -84,11 +91,16 @@ mod tests {
             probes: Vec::new(),
             stopped_because: String::new(),
         };
-        let capacity = Capacity::from_search(&search, Some(1), Some(100_000.0), 0.7).expect("a max was found");
+        let capacity =
+            Capacity::from_search("gateway", &search, Some(1), Some(100_000.0), 0.7).expect("a max was found");
         assert_eq!(capacity.events_per_sec_per_core, Some(20_000.0));
+        assert!(capacity
+            .describe()
+            .iter()
+            .any(|l| l == "per gateway core: 20000 events/s (1 core(s) per instance, pinned)"));
         // 100k / (20k × 0.7) = 7.14 → 8.
         assert_eq!(capacity.instances_needed, Some(8));
-        let unpinned = Capacity::from_search(&search, None, None, 0.7).expect("a max was found");
+        let unpinned = Capacity::from_search("gateway", &search, None, None, 0.7).expect("a max was found");
         assert_eq!((unpinned.events_per_sec_per_core, unpinned.instances_needed), (None, None));
     }
 }

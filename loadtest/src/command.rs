@@ -9,9 +9,10 @@ use crate::capacity::Capacity;
 use crate::e2e::{E2eOptions, E2eResult, Matcher};
 use crate::payload::Mode;
 use crate::plan::{Phase, Profile};
+use crate::pool::Pool;
 use crate::progress::Progress;
 use crate::report::{print_comparison, print_run, Ratio, Report, TargetRun};
-use crate::runner::{run, RunOptions, Session};
+use crate::runner::{run, run_on, RunOptions, Session};
 use crate::search::{find_max, FindMax, SearchOptions};
 use crate::servers::{self, ServerKind};
 use crate::target::{Target, TargetKind, TargetSpec};
@@ -32,6 +33,8 @@ pub struct Settings {
     pub progress: Progress,
     /// The command line, for the report.
     pub command_line: String,
+    /// Unrecorded load before measuring: connections, producer batches and caches warm up.
+    pub warmup: Duration,
 }
 
 /// What load a run offers.
@@ -52,10 +55,16 @@ pub async fn run_command(settings: &Settings, load: Load) -> anyhow::Result<Repo
     let mode = settings.run.mode;
     let label = format!("{} / {}", settings.target.kind.as_str(), mode.label());
     let mut report = Report::new("clickstream load test", settings.command_line.clone());
+    let first_rate = match load {
+        Load::Profile(profile) => profile.phases().first().map_or(1.0, |p| p.start_rate.max(p.end_rate)),
+        Load::FindMax(search) => search.start_rate,
+    };
+    let pool = Pool::open(&target, &settings.run, &session).await;
+    warm_up(settings, &pool, &session, first_rate, &label).await?;
     let target_run = match load {
         Load::Profile(profile) => {
             let matcher = start_matcher(settings, &target, &session).await?;
-            let outcome = run(&target, &profile.phases(), &settings.run, &session, matcher.clone(), &label).await?;
+            let outcome = run_on(&pool, &profile.phases(), &session, matcher.clone(), &label).await?;
             let e2e = finish_matcher(matcher).await;
             TargetRun {
                 label,
@@ -69,7 +78,7 @@ pub async fn run_command(settings: &Settings, load: Load) -> anyhow::Result<Repo
                 capacity: None,
             }
         }
-        Load::FindMax(search) => search_target(settings, &target, &search, &session, label, &settings.run).await?,
+        Load::FindMax(search) => search_target(settings, &target, &pool, &search, &session, label).await?,
     };
     print_run(&target_run);
     report.runs.push(target_run);
@@ -77,35 +86,54 @@ pub async fn run_command(settings: &Settings, load: Load) -> anyhow::Result<Repo
     Ok(report)
 }
 
+/// Offers `rate` for the warm-up time and forgets the results: the first second against a
+/// fresh server measures its connection setup, not its steady state.
+async fn warm_up(settings: &Settings, pool: &Pool, session: &Session, rate: f64, label: &str) -> anyhow::Result<()> {
+    if settings.warmup.is_zero() {
+        return Ok(());
+    }
+    let label = format!("{label} warm-up");
+    run_on(pool, &[Phase::fixed(rate.max(1.0), settings.warmup)], session, None, &label).await?;
+    session.take_timeline();
+    Ok(())
+}
+
 /// Searches the max rate of `target`, then, when end-to-end matching is on, holds that rate
 /// once more while reading the events back.
 async fn search_target(
     settings: &Settings,
     target: &Target,
+    pool: &Pool,
     search: &SearchOptions,
     session: &Session,
     label: String,
-    options: &RunOptions,
 ) -> anyhow::Result<TargetRun> {
     eprintln!("searching the max rate of {label} at p99 <= {} ms", search.slo.p99_ms);
-    let found: FindMax = find_max(target, options, search, session, &label).await?;
+    let found: FindMax = find_max(pool, search, session, &label).await?;
     let mut phases: Vec<_> = found.probes.iter().map(|p| p.phase.clone()).collect();
     let mut e2e = None;
     if let Some(rate) = found.max_rps {
         if let Some(matcher) = start_matcher(settings, target, session).await? {
             eprintln!("holding {rate:.0} req/s for {:?} while reading the events back", search.probe);
             let confirm = format!("{label} end to end @ {rate:.0} req/s");
-            let outcome = run(target, &[Phase::fixed(rate, search.probe)], options, session, Some(matcher.clone()), &confirm).await?;
+            let hold = [Phase::fixed(rate, search.probe)];
+            let outcome = run_on(pool, &hold, session, Some(matcher.clone()), &confirm).await?;
             phases.extend(outcome.phases);
             e2e = finish_matcher(Some(matcher)).await;
         }
     }
-    let capacity = Capacity::from_search(&found, target.info.cores, settings.target_rate, settings.utilization);
+    let capacity = Capacity::from_search(
+        target.info.kind.as_str(),
+        &found,
+        target.info.cores,
+        settings.target_rate,
+        settings.utilization,
+    );
     Ok(TargetRun {
         label,
         target: target.info.clone(),
-        mode: options.mode,
-        connections: options.connections,
+        mode: pool.options.mode,
+        connections: pool.options.connections,
         phases,
         timeline: session.take_timeline(),
         find_max: Some(found),
@@ -114,7 +142,11 @@ async fn search_target(
     })
 }
 
-async fn start_matcher(settings: &Settings, target: &Target, session: &Session) -> anyhow::Result<Option<Arc<Matcher>>> {
+async fn start_matcher(
+    settings: &Settings,
+    target: &Target,
+    session: &Session,
+) -> anyhow::Result<Option<Arc<Matcher>>> {
     match &settings.e2e {
         Some(options) if target.info.kafka.is_some() => {
             Ok(Some(Matcher::start(options, session.sequence.run, session.clock).await?))
@@ -140,9 +172,15 @@ fn write_report(report: &Report, settings: &Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `clickstream loadtest compare`: hyper-baseline and the gateway with single events, then the
-/// gateway and raw-kafka with batches of `batch`, each searched for its max rate at the SLO.
-pub async fn compare_command(settings: &Settings, search: &SearchOptions, batch: usize) -> anyhow::Result<Report> {
+/// `clickstream loadtest compare`: hyper-baseline and the gateway with single events (searched
+/// with `search`), then the gateway and raw-kafka with batches of `batch` (with
+/// `batch_search`), each searched for its max rate at its SLO.
+pub async fn compare_command(
+    settings: &Settings,
+    search: &SearchOptions,
+    batch: usize,
+    batch_search: &SearchOptions,
+) -> anyhow::Result<Report> {
     let session = Session::new(settings.progress);
     let mut report = Report::new("clickstream load test: gateway against its baselines", settings.command_line.clone());
     let single = RunOptions { mode: Mode::Single, ..settings.run.clone() };
@@ -157,7 +195,13 @@ pub async fn compare_command(settings: &Settings, search: &SearchOptions, batch:
         let target = Target::start(&spec).await?;
         for options in modes {
             let label = format!("{} / {}", kind.as_str(), options.mode.label());
-            let target_run = search_target(settings, &target, search, &session, label, options).await?;
+            let search = match options.mode {
+                Mode::Single => *search,
+                Mode::Batch { .. } => *batch_search,
+            };
+            let pool = Pool::open(&target, options, &session).await;
+            warm_up(settings, &pool, &session, search.start_rate, &label).await?;
+            let target_run = search_target(settings, &target, &pool, &search, &session, label).await?;
             print_run(&target_run);
             report.runs.push(target_run);
         }
@@ -181,7 +225,9 @@ fn ratios(runs: &[TargetRun]) -> Vec<Ratio> {
         ("batched events vs raw-kafka", true, TargetKind::RawKafka, true, "events/s", BATCH_GOAL),
     ];
     for (name, subject_batched, baseline_kind, events, unit, goal) in pairs {
-        if let (Some(subject), Some(baseline)) = (find(TargetKind::Gateway, subject_batched), find(baseline_kind, subject_batched)) {
+        if let (Some(subject), Some(baseline)) =
+            (find(TargetKind::Gateway, subject_batched), find(baseline_kind, subject_batched))
+        {
             let (s, b) = (max(subject, events), max(baseline, events));
             out.push(Ratio {
                 name: name.to_owned(),

@@ -49,10 +49,7 @@ pub struct CpuSample {
 
 impl CpuSample {
     pub fn take(server_pid: Option<u32>) -> Self {
-        Self {
-            loadgen_s: process_cpu_seconds(std::process::id()),
-            server_s: server_pid.and_then(process_cpu_seconds),
-        }
+        Self { loadgen_s: process_cpu_seconds(std::process::id()), server_s: server_pid.and_then(process_cpu_seconds) }
     }
 
     /// Cores used between `self` and `later`, over `wall_s` seconds.

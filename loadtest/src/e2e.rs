@@ -100,12 +100,17 @@ impl Matcher {
         for (topic, path, required) in topics {
             match assign_at_end(&options.kafka, &topic, run)? {
                 Some(consumer) => {
-                    let seen =
-                        Arc::new(Mutex::new(Seen { events: BitSet::default(), duplicates: 0, latency: phase_histogram() }));
+                    let seen = Arc::new(Mutex::new(Seen {
+                        events: BitSet::default(),
+                        duplicates: 0,
+                        latency: phase_histogram(),
+                    }));
                     let thread = spawn_reader(consumer, run, clock, seen.clone(), stop.clone());
                     watches.push(Watch { topic, path, seen, thread: Some(thread) });
                 }
-                None if required => anyhow::bail!("topic {topic} does not exist; create it with `clickstream topics apply`"),
+                None if required => {
+                    anyhow::bail!("topic {topic} does not exist; create it with `clickstream topics apply`")
+                }
                 None => missing_topics.push((topic, path)),
             }
         }

@@ -1,28 +1,25 @@
-//! The open-loop run: a dispatcher thread puts each request on a queue at its intended time,
-//! whatever the server is doing, and a pool of connections takes them off. Latency counts
-//! from the intended time, so a stalled server shows up in the percentiles instead of
-//! quietly slowing the load (wrk2's correction for coordinated omission). A request that
-//! waits for a free connection longer than the late threshold is counted late; one that
-//! finds the queue full (a backlog of `max_backlog`) is counted dropped.
+//! A run: phases offered open-loop through a pool, and what they measured. Latency counts from
+//! each request's intended send time, so a stalled server shows up in the percentiles
+//! instead of quietly slowing the load (wrk2's correction for coordinated omission). A
+//! request that waits for a free connection longer than the late threshold is counted late;
+//! one that finds `max_backlog` of requests already queued is counted dropped.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use async_channel::{Receiver, Sender, TrySendError};
 use serde::Serialize;
 
 use crate::clock::Clock;
-use crate::cpu::CpuSample;
 use crate::e2e::Matcher;
 use crate::payload::catalog::Catalog;
 use crate::payload::ids::Sequence;
-use crate::payload::{Generator, Mode};
+use crate::payload::Mode;
 use crate::plan::Phase;
-use crate::progress::{Live, Progress};
-use crate::stats::{Completion, PhaseStats, Percentiles, Recorder, Second};
+use crate::pool::{Dispatched, Pool, RunState};
+use crate::progress::Progress;
+use crate::stats::{Percentiles, PhaseStats, Recorder, Second};
 use crate::target::Target;
-use crate::transport::Connection;
 
 /// How requests are made and sent, whatever the rate.
 #[derive(Debug, Clone)]
@@ -122,24 +119,7 @@ pub struct RunOutcome {
     pub phases: Vec<PhaseResult>,
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Job {
-    phase: usize,
-    intended: Instant,
-}
-
-/// What the dispatcher counted per phase.
-#[derive(Debug, Default, Clone)]
-struct Dispatched {
-    scheduled: u64,
-    dropped: u64,
-    generator_lag: u64,
-    start: Option<Instant>,
-    cpu_start: CpuSample,
-    cpu_end: CpuSample,
-}
-
-/// Runs `phases` against `target`.
+/// Opens a pool on `target` and runs `phases` through it.
 pub async fn run(
     target: &Target,
     phases: &[Phase],
@@ -148,137 +128,53 @@ pub async fn run(
     matcher: Option<Arc<Matcher>>,
     label: &str,
 ) -> anyhow::Result<RunOutcome> {
-    let peak = phases.iter().map(|p| p.start_rate.max(p.end_rate)).fold(1.0, f64::max);
-    let capacity = ((peak * options.max_backlog.as_secs_f64()) as usize).max(1024);
-    let (jobs, queue) = async_channel::bounded::<Job>(capacity);
-    let recorder = Arc::new(Mutex::new(Recorder::new(phases.len())));
-    let live = Arc::new(Live::default());
-    let abandon = Arc::new(AtomicBool::new(false));
-    let abandoned = Arc::new(Mutex::new(vec![0u64; phases.len()]));
+    let pool = Pool::open(target, options, session).await;
+    run_on(&pool, phases, session, matcher, label).await
+}
 
-    let connections =
-        futures::future::join_all((0..options.connections.max(1)).map(|_| Connection::open(&target.endpoint))).await;
-    let per_connection = (options.visitors / connections.len()).max(1);
-    let mut workers = Vec::with_capacity(connections.len());
-    for (index, connection) in connections.into_iter().enumerate() {
-        let generator = Generator::new(
-            options.catalog.clone(),
-            per_connection,
-            options.seed.wrapping_add(index as u64 * 7919),
-            session.sequence.clone(),
-            &options.write_key,
-            options.mode,
-        );
-        let worker = Worker {
-            connection,
-            generator,
-            queue: queue.clone(),
-            recorder: recorder.clone(),
-            live: live.clone(),
-            matcher: matcher.clone(),
-            abandon: abandon.clone(),
-            abandoned: abandoned.clone(),
-            clock: session.clock,
-            options: options.clone(),
-        };
-        workers.push(tokio::spawn(worker.run()));
-    }
-    drop(queue);
-
+/// Runs `phases` through `pool`, whose connections stay open for the next run.
+pub async fn run_on(
+    pool: &Pool,
+    phases: &[Phase],
+    session: &Session,
+    matcher: Option<Arc<Matcher>>,
+    label: &str,
+) -> anyhow::Result<RunOutcome> {
+    let state = Arc::new(RunState::new(phases.len(), matcher));
     let total: u64 = phases.iter().map(Phase::requests).sum();
-    let _bar = session.progress.show(label, total, live.clone());
-    let start = Instant::now() + Duration::from_millis(20);
-    let dispatcher = {
-        let phases = phases.to_vec();
-        let (live, clock, late, pid) = (live.clone(), session.clock, options.late_threshold, target.server_pid);
-        std::thread::spawn(move || dispatch(&phases, start, &jobs, &live, clock, late, pid))
-    };
-    let (dispatched, scheduled_seconds) =
-        tokio::task::spawn_blocking(move || dispatcher.join()).await?.map_err(|_| anyhow::anyhow!("dispatcher panicked"))?;
+    let bar = session.progress.show(label, total, state.live.clone());
+    let (dispatched, scheduled_seconds) = pool.dispatch(phases, &state, session.clock).await?;
 
-    // Whatever is still queued gets a bounded time to finish; past it, the rest is abandoned.
-    let drain_deadline = tokio::time::Instant::now() + options.request_timeout + Duration::from_secs(2);
-    let all_done = futures::future::join_all(workers);
-    tokio::pin!(all_done);
-    if tokio::time::timeout_at(drain_deadline, &mut all_done).await.is_err() {
-        abandon.store(true, Ordering::Relaxed);
-        all_done.await;
+    // Whatever is still queued gets a bounded time to finish; past it, the rest is abandoned
+    // and only requests already in flight are waited for (each bounded by its timeout).
+    let deadline = tokio::time::Instant::now() + pool.options.request_timeout + Duration::from_secs(2);
+    while state.outstanding.load(Ordering::Acquire) > 0 {
+        if tokio::time::timeout_at(deadline, state.all_done.notified()).await.is_err() {
+            state.abandon.store(true, Ordering::Relaxed);
+            while state.outstanding.load(Ordering::Acquire) > 0 {
+                let _ = tokio::time::timeout(Duration::from_millis(100), state.all_done.notified()).await;
+            }
+        }
     }
+    drop(bar);
 
-    let mut recorder = Arc::try_unwrap(recorder)
-        .map_err(|_| anyhow::anyhow!("workers still hold the recorder"))?
-        .into_inner()
-        .map_err(|_| anyhow::anyhow!("a worker panicked while recording"))?;
+    let mut recorder = state.recorder.lock().map(|mut r| std::mem::take(&mut *r)).unwrap_or_default();
     for (second, count) in scheduled_seconds.into_iter().enumerate() {
         recorder.second(second as f64).scheduled += count;
     }
-    let abandoned = abandoned.lock().map(|a| a.clone()).unwrap_or_default();
+    let abandoned = state.abandoned.lock().map(|a| a.clone()).unwrap_or_default();
+    let events_per_request = pool.options.mode.events_per_request();
     let results = phases
         .iter()
         .zip(&recorder.phases)
         .zip(dispatched)
         .zip(abandoned)
         .map(|(((phase, stats), dispatched), abandoned)| {
-            summarize(phase, stats, &dispatched, abandoned, options.mode.events_per_request(), session.clock)
+            summarize(phase, stats, &dispatched, abandoned, events_per_request, session.clock)
         })
         .collect();
     session.merge_seconds(std::mem::take(&mut recorder.seconds));
     Ok(RunOutcome { phases: results })
-}
-
-/// The dispatcher: enqueues each request at its intended time, never waiting on the server.
-fn dispatch(
-    phases: &[Phase],
-    start: Instant,
-    jobs: &Sender<Job>,
-    live: &Live,
-    clock: Clock,
-    late: Duration,
-    server_pid: Option<u32>,
-) -> (Vec<Dispatched>, Vec<u64>) {
-    let mut out = vec![Dispatched::default(); phases.len()];
-    let mut per_second: Vec<u64> = Vec::new();
-    let mut phase_start = start;
-    for (index, phase) in phases.iter().enumerate() {
-        let counts = &mut out[index];
-        sleep_until(phase_start);
-        counts.start = Some(phase_start);
-        counts.cpu_start = CpuSample::take(server_pid);
-        for i in 0..phase.requests() {
-            let intended = phase_start + phase.due(i);
-            let now = Instant::now();
-            if intended > now {
-                sleep_until(intended);
-            } else if now - intended > late {
-                counts.generator_lag += 1;
-            }
-            let second = clock.seconds(intended) as usize;
-            if per_second.len() <= second {
-                per_second.resize(second + 1, 0);
-            }
-            per_second[second] += 1;
-            counts.scheduled += 1;
-            Live::add(&live.scheduled, 1);
-            match jobs.try_send(Job { phase: index, intended }) {
-                Ok(()) => {}
-                Err(TrySendError::Full(_) | TrySendError::Closed(_)) => {
-                    counts.dropped += 1;
-                    Live::add(&live.dropped, 1);
-                }
-            }
-        }
-        phase_start += phase.duration;
-        sleep_until(phase_start);
-        out[index].cpu_end = CpuSample::take(server_pid);
-    }
-    (out, per_second)
-}
-
-fn sleep_until(at: Instant) {
-    let now = Instant::now();
-    if at > now {
-        std::thread::sleep(at - now);
-    }
 }
 
 fn summarize(
@@ -324,64 +220,5 @@ fn summarize(
         service_time: Percentiles::of(&stats.service),
         loadgen_cpu_cores,
         server_cpu_cores,
-    }
-}
-
-/// One connection's loop: take a job, stamp the request made while waiting, send, record.
-struct Worker {
-    connection: Connection,
-    generator: Generator,
-    queue: Receiver<Job>,
-    recorder: Arc<Mutex<Recorder>>,
-    live: Arc<Live>,
-    matcher: Option<Arc<Matcher>>,
-    abandon: Arc<AtomicBool>,
-    abandoned: Arc<Mutex<Vec<u64>>>,
-    clock: Clock,
-    options: RunOptions,
-}
-
-impl Worker {
-    async fn run(mut self) {
-        let mut next = Some(self.generator.next_request());
-        while let Ok(job) = self.queue.recv().await {
-            if self.abandon.load(Ordering::Relaxed) {
-                if let Ok(mut abandoned) = self.abandoned.lock() {
-                    abandoned[job.phase] += 1;
-                }
-                continue;
-            }
-            let mut request = next.take().unwrap_or_else(|| self.generator.next_request());
-            request.stamp(self.clock.micros(job.intended));
-            let started = Instant::now();
-            let late = started.saturating_duration_since(job.intended) > self.options.late_threshold;
-            if let Some(matcher) = &self.matcher {
-                matcher.sent(request.event_count());
-            }
-            let outcome = self.connection.send(&request, self.options.request_timeout).await;
-            let done = Instant::now();
-            if outcome.ok {
-                if let Some(matcher) = &self.matcher {
-                    matcher.acknowledge(request.first_seq, request.event_count());
-                }
-            }
-            Live::add(&self.live.completed, 1);
-            Live::add(if outcome.ok { &self.live.ok } else { &self.live.errors }, 1);
-            Live::add(&self.live.late, u64::from(late));
-            let completion = Completion {
-                phase: job.phase,
-                latency: done.saturating_duration_since(job.intended),
-                service: done - started,
-                late,
-                status: outcome.status,
-                ok: outcome.ok,
-                events: request.event_count(),
-                completed_at_s: self.clock.seconds(done),
-            };
-            if let Ok(mut recorder) = self.recorder.lock() {
-                recorder.record(&completion);
-            }
-            next = Some(self.generator.next_request());
-        }
     }
 }

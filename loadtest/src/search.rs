@@ -7,8 +7,8 @@ use serde::Serialize;
 
 use crate::e2e::Matcher;
 use crate::plan::Phase;
-use crate::runner::{run, PhaseResult, RunOptions, Session};
-use crate::target::Target;
+use crate::pool::Pool;
+use crate::runner::{run_on, PhaseResult, Session};
 
 /// What "sustainable" means.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -64,6 +64,8 @@ pub struct SearchOptions {
     /// Bisection stops when the bracket is narrower than this share of its low end.
     pub precision: f64,
     pub max_probes: usize,
+    /// Repeat a failing probe once; the rate fails only if both fail.
+    pub retry_failures: bool,
 }
 
 /// One probe of the search.
@@ -90,19 +92,14 @@ pub struct FindMax {
     pub stopped_because: String,
 }
 
-/// Searches the highest rate `target` sustains within `search.slo`.
-pub async fn find_max(
-    target: &Target,
-    options: &RunOptions,
-    search: &SearchOptions,
-    session: &Session,
-    label: &str,
-) -> anyhow::Result<FindMax> {
+/// Searches the highest rate the pool's target sustains within `search.slo`.
+pub async fn find_max(pool: &Pool, search: &SearchOptions, session: &Session, label: &str) -> anyhow::Result<FindMax> {
     let mut probes: Vec<Probe> = Vec::new();
     let probe = |rate: f64, probes_so_far: usize| {
         let label = format!("{label} probe {} @ {rate:.0} req/s", probes_so_far + 1);
         async move {
-            let outcome = run(target, &[Phase::fixed(rate, search.probe)], options, session, None::<std::sync::Arc<Matcher>>, &label).await?;
+            let phases = [Phase::fixed(rate, search.probe)];
+            let outcome = run_on(pool, &phases, session, None::<std::sync::Arc<Matcher>>, &label).await?;
             tokio::time::sleep(search.cooldown).await;
             let phase = outcome.phases.into_iter().next().ok_or_else(|| anyhow::anyhow!("a probe has one phase"))?;
             let verdict = search.slo.judge(&phase);
@@ -121,7 +118,13 @@ pub async fn find_max(
         if probes.len() >= search.max_probes {
             break "probe budget used up".to_owned();
         }
-        let result = probe(rate, probes.len()).await?;
+        let mut result = probe(rate, probes.len()).await?;
+        if !result.verdict.passed && search.retry_failures {
+            // One noise spike from another process must not end the search: a rate fails
+            // only when it fails twice in a row.
+            probes.push(result);
+            result = probe(rate, probes.len()).await?;
+        }
         let passed = result.verdict.passed;
         probes.push(result);
         if passed {
@@ -151,7 +154,9 @@ pub async fn find_max(
             (None, None) => unreachable!("every probe either passes or fails"),
         }
     };
-    let at_max = pass.and_then(|p| probes.iter().find(|probe| probe.rate_rps == p)).map(|p| p.phase.clone());
+    let at_max = pass
+        .and_then(|p| probes.iter().rev().find(|probe| probe.rate_rps == p && probe.verdict.passed))
+        .map(|p| p.phase.clone());
     Ok(FindMax {
         slo: search.slo,
         max_rps: pass,

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use rdkafka::producer::FutureProducer;
+use rdkafka::producer::{FutureProducer, Producer as _};
 use serde::Serialize;
 
 use clickstream_gateway::config::SourceConfig;
@@ -170,14 +170,25 @@ impl Drop for Running {
 
 impl Target {
     pub async fn start(spec: &TargetSpec) -> anyhow::Result<Self> {
-        let kafka = matches!(spec.kind, TargetKind::Gateway | TargetKind::RawKafka).then(|| KafkaInfo::of(&spec.gateway));
+        let kafka =
+            matches!(spec.kind, TargetKind::Gateway | TargetKind::RawKafka).then(|| KafkaInfo::of(&spec.gateway));
         let mut info =
             TargetInfo { kind: spec.kind, url: spec.url.clone(), cpus: None, cores: None, kafka, in_process: false };
         if spec.kind == TargetKind::RawKafka {
             let producer = raw_producer(&spec.gateway).await?;
             info.in_process = true;
+            if let Some(cpus) = &spec.cpus {
+                pin_producer_threads(cpus).await?;
+                info.cpus = Some(cpus.clone());
+                info.cores = count_cpus(cpus);
+            }
             let topic: Arc<str> = spec.gateway.topics.raw.as_str().into();
-            return Ok(Self { info, endpoint: Endpoint::Kafka { producer, topic }, server_pid: None, _running: Running::Nothing });
+            return Ok(Self {
+                info,
+                endpoint: Endpoint::Kafka { producer, topic },
+                server_pid: None,
+                _running: Running::Nothing,
+            });
         }
         if let Some(url) = &spec.url {
             let addr = resolve(url)?;
@@ -224,9 +235,9 @@ impl Target {
         for (name, _) in std::env::vars().filter(|(n, _)| n.starts_with("CLICKSTREAM_")) {
             command.env_remove(name);
         }
-        let child = command.spawn().with_context(|| {
-            format!("starting {} (for pinning, taskset comes with util-linux)", program.display())
-        })?;
+        let child = command
+            .spawn()
+            .with_context(|| format!("starting {} (for pinning, taskset comes with util-linux)", program.display()))?;
         let server_pid = child.id();
         info.url = Some(format!("http://{addr}"));
         let running = Running::Process { child, _dir: dir };
@@ -243,7 +254,39 @@ async fn raw_producer(config: &GatewayConfig) -> anyhow::Result<FutureProducer> 
         clickstream_platform::kafka::require_topics(&kafka, &[topic.as_str()], Duration::from_secs(10))
     })
     .await??;
-    Ok(config.producer_client_config().create().context("creating the raw-kafka producer")?)
+    let producer: FutureProducer =
+        config.producer_client_config().create().context("creating the raw-kafka producer")?;
+    // Connect to the brokers now, so their threads exist when they are pinned.
+    let client = producer.clone();
+    let topic = config.topics.raw.clone();
+    tokio::task::spawn_blocking(move || client.client().fetch_metadata(Some(&topic), Duration::from_secs(10)))
+        .await?
+        .context("fetching metadata with the raw-kafka producer")?;
+    Ok(producer)
+}
+
+/// Pins librdkafka's threads (`rdk:...`, and rdkafka's delivery poller) of this process to `cpus`, so the raw-kafka
+/// baseline's producer works on the same core the gateway gets; only the `produce` calls stay
+/// on the load generator's core.
+async fn pin_producer_threads(cpus: &str) -> anyhow::Result<()> {
+    let mut pinned = 0;
+    for entry in std::fs::read_dir("/proc/self/task")? {
+        let task = entry?.path();
+        let name = std::fs::read_to_string(task.join("comm")).unwrap_or_default();
+        let Some(tid) = task.file_name().and_then(|n| n.to_str()).map(str::to_owned) else { continue };
+        if name.starts_with("rdk:") || name.starts_with("producer poll") {
+            let status = tokio::process::Command::new("taskset")
+                .args(["-p", "-c", cpus, &tid])
+                .stdout(std::process::Stdio::null())
+                .status()
+                .await
+                .context("running taskset (util-linux) to pin the producer threads")?;
+            anyhow::ensure!(status.success(), "taskset could not pin thread {tid} to CPU {cpus}");
+            pinned += 1;
+        }
+    }
+    anyhow::ensure!(pinned > 0, "found no librdkafka thread to pin");
+    Ok(())
 }
 
 fn resolve(url: &str) -> anyhow::Result<SocketAddr> {

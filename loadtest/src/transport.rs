@@ -95,8 +95,9 @@ impl HttpConnection {
     async fn connect(&mut self) -> Result<(), Outcome> {
         let stream = TcpStream::connect(self.addr).await.map_err(|_| Outcome::failed("connect"))?;
         let _ = stream.set_nodelay(true);
-        let (sender, connection) =
-            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(|_| Outcome::failed("connect"))?;
+        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|_| Outcome::failed("connect"))?;
         tokio::spawn(async move {
             let _ = connection.await;
         });

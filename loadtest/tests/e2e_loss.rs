@@ -31,7 +31,7 @@ impl EventSink for DroppingSink {
         let kept = records
             .into_iter()
             .filter(|_| {
-                let keep = (self.seen.fetch_add(1, Ordering::SeqCst) + 1) % DROP_EVERY != 0;
+                let keep = !(self.seen.fetch_add(1, Ordering::SeqCst) + 1).is_multiple_of(DROP_EVERY);
                 if !keep {
                     self.dropped.fetch_add(1, Ordering::SeqCst);
                 }
@@ -66,7 +66,8 @@ async fn matching_counts_dropped_events_as_lost() {
     };
     tokio::spawn(clickstream_gateway::server::serve(listener, serve_handler, std::future::pending(), Duration::ZERO));
 
-    let spec = TargetSpec { kind: TargetKind::Gateway, url: Some(url), gateway: config.clone(), cpus: None, binary: None };
+    let spec =
+        TargetSpec { kind: TargetKind::Gateway, url: Some(url), gateway: config.clone(), cpus: None, binary: None };
     let target = Target::start(&spec).await.expect("gateway ready");
     let session = Session::new(Progress::HIDDEN);
     let enriched = unique("events.enriched");
@@ -89,9 +90,10 @@ async fn matching_counts_dropped_events_as_lost() {
         write_key: WRITE_KEY.into(),
     };
     // 50 batches of 10 events per second for 2 s: 1000 events.
-    let outcome = run(&target, &[Phase::fixed(50.0, Duration::from_secs(2))], &options, &session, Some(matcher.clone()), "loss")
-        .await
-        .expect("run");
+    let outcome =
+        run(&target, &[Phase::fixed(50.0, Duration::from_secs(2))], &options, &session, Some(matcher.clone()), "loss")
+            .await
+            .expect("run");
     assert_eq!(outcome.phases[0].ok_requests, 100, "{:#?}", outcome.phases[0]);
     let result = matcher.finish().await;
 

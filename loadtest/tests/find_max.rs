@@ -10,7 +10,7 @@ use http_body_util::{BodyExt as _, Full};
 use tokio::net::TcpListener;
 
 use clickstream_loadtest::{
-    find_max, Catalog, Mode, Progress, RunOptions, SearchOptions, Session, Slo, Target, TargetKind, TargetSpec,
+    find_max, Catalog, Mode, Pool, Progress, RunOptions, SearchOptions, Session, Slo, Target, TargetKind, TargetSpec,
 };
 
 const CAPACITY_RPS: f64 = 1000.0;
@@ -68,9 +68,11 @@ async fn find_max_converges_on_the_server_capacity() {
         cooldown: Duration::from_millis(300),
         precision: 0.1,
         max_probes: 10,
+        retry_failures: false,
     };
     let session = Session::new(Progress::HIDDEN);
-    let found = find_max(&target, &options, &search, &session, "limited").await.expect("search runs");
+    let pool = Pool::open(&target, &options, &session).await;
+    let found = find_max(&pool, &search, &session, "limited").await.expect("search runs");
     let max = found.max_rps.expect("low rates pass");
     let rates: Vec<(f64, bool)> = found.probes.iter().map(|p| (p.rate_rps, p.verdict.passed)).collect();
     assert!(

@@ -69,7 +69,10 @@ pub fn encode(visitor: &Visitor, action: &Action, catalog: &Catalog, meta: &Even
         Action::ProductsSearched { query } => (Some("Products Searched"), Some(Properties::Search { query })),
         Action::ProductViewed { product } => {
             let p = catalog.product(*product);
-            (Some("Product Viewed"), Some(Properties::Product { item: LineItem::of(p, None, None), url: &url, cart_id: None }))
+            (
+                Some("Product Viewed"),
+                Some(Properties::Product { item: LineItem::of(p, None, None), url: &url, cart_id: None }),
+            )
         }
         Action::ProductAdded { product } => {
             let p = catalog.product(*product);
@@ -77,7 +80,9 @@ pub fn encode(visitor: &Visitor, action: &Action, catalog: &Catalog, meta: &Even
             let item = LineItem::of(p, Some(quantity), None);
             (Some("Product Added"), Some(Properties::Product { item, url: &url, cart_id: Some(&cart_id) }))
         }
-        Action::CartViewed => (Some("Cart Viewed"), Some(Properties::Cart { cart_id: &cart_id, products: line_items() })),
+        Action::CartViewed => {
+            (Some("Cart Viewed"), Some(Properties::Cart { cart_id: &cart_id, products: line_items() }))
+        }
         Action::CheckoutStarted | Action::OrderCompleted => {
             let shipping = if cart_value >= 50.0 { 0.0 } else { 4.99 };
             let tax = (cart_value * 0.08 * 100.0).round() / 100.0;

@@ -103,7 +103,14 @@ pub struct Generator {
 }
 
 impl Generator {
-    pub fn new(catalog: Arc<Catalog>, visitors: usize, seed: u64, sequence: Sequence, write_key: &str, mode: Mode) -> Self {
+    pub fn new(
+        catalog: Arc<Catalog>,
+        visitors: usize,
+        seed: u64,
+        sequence: Sequence,
+        write_key: &str,
+        mode: Mode,
+    ) -> Self {
         let mut rng = fastrand::Rng::with_seed(seed);
         let visitors = (0..visitors.max(1)).map(|_| Visitor::new(&mut rng)).collect();
         let basic = base64::engine::general_purpose::STANDARD.encode(format!("{write_key}:"));
@@ -198,7 +205,8 @@ mod tests {
             assert_eq!(envelope.items.len(), 20);
             for (offset, item) in envelope.items.into_iter().enumerate() {
                 let event = Event::from_value(item.expect("parsed"), None).map_err(|(e, _)| e).expect("valid event");
-                let tag = MessageTag::parse(event.message_id.as_deref().unwrap_or_default().as_bytes()).expect("our id");
+                let tag =
+                    MessageTag::parse(event.message_id.as_deref().unwrap_or_default().as_bytes()).expect("our id");
                 assert_eq!((tag.run, tag.seq, tag.intended_us), (0xabcd, round * 20 + offset as u64, round * 1000));
                 assert!(event.context.as_ref().is_some_and(|c| c.contains_key("page") && c.contains_key("userAgent")));
             }

@@ -24,7 +24,12 @@ pub struct TrafficSource {
     pub lands_on_product: bool,
 }
 
-const fn source(weight: u32, referrer: &'static str, campaign: Option<Campaign>, lands_on_product: bool) -> TrafficSource {
+const fn source(
+    weight: u32,
+    referrer: &'static str,
+    campaign: Option<Campaign>,
+    lands_on_product: bool,
+) -> TrafficSource {
     TrafficSource { weight, referrer, campaign, lands_on_product }
 }
 
@@ -65,10 +70,18 @@ pub const SEARCHES: [&str; 6] = ["gift ideas", "wireless", "organic", "running",
 pub enum Action {
     /// The first page of a session.
     Landing,
-    ProductListViewed { category: usize },
-    ProductsSearched { query: &'static str },
-    ProductViewed { product: usize },
-    ProductAdded { product: usize },
+    ProductListViewed {
+        category: usize,
+    },
+    ProductsSearched {
+        query: &'static str,
+    },
+    ProductViewed {
+        product: usize,
+    },
+    ProductAdded {
+        product: usize,
+    },
     CartViewed,
     CheckoutStarted,
     /// Sign-up or log-in at checkout, before the order.
@@ -200,9 +213,7 @@ impl Visitor {
 
     fn apply(&mut self, action: &Action, catalog: &Catalog, rng: &mut fastrand::Rng) {
         let new_path = match action {
-            Action::ProductListViewed { category } => {
-                Some(format!("/c/{}", slug(catalog.category_name(*category))))
-            }
+            Action::ProductListViewed { category } => Some(format!("/c/{}", slug(catalog.category_name(*category)))),
             Action::ProductsSearched { query } => Some(format!("/search?q={}", query.replace(' ', "+"))),
             Action::ProductViewed { product } => Some(format!("/products/{}", catalog.product(*product).id)),
             Action::CartViewed => Some("/cart".to_owned()),

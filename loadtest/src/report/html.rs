@@ -113,7 +113,12 @@ fn render_run(run: &TargetRun) -> String {
                     escape(&t.path), escape(&t.topic), t.seen, t.lost, t.seen_unacknowledged, t.duplicates, t.latency.p50_ms, t.latency.p99_ms, t.latency.max_ms
                 );
             } else {
-                let _ = write!(html, "<tr><td class=l>{}</td><td class=l>{}</td><td colspan=7 class=l>topic not present</td></tr>", escape(&t.path), escape(&t.topic));
+                let _ = write!(
+                    html,
+                    "<tr><td class=l>{}</td><td class=l>{}</td><td colspan=7 class=l>topic not present</td></tr>",
+                    escape(&t.path),
+                    escape(&t.topic)
+                );
             }
         }
         html.push_str("</table>");
@@ -154,13 +159,16 @@ fn phase_table(run: &TargetRun) -> String {
     html
 }
 
+type PercentileOf = fn(&crate::stats::Percentiles) -> f64;
+
 fn latency_over_time(run: &TargetRun, slo: Option<f64>) -> String {
     let mut chart = Chart::new("Latency percentiles over time", "seconds since start", "latency (ms, log scale)");
     chart.log_y = true;
-    let pick: [(&str, fn(&crate::stats::Percentiles) -> f64); 4] =
+    let pick: [(&str, PercentileOf); 4] =
         [("p50", |p| p.p50_ms), ("p90", |p| p.p90_ms), ("p99", |p| p.p99_ms), ("max", |p| p.max_ms)];
     for (i, (name, value)) in pick.into_iter().enumerate() {
-        let points = run.timeline.iter().filter(|t| t.latency.count > 0).map(|t| (t.second as f64, value(&t.latency))).collect();
+        let points =
+            run.timeline.iter().filter(|t| t.latency.count > 0).map(|t| (t.second as f64, value(&t.latency))).collect();
         chart.series.push(Series::line(name, PALETTE[i], points));
     }
     if let Some(slo) = slo {
@@ -171,7 +179,11 @@ fn latency_over_time(run: &TargetRun, slo: Option<f64>) -> String {
 
 fn probe_points(run: &TargetRun) -> Vec<(f64, f64, Option<bool>)> {
     match &run.find_max {
-        Some(search) => search.probes.iter().map(|p| (p.phase.offered_events_per_sec, p.phase.latency.p99_ms, Some(p.verdict.passed))).collect(),
+        Some(search) => search
+            .probes
+            .iter()
+            .map(|p| (p.phase.offered_events_per_sec, p.phase.latency.p99_ms, Some(p.verdict.passed)))
+            .collect(),
         None => run.phases.iter().map(|p| (p.offered_events_per_sec, p.latency.p99_ms, None)).collect(),
     }
 }
@@ -189,7 +201,8 @@ fn latency_vs_rate(run: &TargetRun, slo: Option<f64>) -> String {
     };
     chart.series.push(series("p50", PALETTE[0], |p| p.latency.p50_ms));
     chart.series.push(series("p99", PALETTE[2], |p| p.latency.p99_ms));
-    let failed: Vec<(f64, f64)> = probe_points(run).into_iter().filter(|p| p.2 == Some(false)).map(|p| (p.0, p.1)).collect();
+    let failed: Vec<(f64, f64)> =
+        probe_points(run).into_iter().filter(|p| p.2 == Some(false)).map(|p| (p.0, p.1)).collect();
     if !failed.is_empty() {
         chart.series.push(Series::line("p99, failed SLO", "#d00", failed).markers_only());
     }
@@ -202,22 +215,25 @@ fn latency_vs_rate(run: &TargetRun, slo: Option<f64>) -> String {
 fn throughput_over_time(run: &TargetRun) -> String {
     let events = run.mode.events_per_request() as f64;
     let mut chart = Chart::new("Throughput over time", "seconds since start", "events per second");
-    let points = |f: fn(&crate::stats::TimelinePoint) -> f64| run.timeline.iter().map(|t| (t.second as f64, f(t))).collect();
-    chart.series.push(Series::line("offered events/s", PALETTE[7], run.timeline.iter().map(|t| (t.second as f64, t.offered_rps as f64 * events)).collect()));
+    let points =
+        |f: fn(&crate::stats::TimelinePoint) -> f64| run.timeline.iter().map(|t| (t.second as f64, f(t))).collect();
+    let offered = run.timeline.iter().map(|t| (t.second as f64, t.offered_rps as f64 * events)).collect();
     chart.series.push(Series::line("acknowledged events/s", PALETTE[2], points(|t| t.ok_events_per_sec as f64)));
     chart.series.push(Series::line("errors/s", "#d00", points(|t| t.errors as f64)));
+    chart.series.push(Series::line("offered events/s", PALETTE[6], offered).dashed());
     chart.render()
 }
 
 fn rate_comparison_chart(report: &Report) -> String {
-    let mut chart = Chart::new("p99 latency against offered rate, every target", "offered events/s", "p99 latency (ms, log scale)");
+    let mut chart =
+        Chart::new("p99 latency against offered rate, every target", "offered events/s", "p99 latency (ms, log scale)");
     chart.log_y = true;
     for (i, run) in report.runs.iter().enumerate() {
         let mut points: Vec<(f64, f64)> = probe_points(run).into_iter().map(|p| (p.0, p.1)).collect();
         points.sort_by(|a, b| a.0.total_cmp(&b.0));
         chart.series.push(Series::line(run.label.clone(), PALETTE[i % PALETTE.len()], points).with_markers());
         if let Some(slo) = run.find_max.as_ref().map(|s| s.slo.p99_ms) {
-            if chart.thresholds.is_empty() {
+            if !chart.thresholds.iter().any(|(v, _)| *v == slo) {
                 chart.thresholds.push((slo, format!("SLO p99 {slo} ms")));
             }
         }

@@ -43,7 +43,10 @@ pub struct Machine {
 impl Machine {
     pub fn this() -> Self {
         Self {
-            cpus: std::thread::available_parallelism().map_or(1, usize::from),
+            cpus: std::fs::read_to_string("/sys/devices/system/cpu/online")
+                .ok()
+                .and_then(|online| crate::cpu::count_cpus(online.trim()))
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from)),
             loadgen_cpus: crate::cpu::own_cpu_list(),
         }
     }
@@ -104,7 +107,8 @@ impl Report {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let json = dir.join("report.json");
         let html = dir.join("report.html");
-        std::fs::write(&json, serde_json::to_vec_pretty(self)?).with_context(|| format!("writing {}", json.display()))?;
+        std::fs::write(&json, serde_json::to_vec_pretty(self)?)
+            .with_context(|| format!("writing {}", json.display()))?;
         std::fs::write(&html, html::render(self)).with_context(|| format!("writing {}", html.display()))?;
         Ok((json, html))
     }
@@ -162,7 +166,18 @@ pub fn print_run(run: &TargetRun) {
 fn phase_header() -> String {
     format!(
         "   {:>9} {:>9} {:>10} {:>8} {:>8} {:>8} {:>8} {:>8} {:>7} {:>6} {:>6} {:>9}",
-        "offered/s", "ok req/s", "events/s", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms", "errors", "late", "drop", "cpu g/s"
+        "offered/s",
+        "ok req/s",
+        "events/s",
+        "p50 ms",
+        "p90 ms",
+        "p99 ms",
+        "p99.9 ms",
+        "max ms",
+        "errors",
+        "late",
+        "drop",
+        "cpu g/s"
     )
 }
 

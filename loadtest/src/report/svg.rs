@@ -22,11 +22,17 @@ pub struct Series {
     pub line: bool,
     /// Draw a dot on each point.
     pub markers: bool,
+    pub dashed: bool,
 }
 
 impl Series {
     pub fn line(name: impl Into<String>, color: &str, points: Vec<(f64, f64)>) -> Self {
-        Self { name: name.into(), color: color.to_owned(), points, line: true, markers: false }
+        Self { name: name.into(), color: color.to_owned(), points, line: true, markers: false, dashed: false }
+    }
+
+    pub fn dashed(mut self) -> Self {
+        self.dashed = true;
+        self
     }
 
     pub fn with_markers(mut self) -> Self {
@@ -58,53 +64,74 @@ impl Chart {
     }
 
     pub fn render(&self) -> String {
-        let points = || self.series.iter().flat_map(|s| s.points.iter().copied()).filter(|(x, y)| x.is_finite() && y.is_finite());
+        let points = || {
+            self.series.iter().flat_map(|s| s.points.iter().copied()).filter(|(x, y)| x.is_finite() && y.is_finite())
+        };
         let xs: Vec<f64> = points().map(|(x, _)| x).collect();
         let mut ys: Vec<f64> = points().map(|(_, y)| y).collect();
         ys.extend(self.thresholds.iter().map(|(v, _)| *v));
         if self.log_y {
             ys.retain(|y| *y > 0.0);
         }
+        let legend = legend_layout(&self.series);
+        let top = TOP + LEGEND_ROW * legend.last().map_or(0.0, |(_, row)| *row as f64);
+        let height = HEIGHT + top - TOP;
         let mut svg = String::new();
         let _ = write!(
             svg,
-            r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" height="{HEIGHT}" font-family="sans-serif" font-size="12">"#
+            r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {height}" width="{WIDTH}" height="{height}" font-family="sans-serif" font-size="12">"#
         );
         let _ = write!(svg, r##"<rect width="100%" height="100%" fill="#fff"/>"##);
-        let _ = write!(svg, r#"<text x="{LEFT}" y="18" font-size="15" font-weight="bold">{}</text>"#, escape(&self.title));
+        let _ =
+            write!(svg, r#"<text x="{LEFT}" y="18" font-size="15" font-weight="bold">{}</text>"#, escape(&self.title));
         if xs.is_empty() || ys.is_empty() {
-            let _ = write!(svg, r#"<text x="{LEFT}" y="{}">no data</text></svg>"#, HEIGHT / 2.0);
+            let _ = write!(svg, r#"<text x="{LEFT}" y="{}">no data</text></svg>"#, height / 2.0);
             return svg;
         }
         let x_axis = Axis::linear(min(&xs), max(&xs), false);
-        let y_axis = if self.log_y { Axis::log(min(&ys), max(&ys)) } else { Axis::linear(0.0_f64.min(min(&ys)), max(&ys), true) };
+        let y_axis = if self.log_y {
+            Axis::log(min(&ys), max(&ys))
+        } else {
+            Axis::linear(0.0_f64.min(min(&ys)), max(&ys), true)
+        };
         let plot_w = WIDTH - LEFT - RIGHT;
-        let plot_h = HEIGHT - TOP - BOTTOM;
+        let plot_h = height - top - BOTTOM;
         let px = |x: f64| LEFT + x_axis.fraction(x) * plot_w;
-        let py = |y: f64| TOP + (1.0 - y_axis.fraction(y)) * plot_h;
+        let py = |y: f64| top + (1.0 - y_axis.fraction(y)) * plot_h;
 
         for tick in &y_axis.ticks {
             let y = py(*tick);
-            let _ = write!(svg, r##"<line x1="{LEFT}" x2="{}" y1="{y:.1}" y2="{y:.1}" stroke="#e5e5e5"/>"##, WIDTH - RIGHT);
-            let _ = write!(svg, r#"<text x="{}" y="{:.1}" text-anchor="end">{}</text>"#, LEFT - 6.0, y + 4.0, label(*tick));
+            let _ =
+                write!(svg, r##"<line x1="{LEFT}" x2="{}" y1="{y:.1}" y2="{y:.1}" stroke="#e5e5e5"/>"##, WIDTH - RIGHT);
+            let _ =
+                write!(svg, r#"<text x="{}" y="{:.1}" text-anchor="end">{}</text>"#, LEFT - 6.0, y + 4.0, label(*tick));
         }
         for tick in &x_axis.ticks {
             let x = px(*tick);
-            let _ = write!(svg, r##"<line x1="{x:.1}" x2="{x:.1}" y1="{TOP}" y2="{}" stroke="#f0f0f0"/>"##, TOP + plot_h);
-            let _ = write!(svg, r#"<text x="{x:.1}" y="{}" text-anchor="middle">{}</text>"#, TOP + plot_h + 16.0, label(*tick));
+            let _ =
+                write!(svg, r##"<line x1="{x:.1}" x2="{x:.1}" y1="{top}" y2="{}" stroke="#f0f0f0"/>"##, top + plot_h);
+            let _ = write!(
+                svg,
+                r#"<text x="{x:.1}" y="{}" text-anchor="middle">{}</text>"#,
+                top + plot_h + 16.0,
+                label(*tick)
+            );
         }
-        let _ = write!(svg, r##"<rect x="{LEFT}" y="{TOP}" width="{plot_w}" height="{plot_h}" fill="none" stroke="#888"/>"##);
+        let _ = write!(
+            svg,
+            r##"<rect x="{LEFT}" y="{top}" width="{plot_w}" height="{plot_h}" fill="none" stroke="#888"/>"##
+        );
         let _ = write!(
             svg,
             r#"<text x="{:.1}" y="{}" text-anchor="middle">{}</text>"#,
             LEFT + plot_w / 2.0,
-            HEIGHT - 8.0,
+            height - 8.0,
             escape(&self.x_label)
         );
         let _ = write!(
             svg,
             r#"<text transform="translate(16 {:.1}) rotate(-90)" text-anchor="middle">{}</text>"#,
-            TOP + plot_h / 2.0,
+            top + plot_h / 2.0,
             escape(&self.y_label)
         );
         for (value, name) in &self.thresholds {
@@ -118,8 +145,7 @@ impl Chart {
                 escape(name)
             );
         }
-        let mut legend_x = LEFT;
-        for series in &self.series {
+        for (series, (legend_x, row)) in self.series.iter().zip(&legend) {
             let visible: Vec<(f64, f64)> = series
                 .points
                 .iter()
@@ -128,30 +154,59 @@ impl Chart {
                 .collect();
             if series.line && visible.len() > 1 {
                 let path: Vec<String> = visible.iter().map(|(x, y)| format!("{:.1},{:.1}", px(*x), py(*y))).collect();
+                let dash = if series.dashed { r#" stroke-dasharray="5 4""# } else { "" };
                 let _ = write!(
                     svg,
-                    r#"<polyline points="{}" fill="none" stroke="{}" stroke-width="1.8"/>"#,
+                    r#"<polyline points="{}" fill="none" stroke="{}" stroke-width="1.8"{dash}/>"#,
                     path.join(" "),
                     series.color
                 );
             }
             if series.markers || visible.len() == 1 {
                 for (x, y) in &visible {
-                    let _ = write!(svg, r#"<circle cx="{:.1}" cy="{:.1}" r="3.5" fill="{}"/>"#, px(*x), py(*y), series.color);
+                    let _ = write!(
+                        svg,
+                        r#"<circle cx="{:.1}" cy="{:.1}" r="3.5" fill="{}"/>"#,
+                        px(*x),
+                        py(*y),
+                        series.color
+                    );
                 }
             }
+            let y = 30.0 + LEGEND_ROW * *row as f64;
             let _ = write!(
                 svg,
-                r#"<rect x="{legend_x:.1}" y="30" width="12" height="12" fill="{}"/><text x="{:.1}" y="40">{}</text>"#,
+                r#"<rect x="{legend_x:.1}" y="{y}" width="12" height="12" fill="{}"/><text x="{:.1}" y="{}">{}</text>"#,
                 series.color,
                 legend_x + 16.0,
+                y + 10.0,
                 escape(&series.name)
             );
-            legend_x += 28.0 + 7.0 * series.name.chars().count() as f64;
         }
         svg.push_str("</svg>");
         svg
     }
+}
+
+const LEGEND_ROW: f64 = 18.0;
+
+/// Where each legend entry goes: its x and its row, wrapping at the chart's width.
+fn legend_layout(series: &[Series]) -> Vec<(f64, usize)> {
+    let mut x = LEFT;
+    let mut row = 0;
+    series
+        .iter()
+        .map(|s| {
+            let width = 28.0 + 7.0 * s.name.chars().count() as f64;
+            if x + width > WIDTH - RIGHT && x > LEFT {
+                x = LEFT;
+                row += 1;
+            }
+            let at = (x, row);
+            x += width;
+            at
+        })
+        .collect()
 }
 
 /// An axis: its range and where the ticks go.
@@ -263,5 +318,12 @@ mod tests {
         assert_eq!(svg.matches("<circle").count(), 3);
         assert!(svg.contains("Latency &lt;over&gt; time") && svg.contains("SLO p99 10 ms"));
         assert!(Chart::new("empty", "x", "y").render().contains("no data"));
+        // A long legend wraps onto a second row, and the chart grows to make room.
+        let mut wide = Chart::new("wide", "x", "y");
+        for (i, color) in PALETTE.iter().take(6).enumerate() {
+            wide.series.push(Series::line(format!("a rather long series name {i}"), color, vec![(0.0, 1.0)]));
+        }
+        let svg = wide.render();
+        assert!(svg.contains(&format!(r#"height="{}""#, HEIGHT + LEGEND_ROW)), "{}", &svg[..200]);
     }
 }
