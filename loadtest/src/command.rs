@@ -118,6 +118,12 @@ async fn search_target(
             let confirm = format!("{label} end to end @ {rate:.0} req/s");
             let hold = [Phase::fixed(rate, search.probe)];
             let outcome = run_on(pool, &hold, session, Some(matcher.clone()), &confirm).await?;
+            if let Some(phase) = outcome.phases.first() {
+                // The consumer adds load on the broker; say whether the rate still held.
+                let verdict = search.slo.judge(phase);
+                let held = if verdict.passed { "held" } else { "did NOT hold" };
+                eprintln!("  with the end-to-end consumer running, {rate:.0} req/s {held} ({})", verdict.reason);
+            }
             phases.extend(outcome.phases);
             e2e = finish_matcher(Some(matcher)).await;
         }

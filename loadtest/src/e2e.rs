@@ -45,7 +45,11 @@ pub struct TopicMatch {
     pub lost: u64,
     /// Events read back whose request did not get a 2xx (timeouts, 503 after a partial write).
     pub seen_unacknowledged: u64,
+    /// Events written to the log more than once (distinct offsets, same message id).
     pub duplicates: u64,
+    /// Records the consumer was handed again at an offset it had already read: a broker or
+    /// client artefact, not a duplicate in the log.
+    pub redelivered: u64,
     /// From the intended send time to the consumer receiving the event.
     pub latency: Percentiles,
 }
@@ -62,6 +66,9 @@ pub struct E2eResult {
 struct Seen {
     events: BitSet,
     duplicates: u64,
+    redelivered: u64,
+    /// Highest offset read per partition.
+    read_up_to: std::collections::HashMap<i32, i64>,
     latency: Histogram<u64>,
 }
 
@@ -103,6 +110,8 @@ impl Matcher {
                     let seen = Arc::new(Mutex::new(Seen {
                         events: BitSet::default(),
                         duplicates: 0,
+                        redelivered: 0,
+                        read_up_to: std::collections::HashMap::new(),
                         latency: phase_histogram(),
                     }));
                     let thread = spawn_reader(consumer, run, clock, seen.clone(), stop.clone());
@@ -177,6 +186,7 @@ impl Matcher {
                     lost: acknowledged.len() - seen_acknowledged,
                     seen_unacknowledged: seen.events.len() - seen_acknowledged,
                     duplicates: seen.duplicates,
+                    redelivered: seen.redelivered,
                     latency: Percentiles::of(&seen.latency),
                 })
             })
@@ -189,6 +199,7 @@ impl Matcher {
             lost: 0,
             seen_unacknowledged: 0,
             duplicates: 0,
+            redelivered: 0,
             latency: Percentiles::default(),
         }));
         E2eResult { sent_events: self.sent.load(Ordering::Relaxed), acknowledged_events: acknowledged.len(), topics }
@@ -264,6 +275,12 @@ fn spawn_reader(
                 continue;
             };
             if let Ok(mut seen) = seen.lock() {
+                let read_up_to = seen.read_up_to.entry(message.partition()).or_insert(-1);
+                if message.offset() <= *read_up_to {
+                    seen.redelivered += 1;
+                    continue;
+                }
+                *read_up_to = message.offset();
                 if seen.events.insert(tag.seq) {
                     seen.duplicates += 1;
                 } else {

@@ -104,7 +104,7 @@ async fn matching_counts_dropped_events_as_lost() {
     assert!(raw_match.present);
     assert_eq!(raw_match.lost, dropped, "{raw_match:#?}");
     assert_eq!(raw_match.seen, 1000 - dropped);
-    assert_eq!((raw_match.duplicates, raw_match.seen_unacknowledged), (0, 0));
+    assert_eq!((raw_match.duplicates, raw_match.seen_unacknowledged), (0, 0), "{raw_match:#?}");
     assert_eq!(raw_match.latency.count, 1000 - dropped, "one latency per event seen");
     assert!(raw_match.latency.p50_ms > 0.0 && raw_match.latency.max_ms < 10_000.0, "{:?}", raw_match.latency);
     let enriched_match = result.topics.iter().find(|t| t.topic == enriched).expect("enriched listed");

@@ -102,20 +102,20 @@ fn render_run(run: &TargetRun) -> String {
     if let Some(e2e) = &run.e2e {
         let _ = write!(
             html,
-            "<h3>End to end</h3><p>{} events sent, {} acknowledged.</p><table><tr><th class=l>path</th><th class=l>topic</th><th>seen</th><th>lost</th><th>seen unacked</th><th>duplicates</th><th>p50 ms</th><th>p99 ms</th><th>max ms</th></tr>",
+            "<h3>End to end</h3><p>{} events sent, {} acknowledged.</p><table><tr><th class=l>path</th><th class=l>topic</th><th>seen</th><th>lost</th><th>seen unacked</th><th>duplicates</th><th>re-read</th><th>p50 ms</th><th>p99 ms</th><th>max ms</th></tr>",
             e2e.sent_events, e2e.acknowledged_events
         );
         for t in &e2e.topics {
             if t.present {
                 let _ = write!(
                     html,
-                    "<tr><td class=l>{}</td><td class=l>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.2}</td><td>{:.2}</td><td>{:.2}</td></tr>",
-                    escape(&t.path), escape(&t.topic), t.seen, t.lost, t.seen_unacknowledged, t.duplicates, t.latency.p50_ms, t.latency.p99_ms, t.latency.max_ms
+                    "<tr><td class=l>{}</td><td class=l>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.2}</td><td>{:.2}</td><td>{:.2}</td></tr>",
+                    escape(&t.path), escape(&t.topic), t.seen, t.lost, t.seen_unacknowledged, t.duplicates, t.redelivered, t.latency.p50_ms, t.latency.p99_ms, t.latency.max_ms
                 );
             } else {
                 let _ = write!(
                     html,
-                    "<tr><td class=l>{}</td><td class=l>{}</td><td colspan=7 class=l>topic not present</td></tr>",
+                    "<tr><td class=l>{}</td><td class=l>{}</td><td colspan=8 class=l>topic not present</td></tr>",
                     escape(&t.path),
                     escape(&t.topic)
                 );

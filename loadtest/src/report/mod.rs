@@ -140,13 +140,14 @@ pub fn print_run(run: &TargetRun) {
         for topic in &e2e.topics {
             if topic.present {
                 println!(
-                    "   {} ({}): seen {}, lost {}, seen unacknowledged {}, duplicates {}, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+                    "   {} ({}): seen {}, lost {}, seen unacknowledged {}, duplicates {} (re-read {}), p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
                     topic.path,
                     topic.topic,
                     topic.seen,
                     topic.lost,
                     topic.seen_unacknowledged,
                     topic.duplicates,
+                    topic.redelivered,
                     topic.latency.p50_ms,
                     topic.latency.p99_ms,
                     topic.latency.max_ms
