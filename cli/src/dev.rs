@@ -1,11 +1,12 @@
 //! `clickstream dev`: embedded broker + topics + gateway + demo in one process, with an admin
-//! API that takes the broker down and up to try outage behaviour by hand.
+//! port that takes the broker down and up to try outage behaviour by hand, and serves the demo
+//! shop page that sends events through the JS tracker.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use clickstream_gateway::config::SourceConfig;
+use clickstream_gateway::config::{SourceConfig, SpoolConfig};
 use clickstream_gateway::server::serve;
 use clickstream_platform::broker::EmbeddedBroker;
 use clickstream_platform::kafka::apply_topics;
@@ -29,6 +30,12 @@ pub async fn run(args: &DevArgs) -> anyhow::Result<()> {
             allowed_origins: vec!["*".into()],
         });
     }
+    if config.spool.dir == SpoolConfig::default().dir {
+        // The embedded broker forgets everything on exit, so a spool that outlives dev would
+        // replay into topics that no longer exist.
+        config.spool.dir =
+            std::env::temp_dir().join(format!("clickstream-dev-spool-{}", std::process::id())).display().to_string();
+    }
     let broker = if args.config.kafka_brokers.is_some() {
         apply_topics(&config.kafka, &config.topics.specs(), Duration::from_secs(15)).await?;
         None
@@ -44,19 +51,21 @@ pub async fn run(args: &DevArgs) -> anyhow::Result<()> {
     let admin = TcpListener::bind(&args.admin_listen).await?;
     let admin_addr = admin.local_addr()?;
     let admin_broker = broker.clone();
+    let url = format!("http://{}", gateway.addr);
+    let shop = Bytes::from(crate::shop::page(&url, &write_key)?);
     let admin_task = tokio::spawn(serve(
         admin,
-        move |request, _peer| admin_handle(admin_broker.clone(), request),
+        move |request, _peer| admin_handle(admin_broker.clone(), shop.clone(), request),
         std::future::pending(),
         Duration::from_secs(1),
     ));
 
-    let url = format!("http://{}", gateway.addr);
     println!("\n  clickstream dev is running");
     println!("  gateway      {url}");
     println!("  write key    {write_key}");
     println!("  kafka        bootstrap.servers={bootstrap}");
     println!("  admin        http://{admin_addr}  (POST /dev/broker/down, POST /dev/broker/up)");
+    println!("  demo shop    http://{admin_addr}/demo  (product clicks send events through {url}/t.js)");
     if broker.is_some() {
         println!("\n  !! EMBEDDED BROKER: librdkafka's mock cluster. Data lives IN MEMORY ONLY and is lost");
         println!("  !! on exit, and the mock keeps only about 5 MiB per partition (older data is dropped).");
@@ -84,11 +93,22 @@ pub async fn run(args: &DevArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn admin_handle(broker: Option<Arc<EmbeddedBroker>>, request: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn admin_handle(
+    broker: Option<Arc<EmbeddedBroker>>,
+    shop: Bytes,
+    request: Request<Incoming>,
+) -> Response<Full<Bytes>> {
     let up = match (request.method(), request.uri().path()) {
         (&Method::POST, "/dev/broker/down") => false,
         (&Method::POST, "/dev/broker/up") => true,
-        _ => return text(StatusCode::NOT_FOUND, "try POST /dev/broker/down or /dev/broker/up\n"),
+        (&Method::GET, "/demo") => {
+            let mut response = Response::new(Full::new(shop));
+            response
+                .headers_mut()
+                .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("text/html; charset=utf-8"));
+            return response;
+        }
+        _ => return text(StatusCode::NOT_FOUND, "try GET /demo, POST /dev/broker/down or /dev/broker/up\n"),
     };
     let Some(broker) = broker else {
         return text(StatusCode::CONFLICT, "dev is using an external broker; only the embedded one can be switched\n");

@@ -5,6 +5,7 @@ mod commands;
 mod demo;
 mod dev;
 mod loadtest;
+mod shop;
 
 use clap::Parser as _;
 

@@ -15,6 +15,6 @@ fn readme_config_reference_matches_the_code() {
     assert_eq!(
         readme[start..end].trim_end(),
         generated.trim_end(),
-        "README config reference is stale: replace it with `clickstream config keys --markdown`"
+        "README config reference is stale: run ./scripts/gen-config-docs"
     );
 }

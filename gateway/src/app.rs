@@ -12,11 +12,15 @@ use serde_json::json;
 
 use clickstream_platform::telemetry::LogThrottle;
 
+use crate::assets;
 use crate::config::GatewayConfig;
 use crate::cors;
+use crate::dedup::Dedup;
 use crate::error::{json_response, GatewayError};
+use crate::metrics::Metrics;
+use crate::protect::Protection;
 use crate::routes::Route;
-use crate::sink::EventSink;
+use crate::sink::{EventSink, SinkHealth};
 use crate::sources::SourceRegistry;
 
 /// Everything a request needs.
@@ -25,12 +29,28 @@ pub struct AppState {
     pub config: Arc<GatewayConfig>,
     pub sources: Arc<SourceRegistry>,
     pub sink: Arc<dyn EventSink>,
+    pub(crate) protection: Arc<Protection>,
+    pub(crate) dedup: Arc<Dedup>,
+    pub metrics: Arc<Metrics>,
 }
 
 impl AppState {
     pub fn new(config: GatewayConfig, sink: Arc<dyn EventSink>) -> Self {
         let sources = Arc::new(SourceRegistry::new(&config.sources));
-        Self { config: Arc::new(config), sources, sink }
+        let protection = Arc::new(Protection::new(&config.rate_limit));
+        let dedup = Arc::new(Dedup::new(&config.dedup));
+        Self { config: Arc::new(config), sources, sink, protection, dedup, metrics: Arc::default() }
+    }
+
+    /// Forgets idle rate-limit keys now and then; runs until the state is dropped.
+    pub(crate) async fn housekeeping(protection: std::sync::Weak<Protection>) {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+            match protection.upgrade() {
+                Some(protection) => protection.forget_idle(),
+                None => return,
+            }
+        }
     }
 }
 
@@ -60,11 +80,23 @@ impl App {
             Route::Preflight => Ok(cors::preflight(self.state.config.http.cors_max_age_secs)),
             Route::SdkTelemetry => Ok(success()),
             Route::Settings(key) => self.settings(key, request.headers()),
-            Route::Ingest(kind) => self.ingest(*kind, request, peer).await,
+            Route::Metrics => Ok(self.metrics()),
+            Route::Ingest(kind) => match self.state.protection.enter() {
+                Ok(_in_flight) => self.ingest(*kind, request, peer).await,
+                Err(shed) => Err(shed),
+            },
+            // A public static file with its own Vary and CORS headers, which the API's
+            // decoration below would overwrite.
+            Route::TrackerScript => return assets::tracker_script(request.headers()),
             Route::NotFound => Err(GatewayError::NotFound),
             Route::MethodNotAllowed => Err(GatewayError::MethodNotAllowed),
         };
         let mut response = result.unwrap_or_else(|error| {
+            match &error {
+                GatewayError::RateLimited { .. } => Metrics::add(&self.state.metrics.rate_limited, 1),
+                GatewayError::Overloaded => Metrics::add(&self.state.metrics.shed, 1),
+                _ => {}
+            }
             if error.status().is_server_error() {
                 log_unavailable(&error);
             }
@@ -74,10 +106,22 @@ impl App {
         response
     }
 
+    fn metrics(&self) -> Response<Full<Bytes>> {
+        let text = self.state.metrics.render(self.state.dedup.drops(), self.state.sink.spool_stats());
+        let mut response = Response::new(Full::new(Bytes::from(text)));
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, header::HeaderValue::from_static("text/plain; version=0.0.4"));
+        response
+    }
+
     fn readiness(&self) -> Response<Full<Bytes>> {
-        match self.state.sink.unavailable_reason() {
-            None => json_response(StatusCode::OK, &json!({"status": "ok"})),
-            Some(reason) => {
+        match self.state.sink.health() {
+            SinkHealth::Ready => json_response(StatusCode::OK, &json!({"status": "ok"})),
+            SinkHealth::Degraded(reason) => {
+                json_response(StatusCode::OK, &json!({"status": "degraded", "reason": reason}))
+            }
+            SinkHealth::Unavailable(reason) => {
                 let mut response =
                     json_response(StatusCode::SERVICE_UNAVAILABLE, &json!({"status": "unavailable", "reason": reason}));
                 response.headers_mut().insert(header::RETRY_AFTER, self.state.config.http.retry_after_secs.into());

@@ -12,7 +12,12 @@ use crate::error::GatewayError;
 
 /// Collects the body and decodes its `Content-Encoding`; both the wire bytes and the decoded
 /// bytes are capped at `limit`.
-pub async fn read_decoded<B>(body: B, headers: &HeaderMap, limit: usize) -> Result<Vec<u8>, GatewayError>
+pub async fn read_decoded<B>(
+    body: B,
+    headers: &HeaderMap,
+    limit: usize,
+    timeout: std::time::Duration,
+) -> Result<Vec<u8>, GatewayError>
 where
     B: Body<Data = Bytes>,
     B::Error: std::error::Error + Send + Sync + 'static,
@@ -23,13 +28,17 @@ where
             return Err(GatewayError::BodyTooLarge { limit });
         }
     }
-    let collected = Limited::new(body, limit).collect().await.map_err(|e| {
-        if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
-            GatewayError::BodyTooLarge { limit }
-        } else {
-            GatewayError::BodyRead(e.to_string())
-        }
-    })?;
+    // A client trickling its body (slowloris) must not hold a request slot forever.
+    let collected = tokio::time::timeout(timeout, Limited::new(body, limit).collect())
+        .await
+        .map_err(|_| GatewayError::BodyTimeout(timeout.as_millis() as u64))?
+        .map_err(|e| {
+            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+                GatewayError::BodyTooLarge { limit }
+            } else {
+                GatewayError::BodyRead(e.to_string())
+            }
+        })?;
     let wire = collected.to_bytes();
     match encoding {
         Encoding::Identity => Ok(wire.to_vec()),

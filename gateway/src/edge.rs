@@ -30,6 +30,11 @@ impl EdgeContext {
         }
     }
 
+    /// The client's address: the trusted proxy's forwarded one, else the socket's.
+    pub fn ip(&self) -> IpAddr {
+        self.ip
+    }
+
     /// Fills `context.ip` and `context.userAgent` where the event has none (a server SDK may
     /// send its end user's), then anonymizes the IP if configured.
     pub fn apply(&self, event: &mut Event) {

@@ -46,6 +46,12 @@ pub enum GatewayError {
     NoValidEvents(Vec<RejectedItem>),
     #[error("Kafka cannot take events right now: {0}")]
     Unavailable(String),
+    #[error("too many requests for this {scope}; retry after {retry_after_secs} s")]
+    RateLimited { scope: &'static str, retry_after_secs: u64 },
+    #[error("the gateway is at its in-flight request limit; retry shortly")]
+    Overloaded,
+    #[error("request body not received within {0} ms")]
+    BodyTimeout(u64),
 }
 
 impl GatewayError {
@@ -65,7 +71,9 @@ impl GatewayError {
             | Self::InvalidJson(_)
             | Self::BadShape(_)
             | Self::NoValidEvents(_) => StatusCode::BAD_REQUEST,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
         }
     }
 
@@ -85,6 +93,9 @@ impl GatewayError {
             Self::BadShape(_) => "bad_shape",
             Self::NoValidEvents(_) => "no_valid_events",
             Self::Unavailable(_) => "kafka_unavailable",
+            Self::RateLimited { .. } => "rate_limited",
+            Self::Overloaded => "overloaded",
+            Self::BodyTimeout(_) => "body_timeout",
         }
     }
 
@@ -96,8 +107,14 @@ impl GatewayError {
             body["rejected"] = json!(items);
         }
         let mut response = json_response(self.status(), &body);
-        if self.status() == StatusCode::SERVICE_UNAVAILABLE {
-            response.headers_mut().insert(header::RETRY_AFTER, retry_after_secs.into());
+        let retry_after = match &self {
+            Self::RateLimited { retry_after_secs, .. } => Some((*retry_after_secs).max(1)),
+            Self::Overloaded => Some(1),
+            Self::Unavailable(_) => Some(u64::from(retry_after_secs)),
+            _ => None,
+        };
+        if let Some(secs) = retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, secs.into());
         }
         response
     }

@@ -2,11 +2,12 @@
 //! only after the sink reports every record safe.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use bytes::Bytes;
 use chrono::Utc;
 use clickstream_schema::{
-    format_timestamp, parse_json, parse_ndjson, DeadLetter, Envelope, HEADER_EVENT_TYPE, HEADER_SOURCE,
+    format_timestamp, parse_json, parse_ndjson, DeadLetter, Envelope, EventError, HEADER_EVENT_TYPE, HEADER_SOURCE,
 };
 use http::{header, Request, Response, StatusCode};
 use http_body_util::Full;
@@ -17,6 +18,7 @@ use crate::app::App;
 use crate::body::read_decoded;
 use crate::edge::EdgeContext;
 use crate::error::{json_response, GatewayError, RejectedItem};
+use crate::metrics::Metrics;
 use crate::routes::IngestKind;
 use crate::sink::{Record, SinkError};
 use crate::sources::{basic_auth_user, header_write_key, Source};
@@ -34,89 +36,92 @@ impl App {
     {
         let state = &self.state;
         let (parts, body) = request.into_parts();
+        let edge = EdgeContext::from_request(&parts.headers, peer, &state.config);
+        state.protection.check_ip(edge.ip())?;
         // A key in the Authorization header is checked before the body is even read.
         let header_source = basic_auth_user(&parts.headers).map(|key| state.sources.lookup(&key)).transpose()?;
-        let mut bytes = read_decoded(body, &parts.headers, state.config.limits.max_batch_bytes).await?;
+        let (limit, timeout) = (state.config.limits.max_batch_bytes, state.config.http.body_read_timeout_ms);
+        let mut bytes = read_decoded(body, &parts.headers, limit, Duration::from_millis(timeout)).await?;
         let envelope = parse_envelope(kind, &parts.headers, &mut bytes)?;
         let source = match header_source {
             Some(source) => source,
             None => self.body_or_header_source(&envelope, &parts.headers)?,
         };
         source.check_origin(parts.headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()))?;
+        state.protection.check_source(&source.name)?;
 
+        let mut batch = self.to_records(kind, envelope, source, &edge);
+        let (accepted, rejected) = (batch.records.len(), batch.rejected.len());
+        Metrics::add(&state.metrics.events_rejected, rejected as u64);
+        if accepted == 0 && batch.duplicates == 0 {
+            return Err(match rejected {
+                0 => GatewayError::BadShape("request holds no events".into()),
+                _ => GatewayError::NoValidEvents(batch.rejected.into_iter().map(|(item, _)| item).collect()),
+            });
+        }
+        let letters = dead_letters(&batch, source, !matches!(kind, IngestKind::Single(_)), &state.config.topics.dlq);
+        batch.records.extend(letters);
+        if !batch.records.is_empty() {
+            state
+                .sink
+                .deliver(batch.records)
+                .await
+                .map_err(|SinkError::Unavailable(reason)| GatewayError::Unavailable(reason))?;
+        }
+        // Only now are these events safe, so only now may a retry of them be dropped.
+        state.dedup.remember(&source.name, batch.client_ids);
+        Metrics::add(&state.metrics.events_accepted, accepted as u64);
+        if batch.rejected.is_empty() {
+            return Ok(crate::app::success());
+        }
+        let items: Vec<RejectedItem> = batch.rejected.into_iter().map(|(item, _)| item).collect();
+        Ok(json_response(StatusCode::OK, &json!({"success": true, "rejected": items})))
+    }
+
+    /// Validates, stamps and encodes each event; drops retried duplicates.
+    fn to_records(&self, kind: IngestKind, envelope: Envelope, source: &Source, edge: &EdgeContext) -> Prepared {
+        let state = &self.state;
         let received_at = Utc::now();
-        let edge = EdgeContext::from_request(&parts.headers, peer, &state.config);
         let batch_sent_at = envelope.sent_at;
-        let (topics, limits) = (&state.config.topics, &state.config.limits);
-        let mut records = Vec::new();
-        let mut rejected = Vec::new();
+        let max_event_bytes = state.config.limits.max_event_bytes;
+        let mut prepared = Prepared::default();
         for (index, outcome) in envelope.into_events(kind.endpoint_type()).into_iter().enumerate() {
             let mut event = match outcome {
                 Ok(event) => event,
                 Err(rejection) => {
-                    rejected.push((
-                        RejectedItem { index, kind: rejection.error.kind(), reason: rejection.error.to_string() },
-                        rejection.payload,
-                    ));
+                    let item =
+                        RejectedItem { index, kind: rejection.error.kind(), reason: rejection.error.to_string() };
+                    prepared.rejected.push((item, rejection.payload));
                     continue;
                 }
             };
+            let client_id = event.message_id.clone();
+            if client_id.as_deref().is_some_and(|id| state.dedup.is_duplicate(&source.name, id)) {
+                prepared.duplicates += 1;
+                continue;
+            }
             event.stamp(received_at, batch_sent_at);
             edge.apply(&mut event);
             let payload = event.to_json();
-            if payload.len() > limits.max_event_bytes {
-                let error =
-                    clickstream_schema::EventError::TooLarge { size: payload.len(), limit: limits.max_event_bytes };
-                rejected.push((
-                    RejectedItem { index, kind: error.kind(), reason: error.to_string() },
-                    serde_json::to_value(&event).unwrap_or_default(),
-                ));
+            if payload.len() > max_event_bytes {
+                let error = EventError::TooLarge { size: payload.len(), limit: max_event_bytes };
+                let item = RejectedItem { index, kind: error.kind(), reason: error.to_string() };
+                prepared.rejected.push((item, serde_json::to_value(&event).unwrap_or_default()));
                 continue;
             }
-            records.push(Record {
-                topic: topics.raw.clone(),
+            prepared.client_ids.extend(client_id);
+            prepared.records.push(Record {
+                topic: state.config.topics.raw.clone(),
                 key: event.visitor_key().map(str::to_owned),
                 payload,
                 headers: vec![
-                    (HEADER_SOURCE, source.name.to_string()),
-                    (HEADER_EVENT_TYPE, event.kind.as_str().to_owned()),
+                    (HEADER_SOURCE.into(), source.name.to_string()),
+                    (HEADER_EVENT_TYPE.into(), event.kind.as_str().to_owned()),
                 ],
             });
         }
-        if records.is_empty() {
-            if rejected.is_empty() {
-                return Err(GatewayError::BadShape("request holds no events".into()));
-            }
-            return Err(GatewayError::NoValidEvents(rejected.into_iter().map(|(item, _)| item).collect()));
-        }
-        let received = format_timestamp(received_at);
-        let multiple = !matches!(kind, IngestKind::Single(_));
-        for (item, payload) in &rejected {
-            let letter = DeadLetter {
-                reason_kind: item.kind.to_owned(),
-                reason: item.reason.clone(),
-                source: source.name.to_string(),
-                index: multiple.then_some(item.index),
-                received_at: received.clone(),
-                payload: payload.clone(),
-            };
-            records.push(Record {
-                topic: topics.dlq.clone(),
-                key: None,
-                payload: letter.to_json(),
-                headers: vec![(HEADER_SOURCE, source.name.to_string())],
-            });
-        }
-        state
-            .sink
-            .deliver(records)
-            .await
-            .map_err(|SinkError::Unavailable(reason)| GatewayError::Unavailable(reason))?;
-        if rejected.is_empty() {
-            return Ok(crate::app::success());
-        }
-        let items: Vec<RejectedItem> = rejected.into_iter().map(|(item, _)| item).collect();
-        Ok(json_response(StatusCode::OK, &json!({"success": true, "rejected": items})))
+        prepared.received_at = format_timestamp(received_at);
+        prepared
     }
 
     fn body_or_header_source(&self, envelope: &Envelope, headers: &http::HeaderMap) -> Result<&Source, GatewayError> {
@@ -124,6 +129,41 @@ impl App {
             envelope.write_key.clone().or_else(|| header_write_key(headers)).ok_or(GatewayError::MissingWriteKey)?;
         self.state.sources.lookup(&key)
     }
+}
+
+/// A request's events, ready to deliver.
+#[derive(Debug, Default)]
+struct Prepared {
+    records: Vec<Record>,
+    rejected: Vec<(RejectedItem, serde_json::Value)>,
+    /// Client-supplied ids of the accepted events, for dedup once they are safe.
+    client_ids: Vec<String>,
+    duplicates: usize,
+    received_at: String,
+}
+
+/// Dead-letter records for the rejected events of an accepted request.
+fn dead_letters(prepared: &Prepared, source: &Source, indexed: bool, topic: &str) -> Vec<Record> {
+    prepared
+        .rejected
+        .iter()
+        .map(|(item, payload)| {
+            let letter = DeadLetter {
+                reason_kind: item.kind.to_owned(),
+                reason: item.reason.clone(),
+                source: source.name.to_string(),
+                index: indexed.then_some(item.index),
+                received_at: prepared.received_at.clone(),
+                payload: payload.clone(),
+            };
+            Record {
+                topic: topic.to_owned(),
+                key: None,
+                payload: letter.to_json(),
+                headers: vec![(HEADER_SOURCE.into(), source.name.to_string())],
+            }
+        })
+        .collect()
 }
 
 impl IngestKind {

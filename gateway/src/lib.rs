@@ -2,16 +2,21 @@
 //! Kafka holds the events.
 
 pub mod app;
+mod assets;
 mod body;
 pub mod config;
 mod cors;
+mod dedup;
 mod edge;
 pub mod error;
 mod ingest;
+pub mod metrics;
+mod protect;
 pub mod routes;
 pub mod server;
 pub mod sink;
 pub mod sources;
+pub mod spool;
 
 pub use app::{app, App, AppState};
 pub use config::GatewayConfig;

@@ -19,12 +19,16 @@ pub enum IngestKind {
 pub enum Route {
     Health,
     Ready,
+    /// Prometheus scrape.
+    Metrics,
     Preflight,
     Ingest(IngestKind),
     /// analytics.js telemetry: accepted and discarded.
     SdkTelemetry,
     /// analytics.js settings for a write key.
     Settings(String),
+    /// The JS tracker, `GET /t.js`.
+    TrackerScript,
     NotFound,
     MethodNotAllowed,
 }
@@ -38,9 +42,11 @@ impl Route {
         let (route, wanted) = match path {
             "/healthz" => (Self::Health, Method::GET),
             "/readyz" => (Self::Ready, Method::GET),
+            "/metrics" => (Self::Metrics, Method::GET),
             "/v1/batch" | "/v1/import" | "/v1/b" => (Self::Ingest(IngestKind::Batch), Method::POST),
             "/v1/events" => (Self::Ingest(IngestKind::Events), Method::POST),
             "/v1/m" => (Self::SdkTelemetry, Method::POST),
+            "/t.js" => (Self::TrackerScript, Method::GET),
             _ => match path.strip_prefix("/v1/") {
                 Some(rest) => match Self::typed_or_settings(rest) {
                     Some(found) => found,
@@ -69,12 +75,14 @@ impl Route {
         match self {
             Self::Health => "/healthz",
             Self::Ready => "/readyz",
+            Self::Metrics => "/metrics",
             Self::Preflight => "OPTIONS *",
             Self::Ingest(IngestKind::Batch) => "/v1/batch",
             Self::Ingest(IngestKind::Events) => "/v1/events",
             Self::Ingest(IngestKind::Single(_)) => "/v1/{type}",
             Self::SdkTelemetry => "/v1/m",
             Self::Settings(_) => "/v1/projects/{writeKey}/settings",
+            Self::TrackerScript => "/t.js",
             Self::NotFound => "unmatched",
             Self::MethodNotAllowed => "method_not_allowed",
         }
@@ -99,5 +107,8 @@ mod tests {
         assert_eq!(Route::resolve(&Method::GET, "/v1/batch"), Route::MethodNotAllowed);
         assert_eq!(Route::resolve(&Method::GET, "/v1/projects/wk_1/settings"), Route::Settings("wk_1".into()));
         assert_eq!(Route::resolve(&Method::OPTIONS, "/v1/t"), Route::Preflight);
+        assert_eq!(Route::resolve(&Method::GET, "/t.js"), Route::TrackerScript);
+        assert_eq!(Route::resolve(&Method::HEAD, "/t.js"), Route::TrackerScript);
+        assert_eq!(post("/t.js"), Route::MethodNotAllowed);
     }
 }

@@ -13,16 +13,29 @@ use http::{Request, Response};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, Semaphore};
 use tokio::task::JoinHandle;
 
 use crate::app::{app, AppState};
 use crate::config::GatewayConfig;
-use crate::sink::KafkaSink;
+use crate::sink::{DurableSink, EventSink, KafkaSink};
+use crate::spool::Spool;
+use clickstream_platform::kafka::TopicCheckError;
+
+/// Connection-level protection for `serve_with`.
+#[derive(Debug, Clone, Copy)]
+pub struct ServeOptions {
+    /// Time to receive request headers; also closes keep-alive connections idle that long.
+    pub header_read_timeout: Duration,
+    /// Most connections served at once.
+    pub max_connections: usize,
+    /// Time to let open requests finish after shutdown begins.
+    pub grace: Duration,
+}
 
 /// Serves `handler` on `listener` until `shutdown` resolves, then lets open requests finish
 /// for up to `grace`.
@@ -31,10 +44,34 @@ where
     H: Fn(Request<Incoming>, SocketAddr) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Response<Full<Bytes>>> + Send + 'static,
 {
-    let builder = auto::Builder::new(TokioExecutor::new());
+    let options = ServeOptions { header_read_timeout: Duration::from_secs(30), max_connections: 10_000, grace };
+    serve_with(listener, handler, shutdown, options).await;
+}
+
+/// `serve` with explicit connection limits.
+pub async fn serve_with<H, F>(
+    listener: TcpListener,
+    handler: H,
+    shutdown: impl Future<Output = ()>,
+    options: ServeOptions,
+) where
+    H: Fn(Request<Incoming>, SocketAddr) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response<Full<Bytes>>> + Send + 'static,
+{
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(options.header_read_timeout);
     let graceful = GracefulShutdown::new();
+    // Past the cap, clients wait in the kernel's listen backlog instead of costing memory here.
+    let slots = Arc::new(Semaphore::new(options.max_connections.max(1)));
     tokio::pin!(shutdown);
     loop {
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
@@ -59,9 +96,10 @@ where
             if let Err(error) = connection.await {
                 tracing::debug!(%error, "connection ended with an error");
             }
+            drop(slot);
         });
     }
-    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(options.grace, graceful.shutdown()).await.is_err() {
         tracing::warn!("shutdown grace period over; closing remaining connections");
     }
 }
@@ -95,42 +133,65 @@ impl GatewayHandle {
     }
 }
 
-/// Checks config and topics, connects the producer, binds, and serves in the background.
+/// Checks config and topics, connects the producer, opens the spool, binds, and serves in
+/// the background.
 pub async fn start(config: GatewayConfig) -> anyhow::Result<GatewayHandle> {
     if config.sources.is_empty() {
         anyhow::bail!("no sources configured: add at least one [[sources]] entry with a name and write_key");
     }
     let kafka = config.kafka.clone();
     let topics = [config.topics.raw.clone(), config.topics.dlq.clone()];
-    tokio::task::spawn_blocking(move || {
+    let checked = tokio::task::spawn_blocking(move || {
         let names: Vec<&str> = topics.iter().map(String::as_str).collect();
-        clickstream_platform::kafka::require_topics(&kafka, &names, Duration::from_secs(10))
+        clickstream_platform::kafka::require_topics(&kafka, &names, Duration::from_secs(3))
     })
-    .await??;
-    let sink = Arc::new(KafkaSink::new(&config).context("creating the Kafka producer")?);
+    .await?;
+    match checked {
+        Ok(()) => {}
+        // A restart during an outage must not stop the spool from taking events (and from
+        // replaying what the last run left); the topics are checked again on reconnect by
+        // the producer itself.
+        Err(error @ TopicCheckError::Unreachable { .. }) if config.spool.enabled => {
+            tracing::warn!(%error, "starting without Kafka; events go to the spool until it is reachable");
+        }
+        Err(error) => return Err(error.into()),
+    }
+    let kafka_sink = Arc::new(KafkaSink::new(&config).context("creating the Kafka producer")?);
+    let sink: Arc<dyn EventSink> = if config.spool.enabled {
+        let spool = Spool::open(&config.spool).with_context(|| format!("opening the spool in {}", config.spool.dir))?;
+        let deadline = Duration::from_millis(config.delivery.enqueue_deadline_ms);
+        Arc::new(DurableSink::new(kafka_sink, spool, config.delivery.ack, deadline))
+    } else {
+        kafka_sink
+    };
     let listener =
         TcpListener::bind(&config.http.listen).await.with_context(|| format!("binding {}", config.http.listen))?;
     let addr = listener.local_addr()?;
-    let grace = Duration::from_secs(config.http.shutdown_grace_secs);
-    let flush_timeout = Duration::from_millis(u64::from(config.producer.message_timeout_ms));
-    let handler = Arc::new(app(AppState::new(config, sink.clone())));
+    let options = ServeOptions {
+        header_read_timeout: Duration::from_millis(config.http.header_read_timeout_ms.max(1)),
+        max_connections: config.http.max_connections,
+        grace: Duration::from_secs(config.http.shutdown_grace_secs),
+    };
+    let state = AppState::new(config, sink.clone());
+    tokio::spawn(AppState::housekeeping(Arc::downgrade(&state.protection)));
+    let handler = Arc::new(app(state));
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         let serve_handler = move |request, peer| {
             let handler = handler.clone();
             async move { handler.handle(request, peer).await }
         };
-        serve(
+        serve_with(
             listener,
             serve_handler,
             async {
                 let _ = stopped.await;
             },
-            grace,
+            options,
         )
         .await;
-        let sink = sink.clone();
-        let _ = tokio::task::spawn_blocking(move || sink.flush(flush_timeout)).await;
+        sink.shutdown(options.grace).await;
+        tracing::info!("gateway stopped");
     });
     tracing::info!(%addr, "gateway listening");
     Ok(GatewayHandle { addr, stop: Some(stop), task })

@@ -120,7 +120,7 @@ async fn basic_auth_key_wins_over_body_and_header_keys() {
         .expect("req");
     let (response, _) = call(&app, request).await;
     assert_eq!(response.status(), 200);
-    assert_eq!(sink.records()[0].headers[0], ("source", "site".to_owned()));
+    assert_eq!(sink.records()[0].headers[0], ("source".into(), "site".to_owned()));
 }
 
 #[tokio::test]

@@ -102,6 +102,9 @@ impl TargetSpec {
 /// Producer settings, so each figure says which ack mode and linger it was measured with.
 #[derive(Debug, Clone, Serialize)]
 pub struct KafkaInfo {
+    /// The gateway's `delivery.ack` (when a 200 is sent: `kafka`, `spool` or `none`); none
+    /// for raw-kafka, which always waits for the delivery report.
+    pub gateway_ack: Option<String>,
     pub bootstrap_servers: String,
     pub topic: String,
     pub acks: String,
@@ -111,9 +114,14 @@ pub struct KafkaInfo {
 }
 
 impl KafkaInfo {
-    pub fn of(config: &GatewayConfig) -> Self {
+    pub fn of(config: &GatewayConfig, kind: TargetKind) -> Self {
         let p = &config.producer;
+        let gateway_ack = (kind == TargetKind::Gateway)
+            .then(|| serde_json::to_value(config.delivery.ack).ok())
+            .flatten()
+            .and_then(|v| v.as_str().map(str::to_owned));
         Self {
+            gateway_ack,
             bootstrap_servers: config.kafka.bootstrap_servers.clone(),
             topic: config.topics.raw.clone(),
             acks: p.acks.clone(),
@@ -123,9 +131,10 @@ impl KafkaInfo {
         }
     }
 
-    /// `acks=all, linger.ms=5`.
+    /// `ack=kafka, acks=all, linger.ms=5`.
     pub fn label(&self) -> String {
-        format!("acks={}, linger.ms={}", self.acks, self.linger_ms)
+        let gateway_ack = self.gateway_ack.as_deref().map_or(String::new(), |a| format!("ack={a}, "));
+        format!("{gateway_ack}acks={}, linger.ms={}", self.acks, self.linger_ms)
     }
 }
 
@@ -170,8 +179,8 @@ impl Drop for Running {
 
 impl Target {
     pub async fn start(spec: &TargetSpec) -> anyhow::Result<Self> {
-        let kafka =
-            matches!(spec.kind, TargetKind::Gateway | TargetKind::RawKafka).then(|| KafkaInfo::of(&spec.gateway));
+        let kafka = matches!(spec.kind, TargetKind::Gateway | TargetKind::RawKafka)
+            .then(|| KafkaInfo::of(&spec.gateway, spec.kind));
         let mut info =
             TargetInfo { kind: spec.kind, url: spec.url.clone(), cpus: None, cores: None, kafka, in_process: false };
         if spec.kind == TargetKind::RawKafka {
@@ -206,7 +215,12 @@ impl Target {
         let addr = free_addr()?;
         let dir = tempfile::tempdir()?;
         let config_path = dir.path().join("gateway.toml");
-        std::fs::write(&config_path, toml::to_string(&spec.gateway_config(&addr.to_string()))?)?;
+        let mut config = spec.gateway_config(&addr.to_string());
+        // A relative spool directory would land wherever the harness runs and outlive it.
+        if std::path::Path::new(&config.spool.dir).is_relative() {
+            config.spool.dir = dir.path().join(&config.spool.dir).display().to_string();
+        }
+        std::fs::write(&config_path, toml::to_string(&config)?)?;
         let log_path = dir.path().join("server.log");
         let mut args: Vec<String> = Vec::new();
         let program = match &spec.cpus {

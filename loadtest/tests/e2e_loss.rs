@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 
-use clickstream_gateway::sink::{EventSink, KafkaSink, Record, SinkError};
+use clickstream_gateway::sink::{EventSink, KafkaSink, Record, SinkError, SinkHealth};
 use clickstream_gateway::{app, AppState};
 use clickstream_loadtest::{
     run, Catalog, E2eOptions, Matcher, Mode, Phase, Progress, RunOptions, Session, Target, TargetKind, TargetSpec,
@@ -41,8 +41,8 @@ impl EventSink for DroppingSink {
         self.inner.deliver(kept)
     }
 
-    fn unavailable_reason(&self) -> Option<String> {
-        self.inner.unavailable_reason()
+    fn health(&self) -> SinkHealth {
+        self.inner.health()
     }
 }
 

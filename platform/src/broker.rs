@@ -4,13 +4,17 @@
 use std::sync::mpsc;
 use std::sync::Mutex;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use rdkafka::mocking::MockCluster;
+use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 
 enum Command {
     CreateTopic { name: String, partitions: i32, done: mpsc::Sender<anyhow::Result<()>> },
     SetUp { up: bool, done: mpsc::Sender<anyhow::Result<()>> },
+    ProduceErrors { count: usize, done: mpsc::Sender<anyhow::Result<()>> },
+    RoundTrip { delay: Duration, done: mpsc::Sender<anyhow::Result<()>> },
     Stop,
 }
 
@@ -58,6 +62,15 @@ impl EmbeddedBroker {
                         });
                         let _ = done.send(result.context("switching mock brokers"));
                     }
+                    Command::ProduceErrors { count, done } => {
+                        let errors = vec![RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS; count];
+                        cluster.request_errors(RDKafkaApiKey::Produce, &errors);
+                        let _ = done.send(Ok(()));
+                    }
+                    Command::RoundTrip { delay, done } => {
+                        let result = (1..=brokers).try_for_each(|id| cluster.broker_round_trip_time(id, delay));
+                        let _ = done.send(result.context("setting the mock round-trip time"));
+                    }
                     Command::Stop => break,
                 }
             }
@@ -79,6 +92,16 @@ impl EmbeddedBroker {
     /// Takes every broker down (connections refused, data kept) or brings them back up.
     pub fn set_available(&self, up: bool) -> anyhow::Result<()> {
         self.call(|done| Command::SetUp { up, done })
+    }
+
+    /// Makes the next `count` produce requests fail with a retriable error (not enough replicas).
+    pub fn fail_next_produces(&self, count: usize) -> anyhow::Result<()> {
+        self.call(|done| Command::ProduceErrors { count, done })
+    }
+
+    /// Delays every broker response by `delay` (zero restores normal speed).
+    pub fn set_round_trip_time(&self, delay: Duration) -> anyhow::Result<()> {
+        self.call(|done| Command::RoundTrip { delay, done })
     }
 
     fn call(&self, make: impl FnOnce(mpsc::Sender<anyhow::Result<()>>) -> Command) -> anyhow::Result<()> {

@@ -82,21 +82,28 @@ pub fn topic_partitions<C: ClientContext>(
     Ok(found)
 }
 
-/// Fails with a message naming every missing topic and how to create them. Blocking.
-pub fn require_topics(config: &KafkaConfig, names: &[&str], timeout: Duration) -> anyhow::Result<()> {
-    let client = config.metadata_client()?;
+/// Why the topics a service needs cannot be confirmed.
+#[derive(Debug, thiserror::Error)]
+pub enum TopicCheckError {
+    #[error("cannot reach Kafka at {servers} to check topics: {source}")]
+    Unreachable { servers: String, source: KafkaError },
+    #[error("Kafka at {servers} lacks topic(s) {missing}; clickstream never auto-creates topics. Create them with `clickstream topics apply`")]
+    Missing { servers: String, missing: String },
+}
+
+/// Checks that every named topic exists. Blocking: call from a blocking thread.
+pub fn require_topics(config: &KafkaConfig, names: &[&str], timeout: Duration) -> Result<(), TopicCheckError> {
+    let servers = config.bootstrap_servers.clone();
+    let client =
+        config.metadata_client().map_err(|source| TopicCheckError::Unreachable { servers: servers.clone(), source })?;
     let found = topic_partitions(&client, names, timeout)
-        .map_err(|e| anyhow::anyhow!("cannot reach Kafka at {} to check topics: {e}", config.bootstrap_servers))?;
+        .map_err(|source| TopicCheckError::Unreachable { servers: servers.clone(), source })?;
     let mut missing: Vec<&str> = names.iter().copied().filter(|n| found.get(*n).is_some_and(Option::is_none)).collect();
     missing.sort_unstable();
     if missing.is_empty() {
         return Ok(());
     }
-    anyhow::bail!(
-        "Kafka at {} lacks topic(s) {}; clickstream never auto-creates topics. Create them with `clickstream topics apply`",
-        config.bootstrap_servers,
-        missing.join(", ")
-    )
+    Err(TopicCheckError::Missing { servers, missing: missing.join(", ") })
 }
 
 /// One topic as it should exist.

@@ -50,7 +50,7 @@ pub async fn read_exactly(bootstrap: &str, topic: &str, count: usize, timeout: D
         .set("heartbeat.interval.ms", "500")
         .create()
         .expect("consumer");
-    consumer.subscribe(&[topic]).expect("subscribe");
+    assign_from_beginning(&consumer, topic);
     let mut out = Vec::new();
     let deadline = tokio::time::Instant::now() + timeout;
     while out.len() < count {
@@ -64,6 +64,20 @@ pub async fn read_exactly(bootstrap: &str, topic: &str, count: usize, timeout: D
         panic!("expected exactly {count} messages on {topic}, got another: {:?}", to_read_back(&extra));
     }
     out
+}
+
+/// Reads every partition from offset 0 without joining a consumer group: no rebalance, and no
+/// session timeout when a broker is slow to serve a large fetch (Tansu's sqlite storage can take
+/// seconds for a few MB, long enough to drop a group member and restart its reads).
+pub fn assign_from_beginning<C: rdkafka::consumer::ConsumerContext>(consumer: &impl Consumer<C>, topic: &str) {
+    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)).expect("topic metadata");
+    let partitions = metadata.topics().first().map(|t| t.partitions().len()).unwrap_or_default();
+    assert!(partitions > 0, "topic {topic} has no partitions");
+    let mut assignment = rdkafka::TopicPartitionList::new();
+    for partition in 0..partitions as i32 {
+        assignment.add_partition_offset(topic, partition, rdkafka::Offset::Beginning).expect("offset");
+    }
+    consumer.assign(&assignment).expect("assign");
 }
 
 fn to_read_back(message: &rdkafka::message::BorrowedMessage<'_>) -> ReadBack {

@@ -1,6 +1,7 @@
 //! Harness for end-to-end tests: real brokers (Tansu, librdkafka's mock cluster), gateways on
 //! port 0, unique topics per test, and a consumer that reads messages back.
 
+pub mod drill;
 pub mod kafka;
 pub mod tansu;
 
@@ -29,6 +30,7 @@ pub fn gateway_config(bootstrap: &str, raw_topic: &str, dlq_topic: &str) -> Gate
     config.topics.dlq = dlq_topic.into();
     config.producer.message_timeout_ms = 3_000;
     config.producer.health_interval_ms = 250;
+    config.spool.dir = std::env::temp_dir().join(unique("clickstream-spool")).display().to_string();
     config.sources.push(SourceConfig {
         name: SOURCE_NAME.into(),
         write_key: WRITE_KEY.into(),

@@ -12,6 +12,7 @@ const INSTALL: &str = "cargo install --locked tansu --version 0.6.0 --features l
 pub struct Tansu {
     child: Option<Child>,
     port: u16,
+    binary: PathBuf,
     _data: tempfile::TempDir,
 }
 
@@ -21,22 +22,41 @@ impl Tansu {
     pub fn start() -> Self {
         let binary = find_binary();
         let data = tempfile::tempdir().expect("temp dir for tansu storage");
-        let port = free_port();
-        let url = format!("tcp://127.0.0.1:{port}");
-        let log = std::fs::File::create(data.path().join("tansu.log")).expect("tansu log file");
+        let mut tansu = Self { child: None, port: free_port(), binary, _data: data };
+        tansu.spawn();
+        tansu
+    }
+
+    /// Starts the broker again on the same port and storage, after `stop`.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+
+    fn spawn(&mut self) {
+        let url = format!("tcp://127.0.0.1:{}", self.port);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self._data.path().join("tansu.log"))
+            .expect("tansu log file");
         // Tansu resolves a sqlite path against its working directory, so run it in the temp dir.
-        let child = Command::new(&binary)
+        let child = Command::new(&self.binary)
             .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
             .args(["--storage-engine", "sqlite://tansu.db"])
-            .current_dir(data.path())
+            .current_dir(self._data.path())
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
-        let tansu = Self { child: Some(child), port, _data: data };
-        tansu.wait_until_listening();
-        tansu
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", self.binary.display()));
+        self.child = Some(child);
+        self.wait_until_listening();
+    }
+
+    /// The broker's log so far (stderr of every run), for failure messages.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self._data.path().join("tansu.log")).unwrap_or_default()
     }
 
     /// `bootstrap.servers` for clients.

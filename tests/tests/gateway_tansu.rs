@@ -19,11 +19,16 @@ struct Setup {
 }
 
 async fn setup() -> Setup {
+    setup_with(|_| {}).await
+}
+
+async fn setup_with(tweak: impl FnOnce(&mut clickstream_gateway::GatewayConfig)) -> Setup {
     let tansu = Tansu::start();
     let (raw, dlq) = (unique("events.raw"), unique("events.dlq"));
     create_topics(&tansu.bootstrap(), &[(&raw, 3), (&dlq, 1)]).await;
-    let gateway =
-        clickstream_gateway::start(gateway_config(&tansu.bootstrap(), &raw, &dlq)).await.expect("gateway starts");
+    let mut config = gateway_config(&tansu.bootstrap(), &raw, &dlq);
+    tweak(&mut config);
+    let gateway = clickstream_gateway::start(config).await.expect("gateway starts");
     let url = format!("http://{}", gateway.addr);
     Setup { tansu, raw, dlq, gateway, url }
 }
@@ -300,8 +305,8 @@ async fn bad_input_gets_a_clear_4xx_and_the_server_keeps_serving() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn stopped_broker_gives_503_with_retry_after() {
-    let mut s = setup().await;
+async fn without_a_spool_a_stopped_broker_gives_503_with_retry_after() {
+    let mut s = setup_with(|c| c.spool.enabled = false).await;
     let body = json!({"batch": [{"type": "track", "event": "Product Viewed", "anonymousId": "a1", "properties": {"product_id": "p1"}}]});
     let (status, _) = post_json(&format!("{}/v1/batch", s.url), &body).await;
     assert_eq!(status, 200, "works while the broker runs");

@@ -1,34 +1,44 @@
-//! The Kafka sink: an idempotent rdkafka producer whose delivery reports gate the HTTP
-//! response, plus a health probe so an unreachable cluster fails fast with 503.
+//! The Kafka sink: an idempotent rdkafka producer whose delivery reports gate the response, a
+//! reachability probe so an unreachable cluster is known at once, and a fresh producer after
+//! a fatal idempotence error.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use futures::future::{join_all, BoxFuture};
 use rdkafka::client::ClientContext;
-use rdkafka::config::FromClientConfigAndContext;
+use rdkafka::config::{ClientConfig, FromClientConfigAndContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer, PurgeConfig};
 use tokio::task::JoinHandle;
 
 use clickstream_platform::telemetry::LogThrottle;
 
-use super::{EventSink, Record, SinkError};
+use super::{EventSink, Record, SinkError, SinkHealth};
 use crate::config::GatewayConfig;
 
-/// Tracks reachability from librdkafka's own error callback, which fires the moment every
-/// broker connection is down, well before a metadata probe would time out.
-#[derive(Debug, Clone)]
-struct ReachabilityContext {
-    reachable: Arc<AtomicBool>,
+#[derive(Debug, Default)]
+struct Flags {
+    reachable: AtomicBool,
+    /// The producer must be replaced before the next send.
+    replace: AtomicBool,
 }
 
-impl ClientContext for ReachabilityContext {
+/// Hears librdkafka's global errors: every broker down (known well before a probe times out)
+/// and fatal idempotence errors, after which the producer must be replaced.
+#[derive(Debug, Clone)]
+struct SinkContext {
+    flags: Arc<Flags>,
+}
+
+impl ClientContext for SinkContext {
     fn error(&self, error: KafkaError, reason: &str) {
-        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::AllBrokersDown) {
-            self.reachable.store(false, Ordering::SeqCst);
+        match error.rdkafka_error_code() {
+            Some(RDKafkaErrorCode::AllBrokersDown) => self.flags.reachable.store(false, Ordering::SeqCst),
+            Some(RDKafkaErrorCode::Fatal) => self.flags.replace.store(true, Ordering::SeqCst),
+            _ => {}
         }
         static THROTTLE: LogThrottle = LogThrottle::new();
         if THROTTLE.allow() {
@@ -37,40 +47,104 @@ impl ClientContext for ReachabilityContext {
     }
 }
 
-/// Produces records to Kafka and waits for their delivery reports.
+type Producer_ = FutureProducer<SinkContext>;
+
+/// Produces records to Kafka and reports which were delivered.
 pub struct KafkaSink {
-    producer: FutureProducer<ReachabilityContext>,
-    reachable: Arc<AtomicBool>,
+    client_config: ClientConfig,
+    /// Shared with the probe, which asks the producer's own connections.
+    producer: Arc<RwLock<Producer_>>,
+    flags: Arc<Flags>,
     probe: JoinHandle<()>,
 }
 
 impl std::fmt::Debug for KafkaSink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KafkaSink").field("reachable", &self.reachable.load(Ordering::SeqCst)).finish()
+        f.debug_struct("KafkaSink").field("reachable", &self.is_reachable()).finish()
     }
 }
 
 impl KafkaSink {
-    /// Builds the producer and starts the health probe on `probe_topic`. Must run inside a
-    /// tokio runtime.
+    /// Builds the producer and starts the reachability probe. Must run inside tokio.
     pub fn new(config: &GatewayConfig) -> Result<Self, KafkaError> {
-        let reachable = Arc::new(AtomicBool::new(true));
-        let context = ReachabilityContext { reachable: reachable.clone() };
-        let producer = FutureProducer::from_config_and_context(&config.producer_client_config(), context)?;
-        let probe = tokio::spawn(probe(
-            producer.clone(),
-            reachable.clone(),
-            config.topics.raw.clone(),
-            Duration::from_millis(config.producer.health_interval_ms.max(50)),
-        ));
-        Ok(Self { producer, reachable, probe })
+        let flags = Arc::new(Flags { reachable: AtomicBool::new(true), replace: AtomicBool::new(false) });
+        let client_config = config.producer_client_config();
+        let producer = Producer_::from_config_and_context(&client_config, SinkContext { flags: flags.clone() })?;
+        let producer = Arc::new(RwLock::new(producer));
+        let every = Duration::from_millis(config.producer.health_interval_ms.max(50));
+        let probe = tokio::spawn(probe(producer.clone(), flags.clone(), config.topics.raw.clone(), every));
+        Ok(Self { client_config, producer, flags, probe })
     }
 
-    /// Waits for queued records to be delivered, for shutdown.
-    pub fn flush(&self, timeout: Duration) {
-        if let Err(e) = self.producer.flush(timeout) {
-            tracing::warn!(error = %e, "records still queued at shutdown");
+    pub fn is_reachable(&self) -> bool {
+        self.flags.reachable.load(Ordering::SeqCst)
+    }
+
+    fn producer(&self) -> Producer_ {
+        if self.flags.replace.swap(false, Ordering::SeqCst) {
+            match Producer_::from_config_and_context(&self.client_config, SinkContext { flags: self.flags.clone() }) {
+                Ok(fresh) => {
+                    tracing::info!("replacing the producer (after a fatal error or an outage)");
+                    *self.producer.write().unwrap_or_else(|p| p.into_inner()) = fresh;
+                }
+                Err(error) => tracing::error!(%error, "cannot replace the failed producer"),
+            }
         }
+        self.producer.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Queues every record; `None` where the producer refused it (queue full, unknown topic).
+    pub fn enqueue(&self, records: &[Record]) -> Vec<Option<DeliveryFuture>> {
+        let producer = self.producer();
+        records
+            .iter()
+            .map(|record| {
+                let headers = record
+                    .headers
+                    .iter()
+                    .fold(OwnedHeaders::new_with_capacity(record.headers.len()), |h, (key, value)| {
+                        h.insert(Header { key: key.as_ref(), value: Some(value.as_bytes()) })
+                    });
+                let mut message = FutureRecord::to(&record.topic).payload(&record.payload).headers(headers);
+                if let Some(key) = &record.key {
+                    message = message.key(key.as_bytes());
+                }
+                producer.send_result(message).ok()
+            })
+            .collect()
+    }
+
+    /// Produces the records and reports, per record, whether Kafka confirmed it before
+    /// `deadline` (or before librdkafka's own `message.timeout.ms` when there is none).
+    pub async fn produce(&self, records: &[Record], deadline: Option<Duration>) -> Vec<bool> {
+        let pending = self.enqueue(records);
+        let confirmed = join_all(pending.into_iter().map(|delivery| async move {
+            match delivery {
+                Some(delivery) => matches!(delivery.await, Ok(Ok(_))),
+                None => false,
+            }
+        }));
+        match deadline {
+            None => confirmed.await,
+            Some(deadline) => match tokio::time::timeout(deadline, confirmed).await {
+                Ok(done) => done,
+                // Nothing is known to be delivered; the caller spools them all, and the
+                // idempotent producer plus dedup downstream keep repeats rare.
+                Err(_) => vec![false; records.len()],
+            },
+        }
+    }
+
+    /// Drops queued (not yet sent) messages, so records that are about to be spooled are not
+    /// also delivered later, out of order.
+    pub fn purge_queued(&self) {
+        self.producer().purge(PurgeConfig::default().queue());
+    }
+
+    /// Waits up to `timeout` for queued records to be delivered; false if some are left.
+    pub async fn flush(&self, timeout: Duration) -> bool {
+        let producer = self.producer();
+        tokio::task::spawn_blocking(move || producer.flush(timeout).is_ok()).await.unwrap_or(false)
     }
 }
 
@@ -81,65 +155,57 @@ impl Drop for KafkaSink {
 }
 
 /// Marks Kafka reachable while it answers metadata requests for the raw topic.
-async fn probe(
-    producer: FutureProducer<ReachabilityContext>,
-    reachable: Arc<AtomicBool>,
-    topic: String,
-    every: Duration,
-) {
+async fn probe(producer: Arc<RwLock<Producer_>>, flags: Arc<Flags>, topic: String, every: Duration) {
     let timeout = every.max(Duration::from_secs(2));
     loop {
-        let client = producer.clone();
+        let producer = producer.read().unwrap_or_else(|p| p.into_inner()).clone();
         let topic = topic.clone();
-        let answered = tokio::task::spawn_blocking(move || client.client().fetch_metadata(Some(&topic), timeout))
-            .await
-            .map(|r| r.is_ok())
-            .unwrap_or(false);
-        let was = reachable.swap(answered, Ordering::SeqCst);
-        if was != answered {
+        let answered =
+            tokio::task::spawn_blocking(move || producer.client().fetch_metadata(Some(&topic), timeout).is_ok())
+                .await
+                .unwrap_or(false);
+        if flags.reachable.swap(answered, Ordering::SeqCst) != answered {
             tracing::info!(reachable = answered, "kafka reachability changed");
+            if answered {
+                // A broker that restarted may have lost the idempotent producer's state; a new
+                // producer id avoids sequence errors (and crashes Tansu 0.6 on sqlite otherwise).
+                flags.replace.store(true, Ordering::SeqCst);
+            }
         }
         tokio::time::sleep(every).await;
     }
 }
 
+/// Without a spool: a 200 needs every record delivered, else the client retries on 503.
 impl EventSink for KafkaSink {
     fn deliver(&self, records: Vec<Record>) -> BoxFuture<'_, Result<(), SinkError>> {
         Box::pin(async move {
-            if let Some(reason) = self.unavailable_reason() {
-                return Err(SinkError::Unavailable(reason));
+            if !self.is_reachable() {
+                return Err(SinkError::Unavailable("Kafka brokers are unreachable".into()));
             }
-            let mut pending = Vec::with_capacity(records.len());
-            for record in &records {
-                let headers = record
-                    .headers
-                    .iter()
-                    .fold(OwnedHeaders::new_with_capacity(record.headers.len()), |h, (key, value)| {
-                        h.insert(Header { key, value: Some(value.as_bytes()) })
-                    });
-                let mut message = FutureRecord::to(&record.topic).payload(&record.payload).headers(headers);
-                if let Some(key) = &record.key {
-                    message = message.key(key.as_bytes());
-                }
-                match self.producer.send_result(message) {
-                    Ok(delivery) => pending.push(delivery),
-                    Err((error, _)) => {
-                        return Err(SinkError::Unavailable(format!("producer refused the event: {error}")))
-                    }
+            let confirmed = self.produce(&records, None).await;
+            match confirmed.iter().filter(|ok| !**ok).count() {
+                0 => Ok(()),
+                failed => {
+                    Err(SinkError::Unavailable(format!("{failed} of {} events were not delivered", records.len())))
                 }
             }
-            for outcome in join_all(pending).await {
-                match outcome {
-                    Ok(Ok(_)) => {}
-                    Ok(Err((error, _))) => return Err(SinkError::Unavailable(format!("delivery failed: {error}"))),
-                    Err(_) => return Err(SinkError::Unavailable("producer shut down before delivery".into())),
-                }
-            }
-            Ok(())
         })
     }
 
-    fn unavailable_reason(&self) -> Option<String> {
-        (!self.reachable.load(Ordering::SeqCst)).then(|| "Kafka brokers are unreachable".to_owned())
+    fn health(&self) -> SinkHealth {
+        if self.is_reachable() {
+            SinkHealth::Ready
+        } else {
+            SinkHealth::Unavailable("Kafka brokers are unreachable".into())
+        }
+    }
+
+    fn shutdown(&self, grace: Duration) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            if !self.flush(grace).await {
+                tracing::warn!("records still queued at shutdown");
+            }
+        })
     }
 }

@@ -5,7 +5,7 @@ use std::sync::Mutex;
 
 use futures::future::BoxFuture;
 
-use super::{EventSink, Record, SinkError};
+use super::{EventSink, Record, SinkError, SinkHealth};
 
 /// Keeps every delivered record; can be switched to unavailable to exercise 503 paths.
 #[derive(Debug, Default)]
@@ -27,7 +27,7 @@ impl MemorySink {
 impl EventSink for MemorySink {
     fn deliver(&self, records: Vec<Record>) -> BoxFuture<'_, Result<(), SinkError>> {
         Box::pin(async move {
-            if let Some(reason) = self.unavailable_reason() {
+            if let SinkHealth::Unavailable(reason) = self.health() {
                 return Err(SinkError::Unavailable(reason));
             }
             if let Ok(mut kept) = self.records.lock() {
@@ -37,8 +37,12 @@ impl EventSink for MemorySink {
         })
     }
 
-    fn unavailable_reason(&self) -> Option<String> {
-        self.down.load(Ordering::SeqCst).then(|| "memory sink switched down".to_owned())
+    fn health(&self) -> SinkHealth {
+        if self.down.load(Ordering::SeqCst) {
+            SinkHealth::Unavailable("memory sink switched down".to_owned())
+        } else {
+            SinkHealth::Ready
+        }
     }
 }
 
@@ -51,7 +55,7 @@ impl EventSink for NullSink {
         Box::pin(async { Ok(()) })
     }
 
-    fn unavailable_reason(&self) -> Option<String> {
-        None
+    fn health(&self) -> SinkHealth {
+        SinkHealth::Ready
     }
 }

@@ -1,11 +1,16 @@
 //! Where accepted events go. Routing has already chosen each record's topic; a sink only
 //! delivers, and answers once the records are safe.
 
+mod durable;
 mod kafka;
 mod memory;
 
+use std::borrow::Cow;
+use std::time::Duration;
+
 use futures::future::BoxFuture;
 
+pub use durable::DurableSink;
 pub use kafka::KafkaSink;
 pub use memory::{MemorySink, NullSink};
 
@@ -15,7 +20,8 @@ pub struct Record {
     pub topic: String,
     pub key: Option<String>,
     pub payload: Vec<u8>,
-    pub headers: Vec<(&'static str, String)>,
+    /// Header name and value; names are usually static, so they are borrowed when they can be.
+    pub headers: Vec<(Cow<'static, str>, String)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -25,11 +31,31 @@ pub enum SinkError {
     Unavailable(String),
 }
 
+/// Whether a sink can take records, for `/readyz`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SinkHealth {
+    Ready,
+    /// Records are accepted, but not the usual way (for example, into the spool).
+    Degraded(String),
+    /// Records are refused.
+    Unavailable(String),
+}
+
 /// A destination for records.
 pub trait EventSink: Send + Sync + std::fmt::Debug + 'static {
     /// Resolves once every record is safe, or with an error if any is not.
     fn deliver(&self, records: Vec<Record>) -> BoxFuture<'_, Result<(), SinkError>>;
 
-    /// Why the sink cannot take records right now, or `None` when it can.
-    fn unavailable_reason(&self) -> Option<String>;
+    fn health(&self) -> SinkHealth;
+
+    /// What waits in the spool, for sinks that have one.
+    fn spool_stats(&self) -> Option<crate::spool::SpoolStats> {
+        None
+    }
+
+    /// Makes what is in flight safe before the process exits, within `grace`.
+    fn shutdown(&self, grace: Duration) -> BoxFuture<'_, ()> {
+        let _ = grace;
+        Box::pin(async {})
+    }
 }

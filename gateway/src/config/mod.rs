@@ -1,6 +1,10 @@
 //! The gateway's configuration: one serde struct per section, each field documented and
 //! defaulted, loaded in layers by `clickstream_platform::config`.
 
+mod delivery;
+
+pub use delivery::{AckMode, DedupConfig, DeliveryConfig, FsyncPolicy, RateLimitConfig, SpoolConfig};
+
 use clickstream_platform::kafka::{KafkaConfig, TopicSpec};
 use clickstream_schema::Limits;
 use serde::{Deserialize, Serialize};
@@ -19,6 +23,14 @@ pub struct GatewayConfig {
     pub topics: TopicsConfig,
     /// Size limits on events and requests.
     pub limits: Limits,
+    /// When a request is answered, and what a 200 promises.
+    pub delivery: DeliveryConfig,
+    /// The disk spool that holds events while Kafka cannot take them.
+    pub spool: SpoolConfig,
+    /// Dropping retried duplicates by `messageId`.
+    pub dedup: DedupConfig,
+    /// Rate limits and load shedding.
+    pub rate_limit: RateLimitConfig,
     /// What the edge does to personal data before Kafka.
     pub privacy: PrivacyConfig,
     /// Sources allowed to send: write key, name and allowed browser origins. File only.
@@ -41,8 +53,16 @@ pub struct HttpConfig {
     pub retry_after_secs: u32,
     /// How long browsers may cache a CORS preflight, in seconds.
     pub cors_max_age_secs: u32,
-    /// Seconds to let in-flight requests finish on shutdown.
+    /// Seconds to let in-flight requests finish on shutdown; events still undelivered after
+    /// it are written to the spool.
     pub shutdown_grace_secs: u64,
+    /// Time allowed to receive a request's headers, in milliseconds. It also closes keep-alive
+    /// connections idle for that long, and so bounds slowloris clients.
+    pub header_read_timeout_ms: u64,
+    /// Time allowed to receive a request's body, in milliseconds; slower clients get 408.
+    pub body_read_timeout_ms: u64,
+    /// Most open connections; further clients wait in the listen backlog.
+    pub max_connections: usize,
 }
 
 impl Default for HttpConfig {
@@ -54,6 +74,9 @@ impl Default for HttpConfig {
             retry_after_secs: DEFAULT_RETRY_AFTER_SECS,
             cors_max_age_secs: DEFAULT_CORS_MAX_AGE_SECS,
             shutdown_grace_secs: DEFAULT_SHUTDOWN_GRACE_SECS,
+            header_read_timeout_ms: 30_000,
+            body_read_timeout_ms: 30_000,
+            max_connections: 10_000,
         }
     }
 }
@@ -78,8 +101,9 @@ pub struct ProducerConfig {
     pub linger_ms: u32,
     /// librdkafka `batch.size`: largest batch in bytes.
     pub batch_size: u32,
-    /// librdkafka `message.timeout.ms`: how long an event may wait for delivery before the
-    /// request fails with 503. It bounds the response time while Kafka is unreachable.
+    /// librdkafka `message.timeout.ms`: how long the producer keeps trying to deliver an event.
+    /// With the spool on, `delivery.enqueue_deadline_ms` usually ends a request's wait first;
+    /// with it off, this bounds the wait before a 503.
     pub message_timeout_ms: u32,
     /// How often the gateway checks that Kafka answers metadata requests, in milliseconds.
     pub health_interval_ms: u64,

@@ -1,0 +1,105 @@
+//! The `clickstream gateway` binary killed with SIGKILL under load, in `ack=kafka` mode, while
+//! its spool holds events (Tansu is down), then restarted: every acknowledged event still
+//! reaches Kafka.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use clickstream_tests::drill::{account, steady_load};
+use clickstream_tests::kafka::create_topics;
+use clickstream_tests::tansu::Tansu;
+use clickstream_tests::{unique, WRITE_KEY};
+
+fn start_gateway(config: &std::path::Path) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(config.with_file_name("gateway.log"))
+        .expect("gateway log");
+    Command::new(env!("CARGO_BIN_EXE_clickstream"))
+        .args(["gateway", "--config"])
+        .arg(config)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("clickstream gateway starts")
+}
+
+async fn wait_for(url: &str, wanted: &str, timeout: Duration) {
+    let client = reqwest::Client::new();
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Ok(response) = client.get(format!("{url}/readyz")).send().await {
+            let body: serde_json::Value = response.json().await.unwrap_or_default();
+            if body["status"] == wanted {
+                return;
+            }
+        }
+        assert!(tokio::time::Instant::now() < deadline, "gateway not {wanted} within {timeout:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_with_a_full_spool_loses_no_acknowledged_event() {
+    let mut tansu = Tansu::start();
+    let (raw, dlq) = (unique("events.raw"), unique("events.dlq"));
+    create_topics(&tansu.bootstrap(), &[(&raw, 3), (&dlq, 1)]).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port();
+    let config = dir.path().join("clickstream.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[http]\nlisten = \"127.0.0.1:{port}\"\nshutdown_grace_secs = 1\n\
+             [kafka]\nbootstrap_servers = \"{}\"\n\
+             [producer]\nhealth_interval_ms = 250\nmessage_timeout_ms = 3000\n\
+             [delivery]\nack = \"kafka\"\n\
+             [topics]\nraw = \"{raw}\"\ndlq = \"{dlq}\"\n\
+             [spool]\ndir = \"{}\"\n\
+             [[sources]]\nname = \"kill-test\"\nwrite_key = \"{WRITE_KEY}\"\n",
+            tansu.bootstrap(),
+            dir.path().join("spool").display()
+        ),
+    )
+    .expect("config");
+    let url = format!("http://127.0.0.1:{port}");
+    let mut gateway = start_gateway(&config);
+    wait_for(&url, "ok", Duration::from_secs(30)).await;
+
+    let run = unique("sigkill");
+    let load = tokio::spawn({
+        let (url, run) = (format!("{url}/v1/batch"), run.clone());
+        async move { steady_load(&url, WRITE_KEY, &run, 1_200, 10, Duration::from_secs(12)).await }
+    });
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    tansu.stop();
+    wait_for(&url, "degraded", Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    gateway.kill().expect("SIGKILL");
+    let _ = gateway.wait();
+    eprintln!("gateway killed with a non-empty spool");
+    gateway = start_gateway(&config);
+    wait_for(&url, "degraded", Duration::from_secs(30)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    tansu.restart();
+    let outcome = load.await.expect("load");
+    wait_for(&url, "ok", Duration::from_secs(90)).await;
+
+    let accounting = account(&tansu.bootstrap(), &raw, &run, &outcome.acked, Duration::from_secs(60)).await;
+    eprintln!("sigkill: {} requests ({:?}); {accounting}", outcome.requests, outcome.endings);
+    let _ = gateway.kill();
+    let log = std::fs::read_to_string(dir.path().join("gateway.log")).unwrap_or_default();
+    eprintln!("gateway log (last 3000 bytes):\n{}", &log[log.len().saturating_sub(3000)..]);
+    assert!(
+        accounting.lost.is_empty(),
+        "acknowledged events lost: {:?}",
+        &accounting.lost[..accounting.lost.len().min(20)]
+    );
+    assert!(
+        log.contains("spool holds records from a previous run"),
+        "the restarted gateway found the killed one's spool"
+    );
+    assert!(accounting.acked >= 600, "most requests were acknowledged: {accounting}");
+}

@@ -1,0 +1,129 @@
+//! Config sections for delivery guarantees and protection: ack mode, disk spool, dedup and
+//! rate limits.
+
+use serde::{Deserialize, Serialize};
+
+/// When the gateway answers a client, and so what a 200 promises.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AckMode {
+    /// After Kafka's delivery report, or after the spool write when Kafka cannot take the
+    /// events in time. Nothing acknowledged is lost, even on a crash.
+    #[default]
+    Kafka,
+    /// After the spool write, always; a background task moves the spool into Kafka.
+    Spool,
+    /// After the events are queued in the producer. Fastest; a crash loses what was queued.
+    None,
+}
+
+/// How the gateway decides that an event is safe.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeliveryConfig {
+    /// When a 200 is sent: `kafka`, `spool` or `none` (see the README's guarantees).
+    pub ack: AckMode,
+    /// How long a request waits for Kafka's delivery reports before its undelivered events
+    /// are purged from the producer queue and written to the spool instead, in milliseconds.
+    pub enqueue_deadline_ms: u64,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        Self { ack: AckMode::Kafka, enqueue_deadline_ms: DEFAULT_ENQUEUE_DEADLINE_MS }
+    }
+}
+
+pub const DEFAULT_ENQUEUE_DEADLINE_MS: u64 = 2_000;
+
+/// When spool writes reach the disk.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum FsyncPolicy {
+    /// fsync before answering each request.
+    Request,
+    /// Group commit: one fsync every `fsync_interval_ms` covers every request written since;
+    /// each request still waits for the fsync that covers it.
+    #[default]
+    Interval,
+}
+
+/// The local disk spool that holds events while Kafka cannot take them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct SpoolConfig {
+    /// Whether to spool at all. Off: while Kafka cannot take events, requests get 503.
+    pub enabled: bool,
+    /// Directory of the segment files. It must survive a restart for the spool to.
+    pub dir: String,
+    /// Largest total size of the spool, in bytes; past it, requests get 503.
+    pub max_bytes: u64,
+    /// Size at which a segment file is closed and a new one started, in bytes.
+    pub segment_bytes: u64,
+    /// `request` (fsync per request) or `interval` (group commit).
+    pub fsync: FsyncPolicy,
+    /// Group-commit interval for `fsync = "interval"`, in milliseconds.
+    pub fsync_interval_ms: u64,
+    /// Records sent to Kafka per replay step.
+    pub replay_batch: usize,
+}
+
+impl Default for SpoolConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            dir: "spool".to_owned(),
+            max_bytes: 1 << 30,
+            segment_bytes: 16 << 20,
+            fsync: FsyncPolicy::Interval,
+            fsync_interval_ms: 5,
+            replay_batch: 1_000,
+        }
+    }
+}
+
+/// Drops retried duplicates before Kafka, by `messageId` per source.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct DedupConfig {
+    /// Whether to drop events whose `messageId` the same source sent recently.
+    pub enabled: bool,
+    /// How long a delivered `messageId` is remembered, in seconds.
+    pub ttl_secs: u64,
+    /// Most `messageId`s remembered; the least recently used go first.
+    pub capacity: u64,
+}
+
+impl Default for DedupConfig {
+    fn default() -> Self {
+        Self { enabled: true, ttl_secs: 600, capacity: 1_000_000 }
+    }
+}
+
+/// Request rate limits and load shedding. A rate of 0 turns that limit off.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimitConfig {
+    /// Requests per second allowed per write key (0: no limit).
+    pub per_write_key_per_sec: u32,
+    /// Burst allowed per write key above its rate.
+    pub per_write_key_burst: u32,
+    /// Requests per second allowed per client IP (0: no limit).
+    pub per_ip_per_sec: u32,
+    /// Burst allowed per client IP above its rate.
+    pub per_ip_burst: u32,
+    /// Requests processed at once; more are shed with 503 before they can grow memory.
+    pub max_in_flight: usize,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        Self {
+            per_write_key_per_sec: 0,
+            per_write_key_burst: 1_000,
+            per_ip_per_sec: 0,
+            per_ip_burst: 200,
+            max_in_flight: 4_096,
+        }
+    }
+}

@@ -1,0 +1,81 @@
+//! The spool on a real directory: order, restarts, torn tails, bounds and segment cleanup.
+
+use super::*;
+
+fn config(dir: &std::path::Path, fsync: FsyncPolicy) -> SpoolConfig {
+    SpoolConfig {
+        dir: dir.display().to_string(),
+        segment_bytes: 300,
+        fsync,
+        fsync_interval_ms: 1,
+        replay_batch: 3,
+        ..SpoolConfig::default()
+    }
+}
+
+fn record(n: usize) -> Record {
+    Record {
+        topic: "events.raw".into(),
+        key: Some(format!("k{n}")),
+        payload: format!("{{\"n\":{n}}}").into_bytes(),
+        headers: vec![("source".into(), "web".into())],
+    }
+}
+
+async fn drain(spool: &Arc<Spool>) -> Vec<Record> {
+    let mut out = Vec::new();
+    while let Some((batch, mark)) = spool.next_batch().await.expect("read") {
+        out.extend(batch.into_iter().map(|s| s.record));
+        spool.commit(mark).await.expect("commit");
+    }
+    out
+}
+
+#[tokio::test]
+async fn replays_in_order_across_segments_and_a_restart() {
+    let dir = tempfile::tempdir().expect("dir");
+    let spool = Spool::open(&config(dir.path(), FsyncPolicy::Interval)).expect("open");
+    tokio::spawn(spool.clone().run_group_commit());
+    for chunk in (0..20).collect::<Vec<_>>().chunks(4) {
+        spool.append(chunk.iter().map(|n| record(*n)).collect(), false).await.expect("append");
+    }
+    assert_eq!(spool.stats().records, 20);
+    let segments = std::fs::read_dir(dir.path()).expect("ls").count();
+    assert!(segments > 1, "small segment size rolls files, got {segments}");
+    drop(spool);
+
+    let reopened = Spool::open(&config(dir.path(), FsyncPolicy::Request)).expect("reopen");
+    assert_eq!(reopened.stats().records, 20, "the spool survives a restart");
+    let replayed = drain(&reopened).await;
+    assert_eq!(replayed, (0..20).map(record).collect::<Vec<_>>());
+    assert!(reopened.is_empty());
+    assert_eq!(std::fs::read_dir(dir.path()).expect("ls").count(), 0, "replayed segments are deleted");
+}
+
+#[tokio::test]
+async fn a_torn_tail_is_cut_and_the_rest_kept() {
+    let dir = tempfile::tempdir().expect("dir");
+    let spool =
+        Spool::open(&SpoolConfig { segment_bytes: 1 << 20, ..config(dir.path(), FsyncPolicy::Request) }).expect("open");
+    spool.append(vec![record(1), record(2)], false).await.expect("append");
+    drop(spool);
+    let path = std::fs::read_dir(dir.path()).expect("ls").next().expect("segment").expect("entry").path();
+    let mut file = OpenOptions::new().append(true).open(&path).expect("open segment");
+    file.write_all(&[0xC5, 200, 0, 0, 0, 1, 2]).expect("torn write");
+    drop(file);
+
+    let reopened = Spool::open(&config(dir.path(), FsyncPolicy::Request)).expect("reopen");
+    assert_eq!(drain(&reopened).await, vec![record(1), record(2)]);
+}
+
+#[tokio::test]
+async fn a_full_spool_refuses_and_conditional_appends_wait_for_a_backlog() {
+    let dir = tempfile::tempdir().expect("dir");
+    let spool = Spool::open(&SpoolConfig { max_bytes: 200, ..config(dir.path(), FsyncPolicy::Request) }).expect("open");
+    assert_eq!(spool.append(vec![record(0)], true).await, Ok(false), "empty spool: caller goes to Kafka");
+    assert_eq!(spool.append(vec![record(1)], false).await, Ok(true));
+    assert_eq!(spool.append(vec![record(2)], true).await, Ok(true), "a backlog keeps new records behind it");
+    let error = spool.append((3..10).map(record).collect(), false).await.expect_err("over max_bytes");
+    assert!(matches!(error, SpoolError::Full { .. }), "{error}");
+    assert_eq!(drain(&spool).await, vec![record(1), record(2)]);
+}

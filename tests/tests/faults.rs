@@ -1,0 +1,148 @@
+//! Fault tests: under a steady load, break the broker and check that every event that got a
+//! 2xx is in Kafka afterwards. Repeats are allowed (a delivery timeout followed by a replay can
+//! repeat an event) and printed.
+
+use std::time::Duration;
+
+use clickstream_platform::broker::EmbeddedBroker;
+use clickstream_tests::drill::{account, steady_load};
+use clickstream_tests::kafka::create_topics;
+use clickstream_tests::tansu::Tansu;
+use clickstream_tests::{gateway_config, unique, WRITE_KEY};
+
+/// Polls `/readyz` until the spool has drained into Kafka; false if it did not in time.
+async fn drained(url: &str, timeout: Duration) -> bool {
+    let client = reqwest::Client::new();
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let status = client.get(format!("{url}/readyz")).send().await.ok();
+        let body: serde_json::Value = match status {
+            Some(response) => response.json().await.unwrap_or_default(),
+            None => serde_json::Value::Null,
+        };
+        if body["status"] == "ok" {
+            return true;
+        }
+        if tokio::time::Instant::now() > deadline {
+            eprintln!("spool not drained within {timeout:?}: {body}");
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Waits for `/readyz` to report spooling, proving the fault reached the delivery path.
+async fn wait_until_degraded(url: &str, timeout: Duration) {
+    let client = reqwest::Client::new();
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let body: serde_json::Value =
+            client.get(format!("{url}/readyz")).send().await.expect("readyz").json().await.expect("json");
+        if body["status"] == "degraded" {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "gateway never reported spooling: {body}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_events_survive_a_20_second_tansu_outage() {
+    clickstream_platform::telemetry::init_tracing(false);
+    let mut tansu = Tansu::start();
+    let (raw, dlq) = (unique("events.raw"), unique("events.dlq"));
+    create_topics(&tansu.bootstrap(), &[(&raw, 3), (&dlq, 1)]).await;
+    let gateway = clickstream_gateway::start(gateway_config(&tansu.bootstrap(), &raw, &dlq)).await.expect("gateway");
+    let url = format!("http://{}", gateway.addr);
+    let run = unique("outage");
+
+    let load = tokio::spawn({
+        let (url, run) = (format!("{url}/v1/batch"), run.clone());
+        async move { steady_load(&url, WRITE_KEY, &run, 1_500, 10, Duration::from_secs(30)).await }
+    });
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    tansu.stop();
+    eprintln!("tansu stopped");
+    wait_until_degraded(&url, Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    tansu.restart();
+    eprintln!("tansu restarted");
+    let outcome = load.await.expect("load task");
+    assert!(drained(&url, Duration::from_secs(90)).await, "tansu log:\n{}", tansu.log());
+
+    let accounting = account(&tansu.bootstrap(), &raw, &run, &outcome.acked, Duration::from_secs(60)).await;
+    eprintln!(
+        "tansu outage: {} requests, {} not acknowledged; {accounting}",
+        outcome.requests, outcome.failed_requests
+    );
+    assert!(
+        accounting.lost.is_empty(),
+        "acknowledged events lost: {:?}",
+        &accounting.lost[..accounting.lost.len().min(20)]
+    );
+    assert_eq!(outcome.failed_requests, 0, "with the spool, every request during the outage is acknowledged");
+    assert_eq!(accounting.acked, 1_500);
+    gateway.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_events_survive_mock_cluster_faults() {
+    let broker = EmbeddedBroker::start(1).expect("mock cluster");
+    let (raw, dlq) = (unique("events.raw"), unique("events.dlq"));
+    broker.create_topic(&raw, 3).expect("topic");
+    broker.create_topic(&dlq, 1).expect("topic");
+    let mut config = gateway_config(broker.bootstrap_servers(), &raw, &dlq);
+    config.delivery.enqueue_deadline_ms = 500;
+    let gateway = clickstream_gateway::start(config).await.expect("gateway");
+    let url = format!("http://{}", gateway.addr);
+    let run = unique("mock-faults");
+
+    let load = tokio::spawn({
+        let (url, run) = (format!("{url}/v1/batch"), run.clone());
+        async move { steady_load(&url, WRITE_KEY, &run, 1_000, 10, Duration::from_secs(10)).await }
+    });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    broker.fail_next_produces(30).expect("request errors");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Slower than the enqueue deadline: requests purge their queued events into the spool.
+    broker.set_round_trip_time(Duration::from_millis(1_500)).expect("rtt");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    broker.set_round_trip_time(Duration::ZERO).expect("rtt");
+    broker.set_available(false).expect("down");
+    wait_until_degraded(&url, Duration::from_secs(2)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    broker.set_available(true).expect("up");
+    let outcome = load.await.expect("load task");
+    assert!(drained(&url, Duration::from_secs(60)).await);
+
+    let accounting = account(broker.bootstrap_servers(), &raw, &run, &outcome.acked, Duration::from_secs(60)).await;
+    eprintln!("mock faults: {} requests, {} not acknowledged; {accounting}", outcome.requests, outcome.failed_requests);
+    assert!(
+        accounting.lost.is_empty(),
+        "acknowledged events lost: {:?}",
+        &accounting.lost[..accounting.lost.len().min(20)]
+    );
+    assert_eq!(outcome.failed_requests, 0, "errors, latency and an outage are absorbed by retries and the spool");
+    gateway.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spool_and_none_ack_modes_deliver_everything_on_a_healthy_broker() {
+    let tansu = Tansu::start();
+    for ack in [clickstream_gateway::config::AckMode::Spool, clickstream_gateway::config::AckMode::None] {
+        let (raw, dlq) = (unique("events.raw"), unique("events.dlq"));
+        create_topics(&tansu.bootstrap(), &[(&raw, 3), (&dlq, 1)]).await;
+        let mut config = gateway_config(&tansu.bootstrap(), &raw, &dlq);
+        config.delivery.ack = ack;
+        let gateway = clickstream_gateway::start(config).await.expect("gateway");
+        let url = format!("http://{}", gateway.addr);
+        let run = unique("ack-mode");
+        let outcome = steady_load(&format!("{url}/v1/batch"), WRITE_KEY, &run, 300, 10, Duration::from_secs(2)).await;
+        assert!(drained(&url, Duration::from_secs(30)).await, "tansu log:\n{}", tansu.log());
+        let accounting = account(&tansu.bootstrap(), &raw, &run, &outcome.acked, Duration::from_secs(30)).await;
+        eprintln!("ack={ack:?}: {accounting}");
+        assert_eq!(accounting.acked, 300, "{:?}", outcome.endings);
+        assert!(accounting.lost.is_empty(), "ack={ack:?} lost {:?}", accounting.lost);
+        gateway.shutdown().await;
+    }
+}
