@@ -92,6 +92,26 @@ pub struct FindMax {
     pub stopped_because: String,
 }
 
+/// A server still busy after a probe (replaying a spool, flushing, compacting) would charge
+/// that work to the next probe: wait, up to `SETTLE_LIMIT`, until it idles.
+async fn settle(server_pid: Option<u32>) {
+    let Some(pid) = server_pid else { return };
+    let started = std::time::Instant::now();
+    while started.elapsed() < SETTLE_LIMIT {
+        let before = crate::cpu::process_cpu_seconds(pid);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        match (before, crate::cpu::process_cpu_seconds(pid)) {
+            (Some(a), Some(b)) if (b - a) / 0.3 > IDLE_CORES => {}
+            _ => return,
+        }
+    }
+    eprintln!("  the server was still busy {SETTLE_LIMIT:?} after the probe; going on");
+}
+
+/// Below this many cores of CPU, the server counts as idle.
+const IDLE_CORES: f64 = 0.15;
+const SETTLE_LIMIT: Duration = Duration::from_secs(30);
+
 /// Searches the highest rate the pool's target sustains within `search.slo`.
 pub async fn find_max(pool: &Pool, search: &SearchOptions, session: &Session, label: &str) -> anyhow::Result<FindMax> {
     let mut probes: Vec<Probe> = Vec::new();
@@ -101,6 +121,7 @@ pub async fn find_max(pool: &Pool, search: &SearchOptions, session: &Session, la
             let phases = [Phase::fixed(rate, search.probe)];
             let outcome = run_on(pool, &phases, session, None::<std::sync::Arc<Matcher>>, &label).await?;
             tokio::time::sleep(search.cooldown).await;
+            settle(pool.server_pid).await;
             let phase = outcome.phases.into_iter().next().ok_or_else(|| anyhow::anyhow!("a probe has one phase"))?;
             let verdict = search.slo.judge(&phase);
             eprintln!(
