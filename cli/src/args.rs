@@ -33,6 +33,8 @@ pub enum Command {
         #[command(subcommand)]
         action: ConfigAction,
     },
+    /// Load-test the gateway open-loop and plan capacity (`run` is the default).
+    Loadtest(Box<LoadtestArgs>),
 }
 
 #[derive(Debug, Subcommand)]
@@ -103,4 +105,188 @@ pub struct DevArgs {
     /// Do not send the demo events at start.
     #[arg(long)]
     pub no_demo: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct LoadtestArgs {
+    #[command(subcommand)]
+    pub command: Option<LoadtestCommand>,
+    #[command(flatten)]
+    pub run: LoadRunArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LoadtestCommand {
+    /// Offer a rate profile, or search the max rate under a p99 SLO with --find-max.
+    Run(LoadRunArgs),
+    /// The gateway against hyper-baseline (single events) and raw-kafka (batches), with ratios.
+    Compare(LoadCompareArgs),
+    /// The scheduler's achieved rate beside the asked rate, against an in-process null server.
+    BenchScheduler(BenchSchedulerArgs),
+    /// Serve hyper-baseline or gateway-null; the harness starts this, pinned, for baselines.
+    #[command(hide = true)]
+    Serve(ServeArgs),
+}
+
+/// Options of `run` and `compare`.
+#[derive(Debug, Clone, Args)]
+pub struct LoadCommonArgs {
+    /// Config of the gateway to start (and whose producer settings raw-kafka copies).
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Load-test a server already running at this URL instead of starting one.
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Write key to send (default: the config's first source, else `loadtest-write-key`).
+    #[arg(long)]
+    pub write_key: Option<String>,
+    /// CPUs to pin started servers to with `taskset -c`; `none` to not pin.
+    #[arg(long, default_value = "1")]
+    pub gateway_cpus: String,
+    /// Keep-alive connections (concurrent produce calls for raw-kafka). With acks=all each
+    /// request waits for Kafka, so rate × latency must stay well below this.
+    #[arg(long, default_value_t = 256)]
+    pub connections: usize,
+    /// Request timeout in milliseconds.
+    #[arg(long, default_value_t = 10_000)]
+    pub timeout_ms: u64,
+    /// A send starting this many ms after its intended time is counted late.
+    #[arg(long, default_value_t = 1.0)]
+    pub late_ms: f64,
+    /// Queue at most this many seconds of the peak rate; later sends are counted dropped.
+    #[arg(long, default_value_t = 2.0)]
+    pub max_backlog_secs: f64,
+    /// Simulated visitors.
+    #[arg(long, default_value_t = 10_000)]
+    pub visitors: usize,
+    /// Seed of the visitor simulation.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Product catalog, one JSON product per line (default: the bundled data/products.jsonl).
+    #[arg(long)]
+    pub catalog: Option<PathBuf>,
+    /// Read the events back from Kafka: HTTP→Kafka latency and loss.
+    #[arg(long)]
+    pub e2e: bool,
+    /// Enricher output topic, also read back when it exists.
+    #[arg(long, default_value = "events.enriched")]
+    pub enriched_topic: String,
+    /// Seconds to wait for missing events once none arrive.
+    #[arg(long, default_value_t = 5.0)]
+    pub e2e_drain_secs: f64,
+    /// p99 latency SLO in milliseconds, for --find-max and compare.
+    #[arg(long, default_value_t = 10.0)]
+    pub slo_p99: f64,
+    /// Largest share of failed or dropped requests a sustainable rate may have.
+    #[arg(long, default_value_t = 0.001)]
+    pub max_error_rate: f64,
+    /// First rate the search tries, in requests per second.
+    #[arg(long, default_value_t = 500.0)]
+    pub start_rate: f64,
+    /// The search never offers more requests per second than this.
+    #[arg(long, default_value_t = 1_000_000.0)]
+    pub max_rate: f64,
+    /// Seconds per search probe.
+    #[arg(long, default_value_t = 3.0)]
+    pub probe_secs: f64,
+    /// Factor between search steps before the first failure.
+    #[arg(long, default_value_t = 2.0)]
+    pub growth: f64,
+    /// Stop bisecting when the bracket is this share of its low end.
+    #[arg(long, default_value_t = 0.05)]
+    pub precision: f64,
+    /// Most probes one search may run.
+    #[arg(long, default_value_t = 24)]
+    pub max_probes: usize,
+    /// Fail a rate on its first failing probe instead of repeating the probe once.
+    #[arg(long)]
+    pub no_retry: bool,
+    /// Events per second to plan capacity for (instances needed).
+    #[arg(long)]
+    pub target_rate: Option<f64>,
+    /// Share of the max rate each planned instance runs at.
+    #[arg(long, default_value_t = 0.7)]
+    pub utilization: f64,
+    /// Seconds of unrecorded load before measuring each target.
+    #[arg(long, default_value_t = 2.0)]
+    pub warmup_secs: f64,
+    /// Directory for report.json and report.html.
+    #[arg(long, default_value = "loadtest-report")]
+    pub report_dir: PathBuf,
+    /// No progress bar.
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct LoadRunArgs {
+    #[command(flatten)]
+    pub common: LoadCommonArgs,
+    /// gateway, gateway-null, hyper-baseline or raw-kafka.
+    #[arg(long, default_value = "gateway")]
+    pub target: clickstream_loadtest::TargetKind,
+    /// Events per /v1/batch request; without it, one event per request (analytics.js style).
+    #[arg(long)]
+    pub batch: Option<usize>,
+    /// fixed, step or ramp.
+    #[arg(long, default_value = "fixed")]
+    pub profile: String,
+    /// Requests per second (the first step's, or the ramp's start).
+    #[arg(long, default_value_t = 1000.0)]
+    pub rate: f64,
+    /// Seconds: of the fixed run, of each step, or of the whole ramp.
+    #[arg(long, default_value_t = 10.0)]
+    pub duration: f64,
+    /// Requests per second added at each step.
+    #[arg(long, default_value_t = 1000.0)]
+    pub step_rate: f64,
+    /// Number of steps.
+    #[arg(long, default_value_t = 5)]
+    pub steps: u32,
+    /// Requests per second at the end of the ramp.
+    #[arg(long, default_value_t = 10_000.0)]
+    pub ramp_to: f64,
+    /// Search the highest rate meeting --slo-p99 instead of running the profile.
+    #[arg(long)]
+    pub find_max: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct LoadCompareArgs {
+    #[command(flatten)]
+    pub common: LoadCommonArgs,
+    /// Events per /v1/batch request in the batched comparison.
+    #[arg(long, default_value_t = 100)]
+    pub batch: usize,
+    /// First rate the batched searches try, in requests per second.
+    #[arg(long, default_value_t = 50.0)]
+    pub batch_start_rate: f64,
+    /// p99 SLO in ms for the batched searches: a batch waits for all its events' acks.
+    #[arg(long, default_value_t = 50.0)]
+    pub batch_slo_p99: f64,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BenchSchedulerArgs {
+    /// Rates to ask for, in requests per second.
+    #[arg(long, value_delimiter = ',', default_value = "1000,5000,10000,20000,40000")]
+    pub rates: Vec<f64>,
+    /// Seconds per rate.
+    #[arg(long, default_value_t = 3.0)]
+    pub secs: f64,
+    #[arg(long, default_value_t = 32)]
+    pub connections: usize,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// hyper-baseline or gateway-null.
+    #[arg(long)]
+    pub kind: clickstream_loadtest::ServerKind,
+    #[arg(long)]
+    pub listen: String,
+    /// Gateway config (sources, limits) for gateway-null.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
 }

@@ -4,6 +4,7 @@ mod args;
 mod commands;
 mod demo;
 mod dev;
+mod loadtest;
 mod shop;
 
 use clap::Parser as _;
@@ -21,5 +22,6 @@ async fn main() -> anyhow::Result<()> {
             commands::config_keys(markdown);
             Ok(())
         }
+        args::Command::Loadtest(loadtest) => loadtest::run(&loadtest).await,
     }
 }

@@ -1,1 +1,34 @@
-//! The open-loop load generator for capacity planning (not built yet; see the load-test issue).
+//! The open-loop load generator for capacity planning: requests fire at their intended times
+//! and latency counts from then (no coordinated omission), the max rate under a latency SLO
+//! is searched, events are matched end to end through Kafka, and the gateway is compared
+//! with a bare hyper server and raw rdkafka in the same run.
+
+mod bitset;
+pub mod capacity;
+pub mod clock;
+pub mod command;
+pub mod cpu;
+pub mod e2e;
+pub mod payload;
+pub mod plan;
+pub mod pool;
+pub mod progress;
+pub mod report;
+pub mod runner;
+pub mod search;
+pub mod servers;
+pub mod stats;
+pub mod target;
+pub mod transport;
+
+pub use command::{bench_scheduler, compare_command, run_command, Load, Settings};
+pub use e2e::{E2eOptions, E2eResult, Matcher};
+pub use payload::catalog::Catalog;
+pub use payload::Mode;
+pub use plan::{Phase, Profile};
+pub use pool::Pool;
+pub use progress::Progress;
+pub use runner::{run, run_on, PhaseResult, RunOptions, RunOutcome, Session};
+pub use search::{find_max, FindMax, SearchOptions, Slo};
+pub use servers::ServerKind;
+pub use target::{Target, TargetKind, TargetSpec};

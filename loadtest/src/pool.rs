@@ -1,0 +1,285 @@
+//! The connection pool and the dispatcher. The pool's connections live as long as the pool,
+//! so every probe of a search measures warm keep-alive connections; each takes jobs off one
+//! shared queue. The dispatcher, a thread of its own, puts each job on the queue at its
+//! intended time whatever the server is doing: an open loop.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_channel::{Receiver, Sender};
+use tokio::sync::Notify;
+
+use crate::clock::Clock;
+use crate::cpu::CpuSample;
+use crate::e2e::Matcher;
+use crate::payload::Generator;
+use crate::plan::Phase;
+use crate::progress::Live;
+use crate::runner::{RunOptions, Session};
+use crate::stats::{Completion, Recorder};
+use crate::target::Target;
+use crate::transport::Connection;
+
+/// One request to send, and the run it belongs to.
+#[derive(Debug)]
+pub(crate) struct Job {
+    pub phase: usize,
+    pub intended: Instant,
+    pub run: Arc<RunState>,
+}
+
+/// What the connections share during one run.
+#[derive(Debug)]
+pub(crate) struct RunState {
+    pub recorder: Mutex<Recorder>,
+    pub live: Arc<Live>,
+    pub matcher: Option<Arc<Matcher>>,
+    /// Set when the run gives up waiting: queued jobs are then counted, not sent.
+    pub abandon: AtomicBool,
+    pub abandoned: Mutex<Vec<u64>>,
+    /// Jobs on the queue, not yet taken by a connection.
+    pub queued: AtomicU64,
+    /// Jobs on the queue or in flight.
+    pub outstanding: AtomicU64,
+    pub all_done: Notify,
+}
+
+impl RunState {
+    pub fn new(phases: usize, matcher: Option<Arc<Matcher>>) -> Self {
+        Self {
+            recorder: Mutex::new(Recorder::new(phases)),
+            live: Arc::new(Live::default()),
+            matcher,
+            abandon: AtomicBool::new(false),
+            abandoned: Mutex::new(vec![0; phases]),
+            queued: AtomicU64::new(0),
+            outstanding: AtomicU64::new(0),
+            all_done: Notify::new(),
+        }
+    }
+
+    fn finish_one(&self) {
+        if self.outstanding.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.all_done.notify_one();
+        }
+    }
+}
+
+/// Keep-alive connections with their workers, for one target and one way of sending.
+#[derive(Debug)]
+pub struct Pool {
+    jobs: Sender<Job>,
+    workers: Vec<tokio::task::JoinHandle<()>>,
+    pub(crate) server_pid: Option<u32>,
+    pub(crate) options: RunOptions,
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        self.jobs.close();
+        for worker in &self.workers {
+            worker.abort();
+        }
+    }
+}
+
+impl Pool {
+    /// Opens `options.connections` connections to `target`.
+    pub async fn open(target: &Target, options: &RunOptions, session: &Session) -> Self {
+        let count = options.connections.max(1);
+        let connections = futures::future::join_all((0..count).map(|_| Connection::open(&target.endpoint))).await;
+        let (jobs, queue) = async_channel::unbounded::<Job>();
+        let per_connection = (options.visitors / count).max(1);
+        let workers = connections
+            .into_iter()
+            .enumerate()
+            .map(|(index, connection)| {
+                let generator = Generator::new(
+                    options.catalog.clone(),
+                    per_connection,
+                    options.seed.wrapping_add(index as u64 * 7919),
+                    session.sequence.clone(),
+                    &options.write_key,
+                    options.mode,
+                );
+                let worker = Worker {
+                    connection,
+                    generator,
+                    queue: queue.clone(),
+                    clock: session.clock,
+                    options: options.clone(),
+                };
+                tokio::spawn(worker.run())
+            })
+            .collect();
+        Self { jobs, workers, server_pid: target.server_pid, options: options.clone() }
+    }
+
+    /// Dispatches `phases` on a thread of its own and returns what it counted, per phase, and
+    /// the requests due in each second of the session clock.
+    pub(crate) async fn dispatch(
+        &self,
+        phases: &[Phase],
+        run: &Arc<RunState>,
+        clock: Clock,
+    ) -> anyhow::Result<(Vec<Dispatched>, Vec<u64>)> {
+        let peak = phases.iter().map(|p| p.start_rate.max(p.end_rate)).fold(1.0, f64::max);
+        let dispatcher = Dispatcher {
+            phases: phases.to_vec(),
+            start: Instant::now() + Duration::from_millis(20),
+            jobs: self.jobs.clone(),
+            run: run.clone(),
+            clock,
+            late: self.options.late_threshold,
+            capacity: ((peak * self.options.max_backlog.as_secs_f64()) as u64).max(1024),
+            server_pid: self.server_pid,
+        };
+        let thread = std::thread::Builder::new().name("loadtest-dispatch".into()).spawn(move || dispatcher.run())?;
+        tokio::task::spawn_blocking(move || thread.join())
+            .await?
+            .map_err(|_| anyhow::anyhow!("the dispatcher panicked"))
+    }
+}
+
+/// What the dispatcher counted in one phase.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Dispatched {
+    pub scheduled: u64,
+    pub dropped: u64,
+    pub generator_lag: u64,
+    pub start: Option<Instant>,
+    pub cpu_start: CpuSample,
+    pub cpu_end: CpuSample,
+}
+
+struct Dispatcher {
+    phases: Vec<Phase>,
+    start: Instant,
+    jobs: Sender<Job>,
+    run: Arc<RunState>,
+    clock: Clock,
+    late: Duration,
+    /// Most jobs that may wait on the queue; more are dropped.
+    capacity: u64,
+    server_pid: Option<u32>,
+}
+
+/// Gaps shorter than this are not worth a wake-up.
+const MIN_SLEEP: Duration = Duration::from_micros(50);
+
+impl Dispatcher {
+    /// Sleeps with the OS timer (tens of microseconds of slack) rather than tokio's, which
+    /// wakes on whole milliseconds and would send every request up to a millisecond late.
+    fn run(self) -> (Vec<Dispatched>, Vec<u64>) {
+        let mut out = vec![Dispatched::default(); self.phases.len()];
+        let mut per_second: Vec<u64> = Vec::new();
+        let mut phase_start = self.start;
+        let live = &self.run.live;
+        for (index, phase) in self.phases.iter().enumerate() {
+            let counts = &mut out[index];
+            sleep_until(phase_start);
+            counts.start = Some(phase_start);
+            counts.cpu_start = CpuSample::take(self.server_pid);
+            for i in 0..phase.requests() {
+                let intended = phase_start + phase.due(i);
+                let now = Instant::now();
+                if intended > now + MIN_SLEEP {
+                    sleep_until(intended);
+                } else if now > intended + self.late {
+                    counts.generator_lag += 1;
+                }
+                let second = self.clock.seconds(intended) as usize;
+                if per_second.len() <= second {
+                    per_second.resize(second + 1, 0);
+                }
+                per_second[second] += 1;
+                counts.scheduled += 1;
+                Live::add(&live.scheduled, 1);
+                if self.run.queued.load(Ordering::Acquire) >= self.capacity {
+                    counts.dropped += 1;
+                    Live::add(&live.dropped, 1);
+                    continue;
+                }
+                self.run.queued.fetch_add(1, Ordering::AcqRel);
+                self.run.outstanding.fetch_add(1, Ordering::AcqRel);
+                if self.jobs.try_send(Job { phase: index, intended, run: self.run.clone() }).is_err() {
+                    self.run.queued.fetch_sub(1, Ordering::AcqRel);
+                    self.run.finish_one();
+                    counts.dropped += 1;
+                    Live::add(&live.dropped, 1);
+                }
+            }
+            phase_start += phase.duration;
+            sleep_until(phase_start);
+            out[index].cpu_end = CpuSample::take(self.server_pid);
+        }
+        (out, per_second)
+    }
+}
+
+fn sleep_until(at: Instant) {
+    let now = Instant::now();
+    if at > now {
+        std::thread::sleep(at - now);
+    }
+}
+
+/// One connection's loop: take a job, stamp the request made while waiting, send, record.
+struct Worker {
+    connection: Connection,
+    generator: Generator,
+    queue: Receiver<Job>,
+    clock: Clock,
+    options: RunOptions,
+}
+
+impl Worker {
+    async fn run(mut self) {
+        let mut next = Some(self.generator.next_request());
+        while let Ok(job) = self.queue.recv().await {
+            let run = job.run.clone();
+            run.queued.fetch_sub(1, Ordering::AcqRel);
+            if run.abandon.load(Ordering::Relaxed) {
+                if let Ok(mut abandoned) = run.abandoned.lock() {
+                    abandoned[job.phase] += 1;
+                }
+                run.finish_one();
+                continue;
+            }
+            let mut request = next.take().unwrap_or_else(|| self.generator.next_request());
+            request.stamp(self.clock.micros(job.intended));
+            let started = Instant::now();
+            let late = started.saturating_duration_since(job.intended) > self.options.late_threshold;
+            if let Some(matcher) = &run.matcher {
+                matcher.sent(request.event_count());
+            }
+            let outcome = self.connection.send(&request, self.options.request_timeout).await;
+            let done = Instant::now();
+            if outcome.ok {
+                if let Some(matcher) = &run.matcher {
+                    matcher.acknowledge(request.first_seq, request.event_count());
+                }
+            }
+            let live = &run.live;
+            Live::add(&live.completed, 1);
+            Live::add(if outcome.ok { &live.ok } else { &live.errors }, 1);
+            Live::add(&live.late, u64::from(late));
+            let completion = Completion {
+                phase: job.phase,
+                latency: done.saturating_duration_since(job.intended),
+                service: done - started,
+                late,
+                status: outcome.status,
+                ok: outcome.ok,
+                events: request.event_count(),
+                completed_at_s: self.clock.seconds(done),
+            };
+            if let Ok(mut recorder) = run.recorder.lock() {
+                recorder.record(&completion);
+            }
+            run.finish_one();
+            next = Some(self.generator.next_request());
+        }
+    }
+}
