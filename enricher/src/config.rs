@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use clickstream_platform::kafka::KafkaConfig;
+use clickstream_platform::kafka::{KafkaConfig, TopicSpec};
 use serde::{Deserialize, Serialize};
 
 /// Everything the enricher reads from `clickstream.toml`, env and flags.
@@ -27,6 +27,9 @@ pub struct EnricherSettings {
     /// with idempotent producers, Tansu included) or `exactly_once_transactional` (Kafka
     /// transactions; Apache Kafka 2.5 or later).
     pub guarantee: Guarantee,
+    /// Run `exactly_once_transactional` even on a broker that accepts transactions without
+    /// enforcing them (librdkafka's mock cluster). Only for testing the transactional path.
+    pub allow_unenforced_transactions: bool,
     /// Topics to consume. Empty: every topic the gateway's routing can produce to.
     pub inputs: Vec<String>,
     /// How often outputs are flushed and progress is committed, in milliseconds.
@@ -144,6 +147,7 @@ impl Default for EnricherSettings {
         Self {
             group_id: DEFAULT_GROUP_ID.to_owned(),
             guarantee: Guarantee::ExactlyOnceIdempotent,
+            allow_unenforced_transactions: false,
             inputs: Vec::new(),
             commit_interval_ms: DEFAULT_COMMIT_INTERVAL_MS,
             startup_timeout_secs: 30,
@@ -195,6 +199,23 @@ impl Default for IpSettings {
 }
 
 impl EnricherSettings {
+    /// The topics the enricher writes or keeps internally, for `clickstream topics apply`.
+    /// The enriched and repartition topics get the inputs' partition count.
+    pub fn topic_specs(&self, partitions: i32, replication: i32) -> Vec<TopicSpec> {
+        let spec = |name: &str, partitions: i32, cleanup_policy: &str| TopicSpec {
+            name: name.to_owned(),
+            partitions,
+            replication,
+            cleanup_policy: cleanup_policy.to_owned(),
+        };
+        vec![
+            spec(&self.topics.enriched, partitions, "delete"),
+            spec(&self.topics.repartition, partitions, "delete"),
+            spec(&self.topics.aggregates, 1, "compact"),
+            spec(&self.topics.dlq, 1, "delete"),
+        ]
+    }
+
     /// The topics to consume: the configured list, else the default raw topic.
     pub fn input_topics(&self) -> Vec<String> {
         if self.inputs.is_empty() {

@@ -4,7 +4,13 @@
 
 pub mod config;
 pub mod enrich;
+pub mod metrics;
+pub mod pipeline;
 pub mod process;
 pub mod products;
+pub mod service;
 pub mod session;
 pub mod window;
+
+pub use config::{EnricherConfig, Guarantee};
+pub use service::{start, EnricherHandle, StartError};

@@ -25,7 +25,11 @@ pub struct Input<'a> {
 /// What a record becomes.
 #[derive(Debug)]
 pub enum Processed {
-    Enriched { payload: Vec<u8>, activities: Vec<Activity>, join_misses: usize },
+    Enriched {
+        payload: Vec<u8>,
+        activities: Vec<Activity>,
+        join_misses: usize,
+    },
     /// Its `messageId` was seen within the dedup window.
     Duplicate,
     Dead(ConsumerDeadLetter),
@@ -74,12 +78,8 @@ pub fn process(enrichers: &Enrichers, state: &mut PartitionState, input: Input<'
     let Some(visitor) = event.visitor_key().map(str::to_owned) else {
         return dead("missing_identity", "event has neither anonymousId nor userId".to_owned(), raw_json(bytes));
     };
-    let event_ms = event
-        .timestamp
-        .or(event.received_at)
-        .map(|t| t.timestamp_millis())
-        .or(input.timestamp_ms)
-        .unwrap_or_default();
+    let event_ms =
+        event.timestamp.or(event.received_at).map(|t| t.timestamp_millis()).or(input.timestamp_ms).unwrap_or_default();
     let session = state.sessions.observe(&visitor, event_ms, (input.topic_index, input.offset));
     let report = enrichers.enrich(&mut event, &session);
     let name = event.event.clone().unwrap_or_else(|| event.kind.as_str().to_owned());

@@ -111,10 +111,12 @@ impl Windows {
             });
             return Outcome::Late { reemit: reemit.map(|t| self.row(start, &key, &t)) };
         }
-        let totals = self.open.entry(start).or_default().entry(key).or_insert_with(|| Totals {
-            first_offset: offset,
-            ..Totals::default()
-        });
+        let totals = self
+            .open
+            .entry(start)
+            .or_default()
+            .entry(key)
+            .or_insert_with(|| Totals { first_offset: offset, ..Totals::default() });
         totals.count += 1;
         totals.quantity += activity.quantity;
         totals.revenue += activity.revenue;
@@ -164,7 +166,13 @@ mod tests {
     const T0: i64 = 1_700_000_040_000; // a window start for one-minute windows
 
     fn view(product: &str, ms: i64) -> Activity {
-        Activity { product_id: product.into(), event: "Product Viewed".into(), event_ms: ms, quantity: 1.0, revenue: 0.0 }
+        Activity {
+            product_id: product.into(),
+            event: "Product Viewed".into(),
+            event_ms: ms,
+            quantity: 1.0,
+            revenue: 0.0,
+        }
     }
 
     fn closed(outcome: Outcome) -> Vec<WindowRow> {

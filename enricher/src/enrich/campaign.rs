@@ -48,10 +48,7 @@ mod tests {
         let url = "https://shop.example.com/?utm_source=newsletter&utm_medium=email&utm_campaign=spring&utm_term=mug&utm_content=hero";
         let context = json!({"name": "other", "source": "ctx"});
         let got = extract(Some(url), context.as_object());
-        assert_eq!(
-            got,
-            json!({"source":"newsletter","medium":"email","name":"spring","term":"mug","content":"hero"})
-        );
+        assert_eq!(got, json!({"source":"newsletter","medium":"email","name":"spring","term":"mug","content":"hero"}));
     }
 
     #[test]

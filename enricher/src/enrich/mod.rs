@@ -86,7 +86,8 @@ impl Enrichers {
         let from_page = |field: &str| {
             page.and_then(|p| p.get(field)).and_then(Value::as_str).map(str::to_owned).or_else(|| {
                 // Page calls carry the page in their properties, too.
-                (event.kind == EventType::Page).then(|| properties.get(field).and_then(Value::as_str).map(str::to_owned))?
+                (event.kind == EventType::Page)
+                    .then(|| properties.get(field).and_then(Value::as_str).map(str::to_owned))?
             })
         };
         let (url, referrer) = (from_page("url"), from_page("referrer"));

@@ -91,7 +91,10 @@ mod tests {
         assert_eq!(medium_and_source(Some("https://t.co/abc")), ("social".into(), json!("Twitter")));
         assert_eq!(medium_and_source(Some("https://mail.google.com/mail/u/0")), ("email".into(), json!("Gmail")));
         assert_eq!(medium_and_source(Some("https://shop.example.com/cart")), ("internal".into(), Value::Null));
-        assert_eq!(medium_and_source(Some("https://blog.example.org/post")), ("other".into(), json!("blog.example.org")));
+        assert_eq!(
+            medium_and_source(Some("https://blog.example.org/post")),
+            ("other".into(), json!("blog.example.org"))
+        );
         // A host that merely ends in a known name is not that site.
         assert_eq!(medium_and_source(Some("https://notx.com/")), ("other".into(), json!("notx.com")));
         assert_eq!(medium_and_source(Some("not a url")).0, "other");

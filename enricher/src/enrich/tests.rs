@@ -45,7 +45,8 @@ fn joins_products_and_fills_every_enrichment() {
 
 #[test]
 fn unknown_products_are_null_and_counted() {
-    let enrichers = Enrichers::new(table(), IpSettings { anonymize: false, ..IpSettings::default() }).expect("enrichers");
+    let enrichers =
+        Enrichers::new(table(), IpSettings { anonymize: false, ..IpSettings::default() }).expect("enrichers");
     let mut e = event(json!({
         "type": "track", "event": "Order Completed", "userId": "u1",
         "context": {"ip": "203.0.113.77"},

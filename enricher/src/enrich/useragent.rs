@@ -4,8 +4,18 @@ use serde_json::{json, Value};
 
 /// Tokens that mark automated clients woothee does not list as crawlers.
 const BOT_TOKENS: [&str; 12] = [
-    "bot", "spider", "crawl", "headlesschrome", "lighthouse", "curl/", "wget/", "python-requests", "python-urllib",
-    "go-http-client", "okhttp", "phantomjs",
+    "bot",
+    "spider",
+    "crawl",
+    "headlesschrome",
+    "lighthouse",
+    "curl/",
+    "wget/",
+    "python-requests",
+    "python-urllib",
+    "go-http-client",
+    "okhttp",
+    "phantomjs",
 ];
 
 /// Parses a `User-Agent` header into the `userAgent` enrichment.

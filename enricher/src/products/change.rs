@@ -143,7 +143,8 @@ mod tests {
     fn debezium_envelope_with_and_without_schema() {
         let bare = br#"{"before":null,"after":{"id":7,"name":"Lamp","price":"19.99"},"op":"c","ts_ms":1}"#;
         assert_eq!(upsert_id(&parse_change(Some(br#"{"id":7}"#), Some(bare)).expect("c")), "7");
-        let wrapped = br#"{"schema":{"type":"struct"},"payload":{"before":{"id":7},"after":{"id":7,"name":"Lamp 2"},"op":"u"}}"#;
+        let wrapped =
+            br#"{"schema":{"type":"struct"},"payload":{"before":{"id":7},"after":{"id":7,"name":"Lamp 2"},"op":"u"}}"#;
         match parse_change(None, Some(wrapped)).expect("u") {
             ProductChange::Upsert { row, .. } => assert_eq!(row["name"], "Lamp 2"),
             other => panic!("{other:?}"),

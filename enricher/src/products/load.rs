@@ -21,7 +21,15 @@ pub enum CatalogError {
 /// Reads the catalog (JSONL, or CSV with a header row when the file ends in `.csv`) and
 /// produces every row to `topic`. Returns how many products were published.
 pub fn load_catalog(kafka: &KafkaConfig, topic: &str, path: &Path) -> Result<usize, CatalogError> {
-    let rows = read_catalog(path)?;
+    publish_catalog(kafka, topic, &read_catalog(path)?)
+}
+
+/// Produces catalog rows to `topic`, keyed by id, and waits until Kafka has them all.
+pub fn publish_catalog(
+    kafka: &KafkaConfig,
+    topic: &str,
+    rows: &[(String, Map<String, Value>)],
+) -> Result<usize, CatalogError> {
     let producer: ThreadedProducer<DefaultProducerContext> = kafka
         .client_config(&[
             ("enable.idempotence", "true".to_owned()),
@@ -29,13 +37,16 @@ pub fn load_catalog(kafka: &KafkaConfig, topic: &str, path: &Path) -> Result<usi
             ("allow.auto.create.topics", "false".to_owned()),
         ])
         .create()?;
-    for (id, row) in &rows {
+    for (id, row) in rows {
         let payload = Value::Object(row.clone()).to_string();
         let mut record = BaseRecord::to(topic).key(id.as_str()).payload(payload.as_str());
         loop {
             match producer.send(record) {
                 Ok(()) => break,
-                Err((rdkafka::error::KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull), r)) => {
+                Err((
+                    rdkafka::error::KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull),
+                    r,
+                )) => {
                     record = r;
                     std::thread::sleep(Duration::from_millis(5));
                 }
@@ -51,8 +62,14 @@ pub fn load_catalog(kafka: &KafkaConfig, topic: &str, path: &Path) -> Result<usi
 pub fn read_catalog(path: &Path) -> Result<Vec<(String, Map<String, Value>)>, CatalogError> {
     let shown = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|source| CatalogError::Read { path: shown.clone(), source })?;
-    let row_error = |line: usize, reason: String| CatalogError::Row { path: shown.clone(), line, reason };
     let is_csv = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+    parse_catalog(&text, is_csv, &shown)
+}
+
+/// Parses catalog text; `name` only labels errors.
+pub fn parse_catalog(text: &str, is_csv: bool, name: &str) -> Result<Vec<(String, Map<String, Value>)>, CatalogError> {
+    let shown = name.to_owned();
+    let row_error = |line: usize, reason: String| CatalogError::Row { path: shown.clone(), line, reason };
     let rows: Vec<Map<String, Value>> = if is_csv {
         let mut reader = csv::Reader::from_reader(text.as_bytes());
         let headers = reader.headers().map_err(|e| row_error(1, e.to_string()))?.clone();
@@ -107,7 +124,8 @@ mod tests {
     fn csv_and_jsonl_read_alike() {
         let dir = tempfile::tempdir().expect("tempdir");
         let csv_path = dir.path().join("c.csv");
-        std::fs::write(&csv_path, "id,name,price,in_stock\np1,Mug,9.5,true\np2,\"Cup, large\",12,false\n").expect("write");
+        std::fs::write(&csv_path, "id,name,price,in_stock\np1,Mug,9.5,true\np2,\"Cup, large\",12,false\n")
+            .expect("write");
         let jsonl_path = dir.path().join("c.jsonl");
         std::fs::write(
             &jsonl_path,

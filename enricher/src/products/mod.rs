@@ -6,7 +6,7 @@ mod change;
 mod load;
 
 pub use change::{parse_change, ChangeError, ProductChange};
-pub use load::{load_catalog, CatalogError};
+pub use load::{load_catalog, parse_catalog, publish_catalog, read_catalog, CatalogError};
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -102,8 +102,13 @@ pub enum TableError {
 }
 
 /// Reads `topic` from the beginning to its current end, then follows it on a thread.
-pub fn bootstrap(kafka: &KafkaConfig, topic: &str, timeout: Duration) -> Result<(ProductTable, TableFollower), TableError> {
-    let kafka_error = |e: rdkafka::error::KafkaError| TableError::Kafka { topic: topic.to_owned(), detail: e.to_string() };
+pub fn bootstrap(
+    kafka: &KafkaConfig,
+    topic: &str,
+    timeout: Duration,
+) -> Result<(ProductTable, TableFollower), TableError> {
+    let kafka_error =
+        |e: rdkafka::error::KafkaError| TableError::Kafka { topic: topic.to_owned(), detail: e.to_string() };
     let consumer: BaseConsumer = kafka
         .client_config(&[
             ("group.id", "clickstream-product-table".to_owned()),
