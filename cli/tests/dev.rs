@@ -85,6 +85,21 @@ async fn dev_serves_the_readme_curl_and_switches_its_broker() {
         chrono::DateTime::parse_from_rfc3339(event["timestamp"].as_str().unwrap_or_default()).expect("timestamp");
     assert_eq!(received - timestamp, chrono::Duration::seconds(30), "timestamp corrected by sentAt");
 
+    // The enricher dev runs joins the sample catalog and opens a session, within a second.
+    let started = std::time::Instant::now();
+    let enriched = read_exactly(&dev.bootstrap, "events.enriched", 1, Duration::from_secs(30)).await;
+    let waited = started.elapsed();
+    let enrichment = &enriched[0].value["enrichment"];
+    let catalog_p1: Value =
+        serde_json::from_str(include_str!("../../data/products.jsonl").lines().next().expect("catalog has p1"))
+            .expect("json");
+    assert_eq!(enriched[0].value["messageId"], "readme-1");
+    assert_eq!(enrichment["product"]["name"], catalog_p1["name"]);
+    assert_eq!(enrichment["product"]["price"], catalog_p1["price"]);
+    assert_eq!(enrichment["session"]["sequence"], 1);
+    assert!(enrichment["session"]["id"].as_str().is_some_and(|id| id.len() == 16), "{enrichment}");
+    println!("enriched event read back {waited:?} after the raw one");
+
     // With the broker down, events are acknowledged from the disk spool and readiness says so.
     let down = client.post(format!("{}/dev/broker/down", dev.admin)).send().await.expect("admin");
     assert_eq!(down.status(), 200);

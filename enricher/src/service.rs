@@ -72,6 +72,7 @@ pub fn start(config: EnricherConfig) -> Result<EnricherHandle, StartError> {
     needed.extend(
         [&topics.products, &topics.enriched, &topics.aggregates, &topics.repartition, &topics.dlq].map(String::as_str),
     );
+    crate::pipeline::validate_clients(&config)?;
     require_topics(&config.kafka, &needed, timeout)?;
     if settings.guarantee == Guarantee::ExactlyOnceIdempotent {
         check_copartitioning(&config, &inputs, timeout)?;

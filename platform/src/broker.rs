@@ -13,7 +13,7 @@ use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 enum Command {
     CreateTopic { name: String, partitions: i32, done: mpsc::Sender<anyhow::Result<()>> },
     SetUp { up: bool, done: mpsc::Sender<anyhow::Result<()>> },
-    ProduceErrors { count: usize, done: mpsc::Sender<anyhow::Result<()>> },
+    RequestErrors { api: RDKafkaApiKey, errors: Vec<RDKafkaRespErr>, done: mpsc::Sender<anyhow::Result<()>> },
     RoundTrip { delay: Duration, done: mpsc::Sender<anyhow::Result<()>> },
     Stop,
 }
@@ -62,9 +62,8 @@ impl EmbeddedBroker {
                         });
                         let _ = done.send(result.context("switching mock brokers"));
                     }
-                    Command::ProduceErrors { count, done } => {
-                        let errors = vec![RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS; count];
-                        cluster.request_errors(RDKafkaApiKey::Produce, &errors);
+                    Command::RequestErrors { api, errors, done } => {
+                        cluster.request_errors(api, &errors);
                         let _ = done.send(Ok(()));
                     }
                     Command::RoundTrip { delay, done } => {
@@ -96,7 +95,13 @@ impl EmbeddedBroker {
 
     /// Makes the next `count` produce requests fail with a retriable error (not enough replicas).
     pub fn fail_next_produces(&self, count: usize) -> anyhow::Result<()> {
-        self.call(|done| Command::ProduceErrors { count, done })
+        let errors = vec![RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS; count];
+        self.inject_request_errors(RDKafkaApiKey::Produce, errors)
+    }
+
+    /// Makes the next requests of kind `api` fail with `errors`, one error per request.
+    pub fn inject_request_errors(&self, api: RDKafkaApiKey, errors: Vec<RDKafkaRespErr>) -> anyhow::Result<()> {
+        self.call(|done| Command::RequestErrors { api, errors, done })
     }
 
     /// Delays every broker response by `delay` (zero restores normal speed).

@@ -91,6 +91,9 @@ fn set_path(tree: &mut Table, path: &[String], raw: &str) {
         Some(Value::Array(_)) if !raw.trim_start().starts_with('[') => Value::Array(
             raw.split(',').map(|s| Value::String(s.trim().to_owned())).filter(|v| v.as_str() != Some("")).collect(),
         ),
+        // A key the defaults lack is a map entry (librdkafka properties) or an unset option;
+        // both take text, and `linger.ms=5` must stay the string librdkafka expects.
+        None => Value::String(raw.to_owned()),
         _ => parse_literal(raw),
     };
     table.insert(last.clone(), value);

@@ -123,16 +123,17 @@ pub fn produce(bootstrap: &str, topic: &str, records: &[(Option<String>, Option<
 
 /// A track event as the gateway writes it to the raw topic.
 pub fn track(message_id: &str, anonymous_id: &str, event: &str, properties: Value, timestamp: &str) -> Value {
-    json!({
+    let mut track = json!({
         "type": "track",
         "event": event,
         "messageId": message_id,
         "anonymousId": anonymous_id,
-        "properties": properties,
         "context": {"library": {"name": "test", "version": "1"}},
         "timestamp": timestamp,
         "receivedAt": timestamp,
-    })
+    });
+    track["properties"] = properties;
+    track
 }
 
 /// Raw events keyed by visitor, as the gateway keys them.

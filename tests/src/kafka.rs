@@ -98,3 +98,29 @@ fn to_read_back(message: &rdkafka::message::BorrowedMessage<'_>) -> ReadBack {
         partition: message.partition(),
     }
 }
+
+/// Reads `topic` from the start until `done` holds for what was read, failing after `timeout`.
+/// For topics where repeats are allowed (at-least-once outputs).
+pub async fn read_until(
+    bootstrap: &str,
+    topic: &str,
+    timeout: Duration,
+    done: impl Fn(&[ReadBack]) -> bool,
+) -> Vec<ReadBack> {
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", crate::unique("test-reader"))
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    assign_from_beginning(&consumer, topic);
+    let mut out = Vec::new();
+    let deadline = tokio::time::Instant::now() + timeout;
+    while !done(&out) {
+        match tokio::time::timeout_at(deadline, consumer.recv()).await {
+            Ok(message) => out.push(to_read_back(&message.expect("consume"))),
+            Err(_) => panic!("{topic}: condition not met after reading {} messages in {timeout:?}", out.len()),
+        }
+    }
+    out
+}

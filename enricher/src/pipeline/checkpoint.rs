@@ -122,12 +122,15 @@ fn last_checkpoint_between(
     }
 }
 
+/// Per (topic, partition): the committed offset, if any, and its metadata.
+pub type Committed = BTreeMap<(String, i32), (Option<i64>, String)>;
+
 /// Committed offsets (with their metadata) of the given partitions of the group.
 pub fn committed<C: rdkafka::consumer::ConsumerContext>(
     consumer: &BaseConsumer<C>,
     partitions: &[(String, i32)],
     timeout: Duration,
-) -> Result<BTreeMap<(String, i32), (Option<i64>, String)>, KafkaError> {
+) -> Result<Committed, KafkaError> {
     let mut list = TopicPartitionList::new();
     for (topic, partition) in partitions {
         list.add_partition(topic, *partition);

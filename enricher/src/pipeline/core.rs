@@ -163,7 +163,7 @@ impl Core {
                 if emit_enriched {
                     EnricherMetrics::add(&self.metrics.join_misses, join_misses as u64);
                     EnricherMetrics::add(&self.metrics.events_enriched, 1);
-                    self.send_enriched(message, topic_index, payload)?;
+                    self.send_enriched(message, topic_index, &payload)?;
                 }
             }
         }
@@ -174,7 +174,7 @@ impl Core {
         &mut self,
         message: &BorrowedMessage<'_>,
         topic_index: usize,
-        payload: Vec<u8>,
+        payload: &[u8],
     ) -> Result<(), KafkaError> {
         let partition = message.partition();
         let mut headers = OwnedHeaders::new();
@@ -190,7 +190,7 @@ impl Core {
             headers = headers.insert(Header { key: HEADER_CHECKPOINT, value: Some(&checkpoint.to_header()) });
         }
         let topic = self.config.enricher.topics.enriched.clone();
-        let mut record = BaseRecord::to(&topic).payload(payload.as_slice()).headers(headers);
+        let mut record = BaseRecord::to(&topic).payload(payload).headers(headers);
         if let Some(key) = message.key() {
             record = record.key(key);
         }

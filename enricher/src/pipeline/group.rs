@@ -31,6 +31,7 @@ pub struct GroupContext {
 pub type GroupConsumer = BaseConsumer<GroupContext>;
 
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl ClientContext for GroupContext {}
 
@@ -148,7 +149,11 @@ impl Core {
         let progress = self.progress()?;
         match self.guarantee() {
             Guarantee::AtLeastOnce | Guarantee::ExactlyOnceIdempotent => {
-                self.producer.flush(CALL_TIMEOUT).map_err(PipelineError::Kafka)?;
+                if let Err(error) = self.producer.flush(FLUSH_TIMEOUT) {
+                    // Still in flight: commit next time rather than rebuild everything now.
+                    tracing::debug!(%error, "outputs not yet delivered; commit postponed");
+                    return Ok(());
+                }
                 let failures = self.producer.context().failures.load(std::sync::atomic::Ordering::Relaxed);
                 if failures > 0 {
                     return Err(PipelineError::Delivery(failures));
@@ -178,7 +183,7 @@ impl Core {
                         EnricherMetrics::add(&self.metrics.transaction_commits, 1);
                         Ok(())
                     }
-                    Err(error) => Err(self.transaction_failed(error)),
+                    Err(error) => Err(self.transaction_failed(&error)),
                 }
             }
         }
@@ -186,8 +191,8 @@ impl Core {
 
     /// Aborts when the error allows it; either way the pipeline restarts from the last
     /// committed transaction, with a new producer when this one is fenced or broken.
-    pub fn transaction_failed(&mut self, error: KafkaError) -> PipelineError {
-        let (abortable, fatal) = match &error {
+    pub fn transaction_failed(&mut self, error: &KafkaError) -> PipelineError {
+        let (abortable, fatal) = match error {
             KafkaError::Transaction(e) => (e.txn_requires_abort(), e.is_fatal()),
             _ => (false, false),
         };

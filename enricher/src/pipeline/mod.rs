@@ -39,7 +39,7 @@ pub enum PipelineError {
 }
 
 const POLL: Duration = Duration::from_millis(100);
-const LAG_INTERVAL: Duration = Duration::from_secs(5);
+const LAG_INTERVAL: Duration = Duration::from_secs(30);
 
 /// Runs until `shutdown` is set. Errors restart the consumer and producer; this returns only
 /// on shutdown.
@@ -92,8 +92,11 @@ fn run_once(
         consumer.context().poisoned.store(true, Ordering::Relaxed);
         let mut core = lock(&consumer.context().core);
         if core.in_transaction {
-            let _ = producer.abort_transaction(Duration::from_secs(5));
+            // Whatever failed, the open transaction's records must not become visible.
             core.in_transaction = false;
+            if producer.abort_transaction(Duration::from_secs(5)).is_ok() {
+                EnricherMetrics::add(&metrics.transaction_aborts, 1);
+            }
         }
     }
     drop(consumer);
@@ -116,6 +119,9 @@ fn poll_loop(
     let mut last_lag = Instant::now();
     loop {
         if shutdown.load(Ordering::Relaxed) {
+            if !transactional {
+                producer.flush(Duration::from_secs(30))?;
+            }
             return lock(&consumer.context().core).commit(consumer);
         }
         let polled = consumer.poll(POLL);
@@ -126,7 +132,7 @@ fn poll_loop(
             let message = message?;
             let mut core = lock(&consumer.context().core);
             if transactional && !core.in_transaction {
-                producer.begin_transaction().map_err(|e| core.transaction_failed(e))?;
+                producer.begin_transaction().map_err(|e| core.transaction_failed(&e))?;
                 core.in_transaction = true;
             }
             core.handle(&message)?;
@@ -157,16 +163,23 @@ fn lag(consumer: &GroupConsumer) -> i64 {
         .elements()
         .iter()
         .filter_map(|e| {
-            let (_, high) = consumer.fetch_watermarks(e.topic(), e.partition(), Duration::from_secs(1)).ok()?;
+            let (_, high) = consumer.fetch_watermarks(e.topic(), e.partition(), Duration::from_millis(200)).ok()?;
             Some((high - e.offset().to_raw()?.max(0)).max(0))
         })
         .sum()
 }
 
-fn create_producer(
-    config: &EnricherConfig,
-    metrics: &Arc<EnricherMetrics>,
-) -> Result<core::OutputProducer, PipelineError> {
+/// Builds (and drops) the consumer and producer configs, so a bad librdkafka property fails
+/// start-up with its message instead of looping in restarts.
+pub fn validate_clients(config: &EnricherConfig) -> Result<(), KafkaError> {
+    let _: rdkafka::consumer::BaseConsumer = consumer_config(config).create()?;
+    let mut producer = producer_config(config);
+    producer.remove("transactional.id");
+    let _: rdkafka::producer::BaseProducer = producer.create()?;
+    Ok(())
+}
+
+fn producer_config(config: &EnricherConfig) -> rdkafka::ClientConfig {
     let settings = &config.enricher;
     let mut defaults = vec![
         ("enable.idempotence", "true".to_owned()),
@@ -182,6 +195,15 @@ fn create_producer(
     for (key, value) in &settings.producer_properties {
         client.set(key, value);
     }
+    client
+}
+
+fn create_producer(
+    config: &EnricherConfig,
+    metrics: &Arc<EnricherMetrics>,
+) -> Result<core::OutputProducer, PipelineError> {
+    let settings = &config.enricher;
+    let client = producer_config(config);
     let context = OutputContext { metrics: metrics.clone(), ..OutputContext::default() };
     let producer: core::OutputProducer = client.create_with_context(context)?;
     EnricherMetrics::add(&metrics.producers_created, 1);

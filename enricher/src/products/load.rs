@@ -8,6 +8,9 @@ use clickstream_platform::kafka::KafkaConfig;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use serde_json::{Map, Value};
 
+/// Catalog rows as (product id, row), in file order.
+pub type CatalogRows = Vec<(String, Map<String, Value>)>;
+
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
     #[error("cannot read {path}: {source}")]
@@ -59,7 +62,7 @@ pub fn publish_catalog(
 }
 
 /// Catalog rows as (id, row), in file order.
-pub fn read_catalog(path: &Path) -> Result<Vec<(String, Map<String, Value>)>, CatalogError> {
+pub fn read_catalog(path: &Path) -> Result<CatalogRows, CatalogError> {
     let shown = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|source| CatalogError::Read { path: shown.clone(), source })?;
     let is_csv = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"));
@@ -67,7 +70,7 @@ pub fn read_catalog(path: &Path) -> Result<Vec<(String, Map<String, Value>)>, Ca
 }
 
 /// Parses catalog text; `name` only labels errors.
-pub fn parse_catalog(text: &str, is_csv: bool, name: &str) -> Result<Vec<(String, Map<String, Value>)>, CatalogError> {
+pub fn parse_catalog(text: &str, is_csv: bool, name: &str) -> Result<CatalogRows, CatalogError> {
     let shown = name.to_owned();
     let row_error = |line: usize, reason: String| CatalogError::Row { path: shown.clone(), line, reason };
     let rows: Vec<Map<String, Value>> = if is_csv {

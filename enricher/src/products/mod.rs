@@ -20,16 +20,19 @@ use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use serde_json::{Map, Value};
 
+/// One product's columns, shared with the events that joined it.
+pub type ProductRow = Arc<Map<String, Value>>;
+
 /// Product rows by id, shared between the follower thread and the processors.
 #[derive(Debug, Clone, Default)]
 pub struct ProductTable {
-    rows: Arc<RwLock<HashMap<String, Arc<Map<String, Value>>>>>,
+    rows: Arc<RwLock<HashMap<String, ProductRow>>>,
     changes_applied: Arc<AtomicU64>,
     bad_changes: Arc<AtomicU64>,
 }
 
 impl ProductTable {
-    pub fn get(&self, id: &str) -> Option<Arc<Map<String, Value>>> {
+    pub fn get(&self, id: &str) -> Option<ProductRow> {
         self.rows.read().unwrap_or_else(std::sync::PoisonError::into_inner).get(id).cloned()
     }
 

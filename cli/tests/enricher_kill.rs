@@ -1,0 +1,176 @@
+//! The `clickstream enricher` binary killed with SIGKILL mid-stream and restarted, against
+//! Tansu with sqlite storage in its own process: in `exactly_once_idempotent` mode every input
+//! `messageId` appears exactly once on the enriched topic; in `at_least_once` mode none is lost.
+
+use std::collections::HashMap;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use clickstream_enricher::config::Guarantee;
+use clickstream_tests::enricher::{keyed, produce, track, EnricherTopics};
+use clickstream_tests::kafka::assign_from_beginning;
+use clickstream_tests::tansu::Tansu;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{ClientConfig, Message};
+use serde_json::json;
+
+fn start_enricher(topics: &EnricherTopics, bootstrap: &str, guarantee: Guarantee, log: &std::path::Path) -> Child {
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(log).expect("log");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_clickstream"));
+    command.arg("enricher");
+    for flag in topics.flags(bootstrap, guarantee) {
+        command.args(["--set", &flag]);
+    }
+    command.args(["--set", "enricher.commit_interval_ms=10000"]);
+    // Each visitor here comes back about every 100 s of event time; a one-minute gap closes
+    // sessions often, so a restart replays a bounded stretch, as with real traffic.
+    command.args(["--set", "enricher.sessions.inactivity_minutes=1"]);
+    command.stdout(Stdio::null()).stderr(log).spawn().expect("clickstream enricher starts")
+}
+
+/// Counts every messageId on `topic`, reading until `expected` distinct ids are seen and the
+/// topic then stays quiet for two seconds.
+fn count_message_ids(bootstrap: &str, topic: &str, expected: usize, timeout: Duration) -> HashMap<String, usize> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", clickstream_tests::unique("kill-reader"))
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    assign_from_beginning(&consumer, topic);
+    let mut counts: HashMap<String, usize> = HashMap::new();
+    let deadline = Instant::now() + timeout;
+    let mut quiet_since = Instant::now();
+    loop {
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(message)) => {
+                let value: serde_json::Value =
+                    serde_json::from_slice(message.payload().unwrap_or_default()).expect("json");
+                *counts.entry(value["messageId"].as_str().unwrap_or_default().to_owned()).or_default() += 1;
+                quiet_since = Instant::now();
+            }
+            Some(Err(error)) => panic!("reading {topic}: {error}"),
+            None => {}
+        }
+        if counts.len() >= expected && quiet_since.elapsed() > Duration::from_secs(2) {
+            return counts;
+        }
+        if Instant::now() > deadline {
+            eprintln!("read {} of {expected} distinct messageIds from {topic} in {timeout:?}", counts.len());
+            return counts;
+        }
+    }
+}
+
+fn tail(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(40)..].join("\n")
+}
+
+/// Output written so far, summed over the enriched topic's partitions.
+fn enriched_so_far(watcher: &BaseConsumer, topic: &str) -> i64 {
+    (0..3).map(|p| watcher.fetch_watermarks(topic, p, Duration::from_secs(5)).map(|(_, high)| high).unwrap_or(0)).sum()
+}
+
+/// Kills the child on drop, so a failing test leaves no enricher behind.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Loads `total` events, then runs the enricher and SIGKILLs it `kills` times while it works
+/// through them; returns the messageId counts on the enriched topic and the output count at
+/// each kill.
+async fn run_with_kills(guarantee: Guarantee, total: usize, kills: usize) -> (HashMap<String, usize>, Vec<i64>) {
+    let tansu = Tansu::start();
+    let bootstrap = tansu.bootstrap();
+    let topics = EnricherTopics::new();
+    topics.create(&bootstrap, 3).await;
+    let catalog: Vec<_> = (1..=5)
+        .map(|i| {
+            (Some(format!("p{i}")), Some(json!({"id": format!("p{i}"), "name": format!("Product {i}"), "price": i})))
+        })
+        .collect();
+    produce(&bootstrap, &topics.products, &catalog);
+    let events: Vec<_> = (0..total)
+        .map(|i| {
+            let at = format!("2026-01-01T{:02}:{:02}:{:02}.000Z", 10 + i / 3600, (i / 60) % 60, i % 60);
+            track(
+                &format!("m{i}"),
+                &format!("v{}", i % 97),
+                "Product Viewed",
+                json!({"product_id": format!("p{}", i % 6)}),
+                &at,
+            )
+        })
+        .collect();
+    produce(&bootstrap, &topics.raw, &keyed(&events));
+    let dir = tempfile::tempdir().expect("dir");
+    let log = dir.path().join("enricher.log");
+    let mut enricher = Running(start_enricher(&topics, &bootstrap, guarantee, &log));
+    // One long-lived client: a new connection every poll would load the broker for nothing.
+    let watcher: BaseConsumer = ClientConfig::new().set("bootstrap.servers", &bootstrap).create().expect("watcher");
+
+    let mut seen_at_kill = Vec::new();
+    let step = (total / (kills + 1)) as i64;
+    for kill in 1..=kills {
+        // Kill once this instance has written more output: it is mid-stream.
+        let target = step * kill as i64;
+        let deadline = Instant::now() + Duration::from_secs(180);
+        while enriched_so_far(&watcher, &topics.enriched) < target {
+            assert!(
+                Instant::now() < deadline,
+                "no progress to {target} before kill {kill}; enricher log:\n{}\ntansu log tail:\n{}",
+                tail(&std::fs::read_to_string(&log).unwrap_or_default()),
+                tail(&tansu.log())
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        enricher.0.kill().expect("SIGKILL");
+        enricher.0.wait().expect("reaped");
+        seen_at_kill.push(enriched_so_far(&watcher, &topics.enriched));
+        // Tansu 0.6 can leave a group stuck when a member joins while a killed member is still
+        // in it; wait out the killed member's 30 s session first. Apache Kafka does not need this.
+        tokio::time::sleep(Duration::from_secs(31)).await;
+        enricher = Running(start_enricher(&topics, &bootstrap, guarantee, &log));
+    }
+    let counts = tokio::task::spawn_blocking({
+        let (bootstrap, enriched) = (bootstrap.clone(), topics.enriched.clone());
+        move || count_message_ids(&bootstrap, &enriched, total, Duration::from_secs(300))
+    })
+    .await
+    .expect("reader");
+    drop(enricher);
+    if counts.len() < total {
+        eprintln!("enricher log tail:\n{}", tail(&std::fs::read_to_string(&log).unwrap_or_default()));
+    }
+    (counts, seen_at_kill)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exactly_once_idempotent_survives_three_sigkills() {
+    let total = 20_000;
+    let (counts, kills) = run_with_kills(Guarantee::ExactlyOnceIdempotent, total, 3).await;
+    assert!(kills.iter().all(|k| *k > 0 && *k < total as i64), "every kill was mid-stream: {kills:?}");
+    let missing: Vec<String> = (0..total).map(|i| format!("m{i}")).filter(|id| !counts.contains_key(id)).collect();
+    let repeated: Vec<(&String, &usize)> = counts.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(missing.is_empty(), "{} missing, e.g. {:?}", missing.len(), &missing[..missing.len().min(5)]);
+    assert!(repeated.is_empty(), "{} repeated, e.g. {:?}", repeated.len(), &repeated[..repeated.len().min(5)]);
+    assert_eq!(counts.len(), total);
+    println!("exactly once after SIGKILLs at enriched counts {kills:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_least_once_loses_nothing_after_sigkill() {
+    let total = 5_000;
+    let (counts, kills) = run_with_kills(Guarantee::AtLeastOnce, total, 1).await;
+    assert!(kills[0] > 0 && kills[0] < total as i64, "the kill was mid-stream: {kills:?}");
+    let missing = (0..total).filter(|i| !counts.contains_key(&format!("m{i}"))).count();
+    assert_eq!(missing, 0, "at-least-once lost events");
+    let repeats: usize = counts.values().map(|n| n - 1).sum();
+    println!("at least once after a SIGKILL at {kills:?}: {repeats} repeats");
+}
