@@ -1,0 +1,139 @@
+//! The admin listener every service runs beside its public one: `GET /metrics` (Prometheus
+//! text from the service's `Telemetry`), `GET /healthz`, and `GET /readyz` from a readiness
+//! callback the service supplies.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{header, Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::otel::{Telemetry, PROMETHEUS_CONTENT_TYPE};
+
+/// What `/readyz` answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Readiness {
+    /// 200 `{"status":"ok"}`.
+    Ready,
+    /// 200 `{"status":"degraded","reason":...}`: working, but not the usual way.
+    Degraded(String),
+    /// 503 `{"status":"unavailable","reason":...}`: send no traffic here.
+    Unavailable(String),
+}
+
+impl Readiness {
+    /// The status code and JSON body `/readyz` answers with.
+    pub fn status_and_body(&self) -> (StatusCode, serde_json::Value) {
+        match self {
+            Self::Ready => (StatusCode::OK, serde_json::json!({"status": "ok"})),
+            Self::Degraded(reason) => (StatusCode::OK, serde_json::json!({"status": "degraded", "reason": reason})),
+            Self::Unavailable(reason) => {
+                (StatusCode::SERVICE_UNAVAILABLE, serde_json::json!({"status": "unavailable", "reason": reason}))
+            }
+        }
+    }
+}
+
+/// The service's readiness, asked on every `/readyz`; it must be cheap and must not block.
+pub type ReadinessCheck = Arc<dyn Fn() -> Readiness + Send + Sync>;
+
+/// A running admin listener; it stops on `shutdown` or when dropped.
+#[derive(Debug)]
+pub struct AdminServer {
+    /// The bound address (useful with port 0).
+    pub addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl AdminServer {
+    /// Binds `listen` and serves in the background. Must run inside tokio.
+    pub async fn start(listen: &str, telemetry: Arc<Telemetry>, readiness: ReadinessCheck) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(listen).await?;
+        let addr = listener.local_addr()?;
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(accept_loop(listener, telemetry, readiness, stopped));
+        tracing::info!(%addr, "admin listening (/metrics, /healthz, /readyz)");
+        Ok(Self { addr, stop, task })
+    }
+
+    /// Stops accepting and closes open connections.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        self.task.abort();
+        let _ = (&mut self.task).await;
+    }
+}
+
+impl Drop for AdminServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    telemetry: Arc<Telemetry>,
+    readiness: ReadinessCheck,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let builder = auto::Builder::new(TokioExecutor::new());
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(error) => {
+                    tracing::debug!(%error, "admin accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = stopped.changed() => return,
+        };
+        let (telemetry, readiness) = (telemetry.clone(), readiness.clone());
+        let service = service_fn(move |request: Request<Incoming>| {
+            let response = answer(request.method(), request.uri().path(), &telemetry, &readiness);
+            async move { Ok::<_, Infallible>(response) }
+        });
+        let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+    }
+}
+
+/// The admin routes, without a socket.
+pub fn answer(method: &Method, path: &str, telemetry: &Telemetry, readiness: &ReadinessCheck) -> Response<Full<Bytes>> {
+    if method != Method::GET && method != Method::HEAD {
+        return json(StatusCode::METHOD_NOT_ALLOWED, &serde_json::json!({"error": "method_not_allowed"}));
+    }
+    match path {
+        "/metrics" => {
+            let mut response = Response::new(Full::new(Bytes::from(telemetry.render_prometheus())));
+            response.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static(PROMETHEUS_CONTENT_TYPE));
+            response
+        }
+        "/healthz" => json(StatusCode::OK, &serde_json::json!({"status": "ok"})),
+        "/readyz" => {
+            let (status, body) = readiness().status_and_body();
+            json(status, &body)
+        }
+        _ => json(StatusCode::NOT_FOUND, &serde_json::json!({"error": "not_found"})),
+    }
+}
+
+fn json(status: StatusCode, body: &serde_json::Value) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
+    *response.status_mut() = status;
+    response.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
+    response
+}
