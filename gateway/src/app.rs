@@ -50,7 +50,7 @@ impl AppState {
         let sources = Arc::new(SourceRegistry::new(&config.sources));
         let protection = Arc::new(Protection::new(&config.rate_limit));
         let dedup = Arc::new(Dedup::new(&config.dedup));
-        let metrics = Arc::new(Metrics::new(telemetry, Arc::downgrade(&sink), Arc::downgrade(&dedup)));
+        let metrics = Arc::new(Metrics::new(telemetry, &Arc::downgrade(&sink), Arc::downgrade(&dedup)));
         let suppression = Arc::new(Suppression::open(&config.privacy.suppression_file));
         Self { config: Arc::new(config), sources, sink, protection, dedup, metrics, suppression }
     }

@@ -48,7 +48,7 @@ impl std::fmt::Debug for Metrics {
 
 impl Metrics {
     /// Creates the instruments, and observers of the spool and dedup that read them at scrape time.
-    pub fn new(telemetry: Arc<Telemetry>, sink: Weak<dyn EventSink>, dedup: Weak<Dedup>) -> Self {
+    pub fn new(telemetry: Arc<Telemetry>, sink: &Weak<dyn EventSink>, dedup: Weak<Dedup>) -> Self {
         let meter = telemetry.meter();
         let counter = |name: &'static str, help: &'static str| meter.u64_counter(name).with_description(help).build();
         let histogram = |name: &'static str, help: &'static str| {
@@ -70,7 +70,7 @@ impl Metrics {
             shed: counter("clickstream.shed", "Requests shed at the in-flight cap."),
             _produce_duration: Self::produce_duration_histogram(&telemetry),
             observers: Mutex::new(Vec::new()),
-            telemetry: telemetry.clone(),
+            telemetry,
         };
         metrics.observe_dedup(dedup);
         metrics.observe_spool(sink);
@@ -144,7 +144,7 @@ impl Metrics {
         self.observers.lock().unwrap_or_else(|p| p.into_inner()).push(Observer::Counter(drops));
     }
 
-    fn observe_spool(&self, sink: Weak<dyn EventSink>) {
+    fn observe_spool(&self, sink: &Weak<dyn EventSink>) {
         let meter = self.telemetry.meter();
         let gauge = |name: &'static str, help: &'static str, read: fn(&crate::spool::SpoolStats) -> f64| {
             let sink = sink.clone();

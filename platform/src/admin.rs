@@ -119,7 +119,9 @@ pub fn answer(method: &Method, path: &str, telemetry: &Telemetry, readiness: &Re
     match path {
         "/metrics" => {
             let mut response = Response::new(Full::new(Bytes::from(telemetry.render_prometheus())));
-            response.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static(PROMETHEUS_CONTENT_TYPE));
+            response
+                .headers_mut()
+                .insert(header::CONTENT_TYPE, header::HeaderValue::from_static(PROMETHEUS_CONTENT_TYPE));
             response
         }
         "/healthz" => json(StatusCode::OK, &serde_json::json!({"status": "ok"})),

@@ -80,10 +80,17 @@ impl KafkaStatsCell {
     }
 }
 
+/// Reads the labelled values of one gauge from a snapshot, given the client label.
+type ReadSeries = fn(&KafkaStatsSnapshot, &str) -> Vec<(f64, Vec<KeyValue>)>;
+
 /// Gauges over the cell, kept alive by the returned handles. `client` ("producer",
 /// "consumer") labels every series, so one service can register several clients.
-pub fn register_kafka_stats(meter: &Meter, client: &'static str, cell: &Arc<KafkaStatsCell>) -> Vec<ObservableGauge<f64>> {
-    let gauge = |name: &'static str, help: &'static str, read: fn(&KafkaStatsSnapshot, &str) -> Vec<(f64, Vec<KeyValue>)>| {
+pub fn register_kafka_stats(
+    meter: &Meter,
+    client: &'static str,
+    cell: &Arc<KafkaStatsCell>,
+) -> Vec<ObservableGauge<f64>> {
+    let gauge = |name: &'static str, help: &'static str, read: ReadSeries| {
         let weak = Arc::downgrade(cell);
         meter
             .f64_observable_gauge(name)
@@ -98,34 +105,44 @@ pub fn register_kafka_stats(meter: &Meter, client: &'static str, cell: &Arc<Kafk
             .build()
     };
     vec![
-        gauge("clickstream.kafka.queue.messages", "Messages in the Kafka client's queues (librdkafka msg_cnt).", |s, c| {
-            vec![(s.queue_messages as f64, vec![KeyValue::new("client", c.to_owned())])]
-        }),
+        gauge(
+            "clickstream.kafka.queue.messages",
+            "Messages in the Kafka client's queues (librdkafka msg_cnt).",
+            |s, c| vec![(s.queue_messages as f64, vec![KeyValue::new("client", c.to_owned())])],
+        ),
         gauge("clickstream.kafka.queue.bytes", "Bytes in the Kafka client's queues (librdkafka msg_size).", |s, c| {
             vec![(s.queue_bytes as f64, vec![KeyValue::new("client", c.to_owned())])]
         }),
         gauge("clickstream.kafka.broker.up", "1 while the client's connection to the broker is up.", |s, c| {
             s.brokers.iter().map(|b| (f64::from(u8::from(b.up)), broker_labels(c, &b.name))).collect()
         }),
-        gauge("clickstream.kafka.broker.rtt.avg.seconds", "Average broker round-trip time over the last statistics window.", |s, c| {
-            s.brokers.iter().map(|b| (b.rtt_avg_secs, broker_labels(c, &b.name))).collect()
-        }),
-        gauge("clickstream.kafka.broker.rtt.p99.seconds", "p99 broker round-trip time over the last statistics window.", |s, c| {
-            s.brokers.iter().map(|b| (b.rtt_p99_secs, broker_labels(c, &b.name))).collect()
-        }),
-        gauge("clickstream.kafka.consumer.lag", "Messages between the consumer's position and the partition's high watermark.", |s, c| {
-            s.consumer_lag
-                .iter()
-                .map(|(topic, partition, lag)| {
-                    let labels = vec![
-                        KeyValue::new("client", c.to_owned()),
-                        KeyValue::new("topic", topic.clone()),
-                        KeyValue::new("partition", i64::from(*partition)),
-                    ];
-                    (*lag as f64, labels)
-                })
-                .collect()
-        }),
+        gauge(
+            "clickstream.kafka.broker.rtt.avg.seconds",
+            "Average broker round-trip time over the last statistics window.",
+            |s, c| s.brokers.iter().map(|b| (b.rtt_avg_secs, broker_labels(c, &b.name))).collect(),
+        ),
+        gauge(
+            "clickstream.kafka.broker.rtt.p99.seconds",
+            "p99 broker round-trip time over the last statistics window.",
+            |s, c| s.brokers.iter().map(|b| (b.rtt_p99_secs, broker_labels(c, &b.name))).collect(),
+        ),
+        gauge(
+            "clickstream.kafka.consumer.lag",
+            "Messages between the consumer's position and the partition's high watermark.",
+            |s, c| {
+                s.consumer_lag
+                    .iter()
+                    .map(|(topic, partition, lag)| {
+                        let labels = vec![
+                            KeyValue::new("client", c.to_owned()),
+                            KeyValue::new("topic", topic.clone()),
+                            KeyValue::new("partition", i64::from(*partition)),
+                        ];
+                        (*lag as f64, labels)
+                    })
+                    .collect()
+            },
+        ),
     ]
 }
 

@@ -8,3 +8,4 @@ pub mod kafka;
 pub mod kafka_stats;
 pub mod otel;
 pub mod telemetry;
+pub mod topics;

@@ -88,8 +88,7 @@ impl Telemetry {
             .map_err(|e| TelemetryError::Prometheus(e.to_string()))?;
         let mut builder = SdkMeterProvider::builder().with_resource(resource.clone()).with_reader(exporter);
         let endpoint = config.otlp_endpoint.trim_end_matches('/');
-        let otlp_error =
-            |reason: String| TelemetryError::Otlp { endpoint: config.otlp_endpoint.clone(), reason };
+        let otlp_error = |reason: String| TelemetryError::Otlp { endpoint: config.otlp_endpoint.clone(), reason };
         let (mut tracer_provider, mut tracer) = (None, None);
         if !endpoint.is_empty() {
             use opentelemetry_otlp::WithExportConfig as _;

@@ -64,13 +64,18 @@ async fn admin_metrics_report_real_traffic() {
         ]});
         assert_eq!(post(&client, &format!("{url}/v1/batch"), &batch).await, 200);
     }
-    let mixed = json!({"batch": [{"type": "track", "event": "Ok", "userId": "u9"}, {"type": "track", "event": "NoId"}]});
+    let mixed =
+        json!({"batch": [{"type": "track", "event": "Ok", "userId": "u9"}, {"type": "track", "event": "NoId"}]});
     assert_eq!(post(&client, &format!("{url}/v1/batch"), &mixed).await, 200);
     let single = json!({"type": "track", "event": "Clicked", "anonymousId": "a7", "messageId": "retry-me"});
     assert_eq!(post(&client, &format!("{url}/v1/t"), &single).await, 200);
     assert_eq!(post(&client, &format!("{url}/v1/t"), &single).await, 200, "a retry is answered as a success");
     let erased = json!({"type": "track", "event": "Secret", "userId": "erased-user", "anonymousId": "a-erased"});
-    assert_eq!(post(&client, &format!("{url}/v1/track"), &erased).await, 200, "suppressed events are answered as accepted");
+    assert_eq!(
+        post(&client, &format!("{url}/v1/track"), &erased).await,
+        200,
+        "suppressed events are answered as accepted"
+    );
     let missing = client.get(format!("{url}/private/customer-123")).send().await.expect("404");
     assert_eq!(missing.status().as_u16(), 404);
 
@@ -84,7 +89,8 @@ async fn admin_metrics_report_real_traffic() {
     let metrics = loop {
         let text = client.get(format!("{admin}/metrics")).send().await.expect("scrape").text().await.expect("text");
         let metrics = parse(&text);
-        let rtt_seen = metrics.iter().any(|(s, v)| s.starts_with("clickstream_kafka_broker_rtt_avg_seconds{") && *v > 0.0);
+        let rtt_seen =
+            metrics.iter().any(|(s, v)| s.starts_with("clickstream_kafka_broker_rtt_avg_seconds{") && *v > 0.0);
         if rtt_seen {
             assert!(!text.contains("customer-123") && !text.contains("private"), "a raw path became a label:\n{text}");
             assert!(!text.contains("erased-user") && !text.contains("a7"), "user data became a label:\n{text}");
