@@ -28,7 +28,7 @@ pub async fn topics_apply(args: &TopicsApplyArgs) -> anyhow::Result<()> {
     let config = args.config.load()?;
     let mut defs: Vec<TopicDef> = match &args.file {
         Some(path) => TopicsFile::load(path)?.topics,
-        None => config.topics.specs().iter().map(Into::into).collect(),
+        None => crate::enricher::topic_specs(&config, &args.config.load_as()?).iter().map(Into::into).collect(),
     };
     if let Some(replication) = args.replication {
         defs.iter_mut().for_each(|d| d.replication = replication);
@@ -73,14 +73,20 @@ pub async fn broker(args: &BrokerArgs) -> anyhow::Result<()> {
 
 /// Creates the configured topics on the embedded broker, whose admin API cannot.
 pub fn create_topics(broker: &EmbeddedBroker, config: &GatewayConfig) -> anyhow::Result<()> {
-    for spec in config.topics.specs() {
+    for spec in crate::enricher::topic_specs(config, &clickstream_enricher::EnricherConfig::default()) {
         broker.create_topic(&spec.name, spec.partitions)?;
     }
     Ok(())
 }
 
 pub fn config_keys(markdown: bool) {
-    let keys = clickstream_platform::config::keys::<GatewayConfig>();
+    let mut keys = clickstream_platform::config::keys::<GatewayConfig>();
+    // The services share `[kafka]`; the enricher's own keys all sit under `enricher.`.
+    keys.extend(
+        clickstream_platform::config::keys::<clickstream_enricher::EnricherConfig>()
+            .into_iter()
+            .filter(|k| k.key.starts_with("enricher.")),
+    );
     if markdown {
         println!("| key | env | default | meaning |\n|---|---|---|---|");
         for k in keys {
