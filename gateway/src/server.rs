@@ -224,7 +224,8 @@ pub async fn start(config: GatewayConfig) -> anyhow::Result<GatewayHandle> {
         if let Some(admin) = admin {
             admin.shutdown().await;
         }
-        telemetry.shutdown();
+        // Exporters block while they flush over HTTP; keep that off the async workers.
+        let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
         tracing::info!("gateway stopped");
     });
     tracing::info!(%addr, "gateway listening");

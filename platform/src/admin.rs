@@ -139,3 +139,29 @@ fn json(status: StatusCode, body: &serde_json::Value) -> Response<Full<Bytes>> {
     response.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_metrics_health_and_readiness() {
+        let telemetry = Telemetry::local("admin-test");
+        telemetry.meter().u64_counter("admin.test.hits").build().add(3, &[]);
+        telemetry.observe_counter("admin.test.kept", "A count kept elsewhere.", || 7);
+        telemetry.observe_gauge("admin_test_lag", "A level kept elsewhere.", || 2.5);
+        assert!(telemetry.tracer().is_none(), "no OTLP endpoint, so no tracer and no spans");
+        let ready: ReadinessCheck = Arc::new(|| Readiness::Degraded("spooling".into()));
+        let metrics = answer(&Method::GET, "/metrics", &telemetry, &ready);
+        assert_eq!(metrics.headers()[header::CONTENT_TYPE], PROMETHEUS_CONTENT_TYPE);
+        let body = format!("{:?}", metrics.body());
+        assert!(body.contains("admin_test_hits_total 3"), "{body}");
+        assert!(body.contains("admin_test_kept_total 7") && body.contains("admin_test_lag 2.5"), "{body}");
+        assert_eq!(answer(&Method::GET, "/healthz", &telemetry, &ready).status(), StatusCode::OK);
+        assert_eq!(answer(&Method::GET, "/readyz", &telemetry, &ready).status(), StatusCode::OK);
+        let down: ReadinessCheck = Arc::new(|| Readiness::Unavailable("kafka down".into()));
+        assert_eq!(answer(&Method::GET, "/readyz", &telemetry, &down).status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(answer(&Method::POST, "/metrics", &telemetry, &ready).status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(answer(&Method::GET, "/other", &telemetry, &ready).status(), StatusCode::NOT_FOUND);
+    }
+}

@@ -65,6 +65,8 @@ pub struct Telemetry {
     registry: prometheus::Registry,
     tracer_provider: Option<SdkTracerProvider>,
     tracer: Option<Tracer>,
+    /// Observable instruments made by `observe_*`, kept registered for the service's life.
+    observers: std::sync::Mutex<Vec<Box<dyn std::any::Any + Send + Sync>>>,
 }
 
 impl std::fmt::Debug for Telemetry {
@@ -115,7 +117,8 @@ impl Telemetry {
         }
         let meter_provider = builder.build();
         let meter = meter_provider.meter(service);
-        Ok(Self { service, meter_provider, meter, registry, tracer_provider, tracer })
+        let observers = std::sync::Mutex::default();
+        Ok(Self { service, meter_provider, meter, registry, tracer_provider, tracer, observers })
     }
 
     /// Prometheus only: for handlers built without a config (tests, benchmarks).
@@ -131,6 +134,44 @@ impl Telemetry {
     /// The tracer, only when OTLP is configured; `None` means: create no spans at all.
     pub fn tracer(&self) -> Option<&Tracer> {
         self.tracer.as_ref()
+    }
+
+    /// Exports a count the service already keeps (an atomic, say) as a monotonic counter,
+    /// read at each scrape or export. Prometheus shows it as `<name>_total`, dots as `_`.
+    pub fn observe_counter(
+        &self,
+        name: &'static str,
+        help: &'static str,
+        read: impl Fn() -> u64 + Send + Sync + 'static,
+    ) {
+        let counter = self
+            .meter
+            .u64_observable_counter(name)
+            .with_description(help)
+            .with_callback(move |observer| observer.observe(read(), &[]))
+            .build();
+        self.observers.lock().unwrap_or_else(|p| p.into_inner()).push(Box::new(counter));
+    }
+
+    /// Exports a level the service already keeps (lag, queue size, 0/1 state) as a gauge.
+    pub fn observe_gauge(
+        &self,
+        name: &'static str,
+        help: &'static str,
+        read: impl Fn() -> f64 + Send + Sync + 'static,
+    ) {
+        let gauge = self
+            .meter
+            .f64_observable_gauge(name)
+            .with_description(help)
+            .with_callback(move |observer| observer.observe(read(), &[]))
+            .build();
+        self.observers.lock().unwrap_or_else(|p| p.into_inner()).push(Box::new(gauge));
+    }
+
+    /// Keeps instruments (such as `kafka_stats::register_kafka_stats`'s gauges) registered.
+    pub fn keep<T: Send + Sync + 'static>(&self, instruments: T) {
+        self.observers.lock().unwrap_or_else(|p| p.into_inner()).push(Box::new(instruments));
     }
 
     /// Every instrument in Prometheus text format.

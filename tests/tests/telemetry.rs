@@ -35,6 +35,41 @@ fn value(metrics: &BTreeMap<String, f64>, name: &str, labels: &[(&str, &str)]) -
     found[0]
 }
 
+/// Series of the Grafana dashboard this gateway test cannot produce, with the reason.
+const NOT_IN_THIS_TEST: &[(&str, &str)] = &[
+    ("clickstream_rate_limited_total", "appears with the first 429"),
+    ("clickstream_shed_total", "appears with the first request shed at the in-flight cap"),
+    ("clickstream_kafka_consumer_lag", "a consumer's statistics: the enricher's"),
+];
+
+/// Every `clickstream_*` series that deploy/grafana/clickstream.json queries is one the
+/// gateway really exports (`enricher_*` ones belong to the enricher).
+fn dashboard_queries_only_real_series(metrics: &BTreeMap<String, f64>) {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/grafana/clickstream.json");
+    let dashboard: Value = serde_json::from_str(&std::fs::read_to_string(path).expect("dashboard")).expect("JSON");
+    let exprs: Vec<&str> = dashboard["panels"]
+        .as_array()
+        .expect("panels")
+        .iter()
+        .flat_map(|p| p["targets"].as_array().into_iter().flatten())
+        .filter_map(|t| t["expr"].as_str())
+        .collect();
+    assert!(exprs.len() > 15, "the dashboard lost its queries");
+    let exported: std::collections::BTreeSet<&str> = metrics.keys().filter_map(|s| s.split('{').next()).collect();
+    for expr in exprs {
+        for (start, _) in expr.match_indices("clickstream_") {
+            let name: String = expr[start..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+            if NOT_IN_THIS_TEST.iter().any(|(n, _)| *n == name) {
+                continue;
+            }
+            assert!(
+                exported.contains(name.as_str()),
+                "the dashboard queries {name}, which the gateway does not export"
+            );
+        }
+    }
+}
+
 async fn post(client: &reqwest::Client, url: &str, body: &Value) -> u16 {
     client.post(url).basic_auth(WRITE_KEY, Some("")).json(body).send().await.expect("request").status().as_u16()
 }
@@ -122,6 +157,8 @@ async fn admin_metrics_report_real_traffic() {
     let broker = tansu.bootstrap();
     let up = metrics.iter().find(|(s, _)| s.starts_with("clickstream_kafka_broker_up{") && s.contains(&broker));
     assert_eq!(up.map(|(_, v)| *v), Some(1.0), "broker {broker} up: {metrics:#?}");
+
+    dashboard_queries_only_real_series(&metrics);
 
     let health = client.get(format!("{admin}/healthz")).send().await.expect("healthz");
     assert_eq!(health.status().as_u16(), 200);
