@@ -191,6 +191,37 @@ mod tests {
         assert!(!list.is_suppressed(&event(Some("u1"), None)), "the reload replaced the list");
     }
 
+    async fn wait_until(list: &Suppression, event: &Event, what: &str) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while !list.is_suppressed(event) {
+            assert!(tokio::time::Instant::now() < deadline, "{what} did not reload the list within 5 s");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn watch_reloads_on_a_changed_file_and_on_sighup() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("suppressed.txt");
+        std::fs::write(&path, "userId:u1\n").expect("write");
+        let polled = Arc::new(Suppression::open(&path.display().to_string()));
+        let signalled = Arc::new(Suppression::open(&path.display().to_string()));
+        tokio::spawn(Suppression::watch(Arc::downgrade(&polled), Duration::from_millis(20)));
+        // Polling once an hour: only the signal can make this one reload.
+        tokio::spawn(Suppression::watch(Arc::downgrade(&signalled), Duration::from_secs(3600)));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        std::fs::write(&path, "userId:u1\nanonymousId:a9\n").expect("rewrite");
+        let newcomer = event(None, Some("a9"));
+        wait_until(&polled, &newcomer, "a modification time change").await;
+        assert!(!signalled.is_suppressed(&newcomer), "reloaded without a signal");
+        let status = std::process::Command::new("kill")
+            .args(["-HUP", &std::process::id().to_string()])
+            .status()
+            .expect("kill -HUP");
+        assert!(status.success());
+        wait_until(&signalled, &newcomer, "SIGHUP").await;
+    }
+
     #[test]
     fn no_file_suppresses_nothing() {
         let list = Suppression::open("");
