@@ -1,6 +1,36 @@
 //! The admin listener every service runs beside its public one: `GET /metrics` (Prometheus
 //! text from the service's `Telemetry`), `GET /healthz`, and `GET /readyz` from a readiness
 //! callback the service supplies.
+//!
+//! A service wires it like this (the gateway does the same in `gateway::server::start`):
+//!
+//! ```no_run
+//! # async fn example() -> anyhow::Result<()> {
+//! use std::sync::Arc;
+//! use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+//! use clickstream_platform::admin::{AdminServer, Readiness};
+//! use clickstream_platform::otel::{Telemetry, TelemetryConfig};
+//!
+//! let telemetry = Arc::new(Telemetry::new("clickstream-enricher", &TelemetryConfig::default())?);
+//! let commits = Arc::new(AtomicU64::new(0));
+//! let counted = commits.clone();
+//! // Exported as `enricher_transaction_commits_total`.
+//! telemetry.observe_counter("enricher.transaction.commits", "Kafka transactions committed.", move || {
+//!     counted.load(Ordering::Relaxed)
+//! });
+//! let table_loaded = Arc::new(AtomicBool::new(false));
+//! let loaded = table_loaded.clone();
+//! let readiness = Arc::new(move || match loaded.load(Ordering::Relaxed) {
+//!     true => Readiness::Ready,
+//!     false => Readiness::Unavailable("loading the product table".into()),
+//! });
+//! let admin = AdminServer::start("127.0.0.1:9465", telemetry.clone(), readiness).await?;
+//! println!("metrics at http://{}/metrics", admin.addr);
+//! // ... run the service; then:
+//! admin.shutdown().await;
+//! telemetry.shutdown();
+//! # Ok(()) }
+//! ```
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
