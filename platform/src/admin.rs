@@ -173,6 +173,7 @@ fn json(status: StatusCode, body: &serde_json::Value) -> Response<Full<Bytes>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::otel::TelemetryConfig;
 
     #[test]
     fn routes_metrics_health_and_readiness() {
@@ -181,6 +182,8 @@ mod tests {
         telemetry.observe_counter("admin.test.kept", "A count kept elsewhere.", || 7);
         telemetry.observe_gauge("admin_test_lag", "A level kept elsewhere.", || 2.5);
         assert!(telemetry.tracer().is_none(), "no OTLP endpoint, so no tracer and no spans");
+        let tls = TelemetryConfig { otlp_endpoint: "https://collector:4318".into(), ..TelemetryConfig::default() };
+        assert!(Telemetry::new("admin-test", &tls).is_err(), "https endpoints are refused at startup");
         let ready: ReadinessCheck = Arc::new(|| Readiness::Degraded("spooling".into()));
         let metrics = answer(&Method::GET, "/metrics", &telemetry, &ready);
         assert_eq!(metrics.headers()[header::CONTENT_TYPE], PROMETHEUS_CONTENT_TYPE);

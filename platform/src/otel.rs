@@ -17,7 +17,8 @@ use serde::{Deserialize, Serialize};
 #[serde(default, deny_unknown_fields)]
 pub struct TelemetryConfig {
     /// OTLP/HTTP collector base URL, such as `http://otel-collector:4318`; traces go to
-    /// `/v1/traces` and metrics to `/v1/metrics` under it. Empty: no OTLP export, and no spans
+    /// `/v1/traces` and metrics to `/v1/metrics` under it. Plain `http://` only: run a
+    /// collector beside the service to forward with TLS. Empty: no OTLP export, and no spans
     /// are even created.
     pub otlp_endpoint: String,
     /// How often metrics are pushed over OTLP, in milliseconds.
@@ -92,6 +93,11 @@ impl Telemetry {
         let endpoint = config.otlp_endpoint.trim_end_matches('/');
         let otlp_error = |reason: String| TelemetryError::Otlp { endpoint: config.otlp_endpoint.clone(), reason };
         let (mut tracer_provider, mut tracer) = (None, None);
+        if endpoint.starts_with("https://") {
+            // The exporter's HTTP client is built without TLS, to keep a second TLS stack
+            // out of the binary; a collector beside the service forwards with TLS.
+            return Err(otlp_error("https is not supported: send OTLP to a collector over http://".into()));
+        }
         if !endpoint.is_empty() {
             use opentelemetry_otlp::WithExportConfig as _;
             let metrics = opentelemetry_otlp::MetricExporter::builder()
