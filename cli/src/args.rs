@@ -58,7 +58,20 @@ pub enum ProductsAction {
 #[derive(Debug, Subcommand)]
 pub enum TopicsAction {
     /// Create the configured topics that are missing; report drift on the others.
-    Apply(ConfigArgs),
+    Apply(TopicsApplyArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TopicsApplyArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// A topics.toml (`[[topic]]` tables: name, partitions, replication, cleanup_policy,
+    /// retention_ms, config). Without it, the gateway config's `[topics]` are applied.
+    #[arg(long, value_name = "TOPICS_TOML")]
+    pub file: Option<PathBuf>,
+    /// Create topics with this replication factor instead of the file's (a one-broker cluster).
+    #[arg(long)]
+    pub replication: Option<i32>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -4,9 +4,10 @@ use std::time::Duration;
 
 use clickstream_gateway::GatewayConfig;
 use clickstream_platform::broker::EmbeddedBroker;
-use clickstream_platform::kafka::{apply_topics, TopicOutcome};
+use clickstream_platform::kafka::TopicOutcome;
+use clickstream_platform::topics::{TopicDef, TopicsFile};
 
-use crate::args::{BrokerArgs, ConfigArgs};
+use crate::args::{BrokerArgs, ConfigArgs, TopicsApplyArgs};
 
 pub async fn gateway(args: &ConfigArgs) -> anyhow::Result<()> {
     let config = args.load()?;
@@ -23,19 +24,33 @@ pub async fn gateway(args: &ConfigArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn topics_apply(args: &ConfigArgs) -> anyhow::Result<()> {
-    let config = args.load()?;
-    let specs = crate::enricher::topic_specs(&config, &args.load_as()?);
-    let outcomes = apply_topics(&config.kafka, &specs, Duration::from_secs(15)).await?;
+pub async fn topics_apply(args: &TopicsApplyArgs) -> anyhow::Result<()> {
+    let config = args.config.load()?;
+    let mut defs: Vec<TopicDef> = match &args.file {
+        Some(path) => TopicsFile::load(path)?.topics,
+        None => crate::enricher::topic_specs(&config, &args.config.load_as()?).iter().map(Into::into).collect(),
+    };
+    if let Some(replication) = args.replication {
+        defs.iter_mut().for_each(|d| d.replication = replication);
+    }
+    let outcomes = clickstream_platform::topics::apply(&config.kafka, &defs, Duration::from_secs(15)).await?;
     let mut drift = false;
     for (name, outcome) in outcomes {
+        drift |= outcome.is_drift();
         match outcome {
             TopicOutcome::Created => println!("created  {name}"),
             TopicOutcome::Exists => println!("exists   {name}"),
             TopicOutcome::FewerPartitions { actual, wanted } => {
-                drift = true;
                 println!("DRIFT    {name}: {actual} partitions, config wants {wanted} (left unchanged)");
             }
+            TopicOutcome::MorePartitions { actual, wanted } => {
+                println!("note     {name}: {actual} partitions, config says {wanted} (partitions are never removed)");
+            }
+            TopicOutcome::ConfigDrift { key, actual, wanted } => {
+                let actual = if actual.is_empty() { "unset (broker default)".to_owned() } else { actual };
+                println!("DRIFT    {name}: {key} is {actual}, config wants {wanted} (left unchanged)");
+            }
+            TopicOutcome::ConfigUnchecked { reason } => println!("exists   {name} (configs not checked: {reason})"),
         }
     }
     if drift {

@@ -36,6 +36,11 @@ pub async fn run(args: &DevArgs) -> anyhow::Result<()> {
         config.spool.dir =
             std::env::temp_dir().join(format!("clickstream-dev-spool-{}", std::process::id())).display().to_string();
     }
+    if config.admin.listen == clickstream_platform::otel::DEFAULT_ADMIN_LISTEN {
+        // Several dev stacks (and the browser tests) run side by side; the metrics listener
+        // takes any free port unless one is named, and is printed below.
+        config.admin.listen = "127.0.0.1:0".into();
+    }
     let broker = if args.config.kafka_brokers.is_some() {
         apply_topics(&config.kafka, &config.topics.specs(), Duration::from_secs(15)).await?;
         None
@@ -77,6 +82,9 @@ pub async fn run(args: &DevArgs) -> anyhow::Result<()> {
     println!("  enricher     {raw_topic} -> {enriched_topic} (product join, sessions, windows)");
     println!("  admin        http://{admin_addr}  (POST /dev/broker/down, POST /dev/broker/up)");
     println!("  demo shop    http://{admin_addr}/demo  (product clicks send events through {url}/t.js)");
+    if let Some(metrics) = gateway.admin_addr {
+        println!("  metrics      http://{metrics}/metrics  (also /healthz, /readyz)");
+    }
     if broker.is_some() {
         println!("\n  !! EMBEDDED BROKER: librdkafka's mock cluster. Data lives IN MEMORY ONLY and is lost");
         println!("  !! on exit, and the mock keeps only about 5 MiB per partition (older data is dropped).");

@@ -16,7 +16,7 @@ async fn main() -> anyhow::Result<()> {
     clickstream_platform::telemetry::init_tracing(cli.json_logs);
     match cli.command {
         args::Command::Gateway(config) => commands::gateway(&config).await,
-        args::Command::Topics { action: args::TopicsAction::Apply(config) } => commands::topics_apply(&config).await,
+        args::Command::Topics { action: args::TopicsAction::Apply(apply) } => commands::topics_apply(&apply).await,
         args::Command::Broker(broker) => commands::broker(&broker).await,
         args::Command::Dev(dev) => dev::run(&dev).await,
         args::Command::Config { action: args::ConfigAction::Keys { markdown } } => {

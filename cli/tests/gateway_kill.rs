@@ -53,6 +53,7 @@ async fn sigkill_with_a_full_spool_loses_no_acknowledged_event() {
         &config,
         format!(
             "[http]\nlisten = \"127.0.0.1:{port}\"\nshutdown_grace_secs = 1\n\
+             [admin]\nlisten = \"127.0.0.1:0\"\n\
              [kafka]\nbootstrap_servers = \"{}\"\n\
              [producer]\nhealth_interval_ms = 250\nmessage_timeout_ms = 3000\n\
              [delivery]\nack = \"kafka\"\n\

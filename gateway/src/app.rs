@@ -10,6 +10,8 @@ use http_body_util::Full;
 use hyper::body::Body;
 use serde_json::json;
 
+use clickstream_platform::admin::Readiness;
+use clickstream_platform::otel::Telemetry;
 use clickstream_platform::telemetry::LogThrottle;
 
 use crate::assets;
@@ -22,6 +24,7 @@ use crate::protect::Protection;
 use crate::routes::Route;
 use crate::sink::{EventSink, SinkHealth};
 use crate::sources::SourceRegistry;
+use crate::suppression::Suppression;
 
 /// Everything a request needs.
 #[derive(Debug, Clone)]
@@ -32,14 +35,33 @@ pub struct AppState {
     pub(crate) protection: Arc<Protection>,
     pub(crate) dedup: Arc<Dedup>,
     pub metrics: Arc<Metrics>,
+    /// Identities whose events are dropped at the edge.
+    pub suppression: Arc<Suppression>,
 }
 
 impl AppState {
+    /// State with Prometheus-only telemetry and the suppression file (if any) loaded once.
     pub fn new(config: GatewayConfig, sink: Arc<dyn EventSink>) -> Self {
+        Self::with_telemetry(config, sink, Arc::new(Telemetry::local(crate::metrics::SERVICE_NAME)))
+    }
+
+    /// State whose instruments live on `telemetry`.
+    pub fn with_telemetry(config: GatewayConfig, sink: Arc<dyn EventSink>, telemetry: Arc<Telemetry>) -> Self {
         let sources = Arc::new(SourceRegistry::new(&config.sources));
         let protection = Arc::new(Protection::new(&config.rate_limit));
         let dedup = Arc::new(Dedup::new(&config.dedup));
-        Self { config: Arc::new(config), sources, sink, protection, dedup, metrics: Arc::default() }
+        let metrics = Arc::new(Metrics::new(telemetry, &Arc::downgrade(&sink), Arc::downgrade(&dedup)));
+        let suppression = Arc::new(Suppression::open(&config.privacy.suppression_file));
+        Self { config: Arc::new(config), sources, sink, protection, dedup, metrics, suppression }
+    }
+
+    /// What `/readyz` answers, on the public and the admin port.
+    pub fn readiness(&self) -> Readiness {
+        match self.sink.health() {
+            SinkHealth::Ready => Readiness::Ready,
+            SinkHealth::Degraded(reason) => Readiness::Degraded(reason),
+            SinkHealth::Unavailable(reason) => Readiness::Unavailable(reason),
+        }
     }
 
     /// Forgets idle rate-limit keys now and then; runs until the state is dropped.
@@ -72,9 +94,26 @@ impl App {
         B: Body<Data = Bytes>,
         B::Error: std::error::Error + Send + Sync + 'static,
     {
+        let started = std::time::Instant::now();
         let origin = request.headers().get(header::ORIGIN).cloned();
         let route = Route::resolve(request.method(), request.uri().path());
-        let result = match &route {
+        let response = self.respond(&route, origin, request, peer).await;
+        self.state.metrics.request(route.template(), response.status(), started.elapsed());
+        response
+    }
+
+    async fn respond<B>(
+        &self,
+        route: &Route,
+        origin: Option<header::HeaderValue>,
+        request: Request<B>,
+        peer: SocketAddr,
+    ) -> Response<Full<Bytes>>
+    where
+        B: Body<Data = Bytes>,
+        B::Error: std::error::Error + Send + Sync + 'static,
+    {
+        let result = match route {
             Route::Health => Ok(json_response(StatusCode::OK, &json!({"status": "ok"}))),
             Route::Ready => Ok(self.readiness()),
             Route::Preflight => Ok(cors::preflight(self.state.config.http.cors_max_age_secs)),
@@ -93,8 +132,8 @@ impl App {
         };
         let mut response = result.unwrap_or_else(|error| {
             match &error {
-                GatewayError::RateLimited { .. } => Metrics::add(&self.state.metrics.rate_limited, 1),
-                GatewayError::Overloaded => Metrics::add(&self.state.metrics.shed, 1),
+                GatewayError::RateLimited { .. } => self.state.metrics.rate_limited(),
+                GatewayError::Overloaded => self.state.metrics.shed(),
                 _ => {}
             }
             if error.status().is_server_error() {
@@ -107,27 +146,20 @@ impl App {
     }
 
     fn metrics(&self) -> Response<Full<Bytes>> {
-        let text = self.state.metrics.render(self.state.dedup.drops(), self.state.sink.spool_stats());
+        let text = self.state.metrics.telemetry().render_prometheus();
         let mut response = Response::new(Full::new(Bytes::from(text)));
-        response
-            .headers_mut()
-            .insert(header::CONTENT_TYPE, header::HeaderValue::from_static("text/plain; version=0.0.4"));
+        let content_type = clickstream_platform::otel::PROMETHEUS_CONTENT_TYPE;
+        response.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static(content_type));
         response
     }
 
     fn readiness(&self) -> Response<Full<Bytes>> {
-        match self.state.sink.health() {
-            SinkHealth::Ready => json_response(StatusCode::OK, &json!({"status": "ok"})),
-            SinkHealth::Degraded(reason) => {
-                json_response(StatusCode::OK, &json!({"status": "degraded", "reason": reason}))
-            }
-            SinkHealth::Unavailable(reason) => {
-                let mut response =
-                    json_response(StatusCode::SERVICE_UNAVAILABLE, &json!({"status": "unavailable", "reason": reason}));
-                response.headers_mut().insert(header::RETRY_AFTER, self.state.config.http.retry_after_secs.into());
-                response
-            }
+        let (status, body) = self.state.readiness().status_and_body();
+        let mut response = json_response(status, &body);
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(header::RETRY_AFTER, self.state.config.http.retry_after_secs.into());
         }
+        response
     }
 
     /// What analytics.js fetches from its CDN: points its `Segment.io` destination at us.

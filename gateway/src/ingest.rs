@@ -18,10 +18,10 @@ use crate::app::App;
 use crate::body::read_decoded;
 use crate::edge::EdgeContext;
 use crate::error::{json_response, GatewayError, RejectedItem};
-use crate::metrics::Metrics;
-use crate::routes::IngestKind;
+use crate::routes::{IngestKind, Route};
 use crate::sink::{Record, SinkError};
 use crate::sources::{basic_auth_user, header_write_key, Source};
+use crate::trace::RequestTrace;
 
 impl App {
     pub(crate) async fn ingest<B>(
@@ -34,6 +34,23 @@ impl App {
         B: Body<Data = Bytes>,
         B::Error: std::error::Error + Send + Sync + 'static,
     {
+        let trace = RequestTrace::start(self.state.metrics.telemetry().tracer(), Route::Ingest(kind).template());
+        let result = self.ingest_traced(kind, request, peer, &trace).await;
+        trace.finish(result.as_ref().err().map(GatewayError::kind));
+        result
+    }
+
+    async fn ingest_traced<B>(
+        &self,
+        kind: IngestKind,
+        request: Request<B>,
+        peer: SocketAddr,
+        trace: &RequestTrace,
+    ) -> Result<Response<Full<Bytes>>, GatewayError>
+    where
+        B: Body<Data = Bytes>,
+        B::Error: std::error::Error + Send + Sync + 'static,
+    {
         let state = &self.state;
         let (parts, body) = request.into_parts();
         let edge = EdgeContext::from_request(&parts.headers, peer, &state.config);
@@ -41,8 +58,10 @@ impl App {
         // A key in the Authorization header is checked before the body is even read.
         let header_source = basic_auth_user(&parts.headers).map(|key| state.sources.lookup(&key)).transpose()?;
         let (limit, timeout) = (state.config.limits.max_batch_bytes, state.config.http.body_read_timeout_ms);
+        let parsing = trace.phase("parse");
         let mut bytes = read_decoded(body, &parts.headers, limit, Duration::from_millis(timeout)).await?;
         let envelope = parse_envelope(kind, &parts.headers, &mut bytes)?;
+        drop(parsing);
         let source = match header_source {
             Some(source) => source,
             None => self.body_or_header_source(&envelope, &parts.headers)?,
@@ -50,10 +69,14 @@ impl App {
         source.check_origin(parts.headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()))?;
         state.protection.check_source(&source.name)?;
 
+        let validating = trace.phase("validate");
         let mut batch = self.to_records(kind, envelope, source, &edge);
+        drop(validating);
         let (accepted, rejected) = (batch.records.len(), batch.rejected.len());
-        Metrics::add(&state.metrics.events_rejected, rejected as u64);
-        if accepted == 0 && batch.duplicates == 0 {
+        trace.counts(accepted, rejected);
+        batch.rejected.iter().for_each(|(item, _)| state.metrics.rejected(item.kind));
+        state.metrics.suppressed(batch.suppressed);
+        if accepted == 0 && batch.duplicates == 0 && batch.suppressed == 0 {
             return Err(match rejected {
                 0 => GatewayError::BadShape("request holds no events".into()),
                 _ => GatewayError::NoValidEvents(batch.rejected.into_iter().map(|(item, _)| item).collect()),
@@ -62,15 +85,14 @@ impl App {
         let letters = dead_letters(&batch, source, !matches!(kind, IngestKind::Single(_)), &state.config.topics.dlq);
         batch.records.extend(letters);
         if !batch.records.is_empty() {
-            state
-                .sink
-                .deliver(batch.records)
+            trace
+                .in_scope(state.sink.deliver(batch.records))
                 .await
                 .map_err(|SinkError::Unavailable(reason)| GatewayError::Unavailable(reason))?;
         }
         // Only now are these events safe, so only now may a retry of them be dropped.
         state.dedup.remember(&source.name, batch.client_ids);
-        Metrics::add(&state.metrics.events_accepted, accepted as u64);
+        state.metrics.accepted(accepted);
         if batch.rejected.is_empty() {
             return Ok(crate::app::success());
         }
@@ -95,6 +117,10 @@ impl App {
                     continue;
                 }
             };
+            if state.suppression.is_suppressed(&event) {
+                prepared.suppressed += 1;
+                continue;
+            }
             let client_id = event.message_id.clone();
             if client_id.as_deref().is_some_and(|id| state.dedup.is_duplicate(&source.name, id)) {
                 prepared.duplicates += 1;
@@ -139,6 +165,8 @@ struct Prepared {
     /// Client-supplied ids of the accepted events, for dedup once they are safe.
     client_ids: Vec<String>,
     duplicates: usize,
+    /// Events dropped for a suppressed identity: answered as accepted, never produced.
+    suppressed: usize,
     received_at: String,
 }
 

@@ -17,6 +17,8 @@ pub mod server;
 pub mod sink;
 pub mod sources;
 pub mod spool;
+pub mod suppression;
+mod trace;
 
 pub use app::{app, App, AppState};
 pub use config::GatewayConfig;

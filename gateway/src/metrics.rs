@@ -1,46 +1,170 @@
-//! Counters for the protection and delivery paths, rendered in Prometheus text format at
-//! `/metrics`. Labels are fixed kinds, never paths or user data.
+//! The gateway's instruments on its OpenTelemetry meter: requests, events, protection, spool
+//! and dedup. Labels are route templates and fixed kinds, never paths or user data.
 
-use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
 
-use crate::spool::SpoolStats;
+use clickstream_platform::otel::Telemetry;
+use http::StatusCode;
+use opentelemetry::metrics::{Counter, Histogram, ObservableCounter, ObservableGauge};
+use opentelemetry::KeyValue;
 
-#[derive(Debug, Default)]
+use crate::dedup::Dedup;
+use crate::sink::EventSink;
+
+/// Service name on every exported series.
+pub const SERVICE_NAME: &str = "clickstream-gateway";
+
+/// Latency buckets in seconds: sub-millisecond answers up to the enqueue deadline and beyond.
+const LATENCY_BUCKETS: [f64; 15] =
+    [0.0005, 0.001, 0.0025, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
+
 pub struct Metrics {
-    pub events_accepted: AtomicU64,
-    pub events_rejected: AtomicU64,
-    pub rate_limited: AtomicU64,
-    pub shed: AtomicU64,
+    telemetry: Arc<Telemetry>,
+    requests: Counter<u64>,
+    request_duration: Histogram<f64>,
+    events_accepted: Counter<u64>,
+    events_rejected: Counter<u64>,
+    events_suppressed: Counter<u64>,
+    rate_limited: Counter<u64>,
+    shed: Counter<u64>,
+    /// Held so the series exists from the start; the Kafka sink records into it.
+    _produce_duration: Histogram<f64>,
+    /// Observable instruments, kept for as long as the gateway runs.
+    observers: Mutex<Vec<Observer>>,
+}
+
+#[allow(dead_code)] // held only to keep the callbacks registered
+enum Observer {
+    Gauge(ObservableGauge<f64>),
+    Counter(ObservableCounter<u64>),
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").field("telemetry", &self.telemetry).finish()
+    }
 }
 
 impl Metrics {
-    pub fn add(counter: &AtomicU64, n: u64) {
-        counter.fetch_add(n, Ordering::Relaxed);
+    /// Creates the instruments, and observers of the spool and dedup that read them at scrape time.
+    pub fn new(telemetry: Arc<Telemetry>, sink: &Weak<dyn EventSink>, dedup: Weak<Dedup>) -> Self {
+        let meter = telemetry.meter();
+        let counter = |name: &'static str, help: &'static str| meter.u64_counter(name).with_description(help).build();
+        let histogram = |name: &'static str, help: &'static str| {
+            meter.f64_histogram(name).with_description(help).with_boundaries(LATENCY_BUCKETS.to_vec()).build()
+        };
+        let metrics = Self {
+            requests: counter("clickstream.http.requests", "HTTP requests by route template and status."),
+            request_duration: histogram(
+                "clickstream.http.request.duration.seconds",
+                "Time from request to response by route template, in seconds.",
+            ),
+            events_accepted: counter("clickstream.events.accepted", "Events accepted (in Kafka or spooled)."),
+            events_rejected: counter("clickstream.events.rejected", "Events rejected as invalid, by reason."),
+            events_suppressed: counter(
+                "clickstream.events.suppressed",
+                "Events dropped because their userId or anonymousId is on the suppression list.",
+            ),
+            rate_limited: counter("clickstream.rate_limited", "Requests answered 429."),
+            shed: counter("clickstream.shed", "Requests shed at the in-flight cap."),
+            _produce_duration: Self::produce_duration_histogram(&telemetry),
+            observers: Mutex::new(Vec::new()),
+            telemetry,
+        };
+        metrics.observe_dedup(dedup);
+        metrics.observe_spool(sink);
+        metrics
     }
 
-    /// Prometheus text exposition of the counters, dedup drops and spool state.
-    pub fn render(&self, dedup_drops: u64, spool: Option<SpoolStats>) -> String {
-        let mut out = String::new();
-        let mut line = |name: &str, kind: &str, help: &str, value: u64| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
-        };
-        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        line(
-            "clickstream_events_accepted_total",
-            "counter",
-            "Events accepted (in Kafka or spooled).",
-            get(&self.events_accepted),
-        );
-        line("clickstream_events_rejected_total", "counter", "Events rejected as invalid.", get(&self.events_rejected));
-        line("clickstream_dedup_drops_total", "counter", "Retried duplicates dropped before Kafka.", dedup_drops);
-        line("clickstream_rate_limited_total", "counter", "Requests answered 429.", get(&self.rate_limited));
-        line("clickstream_shed_total", "counter", "Requests shed at the in-flight cap.", get(&self.shed));
-        if let Some(spool) = spool {
-            line("clickstream_spool_bytes", "gauge", "Bytes waiting in the spool.", spool.bytes);
-            line("clickstream_spool_events", "gauge", "Events waiting in the spool.", spool.records);
-            line("clickstream_spool_oldest_age_ms", "gauge", "Age of the oldest spooled event.", spool.oldest_age_ms);
+    pub fn telemetry(&self) -> &Arc<Telemetry> {
+        &self.telemetry
+    }
+
+    /// Keeps observable gauges (such as Kafka statistics) registered for the gateway's life.
+    pub fn keep_gauges(&self, gauges: Vec<ObservableGauge<f64>>) {
+        self.observers.lock().unwrap_or_else(|p| p.into_inner()).extend(gauges.into_iter().map(Observer::Gauge));
+    }
+
+    pub fn request(&self, route: &'static str, status: StatusCode, elapsed: Duration) {
+        let route = KeyValue::new("route", route);
+        self.request_duration.record(elapsed.as_secs_f64(), std::slice::from_ref(&route));
+        self.requests.add(1, &[route, KeyValue::new("status", i64::from(status.as_u16()))]);
+    }
+
+    pub fn accepted(&self, events: usize) {
+        if events > 0 {
+            self.events_accepted.add(events as u64, &[]);
         }
-        out
+    }
+
+    pub fn rejected(&self, reason: &'static str) {
+        self.events_rejected.add(1, &[KeyValue::new("reason", reason)]);
+    }
+
+    pub fn suppressed(&self, events: usize) {
+        if events > 0 {
+            self.events_suppressed.add(events as u64, &[]);
+        }
+    }
+
+    pub fn rate_limited(&self) {
+        self.rate_limited.add(1, &[]);
+    }
+
+    pub fn shed(&self) {
+        self.shed.add(1, &[]);
+    }
+
+    /// The produce-latency histogram, for the Kafka sink (which exists before `Metrics`; the
+    /// meter hands out the same instrument for the same name).
+    pub fn produce_duration_histogram(telemetry: &Telemetry) -> Histogram<f64> {
+        telemetry
+            .meter()
+            .f64_histogram("clickstream.kafka.produce.duration.seconds")
+            .with_description(
+                "Time from handing records to the producer until Kafka acknowledged all of them (or gave up), in seconds.",
+            )
+            .with_boundaries(LATENCY_BUCKETS.to_vec())
+            .build()
+    }
+
+    fn observe_dedup(&self, dedup: Weak<Dedup>) {
+        let drops = self
+            .telemetry
+            .meter()
+            .u64_observable_counter("clickstream.dedup.drops")
+            .with_description("Retried duplicates dropped before Kafka.")
+            .with_callback(move |observer| {
+                if let Some(dedup) = dedup.upgrade() {
+                    observer.observe(dedup.drops(), &[]);
+                }
+            })
+            .build();
+        self.observers.lock().unwrap_or_else(|p| p.into_inner()).push(Observer::Counter(drops));
+    }
+
+    fn observe_spool(&self, sink: &Weak<dyn EventSink>) {
+        let meter = self.telemetry.meter();
+        let gauge = |name: &'static str, help: &'static str, read: fn(&crate::spool::SpoolStats) -> f64| {
+            let sink = sink.clone();
+            meter
+                .f64_observable_gauge(name)
+                .with_description(help)
+                .with_callback(move |observer| {
+                    if let Some(stats) = sink.upgrade().and_then(|s| s.spool_stats()) {
+                        observer.observe(read(&stats), &[]);
+                    }
+                })
+                .build()
+        };
+        let gauges = vec![
+            gauge("clickstream.spool.bytes", "Bytes waiting in the spool.", |s| s.bytes as f64),
+            gauge("clickstream.spool.events", "Events waiting in the spool.", |s| s.records as f64),
+            gauge("clickstream.spool.oldest.age.seconds", "Age of the oldest spooled event, in seconds.", |s| {
+                s.oldest_age_ms as f64 / 1000.0
+            }),
+        ];
+        self.keep_gauges(gauges);
     }
 }

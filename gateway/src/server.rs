@@ -22,9 +22,13 @@ use tokio::task::JoinHandle;
 
 use crate::app::{app, AppState};
 use crate::config::GatewayConfig;
+use crate::metrics::{Metrics, SERVICE_NAME};
 use crate::sink::{DurableSink, EventSink, KafkaSink};
 use crate::spool::Spool;
+use crate::suppression::Suppression;
+use clickstream_platform::admin::AdminServer;
 use clickstream_platform::kafka::TopicCheckError;
+use clickstream_platform::otel::Telemetry;
 
 /// Connection-level protection for `serve_with`.
 #[derive(Debug, Clone, Copy)]
@@ -109,6 +113,8 @@ pub async fn serve_with<H, F>(
 pub struct GatewayHandle {
     /// The address it listens on (useful when configured with port 0).
     pub addr: SocketAddr,
+    /// The admin listener's address (`/metrics`, `/healthz`, `/readyz`), unless `admin.listen` is empty.
+    pub admin_addr: Option<SocketAddr>,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<()>,
 }
@@ -156,7 +162,12 @@ pub async fn start(config: GatewayConfig) -> anyhow::Result<GatewayHandle> {
         }
         Err(error) => return Err(error.into()),
     }
-    let kafka_sink = Arc::new(KafkaSink::new(&config).context("creating the Kafka producer")?);
+    let telemetry = Arc::new(Telemetry::new(SERVICE_NAME, &config.telemetry)?);
+    let kafka_sink = KafkaSink::new(&config)
+        .context("creating the Kafka producer")?
+        .with_telemetry(telemetry.tracer().cloned(), Metrics::produce_duration_histogram(&telemetry));
+    let kafka_stats = kafka_sink.statistics();
+    let kafka_sink = Arc::new(kafka_sink);
     let sink: Arc<dyn EventSink> = if config.spool.enabled {
         let spool = Spool::open(&config.spool).with_context(|| format!("opening the spool in {}", config.spool.dir))?;
         let deadline = Duration::from_millis(config.delivery.enqueue_deadline_ms);
@@ -172,8 +183,27 @@ pub async fn start(config: GatewayConfig) -> anyhow::Result<GatewayHandle> {
         max_connections: config.http.max_connections,
         grace: Duration::from_secs(config.http.shutdown_grace_secs),
     };
-    let state = AppState::new(config, sink.clone());
+    let reload_every = Duration::from_secs(config.privacy.suppression_reload_secs.max(1));
+    let state = AppState::with_telemetry(config, sink.clone(), telemetry.clone());
+    state.metrics.keep_gauges(clickstream_platform::kafka_stats::register_kafka_stats(
+        telemetry.meter(),
+        "producer",
+        &kafka_stats,
+    ));
     tokio::spawn(AppState::housekeeping(Arc::downgrade(&state.protection)));
+    tokio::spawn(Suppression::watch(Arc::downgrade(&state.suppression), reload_every));
+    let admin = match state.config.admin.listen.as_str() {
+        "" => None,
+        listen => {
+            let readiness_state = state.clone();
+            let readiness = Arc::new(move || readiness_state.readiness());
+            let server = AdminServer::start(listen, telemetry.clone(), readiness)
+                .await
+                .with_context(|| format!("binding the admin listener {listen}"))?;
+            Some(server)
+        }
+    };
+    let admin_addr = admin.as_ref().map(|a| a.addr);
     let handler = Arc::new(app(state));
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
@@ -191,8 +221,13 @@ pub async fn start(config: GatewayConfig) -> anyhow::Result<GatewayHandle> {
         )
         .await;
         sink.shutdown(options.grace).await;
+        if let Some(admin) = admin {
+            admin.shutdown().await;
+        }
+        // Exporters block while they flush over HTTP; keep that off the async workers.
+        let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
         tracing::info!("gateway stopped");
     });
     tracing::info!(%addr, "gateway listening");
-    Ok(GatewayHandle { addr, stop: Some(stop), task })
+    Ok(GatewayHandle { addr, admin_addr, stop: Some(stop), task })
 }

@@ -220,6 +220,8 @@ impl Target {
         if std::path::Path::new(&config.spool.dir).is_relative() {
             config.spool.dir = dir.path().join(&config.spool.dir).display().to_string();
         }
+        // The harness reads only the public port; a fixed admin port could clash with another gateway.
+        config.admin.listen = "127.0.0.1:0".into();
         std::fs::write(&config_path, toml::to_string(&config)?)?;
         let log_path = dir.path().join("server.log");
         let mut args: Vec<String> = Vec::new();

@@ -3,11 +3,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::{Client, ClientContext, DefaultClientContext};
-use rdkafka::config::{ClientConfig, FromClientConfig};
+use rdkafka::config::ClientConfig;
 use rdkafka::error::KafkaError;
-use rdkafka::types::RDKafkaErrorCode;
 use serde::{Deserialize, Serialize};
 
 fn default_bootstrap_servers() -> String {
@@ -120,54 +118,15 @@ pub struct TopicSpec {
     pub cleanup_policy: String,
 }
 
-/// What `apply_topics` found or did for one topic.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub enum TopicOutcome {
-    Created,
-    Exists,
-    /// The topic exists with fewer partitions than configured; nothing is changed.
-    FewerPartitions {
-        actual: usize,
-        wanted: i32,
-    },
-}
+pub use crate::topics::TopicOutcome;
 
 /// Creates the topics that are missing; reports drift on the others without touching them.
+/// `topics::apply` does the same for definitions with retention and other configs.
 pub async fn apply_topics(
     config: &KafkaConfig,
     specs: &[TopicSpec],
     timeout: Duration,
 ) -> anyhow::Result<Vec<(String, TopicOutcome)>> {
-    let admin: AdminClient<DefaultClientContext> = AdminClient::from_config(&config.client_config(&[]))?;
-    let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
-    let existing = topic_partitions(admin.inner(), &names, timeout)?;
-    let mut outcomes = Vec::new();
-    let mut to_create = Vec::new();
-    for spec in specs {
-        match existing.get(&spec.name).copied().flatten() {
-            Some(actual) if (actual as i32) < spec.partitions => {
-                outcomes.push((spec.name.clone(), TopicOutcome::FewerPartitions { actual, wanted: spec.partitions }))
-            }
-            Some(_) => outcomes.push((spec.name.clone(), TopicOutcome::Exists)),
-            None => to_create.push(spec),
-        }
-    }
-    if !to_create.is_empty() {
-        let new_topics: Vec<NewTopic> = to_create
-            .iter()
-            .map(|s| {
-                NewTopic::new(&s.name, s.partitions, TopicReplication::Fixed(s.replication))
-                    .set("cleanup.policy", &s.cleanup_policy)
-            })
-            .collect();
-        let options = AdminOptions::new().operation_timeout(Some(timeout)).request_timeout(Some(timeout));
-        for result in admin.create_topics(&new_topics, &options).await? {
-            match result {
-                Ok(name) => outcomes.push((name, TopicOutcome::Created)),
-                Err((name, RDKafkaErrorCode::TopicAlreadyExists)) => outcomes.push((name, TopicOutcome::Exists)),
-                Err((name, code)) => anyhow::bail!("creating topic {name} failed: {code}"),
-            }
-        }
-    }
-    Ok(outcomes)
+    let defs: Vec<crate::topics::TopicDef> = specs.iter().map(Into::into).collect();
+    crate::topics::apply(config, &defs, timeout).await
 }

@@ -25,6 +25,7 @@ pub fn unique(prefix: &str) -> String {
 pub fn gateway_config(bootstrap: &str, raw_topic: &str, dlq_topic: &str) -> GatewayConfig {
     let mut config = GatewayConfig::default();
     config.http.listen = "127.0.0.1:0".into();
+    config.admin.listen = "127.0.0.1:0".into();
     config.http.shutdown_grace_secs = 1;
     config.kafka.bootstrap_servers = bootstrap.into();
     config.topics.raw = raw_topic.into();

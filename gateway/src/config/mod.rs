@@ -6,6 +6,8 @@ mod delivery;
 pub use delivery::{AckMode, DedupConfig, DeliveryConfig, FsyncPolicy, RateLimitConfig, SpoolConfig};
 
 use clickstream_platform::kafka::{KafkaConfig, TopicSpec};
+use clickstream_platform::kafka_stats::DEFAULT_STATISTICS_INTERVAL_MS;
+use clickstream_platform::otel::{AdminConfig, TelemetryConfig};
 use clickstream_schema::Limits;
 use serde::{Deserialize, Serialize};
 
@@ -33,6 +35,10 @@ pub struct GatewayConfig {
     pub rate_limit: RateLimitConfig,
     /// What the edge does to personal data before Kafka.
     pub privacy: PrivacyConfig,
+    /// The admin listener: Prometheus `/metrics`, `/healthz` and `/readyz`.
+    pub admin: AdminConfig,
+    /// OTLP export of traces and metrics.
+    pub telemetry: TelemetryConfig,
     /// Sources allowed to send: write key, name and allowed browser origins. File only.
     pub sources: Vec<SourceConfig>,
 }
@@ -107,6 +113,9 @@ pub struct ProducerConfig {
     pub message_timeout_ms: u32,
     /// How often the gateway checks that Kafka answers metadata requests, in milliseconds.
     pub health_interval_ms: u64,
+    /// librdkafka `statistics.interval.ms`: how often queue depth, broker RTT and broker state
+    /// are refreshed for the metrics (0 turns them off).
+    pub statistics_interval_ms: u64,
 }
 
 impl Default for ProducerConfig {
@@ -119,6 +128,7 @@ impl Default for ProducerConfig {
             batch_size: 1_000_000,
             message_timeout_ms: 5_000,
             health_interval_ms: 1_000,
+            statistics_interval_ms: DEFAULT_STATISTICS_INTERVAL_MS,
         }
     }
 }
@@ -169,12 +179,25 @@ impl TopicsConfig {
 }
 
 /// What the edge does to personal data.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct PrivacyConfig {
     /// Anonymize `context.ip` before Kafka (last IPv4 octet, IPv6 past /48), so the raw topic
     /// never holds full addresses.
     pub anonymize_ip: bool,
+    /// File of suppressed identities, one per line: `userId:ID`, `anonymousId:ID`, or a bare ID
+    /// for either; `#` starts a comment. Their events are dropped at the edge and still
+    /// answered as accepted. Empty: no suppression.
+    pub suppression_file: String,
+    /// How often the suppression file's modification time is checked for a reload, in seconds
+    /// (SIGHUP also reloads it).
+    pub suppression_reload_secs: u64,
+}
+
+impl Default for PrivacyConfig {
+    fn default() -> Self {
+        Self { anonymize_ip: false, suppression_file: String::new(), suppression_reload_secs: 10 }
+    }
 }
 
 /// One source allowed to send events.
@@ -207,6 +230,7 @@ impl GatewayConfig {
             ("batch.size", p.batch_size.to_string()),
             ("message.timeout.ms", p.message_timeout_ms.to_string()),
             ("allow.auto.create.topics", "false".to_owned()),
+            ("statistics.interval.ms", p.statistics_interval_ms.to_string()),
         ])
     }
 }

@@ -14,7 +14,11 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer, PurgeConfig};
 use tokio::task::JoinHandle;
 
+use clickstream_platform::kafka_stats::KafkaStatsCell;
 use clickstream_platform::telemetry::LogThrottle;
+use opentelemetry::metrics::Histogram;
+use opentelemetry::KeyValue;
+use opentelemetry_sdk::trace::Tracer;
 
 use super::{EventSink, Record, SinkError, SinkHealth};
 use crate::config::GatewayConfig;
@@ -31,9 +35,14 @@ struct Flags {
 #[derive(Debug, Clone)]
 struct SinkContext {
     flags: Arc<Flags>,
+    stats: Arc<KafkaStatsCell>,
 }
 
 impl ClientContext for SinkContext {
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        self.stats.record(&statistics);
+    }
+
     fn error(&self, error: KafkaError, reason: &str) {
         match error.rdkafka_error_code() {
             Some(RDKafkaErrorCode::AllBrokersDown) => self.flags.reachable.store(false, Ordering::SeqCst),
@@ -55,7 +64,10 @@ pub struct KafkaSink {
     /// Shared with the probe, which asks the producer's own connections.
     producer: Arc<RwLock<Producer_>>,
     flags: Arc<Flags>,
+    stats: Arc<KafkaStatsCell>,
     probe: JoinHandle<()>,
+    tracer: Option<Tracer>,
+    produce_duration: Option<Histogram<f64>>,
 }
 
 impl std::fmt::Debug for KafkaSink {
@@ -69,11 +81,25 @@ impl KafkaSink {
     pub fn new(config: &GatewayConfig) -> Result<Self, KafkaError> {
         let flags = Arc::new(Flags { reachable: AtomicBool::new(true), replace: AtomicBool::new(false) });
         let client_config = config.producer_client_config();
-        let producer = Producer_::from_config_and_context(&client_config, SinkContext { flags: flags.clone() })?;
+        let stats = Arc::new(KafkaStatsCell::default());
+        let context = SinkContext { flags: flags.clone(), stats: stats.clone() };
+        let producer = Producer_::from_config_and_context(&client_config, context)?;
         let producer = Arc::new(RwLock::new(producer));
         let every = Duration::from_millis(config.producer.health_interval_ms.max(50));
         let probe = tokio::spawn(probe(producer.clone(), flags.clone(), config.topics.raw.clone(), every));
-        Ok(Self { client_config, producer, flags, probe })
+        Ok(Self { client_config, producer, flags, stats, probe, tracer: None, produce_duration: None })
+    }
+
+    /// Spans for produce and delivery under traced requests, and the produce-latency histogram.
+    pub fn with_telemetry(mut self, tracer: Option<Tracer>, produce_duration: Histogram<f64>) -> Self {
+        self.tracer = tracer;
+        self.produce_duration = Some(produce_duration);
+        self
+    }
+
+    /// The latest librdkafka statistics of the producer (`statistics.interval.ms`).
+    pub fn statistics(&self) -> Arc<KafkaStatsCell> {
+        self.stats.clone()
     }
 
     pub fn is_reachable(&self) -> bool {
@@ -82,7 +108,8 @@ impl KafkaSink {
 
     fn producer(&self) -> Producer_ {
         if self.flags.replace.swap(false, Ordering::SeqCst) {
-            match Producer_::from_config_and_context(&self.client_config, SinkContext { flags: self.flags.clone() }) {
+            let context = SinkContext { flags: self.flags.clone(), stats: self.stats.clone() };
+            match Producer_::from_config_and_context(&self.client_config, context) {
                 Ok(fresh) => {
                     tracing::info!("replacing the producer (after a fatal error or an outage)");
                     *self.producer.write().unwrap_or_else(|p| p.into_inner()) = fresh;
@@ -117,7 +144,21 @@ impl KafkaSink {
     /// Produces the records and reports, per record, whether Kafka confirmed it before
     /// `deadline` (or before librdkafka's own `message.timeout.ms` when there is none).
     pub async fn produce(&self, records: &[Record], deadline: Option<Duration>) -> Vec<bool> {
+        let started = std::time::Instant::now();
+        let producing = crate::trace::child_of_current(self.tracer.as_ref(), "produce", records.len());
         let pending = self.enqueue(records);
+        drop(producing);
+        let _delivering = crate::trace::child_of_current(self.tracer.as_ref(), "delivery", records.len());
+        let outcome = self.await_reports(pending, deadline).await;
+        if let Some(histogram) = &self.produce_duration {
+            let delivered = if outcome.iter().all(|ok| *ok) { "delivered" } else { "failed" };
+            histogram.record(started.elapsed().as_secs_f64(), &[KeyValue::new("outcome", delivered)]);
+        }
+        outcome
+    }
+
+    async fn await_reports(&self, pending: Vec<Option<DeliveryFuture>>, deadline: Option<Duration>) -> Vec<bool> {
+        let count = pending.len();
         let confirmed = join_all(pending.into_iter().map(|delivery| async move {
             match delivery {
                 Some(delivery) => matches!(delivery.await, Ok(Ok(_))),
@@ -130,7 +171,7 @@ impl KafkaSink {
                 Ok(done) => done,
                 // Nothing is known to be delivered; the caller spools them all, and the
                 // idempotent producer plus dedup downstream keep repeats rare.
-                Err(_) => vec![false; records.len()],
+                Err(_) => vec![false; count],
             },
         }
     }

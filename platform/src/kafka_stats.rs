@@ -1,0 +1,151 @@
+//! librdkafka statistics (`statistics.interval.ms`) as metrics: a context stores the latest
+//! snapshot, and observable gauges read it at each scrape or OTLP export.
+
+use std::sync::{Arc, RwLock};
+
+use opentelemetry::metrics::{Meter, ObservableGauge};
+use opentelemetry::KeyValue;
+use rdkafka::Statistics;
+
+/// How often librdkafka emits statistics unless configured otherwise, in milliseconds.
+pub const DEFAULT_STATISTICS_INTERVAL_MS: u64 = 5_000;
+
+/// The numbers kept from one statistics report; labels are broker names and topic/partition
+/// numbers, which identify infrastructure, never users.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct KafkaStatsSnapshot {
+    /// Messages in the client's queues, waiting to be sent or acknowledged.
+    pub queue_messages: u64,
+    /// Bytes in the client's queues.
+    pub queue_bytes: u64,
+    /// Per broker: name, whether its connection is up, and its round-trip time (avg, p99) in seconds.
+    pub brokers: Vec<BrokerStats>,
+    /// Per consumed partition with a known lag: topic, partition, messages behind the high watermark.
+    pub consumer_lag: Vec<(String, i32, i64)>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BrokerStats {
+    pub name: String,
+    pub up: bool,
+    pub rtt_avg_secs: f64,
+    pub rtt_p99_secs: f64,
+}
+
+impl KafkaStatsSnapshot {
+    pub fn from_statistics(stats: &Statistics) -> Self {
+        let mut brokers: Vec<BrokerStats> = stats
+            .brokers
+            .values()
+            // librdkafka's internal pseudo-broker has no connection to report on.
+            .filter(|b| b.nodeid >= 0 && b.source != "internal")
+            .map(|b| BrokerStats {
+                name: b.name.clone(),
+                up: b.state == "UP",
+                rtt_avg_secs: b.rtt.as_ref().map_or(0.0, |w| w.avg as f64 / 1e6),
+                rtt_p99_secs: b.rtt.as_ref().map_or(0.0, |w| w.p99 as f64 / 1e6),
+            })
+            .collect();
+        brokers.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut consumer_lag: Vec<(String, i32, i64)> = stats
+            .topics
+            .values()
+            .flat_map(|t| {
+                t.partitions
+                    .values()
+                    .filter(|p| p.partition >= 0 && p.consumer_lag >= 0)
+                    .map(|p| (t.topic.clone(), p.partition, p.consumer_lag))
+            })
+            .collect();
+        consumer_lag.sort();
+        Self { queue_messages: stats.msg_cnt, queue_bytes: stats.msg_size, brokers, consumer_lag }
+    }
+}
+
+/// The latest snapshot, written by a client context's `stats` callback.
+#[derive(Debug, Default)]
+pub struct KafkaStatsCell {
+    latest: RwLock<Option<KafkaStatsSnapshot>>,
+}
+
+impl KafkaStatsCell {
+    /// Call from `ClientContext::stats`.
+    pub fn record(&self, stats: &Statistics) {
+        let snapshot = KafkaStatsSnapshot::from_statistics(stats);
+        *self.latest.write().unwrap_or_else(|p| p.into_inner()) = Some(snapshot);
+    }
+
+    pub fn latest(&self) -> Option<KafkaStatsSnapshot> {
+        self.latest.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+/// Reads the labelled values of one gauge from a snapshot, given the client label.
+type ReadSeries = fn(&KafkaStatsSnapshot, &str) -> Vec<(f64, Vec<KeyValue>)>;
+
+/// Gauges over the cell, kept alive by the returned handles. `client` ("producer",
+/// "consumer") labels every series, so one service can register several clients.
+pub fn register_kafka_stats(
+    meter: &Meter,
+    client: &'static str,
+    cell: &Arc<KafkaStatsCell>,
+) -> Vec<ObservableGauge<f64>> {
+    let gauge = |name: &'static str, help: &'static str, read: ReadSeries| {
+        let weak = Arc::downgrade(cell);
+        meter
+            .f64_observable_gauge(name)
+            .with_description(help)
+            .with_callback(move |observer| {
+                if let Some(snapshot) = weak.upgrade().and_then(|c| c.latest()) {
+                    for (value, labels) in read(&snapshot, client) {
+                        observer.observe(value, &labels);
+                    }
+                }
+            })
+            .build()
+    };
+    vec![
+        gauge(
+            "clickstream.kafka.queue.messages",
+            "Messages in the Kafka client's queues (librdkafka msg_cnt).",
+            |s, c| vec![(s.queue_messages as f64, vec![KeyValue::new("client", c.to_owned())])],
+        ),
+        gauge("clickstream.kafka.queue.bytes", "Bytes in the Kafka client's queues (librdkafka msg_size).", |s, c| {
+            vec![(s.queue_bytes as f64, vec![KeyValue::new("client", c.to_owned())])]
+        }),
+        gauge("clickstream.kafka.broker.up", "1 while the client's connection to the broker is up.", |s, c| {
+            s.brokers.iter().map(|b| (f64::from(u8::from(b.up)), broker_labels(c, &b.name))).collect()
+        }),
+        gauge(
+            "clickstream.kafka.broker.rtt.avg.seconds",
+            "Average broker round-trip time over the last statistics window.",
+            |s, c| s.brokers.iter().map(|b| (b.rtt_avg_secs, broker_labels(c, &b.name))).collect(),
+        ),
+        gauge(
+            "clickstream.kafka.broker.rtt.p99.seconds",
+            "p99 broker round-trip time over the last statistics window.",
+            |s, c| s.brokers.iter().map(|b| (b.rtt_p99_secs, broker_labels(c, &b.name))).collect(),
+        ),
+        gauge(
+            "clickstream.kafka.consumer.lag",
+            "Messages between the consumer's position and the partition's high watermark.",
+            |s, c| {
+                s.consumer_lag
+                    .iter()
+                    .map(|(topic, partition, lag)| {
+                        let labels = vec![
+                            KeyValue::new("client", c.to_owned()),
+                            KeyValue::new("topic", topic.clone()),
+                            KeyValue::new("partition", i64::from(*partition)),
+                        ];
+                        (*lag as f64, labels)
+                    })
+                    .collect()
+            },
+        ),
+    ]
+}
+
+fn broker_labels(client: &str, broker: &str) -> Vec<KeyValue> {
+    vec![KeyValue::new("client", client.to_owned()), KeyValue::new("broker", broker.to_owned())]
+}
