@@ -20,6 +20,7 @@ use crate::error::{json_response, GatewayError};
 use crate::metrics::Metrics;
 use crate::protect::Protection;
 use crate::routes::Route;
+use crate::routing::Routing;
 use crate::sink::{EventSink, SinkHealth};
 use crate::sources::SourceRegistry;
 
@@ -32,6 +33,7 @@ pub struct AppState {
     pub(crate) protection: Arc<Protection>,
     pub(crate) dedup: Arc<Dedup>,
     pub metrics: Arc<Metrics>,
+    pub routing: Arc<Routing>,
 }
 
 impl AppState {
@@ -39,7 +41,12 @@ impl AppState {
         let sources = Arc::new(SourceRegistry::new(&config.sources));
         let protection = Arc::new(Protection::new(&config.rate_limit));
         let dedup = Arc::new(Dedup::new(&config.dedup));
-        Self { config: Arc::new(config), sources, sink, protection, dedup, metrics: Arc::default() }
+        let routing = Arc::new(Routing::new(&config).unwrap_or_else(|problems| {
+            // `start` refuses such a config; a state built directly falls back to the raw topic.
+            tracing::error!(problems = ?problems, "invalid routing config; routing everything to the raw topic");
+            Routing::plain(&config)
+        }));
+        Self { config: Arc::new(config), sources, sink, protection, dedup, metrics: Arc::default(), routing }
     }
 
     /// Forgets idle rate-limit keys now and then; runs until the state is dropped.

@@ -12,6 +12,8 @@ pub struct Metrics {
     pub events_rejected: AtomicU64,
     pub rate_limited: AtomicU64,
     pub shed: AtomicU64,
+    pub route_fallbacks: AtomicU64,
+    pub hot_key_overflows: AtomicU64,
 }
 
 impl Metrics {
@@ -36,6 +38,18 @@ impl Metrics {
         line("clickstream_dedup_drops_total", "counter", "Retried duplicates dropped before Kafka.", dedup_drops);
         line("clickstream_rate_limited_total", "counter", "Requests answered 429.", get(&self.rate_limited));
         line("clickstream_shed_total", "counter", "Requests shed at the in-flight cap.", get(&self.shed));
+        line(
+            "clickstream_route_fallbacks_total",
+            "counter",
+            "Events sent to the default route because their dynamic topic was not allowed or missing.",
+            get(&self.route_fallbacks),
+        );
+        line(
+            "clickstream_hot_key_overflows_total",
+            "counter",
+            "Events rerouted to the overflow topic because their key was hot.",
+            get(&self.hot_key_overflows),
+        );
         if let Some(spool) = spool {
             line("clickstream_spool_bytes", "gauge", "Bytes waiting in the spool.", spool.bytes);
             line("clickstream_spool_events", "gauge", "Events waiting in the spool.", spool.records);

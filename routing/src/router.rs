@@ -204,6 +204,15 @@ impl Router {
         }
     }
 
+    /// The router of a config without rules: every event to `raw_topic`, keyed by visitor.
+    /// Unlike [`Router::new`], it cannot fail.
+    pub fn plain(raw_topic: &str) -> Self {
+        let config = RoutingConfig::default().with_raw_topic(raw_topic);
+        let default =
+            Route { topics: vec![TopicTemplate::fixed(raw_topic)], key: KeyStrategy::Visitor, overflow: true };
+        Self { config, rules: Vec::new(), default, allowed: Vec::new() }
+    }
+
     /// Every problem in `config`, including topics `topics` says do not exist.
     pub fn check(config: &RoutingConfig, raw_topic: &str, topics: &dyn TopicExistence) -> Vec<Problem> {
         let resolved = config.with_raw_topic(raw_topic);

@@ -105,6 +105,11 @@ impl TopicTemplate {
         Ok(Self { text: text.to_owned(), parts })
     }
 
+    /// A fixed name taken as it is, unchecked: for the raw topic that the gateway was told to use.
+    pub(crate) fn fixed(name: &str) -> Self {
+        Self { text: name.to_owned(), parts: vec![Part::Literal(name.to_owned())] }
+    }
+
     pub fn is_dynamic(&self) -> bool {
         self.parts.iter().any(|p| matches!(p, Part::Field(_)))
     }

@@ -21,6 +21,8 @@ pub struct GatewayConfig {
     pub producer: ProducerConfig,
     /// Topic names, and how `clickstream topics apply` creates them.
     pub topics: TopicsConfig,
+    /// Which topics each event goes to, and with which partition key. Reloaded on SIGHUP.
+    pub routing: clickstream_routing::RoutingConfig,
     /// Size limits on events and requests.
     pub limits: Limits,
     /// When a request is answered, and what a 200 promises.
