@@ -5,6 +5,7 @@ mod commands;
 mod demo;
 mod dev;
 mod loadtest;
+mod routes;
 mod shop;
 
 use clap::Parser as _;
@@ -18,6 +19,7 @@ async fn main() -> anyhow::Result<()> {
         args::Command::Topics { action: args::TopicsAction::Apply(config) } => commands::topics_apply(&config).await,
         args::Command::Broker(broker) => commands::broker(&broker).await,
         args::Command::Dev(dev) => dev::run(&dev).await,
+        args::Command::Routes { action: args::RoutesAction::Check(check) } => routes::check(&check).await,
         args::Command::Config { action: args::ConfigAction::Keys { markdown } } => {
             commands::config_keys(markdown);
             Ok(())

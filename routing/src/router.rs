@@ -204,6 +204,12 @@ impl Router {
         }
     }
 
+    /// Compiles `config` even when it has problems that do not stop routing (a shadowed rule
+    /// just never matches); `None` when some rule cannot be compiled at all. For explaining.
+    pub fn lenient(config: &RoutingConfig, raw_topic: &str) -> Option<Self> {
+        crate::validate::compile(&config.with_raw_topic(raw_topic)).0
+    }
+
     /// The router of a config without rules: every event to `raw_topic`, keyed by visitor.
     /// Unlike [`Router::new`], it cannot fail.
     pub fn plain(raw_topic: &str) -> Self {
