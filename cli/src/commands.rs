@@ -26,7 +26,7 @@ pub async fn gateway(args: &ConfigArgs) -> anyhow::Result<()> {
 
 pub async fn topics_apply(args: &ConfigArgs) -> anyhow::Result<()> {
     let config = args.load()?;
-    let outcomes = apply_topics(&config.kafka, &config.topics.specs(), Duration::from_secs(15)).await?;
+    let outcomes = apply_topics(&config.kafka, &config.topic_specs(), Duration::from_secs(15)).await?;
     let mut drift = false;
     for (name, outcome) in outcomes {
         match outcome {
@@ -58,7 +58,7 @@ pub async fn broker(args: &BrokerArgs) -> anyhow::Result<()> {
 
 /// Creates the configured topics on the embedded broker, whose admin API cannot.
 pub fn create_topics(broker: &EmbeddedBroker, config: &GatewayConfig) -> anyhow::Result<()> {
-    for spec in config.topics.specs() {
+    for spec in config.topic_specs() {
         broker.create_topic(&spec.name, spec.partitions)?;
     }
     Ok(())

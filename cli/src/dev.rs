@@ -37,7 +37,7 @@ pub async fn run(args: &DevArgs) -> anyhow::Result<()> {
             std::env::temp_dir().join(format!("clickstream-dev-spool-{}", std::process::id())).display().to_string();
     }
     let broker = if args.config.kafka_brokers.is_some() {
-        apply_topics(&config.kafka, &config.topics.specs(), Duration::from_secs(15)).await?;
+        apply_topics(&config.kafka, &config.topic_specs(), Duration::from_secs(15)).await?;
         None
     } else {
         let broker = EmbeddedBroker::start(1)?;

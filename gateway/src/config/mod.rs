@@ -198,6 +198,23 @@ fn any_origin() -> Vec<String> {
 }
 
 impl GatewayConfig {
+    /// The topics `clickstream topics apply` creates: `[topics]`, then the fixed topics that
+    /// routing produces to (with `topics.partitions`). Dynamic topics are never created.
+    pub fn topic_specs(&self) -> Vec<TopicSpec> {
+        let mut specs = self.topics.specs();
+        for name in self.routing.with_raw_topic(&self.topics.raw).target_topics() {
+            if !specs.iter().any(|s| s.name == name) {
+                specs.push(TopicSpec {
+                    name,
+                    partitions: self.topics.partitions,
+                    replication: self.topics.replication,
+                    cleanup_policy: "delete".to_owned(),
+                });
+            }
+        }
+        specs
+    }
+
     /// Producer properties: clickstream's defaults, then `[kafka]` and its passthrough.
     pub fn producer_client_config(&self) -> rdkafka::ClientConfig {
         let p = &self.producer;
