@@ -174,13 +174,13 @@ mod tests {
 
     #[test]
     fn topics_apply_creates_the_fixed_routing_topics_too() {
-        let mut config = GatewayConfig::default();
-        config.routing = serde_json::from_value(serde_json::json!({
+        let routing = serde_json::from_value(serde_json::json!({
             "allowed_topics": ["events.*"],
             "rules": [{"event": "Order *", "topics": ["events.payments", "events.raw", "events.{source}"]}],
             "overflow": {"topic": "events.overflow", "per_key_per_sec": 50}
         }))
         .expect("routing config");
+        let config = GatewayConfig { routing, ..GatewayConfig::default() };
         let names: Vec<String> = config.topic_specs().into_iter().map(|s| s.name).collect();
         assert_eq!(names, ["events.raw", "events.dlq", "products", "events.payments", "events.overflow"]);
     }
