@@ -11,7 +11,7 @@ use serde_json::json;
 
 const ROUNDS: u32 = 200_000;
 
-fn router(rules: serde_json::Value) -> Router {
+fn router(rules: &serde_json::Value) -> Router {
     let config: RoutingConfig = serde_json::from_value(json!({ "rules": rules })).expect("config");
     Router::new(&config, "events.raw").expect("valid")
 }
@@ -42,15 +42,15 @@ fn main() {
     let baseline = time(|| {
         black_box(black_box(&event).to_json());
     });
-    let no_rules = router(json!([]));
-    let payments = router(json!([
+    let no_rules = router(&json!([]));
+    let payments = router(&json!([
         {"name": "payments", "event": ["Order Completed", "Payment *"], "topics": ["events.payments", "events.raw"]},
         {"name": "rest", "topics": ["events.raw"]}
     ]));
     let twenty: Vec<serde_json::Value> = (0..20)
         .map(|i| json!({"event": format!("Checkout Step {i} *"), "source": "web*", "property": "coupon", "topics": [format!("t{i}")]}))
         .collect();
-    let twenty = router(serde_json::Value::Array(twenty));
+    let twenty = router(&serde_json::Value::Array(twenty));
     println!("serializing the event for Kafka (baseline): {baseline:.0} ns/event");
     for (name, router) in [("no rules", &no_rules), ("payments, 2 rules", &payments), ("20 rules, none match", &twenty)]
     {
