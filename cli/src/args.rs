@@ -40,6 +40,24 @@ pub enum Command {
     },
     /// Load-test the gateway open-loop and plan capacity (`run` is the default).
     Loadtest(Box<LoadtestArgs>),
+    /// Run the enricher: product join, sessions, windows, exactly-once outputs.
+    Enricher(ConfigArgs),
+    /// Manage the product catalog topic.
+    Products {
+        #[command(subcommand)]
+        action: ProductsAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProductsAction {
+    /// Publish a CSV (with a header row) or JSONL catalog to the products topic, keyed by `id`.
+    Load {
+        /// The catalog file; `.csv` is read as CSV, anything else as JSON lines.
+        file: PathBuf,
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -115,6 +133,11 @@ pub struct ConfigArgs {
 
 impl ConfigArgs {
     pub fn load(&self) -> anyhow::Result<GatewayConfig> {
+        self.load_as()
+    }
+
+    /// The same layers read as another service's config (they share one file).
+    pub fn load_as<T: serde::Serialize + serde::de::DeserializeOwned + Default>(&self) -> anyhow::Result<T> {
         let mut overrides = self.overrides.clone();
         if let Some(listen) = &self.listen {
             overrides.push(format!("http.listen={listen}"));

@@ -26,7 +26,8 @@ pub async fn gateway(args: &ConfigArgs) -> anyhow::Result<()> {
 
 pub async fn topics_apply(args: &ConfigArgs) -> anyhow::Result<()> {
     let config = args.load()?;
-    let outcomes = apply_topics(&config.kafka, &config.topic_specs(), Duration::from_secs(15)).await?;
+    let specs = crate::enricher::topic_specs(&config, &args.load_as()?);
+    let outcomes = apply_topics(&config.kafka, &specs, Duration::from_secs(15)).await?;
     let mut drift = false;
     for (name, outcome) in outcomes {
         match outcome {
@@ -58,14 +59,20 @@ pub async fn broker(args: &BrokerArgs) -> anyhow::Result<()> {
 
 /// Creates the configured topics on the embedded broker, whose admin API cannot.
 pub fn create_topics(broker: &EmbeddedBroker, config: &GatewayConfig) -> anyhow::Result<()> {
-    for spec in config.topic_specs() {
+    for spec in crate::enricher::topic_specs(config, &clickstream_enricher::EnricherConfig::default()) {
         broker.create_topic(&spec.name, spec.partitions)?;
     }
     Ok(())
 }
 
 pub fn config_keys(markdown: bool) {
-    let keys = clickstream_platform::config::keys::<GatewayConfig>();
+    let mut keys = clickstream_platform::config::keys::<GatewayConfig>();
+    // The services share `[kafka]`; the enricher's own keys all sit under `enricher.`.
+    keys.extend(
+        clickstream_platform::config::keys::<clickstream_enricher::EnricherConfig>()
+            .into_iter()
+            .filter(|k| k.key.starts_with("enricher.")),
+    );
     if markdown {
         println!("| key | env | default | meaning |\n|---|---|---|---|");
         for k in keys {

@@ -1,5 +1,5 @@
 //! The `dev` demo: a short shopping session from the sample catalog, sent through the gateway
-//! over HTTP and read back from the raw topic, so a newcomer sees the whole path work.
+//! over HTTP and read back enriched, so a newcomer sees the whole path work.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -9,9 +9,9 @@ use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::{ClientConfig, Message};
 use serde_json::{json, Value};
 
-const CATALOG: &str = include_str!("../../data/products.jsonl");
+pub const CATALOG: &str = include_str!("../../data/products.jsonl");
 
-pub async fn run(gateway_url: &str, write_key: &str, bootstrap: &str, raw_topic: &str) -> anyhow::Result<()> {
+pub async fn run(gateway_url: &str, write_key: &str, bootstrap: &str, enriched_topic: &str) -> anyhow::Result<()> {
     let products: Vec<Value> = CATALOG.lines().take(3).map(serde_json::from_str).collect::<Result<_, _>>()?;
     let visitor = format!("demo-{}", std::process::id());
     let context = json!({"page": {"url": "https://shop.example/?utm_source=newsletter&utm_medium=email", "referrer": "https://www.google.com/"}});
@@ -43,7 +43,7 @@ pub async fn run(gateway_url: &str, write_key: &str, bootstrap: &str, raw_topic:
         .set("enable.auto.commit", "false")
         .set("session.timeout.ms", "6000")
         .create()?;
-    consumer.subscribe(&[raw_topic])?;
+    consumer.subscribe(&[enriched_topic])?;
     let mut missing = ids;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while !missing.is_empty() {
@@ -52,17 +52,20 @@ pub async fn run(gateway_url: &str, write_key: &str, bootstrap: &str, raw_topic:
         let id = event["messageId"].as_str().unwrap_or_default().to_owned();
         if missing.remove(&id) {
             println!(
-                "  demo: read back {}[{}]@{}  {} {:<16} timestamp={} receivedAt={}",
+                "  demo: read back {}[{}]@{}  {} {:<16} product={} session={}#{} referrer={} campaign={}",
                 message.topic(),
                 message.partition(),
                 message.offset(),
                 event["type"].as_str().unwrap_or_default(),
                 event["event"].as_str().or(event["name"].as_str()).unwrap_or_default(),
-                event["timestamp"].as_str().unwrap_or_default(),
-                event["receivedAt"].as_str().unwrap_or_default(),
+                event["enrichment"]["product"]["name"].as_str().unwrap_or("-"),
+                event["enrichment"]["session"]["id"].as_str().unwrap_or_default(),
+                event["enrichment"]["session"]["sequence"],
+                event["enrichment"]["referrer"]["medium"].as_str().unwrap_or_default(),
+                event["enrichment"]["campaign"]["source"].as_str().unwrap_or("-"),
             );
         }
     }
-    println!("  demo: every event is in Kafka. Ctrl-C stops dev.\n");
+    println!("  demo: every event came back enriched from Kafka. Ctrl-C stops dev.\n");
     Ok(())
 }

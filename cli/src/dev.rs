@@ -45,6 +45,16 @@ pub async fn run(args: &DevArgs) -> anyhow::Result<()> {
         config.kafka.bootstrap_servers = broker.bootstrap_servers().to_owned();
         Some(Arc::new(broker))
     };
+    let mut enricher_config: clickstream_enricher::EnricherConfig = args.config.load_as()?;
+    enricher_config.kafka = config.kafka.clone();
+    let catalog = clickstream_enricher::products::parse_catalog(crate::demo::CATALOG, false, "sample catalog")?;
+    let (kafka, products_topic) = (config.kafka.clone(), enricher_config.enricher.topics.products.clone());
+    tokio::task::spawn_blocking(move || {
+        clickstream_enricher::products::publish_catalog(&kafka, &products_topic, &catalog)
+    })
+    .await??;
+    let enriched_topic = enricher_config.enricher.topics.enriched.clone();
+    let enricher = crate::enricher::start(enricher_config).await?;
     let write_key = config.sources[0].write_key.clone();
     let (bootstrap, raw_topic) = (config.kafka.bootstrap_servers.clone(), config.topics.raw.clone());
     let mut gateway = clickstream_gateway::start(config).await?;
@@ -64,6 +74,7 @@ pub async fn run(args: &DevArgs) -> anyhow::Result<()> {
     println!("  gateway      {url}");
     println!("  write key    {write_key}");
     println!("  kafka        bootstrap.servers={bootstrap}");
+    println!("  enricher     {raw_topic} -> {enriched_topic} (product join, sessions, windows)");
     println!("  admin        http://{admin_addr}  (POST /dev/broker/down, POST /dev/broker/up)");
     println!("  demo shop    http://{admin_addr}/demo  (product clicks send events through {url}/t.js)");
     if broker.is_some() {
@@ -74,10 +85,11 @@ pub async fn run(args: &DevArgs) -> anyhow::Result<()> {
     println!("\n  try:  curl -u {write_key}: -H 'content-type: application/json' \\");
     println!("          -d '{{\"batch\":[{{\"type\":\"track\",\"event\":\"Product Viewed\",\"anonymousId\":\"a1\",\"properties\":{{\"product_id\":\"p1\"}}}}]}}' \\");
     println!("          {url}/v1/batch");
-    println!("        kcat -C -b {bootstrap} -t {raw_topic} -e\n");
+    println!("        kcat -C -b {bootstrap} -t {raw_topic} -e");
+    println!("        kcat -C -b {bootstrap} -t {enriched_topic} -e   (enriched by the enricher)\n");
 
     if !args.no_demo {
-        if let Err(error) = crate::demo::run(&url, &write_key, &bootstrap, &raw_topic).await {
+        if let Err(error) = crate::demo::run(&url, &write_key, &bootstrap, &enriched_topic).await {
             println!("  demo failed: {error:#}");
         }
     }
@@ -88,6 +100,8 @@ pub async fn run(args: &DevArgs) -> anyhow::Result<()> {
         let _ = stop.send(());
     }
     gateway.wait().await;
+    enricher.shutdown_flag().store(true, std::sync::atomic::Ordering::Relaxed);
+    tokio::task::spawn_blocking(move || enricher.wait()).await?;
     admin_task.abort();
     drop(broker);
     Ok(())

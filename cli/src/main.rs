@@ -4,6 +4,7 @@ mod args;
 mod commands;
 mod demo;
 mod dev;
+mod enricher;
 mod loadtest;
 mod routes;
 mod shop;
@@ -25,5 +26,9 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         args::Command::Loadtest(loadtest) => loadtest::run(&loadtest).await,
+        args::Command::Enricher(config) => enricher::run(&config).await,
+        args::Command::Products { action: args::ProductsAction::Load { file, config } } => {
+            enricher::products_load(&file, &config).await
+        }
     }
 }

@@ -15,4 +15,4 @@ pub use limits::Limits;
 pub use payload::{parse_json, parse_ndjson, Envelope, PayloadError, Rejected};
 pub use privacy::anonymize_ip;
 pub use time::{format_timestamp, parse_timestamp, EdgeTimes};
-pub use wire::{DeadLetter, HEADER_EVENT_TYPE, HEADER_SOURCE};
+pub use wire::{ConsumerDeadLetter, DeadLetter, HEADER_EVENT_TYPE, HEADER_SOURCE};

@@ -31,3 +31,25 @@ impl DeadLetter {
         serde_json::to_vec(self).unwrap_or_else(|e| unreachable!("a DeadLetter always serializes: {e}"))
     }
 }
+
+/// A record a consumer (the enricher) could not process, with where it was read from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConsumerDeadLetter {
+    /// Stable machine-readable reason, such as `invalid_json`.
+    pub reason_kind: String,
+    /// Human-readable reason.
+    pub reason: String,
+    /// Topic, partition and offset of the record.
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    /// The record as read: its JSON when it parses, else its text (lossy UTF-8), else null.
+    pub payload: Value,
+}
+
+impl ConsumerDeadLetter {
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_else(|e| unreachable!("a ConsumerDeadLetter always serializes: {e}"))
+    }
+}

@@ -2,6 +2,7 @@
 //! port 0, unique topics per test, and a consumer that reads messages back.
 
 pub mod drill;
+pub mod enricher;
 pub mod kafka;
 pub mod tansu;
 

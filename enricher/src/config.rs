@@ -1,0 +1,227 @@
+//! The enricher's configuration: every setting lives under `[enricher]` (plus the shared
+//! `[kafka]`), so one `clickstream.toml` can configure the gateway and the enricher together.
+
+use std::path::PathBuf;
+
+use clickstream_platform::kafka::{KafkaConfig, TopicSpec};
+use serde::{Deserialize, Serialize};
+
+/// Everything the enricher reads from `clickstream.toml`, env and flags.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(default)]
+pub struct EnricherConfig {
+    /// How to reach Kafka (shared with the gateway).
+    pub kafka: KafkaConfig,
+    /// The enricher's own settings.
+    pub enricher: EnricherSettings,
+}
+
+/// How the enricher consumes, what it adds, and what it promises.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct EnricherSettings {
+    /// librdkafka `group.id` of the consumer group; instances with the same id share the
+    /// input partitions.
+    pub group_id: String,
+    /// Processing guarantee: `at_least_once` (fastest), `exactly_once_idempotent` (any broker
+    /// with idempotent producers, Tansu included) or `exactly_once_transactional` (Kafka
+    /// transactions; Apache Kafka 2.5 or later).
+    pub guarantee: Guarantee,
+    /// Run `exactly_once_transactional` even on a broker that accepts transactions without
+    /// enforcing them (librdkafka's mock cluster). Only for testing the transactional path.
+    pub allow_unenforced_transactions: bool,
+    /// Topics to consume. Empty: every topic the gateway's routing can produce to.
+    pub inputs: Vec<String>,
+    /// How often outputs are flushed and progress is committed, in milliseconds.
+    pub commit_interval_ms: u64,
+    /// Seconds to wait for Kafka at start (topic checks, product table bootstrap).
+    pub startup_timeout_secs: u64,
+    /// Output and table topic names.
+    pub topics: EnricherTopics,
+    /// Librdkafka properties for the consumer only, such as `max.partition.fetch.bytes`.
+    pub consumer_properties: std::collections::BTreeMap<String, String>,
+    /// Librdkafka properties for the producer only, such as `linger.ms`.
+    pub producer_properties: std::collections::BTreeMap<String, String>,
+    /// Dropping repeated `messageId`s that slipped past the gateway.
+    pub dedup: DedupSettings,
+    /// Sessionization.
+    pub sessions: SessionSettings,
+    /// Windowed product aggregates.
+    pub windows: WindowSettings,
+    /// IP geolocation and anonymization.
+    pub ip: IpSettings,
+}
+
+/// Which exactly-once mechanism, if any, protects the outputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Guarantee {
+    /// Outputs are flushed, then offsets committed: a crash repeats some outputs.
+    AtLeastOnce,
+    /// Output partition p holds input partition p, and every record names its input offset,
+    /// so a restarted enricher resumes exactly after its last output.
+    ExactlyOnceIdempotent,
+    /// Outputs and input offsets commit in one Kafka transaction.
+    ExactlyOnceTransactional,
+}
+
+impl Guarantee {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AtLeastOnce => "at_least_once",
+            Self::ExactlyOnceIdempotent => "exactly_once_idempotent",
+            Self::ExactlyOnceTransactional => "exactly_once_transactional",
+        }
+    }
+}
+
+/// Topic names the enricher reads as tables or writes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct EnricherTopics {
+    /// Compacted topic holding the product catalog, keyed by product id.
+    pub products: String,
+    /// Every event, enriched, keyed as its input.
+    pub enriched: String,
+    /// One-minute product activity windows (compacted, keyed by product, window and event).
+    pub aggregates: String,
+    /// Internal topic that regroups product activity by product id.
+    pub repartition: String,
+    /// Records the enricher could not read, with the reason and where they came from.
+    pub dlq: String,
+}
+
+/// Dropping repeated `messageId`s within a bounded window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct DedupSettings {
+    /// How many recent `messageId`s to remember per instance.
+    pub capacity: u64,
+    /// How long a `messageId` is remembered, in seconds.
+    pub window_secs: u64,
+}
+
+/// When a visitor's session ends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct SessionSettings {
+    /// Inactivity, in event time, after which a visitor's next event opens a new session.
+    pub inactivity_minutes: u64,
+    /// Most visitors whose session state is kept in memory; the idlest are evicted first.
+    pub max_visitors: u64,
+}
+
+/// Tumbling windows over product activity.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct WindowSettings {
+    /// Window length in seconds.
+    pub size_secs: u64,
+    /// How long after a window's end, in event time, late events are still counted.
+    pub grace_secs: u64,
+}
+
+/// GeoIP lookup, then anonymization of `context.ip`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct IpSettings {
+    /// MaxMind-format city or country database (`.mmdb`). Empty: no geolocation.
+    pub geoip_database: Option<PathBuf>,
+    /// Whether to mask `context.ip` after the lookup.
+    pub anonymize: bool,
+    /// Leading bits of an IPv4 address kept when anonymizing (24 zeroes the last octet).
+    pub ipv4_prefix_bits: u8,
+    /// Leading bits of an IPv6 address kept when anonymizing.
+    pub ipv6_prefix_bits: u8,
+}
+
+pub const DEFAULT_GROUP_ID: &str = "clickstream-enricher";
+pub const DEFAULT_INPUT: &str = "events.raw";
+pub const DEFAULT_COMMIT_INTERVAL_MS: u64 = 500;
+pub const DEFAULT_SESSION_INACTIVITY_MINUTES: u64 = 30;
+pub const DEFAULT_WINDOW_SECS: u64 = 60;
+pub const DEFAULT_GRACE_SECS: u64 = 30;
+
+impl Default for EnricherSettings {
+    fn default() -> Self {
+        Self {
+            group_id: DEFAULT_GROUP_ID.to_owned(),
+            guarantee: Guarantee::ExactlyOnceIdempotent,
+            allow_unenforced_transactions: false,
+            inputs: Vec::new(),
+            commit_interval_ms: DEFAULT_COMMIT_INTERVAL_MS,
+            startup_timeout_secs: 30,
+            topics: EnricherTopics::default(),
+            consumer_properties: std::collections::BTreeMap::new(),
+            producer_properties: std::collections::BTreeMap::new(),
+            dedup: DedupSettings::default(),
+            sessions: SessionSettings::default(),
+            windows: WindowSettings::default(),
+            ip: IpSettings::default(),
+        }
+    }
+}
+
+impl Default for EnricherTopics {
+    fn default() -> Self {
+        Self {
+            products: "products".to_owned(),
+            enriched: "events.enriched".to_owned(),
+            aggregates: "agg.product_activity.1m".to_owned(),
+            repartition: "enricher.repartition.product".to_owned(),
+            dlq: "enricher.dlq".to_owned(),
+        }
+    }
+}
+
+impl Default for DedupSettings {
+    fn default() -> Self {
+        Self { capacity: 1_000_000, window_secs: 3600 }
+    }
+}
+
+impl Default for SessionSettings {
+    fn default() -> Self {
+        Self { inactivity_minutes: DEFAULT_SESSION_INACTIVITY_MINUTES, max_visitors: 1_000_000 }
+    }
+}
+
+impl Default for WindowSettings {
+    fn default() -> Self {
+        Self { size_secs: DEFAULT_WINDOW_SECS, grace_secs: DEFAULT_GRACE_SECS }
+    }
+}
+
+impl Default for IpSettings {
+    fn default() -> Self {
+        Self { geoip_database: None, anonymize: true, ipv4_prefix_bits: 24, ipv6_prefix_bits: 48 }
+    }
+}
+
+impl EnricherSettings {
+    /// The topics the enricher writes or keeps internally, for `clickstream topics apply`.
+    /// The enriched and repartition topics get the inputs' partition count.
+    pub fn topic_specs(&self, partitions: i32, replication: i32) -> Vec<TopicSpec> {
+        let spec = |name: &str, partitions: i32, cleanup_policy: &str| TopicSpec {
+            name: name.to_owned(),
+            partitions,
+            replication,
+            cleanup_policy: cleanup_policy.to_owned(),
+        };
+        vec![
+            spec(&self.topics.enriched, partitions, "delete"),
+            spec(&self.topics.repartition, partitions, "delete"),
+            spec(&self.topics.aggregates, 1, "compact"),
+            spec(&self.topics.dlq, 1, "delete"),
+        ]
+    }
+
+    /// The topics to consume: the configured list, else the default raw topic.
+    pub fn input_topics(&self) -> Vec<String> {
+        if self.inputs.is_empty() {
+            vec![DEFAULT_INPUT.to_owned()]
+        } else {
+            self.inputs.clone()
+        }
+    }
+}

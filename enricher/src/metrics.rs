@@ -1,0 +1,88 @@
+//! The enricher's counters, shared by the pipeline and the admin endpoint.
+
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+/// Monotonic counters (and a few gauges) of what the enricher did.
+#[derive(Debug, Default)]
+pub struct EnricherMetrics {
+    pub records_consumed: AtomicU64,
+    pub events_enriched: AtomicU64,
+    pub duplicates_dropped: AtomicU64,
+    pub dead_letters: AtomicU64,
+    pub join_misses: AtomicU64,
+    pub activities_aggregated: AtomicU64,
+    pub activity_duplicates: AtomicU64,
+    pub windows_emitted: AtomicU64,
+    pub window_late_dropped: AtomicU64,
+    /// Records read again after a restart to rebuild state, without output.
+    pub records_replayed: AtomicU64,
+    pub offset_commits: AtomicU64,
+    pub transaction_commits: AtomicU64,
+    pub transaction_aborts: AtomicU64,
+    pub producers_created: AtomicU64,
+    pub pipeline_restarts: AtomicU64,
+    pub delivery_errors: AtomicU64,
+    /// Sum over assigned input partitions of high watermark minus position, at the last check.
+    pub consumer_lag: AtomicI64,
+    /// 1 once the product table is bootstrapped and the consumer is running.
+    pub ready: AtomicU64,
+}
+
+impl EnricherMetrics {
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+
+    /// (name, help, value) for every counter, for exposition.
+    pub fn snapshot(&self) -> Vec<(&'static str, &'static str, f64)> {
+        let c = |a: &AtomicU64| a.load(Ordering::Relaxed) as f64;
+        vec![
+            ("enricher_records_consumed_total", "Input records read", c(&self.records_consumed)),
+            ("enricher_events_enriched_total", "Events written to the enriched topic", c(&self.events_enriched)),
+            ("enricher_duplicates_dropped_total", "Events dropped as repeated messageIds", c(&self.duplicates_dropped)),
+            ("enricher_dead_letters_total", "Records written to the dead-letter topic", c(&self.dead_letters)),
+            ("enricher_join_misses_total", "Product ids not found in the product table", c(&self.join_misses)),
+            (
+                "enricher_activities_aggregated_total",
+                "Product activities counted in windows",
+                c(&self.activities_aggregated),
+            ),
+            (
+                "enricher_activity_duplicates_total",
+                "Repartitioned activities dropped as replays",
+                c(&self.activity_duplicates),
+            ),
+            ("enricher_windows_emitted_total", "Window rows written to the aggregates topic", c(&self.windows_emitted)),
+            (
+                "enricher_window_late_dropped_total",
+                "Activities too late for their window",
+                c(&self.window_late_dropped),
+            ),
+            (
+                "enricher_records_replayed_total",
+                "Records re-read after a restart to rebuild state",
+                c(&self.records_replayed),
+            ),
+            ("enricher_offset_commits_total", "Consumer offset commits outside transactions", c(&self.offset_commits)),
+            ("enricher_transaction_commits_total", "Kafka transactions committed", c(&self.transaction_commits)),
+            ("enricher_transaction_aborts_total", "Kafka transactions aborted", c(&self.transaction_aborts)),
+            (
+                "enricher_producers_created_total",
+                "Producers created (more than one means a restart or fencing)",
+                c(&self.producers_created),
+            ),
+            (
+                "enricher_pipeline_restarts_total",
+                "Consumer and producer rebuilt after an error",
+                c(&self.pipeline_restarts),
+            ),
+            ("enricher_delivery_errors_total", "Output records Kafka did not accept", c(&self.delivery_errors)),
+            ("enricher_consumer_lag", "Input records not yet read", self.consumer_lag.load(Ordering::Relaxed) as f64),
+            ("enricher_ready", "1 when the product table is loaded and the consumer runs", c(&self.ready)),
+        ]
+    }
+}

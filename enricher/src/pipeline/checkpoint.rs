@@ -1,0 +1,158 @@
+//! Where a restarted enricher resumes: the checkpoint each enriched record carries in its
+//! headers, reading it back from the tail of an output partition, and the watermark kept in
+//! the metadata of committed repartition offsets.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use clickstream_platform::kafka::KafkaConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Headers, Message};
+use rdkafka::{Offset, TopicPartitionList};
+use serde::{Deserialize, Serialize};
+
+/// Header with the checkpoint, on every enriched record written in an exactly-once mode.
+pub const HEADER_CHECKPOINT: &str = "clickstream-checkpoint";
+/// Headers naming the input record an output came from.
+pub const HEADER_SOURCE_TOPIC: &str = "source-topic";
+pub const HEADER_SOURCE_PARTITION: &str = "source-partition";
+pub const HEADER_SOURCE_OFFSET: &str = "source-offset";
+
+/// Progress of one input partition number across the input topics, as of one output record.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// Per input topic, the next offset to process: everything below has its output.
+    pub next: BTreeMap<String, i64>,
+    /// Per input topic, where to start re-reading to rebuild open sessions.
+    pub replay: BTreeMap<String, i64>,
+}
+
+impl Checkpoint {
+    pub fn to_header(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    pub fn from_header(bytes: &[u8]) -> Option<Self> {
+        serde_json::from_slice(bytes).ok()
+    }
+}
+
+/// What the committed offset of a repartition partition carries besides the offset.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WindowCommit {
+    /// The event-time watermark the partition had reached.
+    pub watermark_ms: Option<i64>,
+}
+
+/// Reads the checkpoint of the last record in `topic`/`partition`, or `None` when the
+/// partition holds no record written with one.
+pub fn read_tail_checkpoint(
+    kafka: &KafkaConfig,
+    topic: &str,
+    partition: i32,
+    timeout: Duration,
+) -> Result<Option<Checkpoint>, KafkaError> {
+    let consumer: BaseConsumer = kafka
+        .client_config(&[
+            ("group.id", "clickstream-enricher-tail".to_owned()),
+            ("enable.auto.commit", "false".to_owned()),
+            ("enable.partition.eof", "false".to_owned()),
+            // Under transactions the tail may be an aborted batch or a commit marker.
+            ("isolation.level", "read_committed".to_owned()),
+            ("fetch.wait.max.ms", "50".to_owned()),
+        ])
+        .create()?;
+    let (low, high) = consumer.fetch_watermarks(topic, partition, timeout)?;
+    // Widen the window until a checkpointed record turns up: control records and records
+    // without a checkpoint (dead letters go elsewhere, but other writers may share the topic)
+    // can sit at the very end.
+    let mut span = 16_i64;
+    loop {
+        let start = (high - span).max(low);
+        if start >= high {
+            return Ok(None);
+        }
+        if let Some(found) = last_checkpoint_between(&consumer, topic, partition, start, high, timeout)? {
+            return Ok(Some(found));
+        }
+        if start == low {
+            return Ok(None);
+        }
+        span = span.saturating_mul(16);
+    }
+}
+
+fn last_checkpoint_between(
+    consumer: &BaseConsumer,
+    topic: &str,
+    partition: i32,
+    start: i64,
+    end: i64,
+    timeout: Duration,
+) -> Result<Option<Checkpoint>, KafkaError> {
+    let mut assignment = TopicPartitionList::new();
+    assignment.add_partition_offset(topic, partition, Offset::Offset(start))?;
+    consumer.assign(&assignment)?;
+    let deadline = Instant::now() + timeout;
+    let mut found = None;
+    loop {
+        let Some(result) = consumer.poll(Duration::from_millis(100)) else {
+            let position = consumer.position()?.find_partition(topic, partition).and_then(|e| e.offset().to_raw());
+            // Under read_committed the last records may be control records that are never
+            // delivered; the position still moves past them.
+            if position.is_some_and(|p| p >= end) || Instant::now() > deadline {
+                return Ok(found);
+            }
+            continue;
+        };
+        let message = result?;
+        if let Some(headers) = message.headers() {
+            for header in headers.iter() {
+                if header.key == HEADER_CHECKPOINT {
+                    if let Some(checkpoint) = header.value.and_then(Checkpoint::from_header) {
+                        found = Some(checkpoint);
+                    }
+                }
+            }
+        }
+        if message.offset() + 1 >= end {
+            return Ok(found);
+        }
+    }
+}
+
+/// Committed offsets (with their metadata) of the given partitions of the group.
+pub fn committed<C: rdkafka::consumer::ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    partitions: &[(String, i32)],
+    timeout: Duration,
+) -> Result<BTreeMap<(String, i32), (Option<i64>, String)>, KafkaError> {
+    let mut list = TopicPartitionList::new();
+    for (topic, partition) in partitions {
+        list.add_partition(topic, *partition);
+    }
+    let committed = consumer.committed_offsets(list, timeout)?;
+    Ok(committed
+        .elements()
+        .iter()
+        .map(|e| {
+            ((e.topic().to_owned(), e.partition()), (e.offset().to_raw().filter(|o| *o >= 0), e.metadata().to_owned()))
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checkpoint_round_trips_through_its_header() {
+        let checkpoint = Checkpoint {
+            next: BTreeMap::from([("events.raw".to_owned(), 124), ("events.payments".to_owned(), 7)]),
+            replay: BTreeMap::from([("events.raw".to_owned(), 100)]),
+        };
+        assert_eq!(Checkpoint::from_header(checkpoint.to_header().as_bytes()), Some(checkpoint));
+        assert_eq!(Checkpoint::from_header(b"garbage"), None);
+    }
+}

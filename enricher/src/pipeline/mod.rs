@@ -1,0 +1,230 @@
+//! The consume–enrich–produce loop: builds the consumer and producer for the configured
+//! guarantee, polls, commits at each interval, and rebuilds both after any error so that
+//! processing resumes from the last safe point.
+
+mod checkpoint;
+mod core;
+mod group;
+pub mod probe;
+
+pub use checkpoint::{
+    Checkpoint, HEADER_CHECKPOINT, HEADER_SOURCE_OFFSET, HEADER_SOURCE_PARTITION, HEADER_SOURCE_TOPIC,
+};
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::Consumer;
+use rdkafka::error::KafkaError;
+use rdkafka::producer::Producer;
+
+use self::core::{Core, OutputContext};
+use self::group::{GroupConsumer, GroupContext};
+use crate::config::{EnricherConfig, Guarantee};
+use crate::enrich::Enrichers;
+use crate::metrics::EnricherMetrics;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error("Kafka: {0}")]
+    Kafka(#[from] KafkaError),
+    #[error("{0} output record(s) were not delivered")]
+    Delivery(u64),
+    #[error("transaction aborted: {0}")]
+    Aborted(String),
+    #[error("producer fenced or broken: {0}")]
+    Fenced(String),
+}
+
+const POLL: Duration = Duration::from_millis(100);
+const LAG_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Runs until `shutdown` is set. Errors restart the consumer and producer; this returns only
+/// on shutdown.
+pub fn run(config: &EnricherConfig, enrichers: &Arc<Enrichers>, metrics: &Arc<EnricherMetrics>, shutdown: &AtomicBool) {
+    let throttle = clickstream_platform::telemetry::LogThrottle::new();
+    while !shutdown.load(Ordering::Relaxed) {
+        match run_once(config, enrichers, metrics, shutdown) {
+            Ok(()) => return,
+            Err(error) => {
+                EnricherMetrics::add(&metrics.pipeline_restarts, 1);
+                if throttle.allow() {
+                    tracing::warn!(%error, "enricher pipeline restarting from its last safe point");
+                }
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        }
+    }
+}
+
+fn run_once(
+    config: &EnricherConfig,
+    enrichers: &Arc<Enrichers>,
+    metrics: &Arc<EnricherMetrics>,
+    shutdown: &AtomicBool,
+) -> Result<(), PipelineError> {
+    let settings = &config.enricher;
+    let guarantee = settings.guarantee;
+    let producer = Arc::new(create_producer(config, metrics)?);
+    let inputs = settings.input_topics();
+    let repartition_partitions = partition_count(config, &settings.topics.repartition)?;
+    let core = Core {
+        config: config.clone(),
+        inputs: inputs.clone(),
+        enrichers: enrichers.clone(),
+        producer: producer.clone(),
+        metrics: metrics.clone(),
+        partitions: BTreeMap::new(),
+        windows: BTreeMap::new(),
+        repartition_partitions,
+        in_transaction: false,
+    };
+    let context = GroupContext { core: Mutex::new(core), failure: Mutex::new(None), poisoned: AtomicBool::new(false) };
+    let consumer: GroupConsumer = consumer_config(config).create_with_context(context)?;
+    let mut topics: Vec<&str> = inputs.iter().map(String::as_str).collect();
+    topics.push(&settings.topics.repartition);
+    consumer.subscribe(&topics)?;
+    metrics.ready.store(1, Ordering::Relaxed);
+    let result = poll_loop(&consumer, &producer, config, metrics, shutdown);
+    if result.is_err() {
+        consumer.context().poisoned.store(true, Ordering::Relaxed);
+        let mut core = lock(&consumer.context().core);
+        if core.in_transaction {
+            let _ = producer.abort_transaction(Duration::from_secs(5));
+            core.in_transaction = false;
+        }
+    }
+    drop(consumer);
+    if guarantee != Guarantee::ExactlyOnceTransactional {
+        let _ = producer.flush(Duration::from_secs(10));
+    }
+    result
+}
+
+fn poll_loop(
+    consumer: &GroupConsumer,
+    producer: &core::OutputProducer,
+    config: &EnricherConfig,
+    metrics: &EnricherMetrics,
+    shutdown: &AtomicBool,
+) -> Result<(), PipelineError> {
+    let transactional = config.enricher.guarantee == Guarantee::ExactlyOnceTransactional;
+    let interval = Duration::from_millis(config.enricher.commit_interval_ms.max(10));
+    let mut last_commit = Instant::now();
+    let mut last_lag = Instant::now();
+    loop {
+        if shutdown.load(Ordering::Relaxed) {
+            return lock(&consumer.context().core).commit(consumer);
+        }
+        let polled = consumer.poll(POLL);
+        if let Some(error) = lock(&consumer.context().failure).take() {
+            return Err(error);
+        }
+        if let Some(message) = polled {
+            let message = message?;
+            let mut core = lock(&consumer.context().core);
+            if transactional && !core.in_transaction {
+                producer.begin_transaction().map_err(|e| core.transaction_failed(e))?;
+                core.in_transaction = true;
+            }
+            core.handle(&message)?;
+        }
+        producer.poll(Duration::ZERO);
+        let failures = producer.context().failures.load(Ordering::Relaxed);
+        if failures > 0 {
+            return Err(PipelineError::Delivery(failures));
+        }
+        if last_commit.elapsed() >= interval {
+            lock(&consumer.context().core).commit(consumer)?;
+            last_commit = Instant::now();
+        }
+        if last_lag.elapsed() >= LAG_INTERVAL {
+            metrics.consumer_lag.store(lag(consumer), Ordering::Relaxed);
+            last_lag = Instant::now();
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn lag(consumer: &GroupConsumer) -> i64 {
+    let Ok(position) = consumer.position() else { return 0 };
+    position
+        .elements()
+        .iter()
+        .filter_map(|e| {
+            let (_, high) = consumer.fetch_watermarks(e.topic(), e.partition(), Duration::from_secs(1)).ok()?;
+            Some((high - e.offset().to_raw()?.max(0)).max(0))
+        })
+        .sum()
+}
+
+fn create_producer(
+    config: &EnricherConfig,
+    metrics: &Arc<EnricherMetrics>,
+) -> Result<core::OutputProducer, PipelineError> {
+    let settings = &config.enricher;
+    let mut defaults = vec![
+        ("enable.idempotence", "true".to_owned()),
+        ("acks", "all".to_owned()),
+        ("compression.type", "lz4".to_owned()),
+        ("linger.ms", "20".to_owned()),
+        ("allow.auto.create.topics", "false".to_owned()),
+    ];
+    if settings.guarantee == Guarantee::ExactlyOnceTransactional {
+        defaults.push(("transactional.id", transactional_id(&settings.group_id)));
+    }
+    let mut client = config.kafka.client_config(&defaults);
+    for (key, value) in &settings.producer_properties {
+        client.set(key, value);
+    }
+    let context = OutputContext { metrics: metrics.clone(), ..OutputContext::default() };
+    let producer: core::OutputProducer = client.create_with_context(context)?;
+    EnricherMetrics::add(&metrics.producers_created, 1);
+    if settings.guarantee == Guarantee::ExactlyOnceTransactional {
+        producer.init_transactions(Duration::from_secs(settings.startup_timeout_secs))?;
+    }
+    Ok(producer)
+}
+
+/// Stable per instance where the platform names pods (`HOSTNAME`), so a restarted instance
+/// fences its own zombie.
+fn transactional_id(group: &str) -> String {
+    let instance = std::env::var("HOSTNAME").unwrap_or_else(|_| std::process::id().to_string());
+    format!("{group}-{instance}")
+}
+
+fn consumer_config(config: &EnricherConfig) -> rdkafka::ClientConfig {
+    let settings = &config.enricher;
+    let mut client = config.kafka.client_config(&[
+        ("group.id", settings.group_id.clone()),
+        ("enable.auto.commit", "false".to_owned()),
+        ("auto.offset.reset", "earliest".to_owned()),
+        // Range assignment gives one instance the same partition number of every input
+        // topic, which co-partitioned processing relies on.
+        ("partition.assignment.strategy", "range".to_owned()),
+        ("isolation.level", "read_committed".to_owned()),
+        ("allow.auto.create.topics", "false".to_owned()),
+        ("enable.partition.eof", "false".to_owned()),
+        // Tansu serves large fetches from sqlite slowly; small fetches and a long session
+        // keep the member in its group.
+        ("session.timeout.ms", "30000".to_owned()),
+        ("max.partition.fetch.bytes", "262144".to_owned()),
+        ("fetch.max.bytes", "1048576".to_owned()),
+    ]);
+    for (key, value) in &settings.consumer_properties {
+        client.set(key, value);
+    }
+    client
+}
+
+fn partition_count(config: &EnricherConfig, topic: &str) -> Result<i32, PipelineError> {
+    let client = config.kafka.metadata_client()?;
+    let counts = clickstream_platform::kafka::topic_partitions(&client, &[topic], Duration::from_secs(10))?;
+    let count = counts.get(topic).copied().flatten().unwrap_or(1);
+    Ok(i32::try_from(count).unwrap_or(1))
+}

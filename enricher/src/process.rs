@@ -1,0 +1,138 @@
+//! Turning one raw record into its outputs: the enriched event, the product activity for the
+//! windows, or a dead letter. Pure apart from the per-partition state it is handed.
+
+use clickstream_schema::{ConsumerDeadLetter, Event};
+use serde_json::Value;
+
+use crate::config::EnricherSettings;
+use crate::enrich::Enrichers;
+use crate::session::{RecentMessages, Sessions};
+use crate::window::Activity;
+
+/// A record read from an input topic.
+#[derive(Debug, Clone, Copy)]
+pub struct Input<'a> {
+    pub topic: &'a str,
+    /// Index of `topic` in the enricher's input list.
+    pub topic_index: usize,
+    pub partition: i32,
+    pub offset: i64,
+    pub payload: Option<&'a [u8]>,
+    /// Kafka record timestamp, the event time of last resort.
+    pub timestamp_ms: Option<i64>,
+}
+
+/// What a record becomes.
+#[derive(Debug)]
+pub enum Processed {
+    Enriched {
+        payload: Vec<u8>,
+        activities: Vec<Activity>,
+        join_misses: usize,
+    },
+    /// Its `messageId` was seen within the dedup window.
+    Duplicate,
+    Dead(ConsumerDeadLetter),
+}
+
+/// State kept per input partition: sessions and recently seen message ids.
+#[derive(Debug)]
+pub struct PartitionState {
+    pub sessions: Sessions,
+    pub recent: RecentMessages,
+}
+
+impl PartitionState {
+    pub fn new(settings: &EnricherSettings) -> Self {
+        Self { sessions: Sessions::new(&settings.sessions), recent: RecentMessages::new(&settings.dedup) }
+    }
+}
+
+pub fn process(enrichers: &Enrichers, state: &mut PartitionState, input: Input<'_>) -> Processed {
+    let dead = |kind: &str, reason: String, payload: Value| {
+        Processed::Dead(ConsumerDeadLetter {
+            reason_kind: kind.to_owned(),
+            reason,
+            topic: input.topic.to_owned(),
+            partition: input.partition,
+            offset: input.offset,
+            payload,
+        })
+    };
+    let Some(bytes) = input.payload.filter(|b| !b.is_empty()) else {
+        return dead("empty_record", "record has no value".to_owned(), Value::Null);
+    };
+    let mut event = match Event::from_slice(bytes) {
+        Ok(event) => event,
+        Err(error) => {
+            let payload = serde_json::from_slice(bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(bytes).into_owned()));
+            return dead(error.kind(), error.to_string(), payload);
+        }
+    };
+    if let Some(id) = event.message_id.as_deref() {
+        if !state.recent.first_sighting(id) {
+            return Processed::Duplicate;
+        }
+    }
+    let Some(visitor) = event.visitor_key().map(str::to_owned) else {
+        return dead("missing_identity", "event has neither anonymousId nor userId".to_owned(), raw_json(bytes));
+    };
+    let event_ms =
+        event.timestamp.or(event.received_at).map(|t| t.timestamp_millis()).or(input.timestamp_ms).unwrap_or_default();
+    let session = state.sessions.observe(&visitor, event_ms, (input.topic_index, input.offset));
+    let report = enrichers.enrich(&mut event, &session);
+    let name = event.event.clone().unwrap_or_else(|| event.kind.as_str().to_owned());
+    let activities = report
+        .line_items
+        .into_iter()
+        .map(|item| Activity {
+            product_id: item.product_id,
+            event: name.clone(),
+            event_ms,
+            quantity: item.quantity,
+            revenue: item.revenue,
+        })
+        .collect();
+    Processed::Enriched { payload: event.to_json(), activities, join_misses: report.join_misses }
+}
+
+fn raw_json(bytes: &[u8]) -> Value {
+    serde_json::from_slice(bytes).unwrap_or(Value::Null)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::IpSettings;
+    use crate::products::ProductTable;
+
+    fn input(payload: &[u8], offset: i64) -> Input<'_> {
+        Input { topic: "events.raw", topic_index: 0, partition: 2, offset, payload: Some(payload), timestamp_ms: None }
+    }
+
+    #[test]
+    fn enriches_dedups_and_dead_letters() {
+        let enrichers = Enrichers::new(ProductTable::default(), IpSettings::default()).expect("enrichers");
+        let mut state = PartitionState::new(&EnricherSettings::default());
+        let good = br#"{"type":"track","event":"Product Viewed","messageId":"m1","anonymousId":"a","timestamp":"2026-01-01T00:00:00Z","properties":{"product_id":"p1"}}"#;
+        match process(&enrichers, &mut state, input(good, 7)) {
+            Processed::Enriched { payload, activities, join_misses } => {
+                let value: Value = serde_json::from_slice(&payload).expect("json");
+                assert_eq!(value["enrichment"]["session"]["sequence"], 1);
+                assert_eq!(activities[0].event, "Product Viewed");
+                assert_eq!(activities[0].event_ms, 1_767_225_600_000);
+                assert_eq!(join_misses, 1);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(process(&enrichers, &mut state, input(good, 8)), Processed::Duplicate));
+        match process(&enrichers, &mut state, input(b"{not json", 9)) {
+            Processed::Dead(letter) => {
+                assert_eq!((letter.reason_kind.as_str(), letter.offset, letter.partition), ("invalid_json", 9, 2));
+                assert_eq!(letter.payload, Value::String("{not json".into()));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -1,0 +1,118 @@
+//! Starting and stopping the enricher: checks the topics and the broker's transaction
+//! support, bootstraps the product table, then runs the pipeline on its own thread.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use clickstream_platform::kafka::{require_topics, topic_partitions, TopicCheckError};
+
+use crate::config::{EnricherConfig, Guarantee};
+use crate::enrich::Enrichers;
+use crate::metrics::EnricherMetrics;
+use crate::pipeline::probe::{probe_transactions, TransactionSupport};
+use crate::products::{bootstrap, ProductTable, TableError, TableFollower};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Topics(#[from] TopicCheckError),
+    #[error("guarantee `exactly_once_idempotent` writes output partition p for input partition p, so `{output}` needs at least as many partitions as `{input}` ({needed}); it has {has}. Add partitions or use `at_least_once`")]
+    TooFewOutputPartitions { output: String, input: String, needed: usize, has: usize },
+    #[error("guarantee `exactly_once_transactional` needs a broker that enforces Kafka transactions (Apache Kafka 2.5 or later): {0}. On this broker use `exactly_once_idempotent`")]
+    Transactions(String),
+    #[error(transparent)]
+    Table(#[from] TableError),
+    #[error("{0}")]
+    GeoIp(String),
+    #[error("Kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+}
+
+/// A running enricher.
+#[derive(Debug)]
+pub struct EnricherHandle {
+    pub metrics: Arc<EnricherMetrics>,
+    pub products: ProductTable,
+    shutdown: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+    _follower: TableFollower,
+}
+
+impl EnricherHandle {
+    /// Asks the pipeline to commit and leave its group, and waits for it.
+    pub fn stop(mut self) {
+        self.shutdown.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+
+    /// A flag that stops the enricher when set, for signal handlers.
+    pub fn shutdown_flag(&self) -> Arc<AtomicBool> {
+        self.shutdown.clone()
+    }
+
+    /// Blocks until the pipeline thread ends (after the shutdown flag is set).
+    pub fn wait(mut self) {
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Blocking: call from a thread that may block (or `spawn_blocking`).
+pub fn start(config: EnricherConfig) -> Result<EnricherHandle, StartError> {
+    let settings = &config.enricher;
+    let timeout = Duration::from_secs(settings.startup_timeout_secs.max(1));
+    let inputs = settings.input_topics();
+    let topics = &settings.topics;
+    let mut needed: Vec<&str> = inputs.iter().map(String::as_str).collect();
+    needed.extend(
+        [&topics.products, &topics.enriched, &topics.aggregates, &topics.repartition, &topics.dlq].map(String::as_str),
+    );
+    require_topics(&config.kafka, &needed, timeout)?;
+    if settings.guarantee == Guarantee::ExactlyOnceIdempotent {
+        check_copartitioning(&config, &inputs, timeout)?;
+    }
+    if settings.guarantee == Guarantee::ExactlyOnceTransactional {
+        match probe_transactions(&config.kafka, timeout) {
+            TransactionSupport::Enforced => {}
+            TransactionSupport::NotEnforced(why) if settings.allow_unenforced_transactions => {
+                tracing::warn!(%why, "running the transactional path on a broker that does not enforce it");
+            }
+            TransactionSupport::NotEnforced(why) | TransactionSupport::Unsupported(why) => {
+                return Err(StartError::Transactions(why))
+            }
+        }
+    }
+    let (products, follower) = bootstrap(&config.kafka, &topics.products, timeout)?;
+    let enrichers = Arc::new(Enrichers::new(products.clone(), settings.ip.clone()).map_err(StartError::GeoIp)?);
+    let metrics = Arc::new(EnricherMetrics::default());
+    let shutdown = Arc::new(AtomicBool::new(false));
+    let thread = {
+        let (metrics, shutdown) = (metrics.clone(), shutdown.clone());
+        std::thread::Builder::new()
+            .name("enricher".into())
+            .spawn(move || crate::pipeline::run(&config, &enrichers, &metrics, &shutdown))
+            .map_err(|e| StartError::GeoIp(format!("cannot start the enricher thread: {e}")))?
+    };
+    Ok(EnricherHandle { metrics, products, shutdown, thread: Some(thread), _follower: follower })
+}
+
+fn check_copartitioning(config: &EnricherConfig, inputs: &[String], timeout: Duration) -> Result<(), StartError> {
+    let client = config.kafka.metadata_client()?;
+    let output = config.enricher.topics.enriched.clone();
+    let mut names: Vec<&str> = inputs.iter().map(String::as_str).collect();
+    names.push(&output);
+    let counts = topic_partitions(&client, &names, timeout)?;
+    let has = counts.get(&output).copied().flatten().unwrap_or(0);
+    for input in inputs {
+        let needed = counts.get(input).copied().flatten().unwrap_or(0);
+        if needed > has {
+            return Err(StartError::TooFewOutputPartitions { output, input: input.clone(), needed, has });
+        }
+    }
+    Ok(())
+}

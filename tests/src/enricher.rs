@@ -1,0 +1,141 @@
+//! Enricher test setup: unique topics, a config pointing at them, and producing raw events and
+//! product changes straight to Kafka.
+
+use std::time::Duration;
+
+use clickstream_enricher::config::Guarantee;
+use clickstream_enricher::EnricherConfig;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::ClientConfig;
+use serde_json::{json, Value};
+
+use crate::unique;
+
+/// One test's topics, all unique.
+#[derive(Debug, Clone)]
+pub struct EnricherTopics {
+    pub raw: String,
+    pub products: String,
+    pub enriched: String,
+    pub aggregates: String,
+    pub repartition: String,
+    pub dlq: String,
+    pub group: String,
+}
+
+impl EnricherTopics {
+    pub fn new() -> Self {
+        Self {
+            raw: unique("events.raw"),
+            products: unique("products"),
+            enriched: unique("events.enriched"),
+            aggregates: unique("agg.product_activity"),
+            repartition: unique("enricher.repartition"),
+            dlq: unique("enricher.dlq"),
+            group: unique("enricher"),
+        }
+    }
+
+    /// Creates every topic; the raw, enriched and repartition topics get `partitions`.
+    pub async fn create(&self, bootstrap: &str, partitions: i32) {
+        crate::kafka::create_topics(
+            bootstrap,
+            &[
+                (&self.raw, partitions),
+                (&self.enriched, partitions),
+                (&self.repartition, partitions),
+                (&self.products, 1),
+                (&self.aggregates, 1),
+                (&self.dlq, 1),
+            ],
+        )
+        .await;
+    }
+
+    /// The same settings as `--set` flags, for the `clickstream enricher` binary.
+    pub fn flags(&self, bootstrap: &str, guarantee: Guarantee) -> Vec<String> {
+        vec![
+            format!("kafka.bootstrap_servers={bootstrap}"),
+            format!("enricher.group_id={}", self.group),
+            format!("enricher.guarantee={}", guarantee.as_str()),
+            format!("enricher.inputs={}", self.raw),
+            format!("enricher.topics.products={}", self.products),
+            format!("enricher.topics.enriched={}", self.enriched),
+            format!("enricher.topics.aggregates={}", self.aggregates),
+            format!("enricher.topics.repartition={}", self.repartition),
+            format!("enricher.topics.dlq={}", self.dlq),
+        ]
+    }
+
+    pub fn config(&self, bootstrap: &str, guarantee: Guarantee) -> EnricherConfig {
+        let overrides = self.flags(bootstrap, guarantee);
+        let mut config: EnricherConfig =
+            clickstream_platform::config::load(None, std::iter::empty(), &overrides).expect("enricher config");
+        config.enricher.commit_interval_ms = 200;
+        config
+    }
+}
+
+impl Default for EnricherTopics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A producer for test input, idempotent like the gateway's.
+pub fn producer(bootstrap: &str) -> ThreadedProducer<DefaultProducerContext> {
+    ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "5")
+        .set("compression.type", "lz4")
+        .create()
+        .expect("producer")
+}
+
+/// Produces records (`None` value = tombstone) and waits until Kafka has them.
+pub fn produce(bootstrap: &str, topic: &str, records: &[(Option<String>, Option<Value>)]) {
+    let producer = producer(bootstrap);
+    for (key, value) in records {
+        let payload = value.as_ref().map(Value::to_string);
+        let mut record: BaseRecord<'_, str, str> = BaseRecord::to(topic)
+            .headers(OwnedHeaders::new().insert(Header { key: "source", value: Some("web-test") }));
+        if let Some(key) = key {
+            record = record.key(key.as_str());
+        }
+        if let Some(payload) = &payload {
+            record = record.payload(payload.as_str());
+        }
+        let mut pending = record;
+        loop {
+            match producer.send(pending) {
+                Ok(()) => break,
+                Err((_, returned)) => {
+                    pending = returned;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
+        }
+    }
+    producer.flush(Duration::from_secs(30)).expect("flush");
+}
+
+/// A track event as the gateway writes it to the raw topic.
+pub fn track(message_id: &str, anonymous_id: &str, event: &str, properties: Value, timestamp: &str) -> Value {
+    json!({
+        "type": "track",
+        "event": event,
+        "messageId": message_id,
+        "anonymousId": anonymous_id,
+        "properties": properties,
+        "context": {"library": {"name": "test", "version": "1"}},
+        "timestamp": timestamp,
+        "receivedAt": timestamp,
+    })
+}
+
+/// Raw events keyed by visitor, as the gateway keys them.
+pub fn keyed(events: &[Value]) -> Vec<(Option<String>, Option<Value>)> {
+    events.iter().map(|e| (e["anonymousId"].as_str().map(str::to_owned), Some(e.clone()))).collect()
+}

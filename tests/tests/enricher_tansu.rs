@@ -1,0 +1,193 @@
+//! The enricher against Tansu: the product join through updates, tombstones and Debezium
+//! changes; user-agent, referrer and UTM fields; sessions split at the inactivity gap;
+//! windows with in-order, late-within-grace and too-late events; and dead letters.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use clickstream_enricher::config::Guarantee;
+use clickstream_enricher::{EnricherConfig, EnricherHandle};
+use clickstream_tests::enricher::{keyed, produce, track, EnricherTopics};
+use clickstream_tests::kafka::read_exactly;
+use clickstream_tests::tansu::Tansu;
+use serde_json::{json, Value};
+
+async fn start(config: EnricherConfig) -> EnricherHandle {
+    tokio::task::spawn_blocking(move || clickstream_enricher::start(config))
+        .await
+        .expect("join")
+        .expect("enricher starts")
+}
+
+fn by_message_id(messages: &[clickstream_tests::kafka::ReadBack]) -> HashMap<String, Value> {
+    messages.iter().map(|m| (m.value["messageId"].as_str().unwrap_or_default().to_owned(), m.value.clone())).collect()
+}
+
+async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn product_join_follows_updates_tombstones_and_debezium() {
+    let tansu = Tansu::start();
+    let bootstrap = tansu.bootstrap();
+    let topics = EnricherTopics::new();
+    topics.create(&bootstrap, 3).await;
+    let wrapped = json!({"schema": {"type": "struct"}, "payload": {"before": null, "after": {"id": "p2", "name": "Lamp", "price": 19.99, "currency": "EUR"}, "op": "c"}});
+    let bare = json!({"before": null, "after": {"id": "p3", "name": "Rug", "price": 120}, "op": "r"});
+    produce(
+        &bootstrap,
+        &topics.products,
+        &[
+            (Some("p1".into()), Some(json!({"id": "p1", "name": "Mug", "price": 9.5, "currency": "USD"}))),
+            (Some(r#"{"id":"p2"}"#.into()), Some(wrapped)),
+            (Some(r#"{"id":"p3"}"#.into()), Some(bare)),
+        ],
+    );
+    let enricher = start(topics.config(&bootstrap, Guarantee::ExactlyOnceIdempotent)).await;
+    assert_eq!(enricher.products.len(), 3, "the table is bootstrapped before clicks");
+
+    let at = "2026-01-01T10:00:00.000Z";
+    let mut first = track("m1", "v1", "Product Viewed", json!({"product_id": "p1"}), at);
+    first["context"] = json!({
+        "userAgent": "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.1 Mobile/15E148 Safari/604.1",
+        "page": {"url": "https://shop.example/p/1?utm_source=spring&utm_medium=email&utm_campaign=sale", "referrer": "https://www.google.com/search?q=mug"},
+        "ip": "198.51.100.23"
+    });
+    let mut bot = track("m2", "v2", "Product Viewed", json!({"product_id": "p2"}), at);
+    bot["context"] = json!({"userAgent": "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+        "page": {"url": "https://shop.example/p/2", "referrer": "https://t.co/xyz"}});
+    let events = vec![
+        first,
+        bot,
+        track("m3", "v3", "Product Viewed", json!({"product_id": "p3"}), at),
+        track("m4", "v4", "Product Viewed", json!({"product_id": "p404"}), at),
+    ];
+    produce(&bootstrap, &topics.raw, &keyed(&events));
+    produce(&bootstrap, &topics.raw, &[(Some("v5".into()), Some(json!("not an event")))]);
+    let enriched = by_message_id(&read_exactly(&bootstrap, &topics.enriched, 4, Duration::from_secs(30)).await);
+    let e = |id: &str| enriched[id]["enrichment"].clone();
+    assert_eq!((e("m1")["product"]["name"].clone(), e("m1")["product"]["price"].clone()), (json!("Mug"), json!(9.5)));
+    assert_eq!(e("m2")["product"]["name"], "Lamp");
+    assert_eq!(e("m2")["product"]["currency"], "EUR");
+    assert_eq!(e("m3")["product"]["name"], "Rug");
+    assert_eq!(e("m4")["product"], Value::Null);
+    assert_eq!(e("m1")["userAgent"]["deviceClass"], "mobile");
+    assert_eq!(e("m1")["userAgent"]["isBot"], false);
+    assert_eq!(e("m2")["userAgent"]["isBot"], true);
+    assert_eq!(e("m1")["referrer"], json!({"medium": "search", "source": "Google", "host": "www.google.com"}));
+    assert_eq!(e("m2")["referrer"]["medium"], "social");
+    assert_eq!(e("m3")["referrer"]["medium"], "direct");
+    assert_eq!(e("m1")["campaign"], json!({"source": "spring", "medium": "email", "name": "sale"}));
+    assert_eq!(enriched["m1"]["context"]["ip"], "198.51.100.0");
+    assert_eq!(enricher.metrics.join_misses.load(std::sync::atomic::Ordering::Relaxed), 1);
+
+    let dead = read_exactly(&bootstrap, &topics.dlq, 1, Duration::from_secs(10)).await;
+    assert_eq!(dead[0].value["reasonKind"], "not_an_object");
+    assert_eq!(dead[0].value["topic"], topics.raw.as_str());
+    assert_eq!(dead[0].value["payload"], "not an event");
+    assert!(dead[0].value["offset"].is_i64());
+
+    // Mid-stream: a price change, a tombstone and a Debezium delete.
+    let debezium_delete =
+        json!({"schema": {}, "payload": {"before": {"id": "p3", "name": "Rug"}, "after": null, "op": "d"}});
+    produce(
+        &bootstrap,
+        &topics.products,
+        &[
+            (Some("p1".into()), Some(json!({"id": "p1", "name": "Mug", "price": 11.0, "currency": "USD"}))),
+            (Some("p2".into()), None),
+            (Some(r#"{"id":"p3"}"#.into()), Some(debezium_delete)),
+        ],
+    );
+    let table = enricher.products.clone();
+    wait_until("the product changes", || {
+        table.get("p2").is_none() && table.get("p3").is_none() && table.get("p1").is_some_and(|r| r["price"] == 11.0)
+    })
+    .await;
+    let later = vec![
+        track("m5", "v1", "Product Viewed", json!({"product_id": "p1"}), at),
+        track("m6", "v2", "Product Viewed", json!({"product_id": "p2"}), at),
+        track("m7", "v3", "Product Viewed", json!({"product_id": "p3"}), at),
+    ];
+    produce(&bootstrap, &topics.raw, &keyed(&later));
+    let all = by_message_id(&read_exactly(&bootstrap, &topics.enriched, 7, Duration::from_secs(30)).await);
+    assert_eq!(all["m5"]["enrichment"]["product"]["price"], 11.0);
+    assert_eq!(all["m6"]["enrichment"]["product"], Value::Null);
+    assert_eq!(all["m7"]["enrichment"]["product"], Value::Null);
+    tokio::task::spawn_blocking(move || enricher.stop()).await.expect("stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_split_at_the_gap_and_windows_count_late_events() {
+    let tansu = Tansu::start();
+    let bootstrap = tansu.bootstrap();
+    let topics = EnricherTopics::new();
+    topics.create(&bootstrap, 2).await;
+    produce(
+        &bootstrap,
+        &topics.products,
+        &[(Some("px".into()), Some(json!({"id": "px", "name": "Kettle", "price": 30})))],
+    );
+    let mut config = topics.config(&bootstrap, Guarantee::ExactlyOnceIdempotent);
+    config.enricher.windows.size_secs = 60;
+    config.enricher.windows.grace_secs = 10;
+    config.enricher.sessions.inactivity_minutes = 30;
+    let enricher = start(config).await;
+
+    let view = |id: &str, at: &str| track(id, "shopper", "Product Viewed", json!({"product_id": "px"}), at);
+    let events = vec![
+        // Sessions: 10 minutes apart, then 35 minutes apart.
+        track("s1", "walker", "Page Viewed", json!({}), "2026-01-01T09:00:00.000Z"),
+        track("s2", "walker", "Page Viewed", json!({}), "2026-01-01T09:10:00.000Z"),
+        track("s3", "walker", "Page Viewed", json!({}), "2026-01-01T09:45:00.000Z"),
+        // Windows of 60 s with 10 s grace, all for one product.
+        view("w1", "2026-01-01T10:00:01.000Z"),
+        view("w2", "2026-01-01T10:00:02.000Z"),
+        view("w3", "2026-01-01T10:01:05.000Z"),
+        view("w4-late-in-grace", "2026-01-01T10:00:59.000Z"),
+        view("w5", "2026-01-01T10:01:15.000Z"),
+        view("w6-too-late", "2026-01-01T10:00:30.000Z"),
+        track(
+            "w7",
+            "shopper",
+            "Order Completed",
+            json!({"products": [{"product_id": "px", "quantity": 2}]}),
+            "2026-01-01T10:01:20.000Z",
+        ),
+        view("w8", "2026-01-01T10:02:30.000Z"),
+    ];
+    produce(&bootstrap, &topics.raw, &keyed(&events));
+    let enriched =
+        by_message_id(&read_exactly(&bootstrap, &topics.enriched, events.len(), Duration::from_secs(30)).await);
+    let session = |id: &str| enriched[id]["enrichment"]["session"].clone();
+    assert_eq!(session("s1")["id"], session("s2")["id"]);
+    assert_ne!(session("s2")["id"], session("s3")["id"]);
+    assert_eq!(
+        (session("s1")["sequence"].clone(), session("s2")["sequence"].clone(), session("s3")["sequence"].clone()),
+        (json!(1), json!(2), json!(1))
+    );
+    assert_eq!(session("s3")["start"], "2026-01-01T09:45:00.000Z");
+
+    // Rows: window 10:00 closes at 10:01:10 (w5), is re-emitted once for w6, window 10:01
+    // closes at 10:02:10 (w8) with one row per event name.
+    let rows = read_exactly(&bootstrap, &topics.aggregates, 4, Duration::from_secs(30)).await;
+    let mut latest: HashMap<String, Value> = HashMap::new();
+    for row in &rows {
+        latest.insert(row.key.clone().unwrap_or_default(), row.value.clone());
+    }
+    let first = &latest["px|2026-01-01T10:00:00.000Z|Product Viewed"];
+    assert_eq!((first["count"].clone(), first["lateDropped"].clone()), (json!(3), json!(1)), "{rows:#?}");
+    let second = &latest["px|2026-01-01T10:01:00.000Z|Product Viewed"];
+    assert_eq!((second["count"].clone(), second["lateDropped"].clone()), (json!(2), json!(0)));
+    let purchases = &latest["px|2026-01-01T10:01:00.000Z|Order Completed"];
+    assert_eq!(
+        (purchases["count"].clone(), purchases["quantity"].clone(), purchases["revenue"].clone()),
+        (json!(1), json!(2.0), json!(60.0))
+    );
+    tokio::task::spawn_blocking(move || enricher.stop()).await.expect("stop");
+}
