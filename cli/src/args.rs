@@ -28,6 +28,11 @@ pub enum Command {
     Broker(BrokerArgs),
     /// Run the embedded broker, topics and gateway on 127.0.0.1 in one process.
     Dev(DevArgs),
+    /// Check routing rules, and explain where events given on stdin would go.
+    Routes {
+        #[command(subcommand)]
+        action: RoutesAction,
+    },
     /// Inspect configuration.
     Config {
         #[command(subcommand)]
@@ -72,6 +77,44 @@ pub struct TopicsApplyArgs {
     /// Create topics with this replication factor instead of the file's (a one-broker cluster).
     #[arg(long)]
     pub replication: Option<i32>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RoutesAction {
+    /// Validate the `[routing]` section of CONFIG: bad patterns and topic names, shadowed
+    /// rules, and topics the broker lacks. With events as JSON on stdin (one, an array, or a
+    /// batch), print the route each takes and why.
+    Check(RoutesCheckArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RoutesCheckArgs {
+    /// The gateway's TOML config file.
+    pub config: PathBuf,
+    /// Override any key, as `section.key=value` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub overrides: Vec<String>,
+    /// Shorthand for `--set kafka.bootstrap_servers=HOST:PORT`.
+    #[arg(long)]
+    pub kafka_brokers: Option<String>,
+    /// Do not ask the broker which topics exist.
+    #[arg(long)]
+    pub offline: bool,
+    /// Source name the events on stdin come from. Default: the source of the event's
+    /// `writeKey`, else the first configured source.
+    #[arg(long)]
+    pub source: Option<String>,
+}
+
+impl RoutesCheckArgs {
+    pub fn config_args(&self) -> ConfigArgs {
+        ConfigArgs {
+            config: Some(self.config.clone()),
+            overrides: self.overrides.clone(),
+            listen: None,
+            kafka_brokers: self.kafka_brokers.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]

@@ -12,6 +12,7 @@ use crate::args::{BrokerArgs, ConfigArgs, TopicsApplyArgs};
 pub async fn gateway(args: &ConfigArgs) -> anyhow::Result<()> {
     let config = args.load()?;
     let mut gateway = clickstream_gateway::start(config).await?;
+    crate::routes::reload_on_sighup(args.clone(), gateway.reloader());
     let stop = gateway.take_stop();
     tokio::spawn(async move {
         shutdown_signal().await;

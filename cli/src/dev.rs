@@ -42,7 +42,7 @@ pub async fn run(args: &DevArgs) -> anyhow::Result<()> {
         config.admin.listen = "127.0.0.1:0".into();
     }
     let broker = if args.config.kafka_brokers.is_some() {
-        apply_topics(&config.kafka, &config.topics.specs(), Duration::from_secs(15)).await?;
+        apply_topics(&config.kafka, &config.topic_specs(), Duration::from_secs(15)).await?;
         None
     } else {
         let broker = EmbeddedBroker::start(1)?;

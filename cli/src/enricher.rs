@@ -44,7 +44,7 @@ pub async fn products_load(file: &Path, args: &ConfigArgs) -> anyhow::Result<()>
 
 /// Every topic the gateway and the enricher need.
 pub fn topic_specs(gateway: &GatewayConfig, enricher: &EnricherConfig) -> Vec<TopicSpec> {
-    let mut specs = gateway.topics.specs();
+    let mut specs = gateway.topic_specs();
     specs.extend(enricher.enricher.topic_specs(gateway.topics.partitions, gateway.topics.replication));
     specs
 }

@@ -6,6 +6,7 @@ mod demo;
 mod dev;
 mod enricher;
 mod loadtest;
+mod routes;
 mod shop;
 
 use clap::Parser as _;
@@ -19,6 +20,7 @@ async fn main() -> anyhow::Result<()> {
         args::Command::Topics { action: args::TopicsAction::Apply(apply) } => commands::topics_apply(&apply).await,
         args::Command::Broker(broker) => commands::broker(&broker).await,
         args::Command::Dev(dev) => dev::run(&dev).await,
+        args::Command::Routes { action: args::RoutesAction::Check(check) } => routes::check(&check).await,
         args::Command::Config { action: args::ConfigAction::Keys { markdown } } => {
             commands::config_keys(markdown);
             Ok(())

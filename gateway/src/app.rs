@@ -22,6 +22,7 @@ use crate::error::{json_response, GatewayError};
 use crate::metrics::Metrics;
 use crate::protect::Protection;
 use crate::routes::Route;
+use crate::routing::Routing;
 use crate::sink::{EventSink, SinkHealth};
 use crate::sources::SourceRegistry;
 use crate::suppression::Suppression;
@@ -37,6 +38,7 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Identities whose events are dropped at the edge.
     pub suppression: Arc<Suppression>,
+    pub routing: Arc<Routing>,
 }
 
 impl AppState {
@@ -50,9 +52,14 @@ impl AppState {
         let sources = Arc::new(SourceRegistry::new(&config.sources));
         let protection = Arc::new(Protection::new(&config.rate_limit));
         let dedup = Arc::new(Dedup::new(&config.dedup));
+        let routing = Arc::new(Routing::new(&config).unwrap_or_else(|problems| {
+            // `start` refuses such a config; a state built directly falls back to the raw topic.
+            tracing::error!(problems = ?problems, "invalid routing config; routing everything to the raw topic");
+            Routing::plain(&config)
+        }));
         let metrics = Arc::new(Metrics::new(telemetry, &Arc::downgrade(&sink), Arc::downgrade(&dedup)));
         let suppression = Arc::new(Suppression::open(&config.privacy.suppression_file));
-        Self { config: Arc::new(config), sources, sink, protection, dedup, metrics, suppression }
+        Self { config: Arc::new(config), sources, sink, protection, dedup, metrics, suppression, routing }
     }
 
     /// What `/readyz` answers, on the public and the admin port.

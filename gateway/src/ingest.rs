@@ -2,6 +2,7 @@
 //! only after the sink reports every record safe.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -66,13 +67,15 @@ impl App {
             Some(source) => source,
             None => self.body_or_header_source(&envelope, &parts.headers)?,
         };
+        let source = &*source;
         source.check_origin(parts.headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()))?;
         state.protection.check_source(&source.name)?;
 
         let validating = trace.phase("validate");
         let mut batch = self.to_records(kind, envelope, source, &edge);
         drop(validating);
-        let (accepted, rejected) = (batch.records.len(), batch.rejected.len());
+        // Fan-out makes several records of one event, so events are counted, not records.
+        let (accepted, rejected) = (batch.accepted, batch.rejected.len());
         trace.counts(accepted, rejected);
         batch.rejected.iter().for_each(|(item, _)| state.metrics.rejected(item.kind));
         state.metrics.suppressed(batch.suppressed);
@@ -106,6 +109,7 @@ impl App {
         let received_at = Utc::now();
         let batch_sent_at = envelope.sent_at;
         let max_event_bytes = state.config.limits.max_event_bytes;
+        let routes = state.routing.active();
         let mut prepared = Prepared::default();
         for (index, outcome) in envelope.into_events(kind.endpoint_type()).into_iter().enumerate() {
             let mut event = match outcome {
@@ -136,21 +140,29 @@ impl App {
                 continue;
             }
             prepared.client_ids.extend(client_id);
-            prepared.records.push(Record {
-                topic: state.config.topics.raw.clone(),
-                key: event.visitor_key().map(str::to_owned),
+            prepared.accepted += 1;
+            let record = Record {
+                topic: String::new(),
+                key: None,
+                partition: None,
                 payload,
                 headers: vec![
                     (HEADER_SOURCE.into(), source.name.to_string()),
                     (HEADER_EVENT_TYPE.into(), event.kind.as_str().to_owned()),
                 ],
-            });
+            };
+            let out = &mut prepared.records;
+            state.routing.route_into(&routes, &event, &source.name, received_at, record, &state.metrics, out);
         }
         prepared.received_at = format_timestamp(received_at);
         prepared
     }
 
-    fn body_or_header_source(&self, envelope: &Envelope, headers: &http::HeaderMap) -> Result<&Source, GatewayError> {
+    fn body_or_header_source(
+        &self,
+        envelope: &Envelope,
+        headers: &http::HeaderMap,
+    ) -> Result<Arc<Source>, GatewayError> {
         let key =
             envelope.write_key.clone().or_else(|| header_write_key(headers)).ok_or(GatewayError::MissingWriteKey)?;
         self.state.sources.lookup(&key)
@@ -161,6 +173,8 @@ impl App {
 #[derive(Debug, Default)]
 struct Prepared {
     records: Vec<Record>,
+    /// Events accepted; each may have several records (fan-out).
+    accepted: usize,
     rejected: Vec<(RejectedItem, serde_json::Value)>,
     /// Client-supplied ids of the accepted events, for dedup once they are safe.
     client_ids: Vec<String>,
@@ -187,6 +201,7 @@ fn dead_letters(prepared: &Prepared, source: &Source, indexed: bool, topic: &str
             Record {
                 topic: topic.to_owned(),
                 key: None,
+                partition: None,
                 payload: letter.to_json(),
                 headers: vec![(HEADER_SOURCE.into(), source.name.to_string())],
             }

@@ -28,6 +28,8 @@ pub struct Metrics {
     events_suppressed: Counter<u64>,
     rate_limited: Counter<u64>,
     shed: Counter<u64>,
+    route_fallbacks: Counter<u64>,
+    hot_key_overflows: Counter<u64>,
     /// Held so the series exists from the start; the Kafka sink records into it.
     _produce_duration: Histogram<f64>,
     /// Observable instruments, kept for as long as the gateway runs.
@@ -68,6 +70,14 @@ impl Metrics {
             ),
             rate_limited: counter("clickstream.rate_limited", "Requests answered 429."),
             shed: counter("clickstream.shed", "Requests shed at the in-flight cap."),
+            route_fallbacks: counter(
+                "clickstream.route.fallbacks",
+                "Events sent to the default route because their dynamic topic was not allowed or missing.",
+            ),
+            hot_key_overflows: counter(
+                "clickstream.hot_key.overflows",
+                "Events rerouted to the overflow topic because their key was hot.",
+            ),
             _produce_duration: Self::produce_duration_histogram(&telemetry),
             observers: Mutex::new(Vec::new()),
             telemetry,
@@ -114,6 +124,14 @@ impl Metrics {
 
     pub fn shed(&self) {
         self.shed.add(1, &[]);
+    }
+
+    pub fn route_fallback(&self) {
+        self.route_fallbacks.add(1, &[]);
+    }
+
+    pub fn hot_key_overflow(&self) {
+        self.hot_key_overflows.add(1, &[]);
     }
 
     /// The produce-latency histogram, for the Kafka sink (which exists before `Metrics`; the

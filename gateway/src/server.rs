@@ -23,6 +23,8 @@ use tokio::task::JoinHandle;
 use crate::app::{app, AppState};
 use crate::config::GatewayConfig;
 use crate::metrics::{Metrics, SERVICE_NAME};
+use crate::reload::Reloader;
+use crate::routing::Routing;
 use crate::sink::{DurableSink, EventSink, KafkaSink};
 use crate::spool::Spool;
 use crate::suppression::Suppression;
@@ -117,6 +119,7 @@ pub struct GatewayHandle {
     pub admin_addr: Option<SocketAddr>,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<()>,
+    reloader: Reloader,
 }
 
 impl GatewayHandle {
@@ -133,6 +136,11 @@ impl GatewayHandle {
         let _ = (&mut self.task).await;
     }
 
+    /// Reloads sources and routes in the running gateway, for SIGHUP handlers.
+    pub fn reloader(&self) -> Reloader {
+        self.reloader.clone()
+    }
+
     /// A sender that triggers shutdown, for signal handlers.
     pub fn take_stop(&mut self) -> Option<oneshot::Sender<()>> {
         self.stop.take()
@@ -145,8 +153,17 @@ pub async fn start(config: GatewayConfig) -> anyhow::Result<GatewayHandle> {
     if config.sources.is_empty() {
         anyhow::bail!("no sources configured: add at least one [[sources]] entry with a name and write_key");
     }
+    if let Err(problems) = Routing::new(&config) {
+        let list: Vec<String> = problems.iter().map(|p| format!("\n  {p}")).collect();
+        anyhow::bail!("invalid routing config (check it with `clickstream routes check`):{}", list.concat());
+    }
     let kafka = config.kafka.clone();
-    let topics = [config.topics.raw.clone(), config.topics.dlq.clone()];
+    let mut topics = vec![config.topics.raw.clone(), config.topics.dlq.clone()];
+    for topic in config.routing.with_raw_topic(&config.topics.raw).target_topics() {
+        if !topics.contains(&topic) {
+            topics.push(topic);
+        }
+    }
     let checked = tokio::task::spawn_blocking(move || {
         let names: Vec<&str> = topics.iter().map(String::as_str).collect();
         clickstream_platform::kafka::require_topics(&kafka, &names, Duration::from_secs(3))
@@ -204,6 +221,8 @@ pub async fn start(config: GatewayConfig) -> anyhow::Result<GatewayHandle> {
         }
     };
     let admin_addr = admin.as_ref().map(|a| a.addr);
+    start_routing(&state).await;
+    let reloader = Reloader::new(&state);
     let handler = Arc::new(app(state));
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
@@ -229,5 +248,21 @@ pub async fn start(config: GatewayConfig) -> anyhow::Result<GatewayHandle> {
         tracing::info!("gateway stopped");
     });
     tracing::info!(%addr, "gateway listening");
-    Ok(GatewayHandle { addr, admin_addr, stop: Some(stop), task })
+    Ok(GatewayHandle { addr, admin_addr, stop: Some(stop), task, reloader })
+}
+
+/// Reads the cluster's topic list before serving when the routes need it (dynamic topics,
+/// random partitions, overflow), then keeps it fresh; and forgets idle hot keys.
+async fn start_routing(state: &AppState) {
+    tokio::spawn(Routing::housekeeping(Arc::downgrade(&state.routing)));
+    if !state.routing.active().router().needs_topic_metadata() {
+        return;
+    }
+    let (catalog, kafka) = (state.routing.catalog().clone(), state.config.kafka.clone());
+    let first = tokio::task::spawn_blocking(move || catalog.refresh_blocking(&kafka, Duration::from_secs(3))).await;
+    if !matches!(first, Ok(Ok(_))) {
+        tracing::warn!("cannot read the topic list yet; dynamic topics use the default route until it can");
+    }
+    let every = Duration::from_secs(state.config.routing.topic_refresh_secs);
+    state.routing.catalog().spawn_refresher(state.config.kafka.clone(), every);
 }

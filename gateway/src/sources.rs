@@ -1,7 +1,7 @@
 //! Sources and their write keys: who may send, under which name, from which origins.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use base64::Engine as _;
 use http::{header, HeaderMap};
@@ -27,31 +27,44 @@ impl Source {
     }
 }
 
-/// Write key → source.
-#[derive(Debug, Clone, Default)]
+/// Write key → source. Replaced whole on reload; a request keeps the source it looked up.
+#[derive(Debug, Default)]
 pub struct SourceRegistry {
-    by_key: HashMap<String, Source>,
+    by_key: RwLock<Arc<HashMap<String, Arc<Source>>>>,
 }
 
 impl SourceRegistry {
     pub fn new(configs: &[SourceConfig]) -> Self {
-        let by_key = configs
-            .iter()
-            .map(|c| {
-                let source = Source { name: Arc::from(c.name.as_str()), allowed_origins: c.allowed_origins.clone() };
-                (c.write_key.clone(), source)
-            })
-            .collect();
-        Self { by_key }
+        Self { by_key: RwLock::new(Arc::new(index(configs))) }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.by_key.is_empty()
+        self.by_key.read().unwrap_or_else(|p| p.into_inner()).is_empty()
     }
 
-    pub fn lookup(&self, write_key: &str) -> Result<&Source, GatewayError> {
-        self.by_key.get(write_key).ok_or(GatewayError::UnknownWriteKey)
+    pub fn lookup(&self, write_key: &str) -> Result<Arc<Source>, GatewayError> {
+        let by_key = self.by_key.read().unwrap_or_else(|p| p.into_inner());
+        by_key.get(write_key).cloned().ok_or(GatewayError::UnknownWriteKey)
     }
+
+    /// Puts a new set of sources in force: keys not in it stop working at once.
+    pub fn replace(&self, configs: &[SourceConfig]) {
+        *self.by_key.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(index(configs));
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_key.read().unwrap_or_else(|p| p.into_inner()).len()
+    }
+}
+
+fn index(configs: &[SourceConfig]) -> HashMap<String, Arc<Source>> {
+    configs
+        .iter()
+        .map(|c| {
+            let source = Source { name: Arc::from(c.name.as_str()), allowed_origins: c.allowed_origins.clone() };
+            (c.write_key.clone(), Arc::new(source))
+        })
+        .collect()
 }
 
 /// The user part of `Authorization: Basic base64(user:password)`, where Segment SDKs put the key.
@@ -97,5 +110,8 @@ mod tests {
         assert!(source.check_origin(Some("https://shop.example")).is_ok());
         assert!(matches!(source.check_origin(Some("https://evil.example")), Err(GatewayError::OriginNotAllowed(_))));
         assert!(matches!(registry.lookup("nope"), Err(GatewayError::UnknownWriteKey)));
+        registry.replace(&[SourceConfig { name: "app".into(), write_key: "k2".into(), allowed_origins: vec![] }]);
+        assert!(matches!(registry.lookup("k"), Err(GatewayError::UnknownWriteKey)), "old keys stop working");
+        assert_eq!(&*registry.lookup("k2").expect("new key").name, "app");
     }
 }

@@ -23,6 +23,8 @@ pub struct GatewayConfig {
     pub producer: ProducerConfig,
     /// Topic names, and how `clickstream topics apply` creates them.
     pub topics: TopicsConfig,
+    /// Which topics each event goes to, and with which partition key. Reloaded on SIGHUP.
+    pub routing: clickstream_routing::RoutingConfig,
     /// Size limits on events and requests.
     pub limits: Limits,
     /// When a request is answered, and what a 200 promises.
@@ -219,6 +221,23 @@ fn any_origin() -> Vec<String> {
 }
 
 impl GatewayConfig {
+    /// The topics `clickstream topics apply` creates: `[topics]`, then the fixed topics that
+    /// routing produces to (with `topics.partitions`). Dynamic topics are never created.
+    pub fn topic_specs(&self) -> Vec<TopicSpec> {
+        let mut specs = self.topics.specs();
+        for name in self.routing.with_raw_topic(&self.topics.raw).target_topics() {
+            if !specs.iter().any(|s| s.name == name) {
+                specs.push(TopicSpec {
+                    name,
+                    partitions: self.topics.partitions,
+                    replication: self.topics.replication,
+                    cleanup_policy: "delete".to_owned(),
+                });
+            }
+        }
+        specs
+    }
+
     /// Producer properties: clickstream's defaults, then `[kafka]` and its passthrough.
     pub fn producer_client_config(&self) -> rdkafka::ClientConfig {
         let p = &self.producer;

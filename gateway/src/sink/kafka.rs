@@ -136,6 +136,9 @@ impl KafkaSink {
                 if let Some(key) = &record.key {
                     message = message.key(key.as_bytes());
                 }
+                if let Some(partition) = record.partition {
+                    message = message.partition(partition);
+                }
                 producer.send_result(message).ok()
             })
             .collect()

@@ -19,6 +19,9 @@ pub use memory::{MemorySink, NullSink};
 pub struct Record {
     pub topic: String,
     pub key: Option<String>,
+    /// A partition chosen by routing (random keys, hot-key overflow); `None` lets the
+    /// producer's partitioner hash the key.
+    pub partition: Option<i32>,
     pub payload: Vec<u8>,
     /// Header name and value; names are usually static, so they are borrowed when they can be.
     pub headers: Vec<(Cow<'static, str>, String)>,

@@ -3,19 +3,25 @@
 //!
 //! Frame: `magic u8 | body_len u32 LE | crc32 u32 LE (of body) | body`.
 //! Body: `written_at_ms u64 | topic (u16 len) | key flag u8 + key (u32 len) |
+//! [v2: partition i32 LE, -1 for none] |
 //! header count u16, each name (u16 len) + value (u32 len) | payload (u32 len)`.
+//!
+//! The magic byte is the format version: v1 (`0xC5`) frames, written before routing could
+//! pick a partition, are still read (with no partition); new frames are v2 (`0xC6`).
 
 use std::borrow::Cow;
 
 use crate::sink::Record;
 
-const MAGIC: u8 = 0xC5;
+const MAGIC_V1: u8 = 0xC5;
+const MAGIC_V2: u8 = 0xC6;
+const NO_PARTITION: i32 = -1;
 pub const FRAME_HEADER: usize = 9;
 
 /// Appends one framed record to `out`.
 pub fn encode(record: &Record, written_at_ms: u64, out: &mut Vec<u8>) {
     let start = out.len();
-    out.extend_from_slice(&[MAGIC, 0, 0, 0, 0, 0, 0, 0, 0]);
+    out.extend_from_slice(&[MAGIC_V2, 0, 0, 0, 0, 0, 0, 0, 0]);
     out.extend_from_slice(&written_at_ms.to_le_bytes());
     put_short(out, record.topic.as_bytes());
     match &record.key {
@@ -25,6 +31,7 @@ pub fn encode(record: &Record, written_at_ms: u64, out: &mut Vec<u8>) {
         }
         None => out.push(0),
     }
+    out.extend_from_slice(&record.partition.unwrap_or(NO_PARTITION).to_le_bytes());
     out.extend_from_slice(&(record.headers.len() as u16).to_le_bytes());
     for (name, value) in &record.headers {
         put_short(out, name.as_bytes());
@@ -71,16 +78,18 @@ pub fn decode(buf: &[u8]) -> Decoded {
     if buf.len() < FRAME_HEADER {
         return Decoded::Incomplete;
     }
-    if buf[0] != MAGIC {
-        return Decoded::Corrupt;
-    }
+    let version = match buf[0] {
+        MAGIC_V1 => 1,
+        MAGIC_V2 => 2,
+        _ => return Decoded::Corrupt,
+    };
     let body_len = u32::from_le_bytes([buf[1], buf[2], buf[3], buf[4]]) as usize;
     let crc = u32::from_le_bytes([buf[5], buf[6], buf[7], buf[8]]);
     let Some(body) = buf.get(FRAME_HEADER..FRAME_HEADER + body_len) else { return Decoded::Incomplete };
     if crc32fast::hash(body) != crc {
         return Decoded::Corrupt;
     }
-    match parse_body(body) {
+    match parse_body(body, version) {
         Some((record, written_at_ms)) => {
             Decoded::Record(Spooled { record, written_at_ms, frame_len: FRAME_HEADER + body_len })
         }
@@ -98,13 +107,17 @@ fn header_name(name: String) -> Cow<'static, str> {
     }
 }
 
-fn parse_body(body: &[u8]) -> Option<(Record, u64)> {
+fn parse_body(body: &[u8], version: u8) -> Option<(Record, u64)> {
     let mut cursor = Cursor { buf: body };
     let written_at_ms = u64::from_le_bytes(cursor.take(8)?.try_into().ok()?);
     let topic = cursor.short_str()?;
     let key = match cursor.take(1)?[0] {
         0 => None,
         _ => Some(cursor.long_str()?),
+    };
+    let partition = match version {
+        1 => None,
+        _ => Some(i32::from_le_bytes(cursor.take(4)?.try_into().ok()?)).filter(|p| *p != NO_PARTITION),
     };
     let header_count = u16::from_le_bytes(cursor.take(2)?.try_into().ok()?);
     let mut headers = Vec::with_capacity(header_count as usize);
@@ -113,7 +126,7 @@ fn parse_body(body: &[u8]) -> Option<(Record, u64)> {
         headers.push((name, cursor.long_str()?));
     }
     let payload = cursor.long_bytes()?.to_vec();
-    cursor.buf.is_empty().then_some((Record { topic, key, payload, headers }, written_at_ms))
+    cursor.buf.is_empty().then_some((Record { topic, key, partition, payload, headers }, written_at_ms))
 }
 
 struct Cursor<'a> {
@@ -150,6 +163,7 @@ mod tests {
         Record {
             topic: "events.raw".into(),
             key: Some("visitor-1".into()),
+            partition: None,
             payload: br#"{"type":"track"}"#.to_vec(),
             headers: vec![("source".into(), "web".into()), ("event-type".into(), "track".into())],
         }
@@ -159,12 +173,36 @@ mod tests {
     fn round_trips_topic_key_headers_and_payload() {
         let mut buf = Vec::new();
         encode(&sample(), 42, &mut buf);
-        encode(&Record { key: None, headers: vec![], ..sample() }, 43, &mut buf);
+        encode(&Record { key: None, partition: Some(2), headers: vec![], ..sample() }, 43, &mut buf);
         let Decoded::Record(first) = decode(&buf) else { panic!("first record") };
         assert_eq!((first.record, first.written_at_ms), (sample(), 42));
         let Decoded::Record(second) = decode(&buf[first.frame_len..]) else { panic!("second record") };
-        assert_eq!(second.record.key, None);
+        assert_eq!((second.record.key, second.record.partition), (None, Some(2)));
         assert_eq!(first.frame_len + second.frame_len, buf.len());
+    }
+
+    /// A v1 frame, byte for byte as the gateway wrote it before partitions were spooled.
+    #[test]
+    fn version_1_frames_still_read() {
+        let mut body = 7u64.to_le_bytes().to_vec();
+        put_short(&mut body, b"events.raw");
+        body.push(1);
+        put_long(&mut body, b"visitor-1");
+        body.extend_from_slice(&1u16.to_le_bytes());
+        put_short(&mut body, b"source");
+        put_long(&mut body, b"web");
+        put_long(&mut body, b"{}");
+        let mut frame = vec![MAGIC_V1];
+        frame.extend_from_slice(&(body.len() as u32).to_le_bytes());
+        frame.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
+        frame.extend_from_slice(&body);
+        let Decoded::Record(read) = decode(&frame) else { panic!("v1 frame decodes") };
+        assert_eq!(
+            (read.record.key.as_deref(), read.record.partition, read.written_at_ms),
+            (Some("visitor-1"), None, 7)
+        );
+        assert_eq!(read.record.headers, vec![("source".into(), "web".to_owned())]);
+        assert_eq!(read.frame_len, frame.len());
     }
 
     #[test]

@@ -17,6 +17,7 @@ fn record(n: usize) -> Record {
     Record {
         topic: "events.raw".into(),
         key: Some(format!("k{n}")),
+        partition: (n % 2 == 1).then_some(n as i32 % 3),
         payload: format!("{{\"n\":{n}}}").into_bytes(),
         headers: vec![("source".into(), "web".into())],
     }

@@ -1,0 +1,96 @@
+//! Reloading `[[sources]]` and `[routing]` in a running gateway (the CLI does it on SIGHUP).
+//! The new config is checked first; a bad one is refused and the running one kept. Open
+//! connections and requests in flight are untouched: each request keeps what it started with.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use clickstream_routing::Problem;
+
+use crate::app::AppState;
+use crate::config::GatewayConfig;
+use crate::routing::Routing;
+use crate::sources::SourceRegistry;
+
+/// Why a reload was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    #[error("no sources configured: a gateway without write keys would refuse every event")]
+    NoSources,
+    #[error("invalid routing config: {}", list(.0))]
+    Routing(Vec<Problem>),
+}
+
+fn list(problems: &[Problem]) -> String {
+    problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+}
+
+/// What a reload put in force.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reloaded {
+    pub sources: usize,
+    pub rules: usize,
+    /// Whether the fixed topics were checked against the cluster (false when unreachable).
+    pub topics_checked: bool,
+    /// Whether the new config also changes settings that only a restart applies.
+    pub restart_needed: bool,
+}
+
+/// Swaps sources and routes in a running gateway.
+#[derive(Debug, Clone)]
+pub struct Reloader {
+    sources: Arc<SourceRegistry>,
+    routing: Arc<Routing>,
+    running: Arc<Mutex<GatewayConfig>>,
+}
+
+impl Reloader {
+    pub fn new(state: &AppState) -> Self {
+        Self {
+            sources: state.sources.clone(),
+            routing: state.routing.clone(),
+            running: Arc::new(Mutex::new((*state.config).clone())),
+        }
+    }
+
+    /// Checks `config` and puts its sources and routes in force, or refuses it.
+    pub async fn reload(&self, config: GatewayConfig) -> Result<Reloaded, ReloadError> {
+        if config.sources.is_empty() {
+            return Err(ReloadError::NoSources);
+        }
+        let router = self.routing.compile(&config.routing).map_err(ReloadError::Routing)?;
+        let kafka = self.running.lock().unwrap_or_else(|p| p.into_inner()).kafka.clone();
+        let catalog = self.routing.catalog().clone();
+        let refresh_kafka = kafka.clone();
+        let refreshed =
+            tokio::task::spawn_blocking(move || catalog.refresh_blocking(&refresh_kafka, Duration::from_secs(3))).await;
+        // As at start: topics are confirmed when the cluster answers, and taken on trust when it
+        // cannot be reached (the spool holds events meanwhile).
+        let topics_checked = matches!(refreshed, Ok(Ok(_)));
+        if topics_checked {
+            let missing = self.routing.missing_topics(&config.routing);
+            if !missing.is_empty() {
+                return Err(ReloadError::Routing(missing));
+            }
+        }
+        if router.needs_topic_metadata() {
+            self.routing.catalog().spawn_refresher(kafka, Duration::from_secs(config.routing.topic_refresh_secs));
+        }
+        let rules = config.routing.rules.len();
+        self.sources.replace(&config.sources);
+        self.routing.replace(router);
+        let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        let rest = |c: &GatewayConfig| GatewayConfig { sources: Vec::new(), routing: Default::default(), ..c.clone() };
+        let restart_needed = rest(&running) != rest(&config);
+        *running = config;
+        let reloaded = Reloaded { sources: self.sources.len(), rules, topics_checked, restart_needed };
+        tracing::info!(
+            sources = reloaded.sources,
+            rules,
+            topics_checked,
+            "reloaded sources and routes{}",
+            if restart_needed { "; other changed settings apply only after a restart" } else { "" }
+        );
+        Ok(reloaded)
+    }
+}
