@@ -59,6 +59,9 @@ pub async fn run(args: &DevArgs) -> anyhow::Result<()> {
     })
     .await??;
     let enriched_topic = enricher_config.enricher.topics.enriched.clone();
+    if enricher_config.enricher.admin.listen == clickstream_enricher::config::DEFAULT_ADMIN_LISTEN {
+        enricher_config.enricher.admin.listen = "127.0.0.1:0".into();
+    }
     let enricher = crate::enricher::start(enricher_config).await?;
     let write_key = config.sources[0].write_key.clone();
     let (bootstrap, raw_topic) = (config.kafka.bootstrap_servers.clone(), config.topics.raw.clone());
@@ -85,6 +88,9 @@ pub async fn run(args: &DevArgs) -> anyhow::Result<()> {
     if let Some(metrics) = gateway.admin_addr {
         println!("  metrics      http://{metrics}/metrics  (also /healthz, /readyz)");
     }
+    if let Some(enricher_admin) = &enricher.admin {
+        println!("  metrics      http://{}/metrics  (the enricher's; also /healthz, /readyz)", enricher_admin.addr);
+    }
     if broker.is_some() {
         println!("\n  !! EMBEDDED BROKER: librdkafka's mock cluster. Data lives IN MEMORY ONLY and is lost");
         println!("  !! on exit, and the mock keeps only about 5 MiB per partition (older data is dropped).");
@@ -108,8 +114,7 @@ pub async fn run(args: &DevArgs) -> anyhow::Result<()> {
         let _ = stop.send(());
     }
     gateway.wait().await;
-    enricher.shutdown_flag().store(true, std::sync::atomic::Ordering::Relaxed);
-    tokio::task::spawn_blocking(move || enricher.wait()).await?;
+    enricher.stop().await?;
     admin_task.abort();
     drop(broker);
     Ok(())

@@ -3,31 +3,65 @@
 
 use std::path::Path;
 
+use std::sync::Arc;
+
 use anyhow::Context as _;
+use clickstream_enricher::metrics::EnricherMetrics;
 use clickstream_enricher::EnricherConfig;
 use clickstream_gateway::GatewayConfig;
+use clickstream_platform::admin::AdminServer;
 use clickstream_platform::kafka::TopicSpec;
+use clickstream_platform::otel::Telemetry;
 
 use crate::args::ConfigArgs;
 use crate::commands::shutdown_signal;
 
 pub async fn run(args: &ConfigArgs) -> anyhow::Result<()> {
     let config: EnricherConfig = args.load_as()?;
-    let handle = start(config).await?;
-    let stop = handle.shutdown_flag();
+    let running = start(config).await?;
     shutdown_signal().await;
     tracing::info!("shutting down: committing and leaving the group");
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    tokio::task::spawn_blocking(move || handle.wait()).await?;
-    Ok(())
+    running.stop().await
 }
 
-/// Starts the enricher off the async runtime (its startup blocks on Kafka).
-pub async fn start(config: EnricherConfig) -> anyhow::Result<clickstream_enricher::EnricherHandle> {
+/// A running enricher with its admin listener.
+#[derive(Debug)]
+pub struct RunningEnricher {
+    handle: clickstream_enricher::EnricherHandle,
+    telemetry: Arc<Telemetry>,
+    /// The admin listener's address (`/metrics`, `/healthz`, `/readyz`), unless disabled.
+    pub admin: Option<AdminServer>,
+}
+
+impl RunningEnricher {
+    /// Commits, leaves the group, and flushes telemetry.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.handle.shutdown_flag().store(true, std::sync::atomic::Ordering::Relaxed);
+        let handle = self.handle;
+        tokio::task::spawn_blocking(move || handle.wait()).await?;
+        if let Some(admin) = self.admin {
+            admin.shutdown().await;
+        }
+        let telemetry = self.telemetry;
+        tokio::task::spawn_blocking(move || telemetry.shutdown()).await?;
+        Ok(())
+    }
+}
+
+/// Starts the admin listener (not ready yet), then the enricher off the async runtime (its
+/// start-up blocks on Kafka and the product table).
+pub async fn start(config: EnricherConfig) -> anyhow::Result<RunningEnricher> {
     let guarantee = config.enricher.guarantee.as_str();
-    let handle = tokio::task::spawn_blocking(move || clickstream_enricher::start(config)).await??;
+    let metrics = Arc::new(EnricherMetrics::default());
+    let telemetry = clickstream_enricher::admin::telemetry(&config, &metrics)?;
+    let listen = config.enricher.admin.listen.clone();
+    let admin = clickstream_enricher::admin::serve(&config, telemetry.clone(), metrics.clone())
+        .await
+        .with_context(|| format!("binding the enricher's admin listener {listen}"))?;
+    let handle =
+        tokio::task::spawn_blocking(move || clickstream_enricher::start_with_metrics(config, metrics)).await??;
     tracing::info!(guarantee, products = handle.products.len(), "enricher running");
-    Ok(handle)
+    Ok(RunningEnricher { handle, telemetry, admin })
 }
 
 pub async fn products_load(file: &Path, args: &ConfigArgs) -> anyhow::Result<()> {

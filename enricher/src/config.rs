@@ -4,6 +4,8 @@
 use std::path::PathBuf;
 
 use clickstream_platform::kafka::{KafkaConfig, TopicSpec};
+use clickstream_platform::otel::{AdminConfig, TelemetryConfig};
+use clickstream_routing::RoutingConfig;
 use serde::{Deserialize, Serialize};
 
 /// Everything the enricher reads from `clickstream.toml`, env and flags.
@@ -12,8 +14,40 @@ use serde::{Deserialize, Serialize};
 pub struct EnricherConfig {
     /// How to reach Kafka (shared with the gateway).
     pub kafka: KafkaConfig,
+    /// The gateway's topics; the enricher reads only `topics.raw`, the default route.
+    pub topics: GatewayTopics,
+    /// The gateway's routing rules; their topics are the enricher's default inputs.
+    pub routing: RoutingConfig,
+    /// OTLP export (shared with the gateway).
+    pub telemetry: TelemetryConfig,
     /// The enricher's own settings.
     pub enricher: EnricherSettings,
+}
+
+/// The part of the gateway's `[topics]` the enricher needs (other keys there are ignored).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(default)]
+pub struct GatewayTopics {
+    /// Topic the gateway's default route produces to.
+    pub raw: String,
+}
+
+impl Default for GatewayTopics {
+    fn default() -> Self {
+        Self { raw: DEFAULT_INPUT.to_owned() }
+    }
+}
+
+impl EnricherConfig {
+    /// The topics to consume: `enricher.inputs`, else every fixed topic the gateway's routing
+    /// can produce to (its default route, rules, historical and overflow topics).
+    pub fn input_topics(&self) -> Vec<String> {
+        if self.enricher.inputs.is_empty() {
+            self.routing.with_raw_topic(&self.topics.raw).target_topics()
+        } else {
+            self.enricher.inputs.clone()
+        }
+    }
 }
 
 /// How the enricher consumes, what it adds, and what it promises.
@@ -30,8 +64,11 @@ pub struct EnricherSettings {
     /// Run `exactly_once_transactional` even on a broker that accepts transactions without
     /// enforcing them (librdkafka's mock cluster). Only for testing the transactional path.
     pub allow_unenforced_transactions: bool,
-    /// Topics to consume. Empty: every topic the gateway's routing can produce to.
+    /// Topics to consume. Empty: every fixed topic the gateway's routing can produce to
+    /// (`topics.raw` when there are no rules).
     pub inputs: Vec<String>,
+    /// The admin listener: `/metrics`, `/healthz` and `/readyz`.
+    pub admin: AdminConfig,
     /// How often outputs are flushed and progress is committed, in milliseconds.
     pub commit_interval_ms: u64,
     /// Seconds to wait for Kafka at start (topic checks, product table bootstrap).
@@ -137,6 +174,8 @@ pub struct IpSettings {
 
 pub const DEFAULT_GROUP_ID: &str = "clickstream-enricher";
 pub const DEFAULT_INPUT: &str = "events.raw";
+/// Default admin address: next to the gateway's 9464.
+pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9465";
 pub const DEFAULT_COMMIT_INTERVAL_MS: u64 = 500;
 pub const DEFAULT_SESSION_INACTIVITY_MINUTES: u64 = 30;
 pub const DEFAULT_WINDOW_SECS: u64 = 60;
@@ -149,6 +188,7 @@ impl Default for EnricherSettings {
             guarantee: Guarantee::ExactlyOnceIdempotent,
             allow_unenforced_transactions: false,
             inputs: Vec::new(),
+            admin: AdminConfig { listen: DEFAULT_ADMIN_LISTEN.to_owned() },
             commit_interval_ms: DEFAULT_COMMIT_INTERVAL_MS,
             startup_timeout_secs: 30,
             topics: EnricherTopics::default(),
@@ -214,14 +254,5 @@ impl EnricherSettings {
             spec(&self.topics.aggregates, 1, "compact"),
             spec(&self.topics.dlq, 1, "delete"),
         ]
-    }
-
-    /// The topics to consume: the configured list, else the default raw topic.
-    pub fn input_topics(&self) -> Vec<String> {
-        if self.inputs.is_empty() {
-            vec![DEFAULT_INPUT.to_owned()]
-        } else {
-            self.inputs.clone()
-        }
     }
 }

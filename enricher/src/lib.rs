@@ -2,6 +2,7 @@
 //! campaign, GeoIP and session fields, computes windowed product activity, and writes its
 //! outputs at least once or exactly once.
 
+pub mod admin;
 pub mod config;
 pub mod enrich;
 pub mod metrics;
@@ -13,4 +14,4 @@ pub mod session;
 pub mod window;
 
 pub use config::{EnricherConfig, Guarantee};
-pub use service::{start, EnricherHandle, StartError};
+pub use service::{start, start_with_metrics, EnricherHandle, StartError};

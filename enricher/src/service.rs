@@ -64,9 +64,14 @@ impl EnricherHandle {
 
 /// Blocking: call from a thread that may block (or `spawn_blocking`).
 pub fn start(config: EnricherConfig) -> Result<EnricherHandle, StartError> {
+    start_with_metrics(config, Arc::new(EnricherMetrics::default()))
+}
+
+/// As `start`, counting into `metrics` (which an admin listener may already export).
+pub fn start_with_metrics(config: EnricherConfig, metrics: Arc<EnricherMetrics>) -> Result<EnricherHandle, StartError> {
     let settings = &config.enricher;
     let timeout = Duration::from_secs(settings.startup_timeout_secs.max(1));
-    let inputs = settings.input_topics();
+    let inputs = config.input_topics();
     let topics = &settings.topics;
     let mut needed: Vec<&str> = inputs.iter().map(String::as_str).collect();
     needed.extend(
@@ -90,7 +95,6 @@ pub fn start(config: EnricherConfig) -> Result<EnricherHandle, StartError> {
     }
     let (products, follower) = bootstrap(&config.kafka, &topics.products, timeout)?;
     let enrichers = Arc::new(Enrichers::new(products.clone(), settings.ip.clone()).map_err(StartError::GeoIp)?);
-    let metrics = Arc::new(EnricherMetrics::default());
     let shutdown = Arc::new(AtomicBool::new(false));
     let thread = {
         let (metrics, shutdown) = (metrics.clone(), shutdown.clone());

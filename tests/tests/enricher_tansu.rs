@@ -6,6 +6,9 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use clickstream_enricher::config::Guarantee;
+use std::sync::Arc;
+
+use clickstream_enricher::metrics::EnricherMetrics;
 use clickstream_enricher::{EnricherConfig, EnricherHandle};
 use clickstream_tests::enricher::{keyed, produce, track, EnricherTopics};
 use clickstream_tests::kafka::read_exactly;
@@ -48,7 +51,20 @@ async fn product_join_follows_updates_tombstones_and_debezium() {
             (Some(r#"{"id":"p3"}"#.into()), Some(bare)),
         ],
     );
-    let enricher = start(topics.config(&bootstrap, Guarantee::ExactlyOnceIdempotent)).await;
+    let mut config = topics.config(&bootstrap, Guarantee::ExactlyOnceIdempotent);
+    config.enricher.admin.listen = "127.0.0.1:0".into();
+    let metrics = Arc::new(EnricherMetrics::default());
+    let telemetry = clickstream_enricher::admin::telemetry(&config, &metrics).expect("telemetry");
+    let admin =
+        clickstream_enricher::admin::serve(&config, telemetry, metrics.clone()).await.expect("admin").expect("on");
+    let admin_url = format!("http://{}", admin.addr);
+    let http = reqwest::Client::new();
+    let ready = http.get(format!("{admin_url}/readyz")).send().await.expect("readyz");
+    assert_eq!(ready.status(), 503, "not ready before the product table is loaded");
+    let enricher = tokio::task::spawn_blocking(move || clickstream_enricher::start_with_metrics(config, metrics))
+        .await
+        .expect("join")
+        .expect("enricher starts");
     assert_eq!(enricher.products.len(), 3, "the table is bootstrapped before clicks");
 
     let at = "2026-01-01T10:00:00.000Z";
@@ -91,6 +107,26 @@ async fn product_join_follows_updates_tombstones_and_debezium() {
     assert_eq!(dead[0].value["topic"], topics.raw.as_str());
     assert_eq!(dead[0].value["payload"], "not an event");
     assert!(dead[0].value["offset"].is_i64());
+
+    // The admin port exports the same counts.
+    wait_until("readiness", || enricher.metrics.ready.load(std::sync::atomic::Ordering::Relaxed) == 1).await;
+    assert_eq!(http.get(format!("{admin_url}/readyz")).send().await.expect("readyz").status(), 200);
+    let scrape = http.get(format!("{admin_url}/metrics")).send().await.expect("metrics").text().await.expect("text");
+    let value = |name: &str| {
+        scrape
+            .lines()
+            .find(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("{name} missing from:\n{scrape}"))
+    };
+    assert_eq!(value("enricher_events_enriched_total"), 4.0);
+    assert_eq!(value("enricher_join_misses_total"), 1.0);
+    assert_eq!(value("enricher_dead_letters_total"), 1.0);
+    // Five raw records, and the four product activities read back from the repartition topic.
+    assert_eq!(value("enricher_records_consumed_total"), 9.0);
+    assert_eq!(value("enricher_ready"), 1.0);
+    admin.shutdown().await;
 
     // Mid-stream: a price change, a tombstone and a Debezium delete.
     let debezium_delete =

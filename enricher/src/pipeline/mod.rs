@@ -49,6 +49,7 @@ pub fn run(config: &EnricherConfig, enrichers: &Arc<Enrichers>, metrics: &Arc<En
         match run_once(config, enrichers, metrics, shutdown) {
             Ok(()) => return,
             Err(error) => {
+                metrics.ready.store(0, Ordering::Relaxed);
                 EnricherMetrics::add(&metrics.pipeline_restarts, 1);
                 if throttle.allow() {
                     tracing::warn!(%error, "enricher pipeline restarting from its last safe point");
@@ -68,7 +69,7 @@ fn run_once(
     let settings = &config.enricher;
     let guarantee = settings.guarantee;
     let producer = Arc::new(create_producer(config, metrics)?);
-    let inputs = settings.input_topics();
+    let inputs = config.input_topics();
     let repartition_partitions = partition_count(config, &settings.topics.repartition)?;
     let core = Core {
         config: config.clone(),

@@ -1,0 +1,49 @@
+//! The enricher's admin listener: its counters as OpenTelemetry instruments (Prometheus scrape
+//! and OTLP), and readiness that waits for Kafka and the product table's bootstrap.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use clickstream_platform::admin::{AdminServer, Readiness};
+use clickstream_platform::otel::{Telemetry, TelemetryError};
+
+use crate::config::EnricherConfig;
+use crate::metrics::EnricherMetrics;
+
+pub const SERVICE_NAME: &str = "clickstream-enricher";
+
+/// Telemetry for `metrics`, exported over OTLP when configured.
+pub fn telemetry(config: &EnricherConfig, metrics: &Arc<EnricherMetrics>) -> Result<Arc<Telemetry>, TelemetryError> {
+    let telemetry = Arc::new(Telemetry::new(SERVICE_NAME, &config.telemetry)?);
+    for (index, (name, help, _)) in metrics.snapshot().into_iter().enumerate() {
+        let metrics = metrics.clone();
+        let read = move || metrics.snapshot().get(index).map_or(0.0, |(_, _, value)| *value);
+        match name.strip_suffix("_total") {
+            // Prometheus adds `_total` to counters itself.
+            Some(counter) => telemetry.observe_counter(counter, help, move || read() as u64),
+            None => telemetry.observe_gauge(name, help, read),
+        }
+    }
+    Ok(telemetry)
+}
+
+/// Serves `/metrics`, `/healthz` and `/readyz` on `enricher.admin.listen` (none when empty).
+/// Ready once the product table is loaded and the consumer runs.
+pub async fn serve(
+    config: &EnricherConfig,
+    telemetry: Arc<Telemetry>,
+    metrics: Arc<EnricherMetrics>,
+) -> std::io::Result<Option<AdminServer>> {
+    let listen = config.enricher.admin.listen.as_str();
+    if listen.is_empty() {
+        return Ok(None);
+    }
+    let readiness = Arc::new(move || {
+        if metrics.ready.load(Ordering::Relaxed) == 1 {
+            Readiness::Ready
+        } else {
+            Readiness::Unavailable("waiting for Kafka and the product table".to_owned())
+        }
+    });
+    AdminServer::start(listen, telemetry, readiness).await.map(Some)
+}
