@@ -65,6 +65,8 @@ impl EnricherTopics {
             format!("enricher.topics.aggregates={}", self.aggregates),
             format!("enricher.topics.repartition={}", self.repartition),
             format!("enricher.topics.dlq={}", self.dlq),
+            // Tests run side by side: each admin listener takes a free port.
+            "enricher.admin.listen=127.0.0.1:0".to_owned(),
         ]
     }
 

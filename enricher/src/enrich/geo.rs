@@ -70,7 +70,7 @@ pub fn mask_ip(ip: IpAddr, v4_bits: u8, v6_bits: u8) -> IpAddr {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn masked(ip: &str, v4: u8, v6: u8) -> String {
@@ -85,6 +85,77 @@ mod tests {
         assert_eq!(masked("2001:db8:abcd:12:1:2:3:4", 24, 48), "2001:db8:abcd::");
         assert_eq!(masked("2001:db8:abcd:12:1:2:3:4", 24, 32), "2001:db8::");
         assert_eq!(masked("::ffff:198.51.100.9", 24, 48), "198.51.100.0");
+    }
+
+    /// Writes a MaxMind DB (format 2.0, IPv4, 24-bit records) holding one network,
+    /// 203.0.113.0/24, so the lookup is tested against a real file of the real format.
+    pub(crate) fn write_test_database(path: &Path) {
+        fn control(kind: u8, size: usize) -> Vec<u8> {
+            let size = u8::try_from(size).expect("small");
+            assert!(size < 29);
+            if kind <= 7 {
+                vec![(kind << 5) | size]
+            } else {
+                vec![size, kind - 7]
+            }
+        }
+        fn text(value: &str) -> Vec<u8> {
+            [control(2, value.len()), value.as_bytes().to_vec()].concat()
+        }
+        fn uint(kind: u8, value: u64, width: usize) -> Vec<u8> {
+            [control(kind, width), value.to_be_bytes()[8 - width..].to_vec()].concat()
+        }
+        fn map(entries: &[(&str, Vec<u8>)]) -> Vec<u8> {
+            let mut out = control(7, entries.len());
+            for (key, value) in entries {
+                out.extend(text(key));
+                out.extend(value);
+            }
+            out
+        }
+        fn array(items: &[Vec<u8>]) -> Vec<u8> {
+            [control(11, items.len()), items.concat()].concat()
+        }
+        let prefix = u32::from(Ipv4Addr::new(203, 0, 113, 0));
+        let node_count: u32 = 24;
+        let data_pointer = node_count + 16;
+        let mut tree = Vec::new();
+        for depth in 0..24 {
+            let bit = (prefix >> (31 - depth)) & 1;
+            let next = if depth == 23 { data_pointer } else { depth + 1 };
+            let (left, right) = if bit == 0 { (next, node_count) } else { (node_count, next) };
+            tree.extend(&left.to_be_bytes()[1..]);
+            tree.extend(&right.to_be_bytes()[1..]);
+        }
+        let data = map(&[
+            ("city", map(&[("names", map(&[("en", text("Sydney"))]))])),
+            ("country", map(&[("iso_code", text("AU"))])),
+            ("subdivisions", array(&[map(&[("iso_code", text("NSW"))])])),
+        ]);
+        let metadata = map(&[
+            ("binary_format_major_version", uint(5, 2, 2)),
+            ("binary_format_minor_version", uint(5, 0, 2)),
+            ("build_epoch", uint(9, 1, 8)),
+            ("database_type", text("GeoIP2-City")),
+            ("description", map(&[("en", text("clickstream test"))])),
+            ("ip_version", uint(5, 4, 2)),
+            ("languages", array(&[text("en")])),
+            ("node_count", uint(6, u64::from(node_count), 4)),
+            ("record_size", uint(5, 24, 2)),
+        ]);
+        let file = [tree, vec![0; 16], data, b"\xAB\xCD\xEFMaxMind.com".to_vec(), metadata].concat();
+        std::fs::write(path, file).expect("write mmdb");
+    }
+
+    #[test]
+    fn looks_up_country_region_and_city() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("city.mmdb");
+        write_test_database(&path);
+        let geo = GeoIp::open(&path).expect("opens");
+        let found = geo.lookup("203.0.113.77".parse().expect("ip"));
+        assert_eq!(found, json!({"country": "AU", "region": "NSW", "city": "Sydney"}));
+        assert_eq!(geo.lookup("198.51.100.1".parse().expect("ip")), Value::Null);
     }
 
     #[test]

@@ -73,3 +73,16 @@ fn unknown_products_are_null_and_counted() {
     assert_eq!(enrichment["referrer"]["medium"], "direct");
     assert_eq!(enrichment["campaign"], Value::Null);
 }
+
+#[test]
+fn geoip_looks_up_the_full_address_before_masking_it() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("city.mmdb");
+    super::geo::tests::write_test_database(&path);
+    let ip = IpSettings { geoip_database: Some(path), ..IpSettings::default() };
+    let enrichers = Enrichers::new(table(), ip).expect("enrichers");
+    let mut e = event(json!({"type": "page", "anonymousId": "a", "context": {"ip": "203.0.113.77"}}));
+    enrichers.enrich(&mut e, &session());
+    assert_eq!(e.extra["enrichment"]["geo"], json!({"country": "AU", "region": "NSW", "city": "Sydney"}));
+    assert_eq!(e.context.as_ref().and_then(|c| c.get("ip")), Some(&json!("203.0.113.0")));
+}

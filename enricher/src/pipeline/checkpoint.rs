@@ -51,6 +51,7 @@ pub fn read_tail_checkpoint(
     kafka: &KafkaConfig,
     topic: &str,
     partition: i32,
+    isolation: &str,
     timeout: Duration,
 ) -> Result<Option<Checkpoint>, KafkaError> {
     let consumer: BaseConsumer = kafka
@@ -59,7 +60,7 @@ pub fn read_tail_checkpoint(
             ("enable.auto.commit", "false".to_owned()),
             ("enable.partition.eof", "false".to_owned()),
             // Under transactions the tail may be an aborted batch or a commit marker.
-            ("isolation.level", "read_committed".to_owned()),
+            ("isolation.level", isolation.to_owned()),
             ("fetch.wait.max.ms", "50".to_owned()),
         ])
         .create()?;

@@ -88,7 +88,13 @@ impl Core {
         for partition in input_partitions {
             let checkpoint = match self.guarantee() {
                 Guarantee::AtLeastOnce => None,
-                _ => read_tail_checkpoint(&self.config.kafka, &settings.topics.enriched, partition, CALL_TIMEOUT)?,
+                _ => read_tail_checkpoint(
+                    &self.config.kafka,
+                    &settings.topics.enriched,
+                    partition,
+                    super::isolation(self.guarantee()),
+                    CALL_TIMEOUT,
+                )?,
             };
             let mut owned = OwnedPartition::new(PartitionState::new(&settings));
             for (index, topic) in self.inputs.iter().enumerate() {

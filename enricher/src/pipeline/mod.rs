@@ -230,7 +230,8 @@ fn consumer_config(config: &EnricherConfig) -> rdkafka::ClientConfig {
         // Range assignment gives one instance the same partition number of every input
         // topic, which co-partitioned processing relies on.
         ("partition.assignment.strategy", "range".to_owned()),
-        ("isolation.level", "read_committed".to_owned()),
+        // Only transactional outputs (our own repartition topic) can hold aborted records.
+        ("isolation.level", isolation(settings.guarantee).to_owned()),
         ("allow.auto.create.topics", "false".to_owned()),
         ("enable.partition.eof", "false".to_owned()),
         // Tansu serves large fetches from sqlite slowly; small fetches and a long session
@@ -243,6 +244,14 @@ fn consumer_config(config: &EnricherConfig) -> rdkafka::ClientConfig {
         client.set(key, value);
     }
     client
+}
+
+/// `read_committed` where transactions exist; elsewhere it only costs brokers work.
+pub fn isolation(guarantee: Guarantee) -> &'static str {
+    match guarantee {
+        Guarantee::ExactlyOnceTransactional => "read_committed",
+        Guarantee::AtLeastOnce | Guarantee::ExactlyOnceIdempotent => "read_uncommitted",
+    }
 }
 
 fn partition_count(config: &EnricherConfig, topic: &str) -> Result<i32, PipelineError> {
