@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+const SQLITE: &str = "sqlite://tansu.db";
+const MEMORY: &str = "memory://tansu/";
 const INSTALL: &str = "cargo install --locked tansu --version 0.6.0 --features libsql,dynostore";
 
 /// A running Tansu broker, killed on drop.
@@ -12,6 +14,7 @@ const INSTALL: &str = "cargo install --locked tansu --version 0.6.0 --features l
 pub struct Tansu {
     child: Option<Child>,
     port: u16,
+    storage: &'static str,
     binary: PathBuf,
     _data: tempfile::TempDir,
 }
@@ -20,9 +23,20 @@ impl Tansu {
     /// Starts Tansu and waits until it accepts connections. Panics with install instructions
     /// when the binary is missing: a test must fail, never skip, without its broker.
     pub fn start() -> Self {
+        Self::start_with_storage(SQLITE)
+    }
+
+    /// Tansu with its in-memory storage engine: nothing survives a broker restart, but its
+    /// group coordinator keeps answering under heavy produce and fetch load, which sqlite's
+    /// does not (see `cli/tests/enricher_kill.rs`).
+    pub fn start_in_memory() -> Self {
+        Self::start_with_storage(MEMORY)
+    }
+
+    fn start_with_storage(storage: &'static str) -> Self {
         let binary = find_binary();
         let data = tempfile::tempdir().expect("temp dir for tansu storage");
-        let mut tansu = Self { child: None, port: free_port(), binary, _data: data };
+        let mut tansu = Self { child: None, port: free_port(), storage, binary, _data: data };
         tansu.spawn();
         tansu
     }
@@ -43,7 +57,7 @@ impl Tansu {
         // Tansu resolves a sqlite path against its working directory, so run it in the temp dir.
         let child = Command::new(&self.binary)
             .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
-            .args(["--storage-engine", "sqlite://tansu.db"])
+            .args(["--storage-engine", self.storage])
             .current_dir(self._data.path())
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())

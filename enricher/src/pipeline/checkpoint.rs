@@ -47,6 +47,10 @@ pub struct WindowCommit {
 
 /// Reads the checkpoint of the last record in `topic`/`partition`, or `None` when the
 /// partition holds no record written with one.
+///
+/// The high watermark a broker reports is only where reading starts: reading then continues
+/// until the partition stays quiet, because a broker can report a stale high watermark (Tansu's
+/// memory storage does) and a checkpoint short of the tail would repeat output.
 pub fn read_tail_checkpoint(
     kafka: &KafkaConfig,
     topic: &str,
@@ -58,7 +62,7 @@ pub fn read_tail_checkpoint(
         .client_config(&[
             ("group.id", "clickstream-enricher-tail".to_owned()),
             ("enable.auto.commit", "false".to_owned()),
-            ("enable.partition.eof", "false".to_owned()),
+            ("enable.partition.eof", "true".to_owned()),
             // Under transactions the tail may be an aborted batch or a commit marker.
             ("isolation.level", isolation.to_owned()),
             ("fetch.wait.max.ms", "50".to_owned()),
@@ -66,15 +70,11 @@ pub fn read_tail_checkpoint(
         .create()?;
     let (low, high) = consumer.fetch_watermarks(topic, partition, timeout)?;
     // Widen the window until a checkpointed record turns up: control records and records
-    // without a checkpoint (dead letters go elsewhere, but other writers may share the topic)
-    // can sit at the very end.
+    // without a checkpoint can sit at the very end.
     let mut span = 16_i64;
     loop {
         let start = (high - span).max(low);
-        if start >= high {
-            return Ok(None);
-        }
-        if let Some(found) = last_checkpoint_between(&consumer, topic, partition, start, high, timeout)? {
+        if let Some(found) = last_checkpoint_from(&consumer, topic, partition, start, timeout)? {
             return Ok(Some(found));
         }
         if start == low {
@@ -84,12 +84,14 @@ pub fn read_tail_checkpoint(
     }
 }
 
-fn last_checkpoint_between(
+/// How long the partition must stay quiet, at its end, before the last record is the tail.
+const QUIET: Duration = Duration::from_millis(500);
+
+fn last_checkpoint_from(
     consumer: &BaseConsumer,
     topic: &str,
     partition: i32,
     start: i64,
-    end: i64,
     timeout: Duration,
 ) -> Result<Option<Checkpoint>, KafkaError> {
     let mut assignment = TopicPartitionList::new();
@@ -97,27 +99,31 @@ fn last_checkpoint_between(
     consumer.assign(&assignment)?;
     let deadline = Instant::now() + timeout;
     let mut found = None;
+    let mut at_end_since: Option<Instant> = None;
     loop {
-        let Some(result) = consumer.poll(Duration::from_millis(100)) else {
-            let position = consumer.position()?.find_partition(topic, partition).and_then(|e| e.offset().to_raw());
-            // Under read_committed the last records may be control records that are never
-            // delivered; the position still moves past them.
-            if position.is_some_and(|p| p >= end) || Instant::now() > deadline {
-                return Ok(found);
+        if Instant::now() > deadline {
+            return Err(KafkaError::Global(rdkafka::types::RDKafkaErrorCode::OperationTimedOut));
+        }
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Err(KafkaError::PartitionEOF(_))) => {
+                at_end_since.get_or_insert_with(Instant::now);
             }
-            continue;
-        };
-        let message = result?;
-        if let Some(headers) = message.headers() {
-            for header in headers.iter() {
-                if header.key == HEADER_CHECKPOINT {
-                    if let Some(checkpoint) = header.value.and_then(Checkpoint::from_header) {
-                        found = Some(checkpoint);
+            Some(Err(error)) => return Err(error),
+            Some(Ok(message)) => {
+                at_end_since = None;
+                if let Some(headers) = message.headers() {
+                    for header in headers.iter() {
+                        if header.key == HEADER_CHECKPOINT {
+                            if let Some(checkpoint) = header.value.and_then(Checkpoint::from_header) {
+                                found = Some(checkpoint);
+                            }
+                        }
                     }
                 }
             }
+            None => {}
         }
-        if message.offset() + 1 >= end {
+        if at_end_since.is_some_and(|since| since.elapsed() >= QUIET) {
             return Ok(found);
         }
     }

@@ -31,7 +31,26 @@ pub struct GroupContext {
 pub type GroupConsumer = BaseConsumer<GroupContext>;
 
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
-const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a commit waits for the outputs in flight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settle {
+    /// A periodic commit: if the outputs take long, commit later.
+    IfQuick,
+    /// Before partitions change hands or the process stops: the outputs must land.
+    Wait,
+}
+
+impl Settle {
+    fn timeout(self) -> Duration {
+        match self {
+            Self::IfQuick => Duration::from_secs(5),
+            Self::Wait => SETTLE_TIMEOUT,
+        }
+    }
+}
+
+/// Longest wait for in-flight outputs before giving partitions up or reading output tails.
+pub const SETTLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl ClientContext for GroupContext {}
 
@@ -49,7 +68,9 @@ impl ConsumerContext for GroupContext {
                 let committed = if self.poisoned.load(std::sync::atomic::Ordering::Relaxed) {
                     Ok(())
                 } else {
-                    core.commit(consumer)
+                    // Everything in flight must land before another owner (or this one, after
+                    // the next assignment) reads the output tails.
+                    core.commit(consumer, Settle::Wait)
                 };
                 core.partitions.clear();
                 core.windows.clear();
@@ -66,6 +87,8 @@ impl ConsumerContext for GroupContext {
 impl Core {
     /// Sets the start offset of every newly assigned partition and prepares its state.
     fn place(&mut self, consumer: &GroupConsumer, tpl: &mut TopicPartitionList) -> Result<(), PipelineError> {
+        // Our own records still in flight would land after the tail is read, and be repeated.
+        self.producer.flush(SETTLE_TIMEOUT)?;
         let assigned: Vec<(String, i32)> =
             tpl.elements().iter().map(|e| (e.topic().to_owned(), e.partition())).collect();
         let committed = committed(consumer, &assigned, CALL_TIMEOUT)?;
@@ -151,14 +174,18 @@ impl Core {
 
     /// Makes everything produced so far safe, then records progress: a consumer commit, or
     /// the offsets inside the open transaction followed by its commit.
-    pub fn commit(&mut self, consumer: &GroupConsumer) -> Result<(), PipelineError> {
+    pub fn commit(&mut self, consumer: &GroupConsumer, settle: Settle) -> Result<(), PipelineError> {
         let progress = self.progress()?;
         match self.guarantee() {
             Guarantee::AtLeastOnce | Guarantee::ExactlyOnceIdempotent => {
-                if let Err(error) = self.producer.flush(FLUSH_TIMEOUT) {
+                match (self.producer.flush(settle.timeout()), settle) {
+                    (Ok(()), _) => {}
                     // Still in flight: commit next time rather than rebuild everything now.
-                    tracing::debug!(%error, "outputs not yet delivered; commit postponed");
-                    return Ok(());
+                    (Err(error), Settle::IfQuick) => {
+                        tracing::debug!(%error, "outputs not yet delivered; commit postponed");
+                        return Ok(());
+                    }
+                    (Err(error), Settle::Wait) => return Err(PipelineError::Kafka(error)),
                 }
                 let failures = self.producer.context().failures.load(std::sync::atomic::Ordering::Relaxed);
                 if failures > 0 {

@@ -21,7 +21,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::producer::Producer;
 
 use self::core::{Core, OutputContext};
-use self::group::{GroupConsumer, GroupContext};
+use self::group::{GroupConsumer, GroupContext, Settle};
 use crate::config::{EnricherConfig, Guarantee};
 use crate::enrich::Enrichers;
 use crate::metrics::EnricherMetrics;
@@ -102,7 +102,10 @@ fn run_once(
     }
     drop(consumer);
     if guarantee != Guarantee::ExactlyOnceTransactional {
-        let _ = producer.flush(Duration::from_secs(10));
+        // The next run reads the output tails: what this producer has in flight lands first.
+        if let Err(error) = producer.flush(group::SETTLE_TIMEOUT) {
+            tracing::warn!(%error, "outputs still in flight after a failure; they may repeat");
+        }
     }
     result
 }
@@ -123,7 +126,7 @@ fn poll_loop(
             if !transactional {
                 producer.flush(Duration::from_secs(30))?;
             }
-            return lock(&consumer.context().core).commit(consumer);
+            return lock(&consumer.context().core).commit(consumer, Settle::Wait);
         }
         let polled = consumer.poll(POLL);
         if let Some(error) = lock(&consumer.context().failure).take() {
@@ -144,7 +147,7 @@ fn poll_loop(
             return Err(PipelineError::Delivery(failures));
         }
         if last_commit.elapsed() >= interval {
-            lock(&consumer.context().core).commit(consumer)?;
+            lock(&consumer.context().core).commit(consumer, Settle::IfQuick)?;
             last_commit = Instant::now();
         }
         if last_lag.elapsed() >= LAG_INTERVAL {
