@@ -12,7 +12,7 @@ use clickstream_schema::{format_timestamp, Event, EventType};
 use serde_json::{json, Map, Value};
 
 use crate::config::IpSettings;
-use crate::products::ProductTable;
+use crate::products::{id_text, ProductTable};
 use crate::session::SessionView;
 
 /// One product an event is about, for the windowed aggregates.
@@ -144,14 +144,6 @@ fn line_item(product_id: String, quantity: f64, price: Option<f64>, purchase: bo
 fn row_price(row: &Value) -> Option<f64> {
     let price = row.get("price")?;
     price.as_f64().or_else(|| price.as_str()?.parse().ok())
-}
-
-fn id_text(value: &Value) -> Option<String> {
-    match value {
-        Value::String(s) if !s.is_empty() => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
 }
 
 #[cfg(test)]

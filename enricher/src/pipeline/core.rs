@@ -163,19 +163,14 @@ impl Core {
                 if emit_enriched {
                     EnricherMetrics::add(&self.metrics.join_misses, join_misses as u64);
                     EnricherMetrics::add(&self.metrics.events_enriched, 1);
-                    self.send_enriched(message, topic_index, &payload)?;
+                    self.send_enriched(message, &payload)?;
                 }
             }
         }
         Ok(())
     }
 
-    fn send_enriched(
-        &mut self,
-        message: &BorrowedMessage<'_>,
-        topic_index: usize,
-        payload: &[u8],
-    ) -> Result<(), KafkaError> {
+    fn send_enriched(&mut self, message: &BorrowedMessage<'_>, payload: &[u8]) -> Result<(), KafkaError> {
         let partition = message.partition();
         let mut headers = OwnedHeaders::new();
         if let Some(input_headers) = message.headers() {
@@ -186,7 +181,7 @@ impl Core {
         headers = append_source(headers, message.topic(), partition, message.offset());
         let exactly_once = self.guarantee() != Guarantee::AtLeastOnce;
         if exactly_once {
-            let checkpoint = self.checkpoint_for(partition, topic_index);
+            let checkpoint = self.checkpoint_for(partition);
             headers = headers.insert(Header { key: HEADER_CHECKPOINT, value: Some(&checkpoint.to_header()) });
         }
         let topic = self.config.enricher.topics.enriched.clone();
@@ -202,13 +197,12 @@ impl Core {
         send(&self.producer, record)
     }
 
-    fn checkpoint_for(&mut self, partition: i32, topic_index: usize) -> Checkpoint {
+    fn checkpoint_for(&mut self, partition: i32) -> Checkpoint {
         let Some(owned) = self.partitions.get_mut(&partition) else { return Checkpoint::default() };
         if owned.replay_computed.is_none_or(|at| at.elapsed() > REPLAY_REFRESH) {
             owned.replay = owned.state.sessions.replay_from();
             owned.replay_computed = Some(Instant::now());
         }
-        let _ = topic_index;
         let name = |i: &usize| self.inputs.get(*i).cloned().unwrap_or_default();
         Checkpoint {
             next: owned.next.iter().map(|(i, o)| (name(i), *o)).collect(),

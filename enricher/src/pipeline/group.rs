@@ -225,16 +225,11 @@ impl Core {
     /// Aborts when the error allows it; either way the pipeline restarts from the last
     /// committed transaction, with a new producer when this one is fenced or broken.
     pub fn transaction_failed(&mut self, error: &KafkaError) -> PipelineError {
-        let (abortable, fatal) = match error {
-            KafkaError::Transaction(e) => (e.txn_requires_abort(), e.is_fatal()),
-            _ => (false, false),
-        };
-        if fatal {
+        if matches!(error, KafkaError::Transaction(e) if e.is_fatal()) {
             return PipelineError::Fenced(error.to_string());
         }
-        // Retriable errors have already been retried by librdkafka within the timeout, so
-        // they abort like abortable ones.
-        let _ = abortable;
+        // Abortable errors, and retriable ones that librdkafka already retried until the
+        // timeout, both end in an abort.
         match self.producer.abort_transaction(CALL_TIMEOUT) {
             Ok(()) => EnricherMetrics::add(&self.metrics.transaction_aborts, 1),
             Err(abort_error) => return PipelineError::Fenced(format!("{error}; abort failed: {abort_error}")),

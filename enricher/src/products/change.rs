@@ -94,7 +94,7 @@ fn id_from_key(key: &[u8]) -> Option<String> {
 }
 
 /// Ids may be strings or numbers (a PostgreSQL serial key arrives as a number).
-fn id_text(value: &Value) -> Option<String> {
+pub(crate) fn id_text(value: &Value) -> Option<String> {
     match value {
         Value::String(s) if !s.is_empty() => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),
