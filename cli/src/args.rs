@@ -203,6 +203,8 @@ pub enum LoadtestCommand {
     Compare(LoadCompareArgs),
     /// The scheduler's achieved rate beside the asked rate, against an in-process null server.
     BenchScheduler(BenchSchedulerArgs),
+    /// The enricher's events/s beside a plain consume→produce passthrough on the same broker.
+    BenchEnricher(BenchEnricherArgs),
     /// Serve hyper-baseline or gateway-null; the harness starts this, pinned, for baselines.
     #[command(hide = true)]
     Serve(ServeArgs),
@@ -356,6 +358,30 @@ pub struct BenchSchedulerArgs {
     pub secs: f64,
     #[arg(long, default_value_t = 32)]
     pub connections: usize,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BenchEnricherArgs {
+    /// Enricher config (Kafka, guarantee, enrichments); the benchmark names its own topics.
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Events in the input topic; each contender processes them all.
+    #[arg(long, default_value_t = 100_000)]
+    pub events: usize,
+    /// Partitions of the input and output topics.
+    #[arg(long, default_value_t = 3)]
+    pub partitions: i32,
+    /// Rounds of passthrough and enricher, in alternating order.
+    #[arg(long, default_value_t = 2)]
+    pub rounds: usize,
+    /// Simulated visitors the events are spread over.
+    #[arg(long, default_value_t = 10_000)]
+    pub visitors: usize,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Longest one contender may take over the input, in seconds.
+    #[arg(long, default_value_t = 600)]
+    pub phase_timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -12,7 +12,9 @@ use clickstream_loadtest::{
     SearchOptions, Settings, Slo, TargetSpec,
 };
 
-use crate::args::{BenchSchedulerArgs, LoadCommonArgs, LoadRunArgs, LoadtestArgs, LoadtestCommand, ServeArgs};
+use crate::args::{
+    BenchEnricherArgs, BenchSchedulerArgs, LoadCommonArgs, LoadRunArgs, LoadtestArgs, LoadtestCommand, ServeArgs,
+};
 
 pub async fn run(args: &LoadtestArgs) -> anyhow::Result<()> {
     match &args.command {
@@ -29,6 +31,7 @@ pub async fn run(args: &LoadtestArgs) -> anyhow::Result<()> {
             compare_command(&settings, &search, compare.batch, &batch_search).await.map(drop)
         }
         Some(LoadtestCommand::BenchScheduler(bench)) => bench_command(bench).await,
+        Some(LoadtestCommand::BenchEnricher(bench)) => bench_enricher(bench).await,
         Some(LoadtestCommand::Serve(serve)) => serve_command(serve).await,
     }
 }
@@ -132,4 +135,17 @@ async fn serve_command(args: &ServeArgs) -> anyhow::Result<()> {
     let config: GatewayConfig = clickstream_platform::config::load(args.config.as_deref(), std::env::vars(), &[])?;
     clickstream_loadtest::servers::serve_until(args.kind, &config, &args.listen, crate::commands::shutdown_signal())
         .await
+}
+
+async fn bench_enricher(args: &BenchEnricherArgs) -> anyhow::Result<()> {
+    let options = clickstream_loadtest::enricher_bench::EnricherBenchOptions {
+        config: args.config.load_as()?,
+        events: args.events,
+        partitions: args.partitions,
+        rounds: args.rounds,
+        visitors: args.visitors,
+        seed: args.seed,
+        phase_timeout: Duration::from_secs(args.phase_timeout_secs),
+    };
+    clickstream_loadtest::enricher_bench::run(&options).await.map(drop)
 }

@@ -11,6 +11,11 @@ mod shop;
 
 use clap::Parser as _;
 
+// The enricher and the gateway allocate per event (JSON values, headers, keys); glibc's
+// malloc took about a third of the enricher's CPU in profiles, mimalloc far less.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = args::Cli::parse();

@@ -22,6 +22,12 @@ pub struct EnricherMetrics {
     pub producers_created: AtomicU64,
     pub pipeline_restarts: AtomicU64,
     pub delivery_errors: AtomicU64,
+    /// Output records handed to the producer, over every output topic.
+    pub outputs_sent: AtomicU64,
+    /// Output records Kafka acknowledged, over every output topic.
+    pub outputs_delivered: AtomicU64,
+    /// Product activities written to the repartition topic.
+    pub activities_repartitioned: AtomicU64,
     /// Sum over assigned input partitions of high watermark minus position, at the last check.
     pub consumer_lag: AtomicI64,
     /// 1 once the product table is bootstrapped and the consumer is running.
@@ -81,6 +87,13 @@ impl EnricherMetrics {
                 c(&self.pipeline_restarts),
             ),
             ("enricher_delivery_errors_total", "Output records Kafka did not accept", c(&self.delivery_errors)),
+            ("enricher_outputs_sent_total", "Output records handed to the producer", c(&self.outputs_sent)),
+            ("enricher_outputs_delivered_total", "Output records Kafka acknowledged", c(&self.outputs_delivered)),
+            (
+                "enricher_activities_repartitioned_total",
+                "Product activities written to the repartition topic",
+                c(&self.activities_repartitioned),
+            ),
             ("enricher_consumer_lag", "Input records not yet read", self.consumer_lag.load(Ordering::Relaxed) as f64),
             ("enricher_ready", "1 when the product table is loaded and the consumer runs", c(&self.ready)),
         ]

@@ -9,6 +9,7 @@ pub mod clock;
 pub mod command;
 pub mod cpu;
 pub mod e2e;
+pub mod enricher_bench;
 pub mod payload;
 pub mod plan;
 pub mod pool;

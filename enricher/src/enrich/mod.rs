@@ -38,6 +38,7 @@ pub struct Enrichers {
     pub products: ProductTable,
     geo: Option<GeoIp>,
     ip: IpSettings,
+    user_agents: useragent::UserAgents,
 }
 
 /// Events whose line items carry revenue.
@@ -46,18 +47,35 @@ const PURCHASE_EVENTS: [&str; 2] = ["Order Completed", "Product Purchased"];
 impl Enrichers {
     pub fn new(products: ProductTable, ip: IpSettings) -> Result<Self, String> {
         let geo = ip.geoip_database.as_deref().map(GeoIp::open).transpose()?;
-        Ok(Self { products, geo, ip })
+        Ok(Self { products, geo, ip, user_agents: useragent::UserAgents::default() })
     }
 
     /// Adds `enrichment` to `event` and masks its IP.
     pub fn enrich(&self, event: &mut Event, session: &SessionView) -> EnrichReport {
-        let mut enrichment = Map::new();
         let mut report = EnrichReport::default();
-        let properties = event.properties.clone().unwrap_or_default();
+        let mut enrichment = self.describe(event, &mut report);
+        self.enrich_ip(event, &mut enrichment);
+        enrichment.insert(
+            "session".into(),
+            json!({
+                "id": session.id,
+                "sequence": session.sequence,
+                "start": chrono::DateTime::from_timestamp_millis(session.start_ms).map(format_timestamp),
+            }),
+        );
+        event.extra.insert("enrichment".into(), Value::Object(enrichment));
+        report
+    }
+
+    /// The enrichments read from the event as it is (everything but the IP and the session).
+    fn describe(&self, event: &Event, report: &mut EnrichReport) -> Map<String, Value> {
+        let mut enrichment = Map::new();
+        let empty = Map::new();
+        let properties = event.properties.as_ref().unwrap_or(&empty);
         let purchase = event.event.as_deref().is_some_and(|name| PURCHASE_EVENTS.contains(&name));
 
         if let Some(id) = properties.get("product_id").and_then(id_text) {
-            let row = self.join(&id, &mut report);
+            let row = self.join(&id, report);
             let quantity = properties.get("quantity").and_then(Value::as_f64).unwrap_or(1.0);
             let price = properties.get("price").and_then(Value::as_f64).or_else(|| row_price(&row));
             report.line_items.push(line_item(id, quantity, price, purchase));
@@ -72,7 +90,7 @@ impl Enrichers {
                     joined.push(Value::Null);
                     continue;
                 };
-                let row = self.join(&id, &mut report);
+                let row = self.join(&id, report);
                 let quantity = item.get("quantity").and_then(Value::as_f64).unwrap_or(1.0);
                 let price = item.get("price").and_then(Value::as_f64).or_else(|| row_price(&row));
                 report.line_items.push(line_item(id, quantity, price, purchase));
@@ -81,32 +99,21 @@ impl Enrichers {
             enrichment.insert("products".into(), Value::Array(joined));
         }
 
-        let context = event.context.clone().unwrap_or_default();
+        let context = event.context.as_ref().unwrap_or(&empty);
         let page = context.get("page").and_then(Value::as_object);
         let from_page = |field: &str| {
-            page.and_then(|p| p.get(field)).and_then(Value::as_str).map(str::to_owned).or_else(|| {
+            page.and_then(|p| p.get(field)).and_then(Value::as_str).or_else(|| {
                 // Page calls carry the page in their properties, too.
-                (event.kind == EventType::Page)
-                    .then(|| properties.get(field).and_then(Value::as_str).map(str::to_owned))?
+                (event.kind == EventType::Page).then(|| properties.get(field).and_then(Value::as_str))?
             })
         };
         let (url, referrer) = (from_page("url"), from_page("referrer"));
         let user_agent = context.get("userAgent").and_then(Value::as_str).unwrap_or_default();
-        enrichment.insert("userAgent".into(), useragent::describe(user_agent));
-        enrichment.insert("referrer".into(), referrer::classify(referrer.as_deref(), url.as_deref()));
+        enrichment.insert("userAgent".into(), self.user_agents.describe(user_agent));
+        enrichment.insert("referrer".into(), referrer::classify(referrer, url));
         let context_campaign = context.get("campaign").and_then(Value::as_object);
-        enrichment.insert("campaign".into(), campaign::extract(url.as_deref(), context_campaign));
-        self.enrich_ip(event, &mut enrichment);
-        enrichment.insert(
-            "session".into(),
-            json!({
-                "id": session.id,
-                "sequence": session.sequence,
-                "start": chrono::DateTime::from_timestamp_millis(session.start_ms).map(format_timestamp),
-            }),
-        );
-        event.extra.insert("enrichment".into(), Value::Object(enrichment));
-        report
+        enrichment.insert("campaign".into(), campaign::extract(url, context_campaign));
+        enrichment
     }
 
     fn join(&self, id: &str, report: &mut EnrichReport) -> Value {

@@ -18,6 +18,33 @@ const BOT_TOKENS: [&str; 12] = [
     "phantomjs",
 ];
 
+/// Distinct user agents remembered; a site's traffic repeats a few thousand strings, so
+/// nearly every event skips the parse.
+const CACHED_AGENTS: u64 = 20_000;
+
+/// `describe`, remembering recent answers.
+#[derive(Debug)]
+pub struct UserAgents {
+    cache: moka::sync::Cache<String, Value>,
+}
+
+impl Default for UserAgents {
+    fn default() -> Self {
+        Self { cache: moka::sync::Cache::new(CACHED_AGENTS) }
+    }
+}
+
+impl UserAgents {
+    pub fn describe(&self, user_agent: &str) -> Value {
+        if let Some(known) = self.cache.get(user_agent) {
+            return known;
+        }
+        let described = describe(user_agent);
+        self.cache.insert(user_agent.to_owned(), described.clone());
+        described
+    }
+}
+
 /// Parses a `User-Agent` header into the `userAgent` enrichment.
 pub fn describe(user_agent: &str) -> Value {
     let parsed = woothee::parser::Parser::new().parse(user_agent);
@@ -82,5 +109,16 @@ mod tests {
         let unknown = describe("");
         assert_eq!(unknown["browser"], Value::Null);
         assert_eq!(unknown["deviceClass"], "unknown");
+    }
+
+    #[test]
+    fn the_cache_answers_as_the_parser_does() {
+        let agents = UserAgents::default();
+        let firefox = "Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0";
+        let first = agents.describe(firefox);
+        assert_eq!(first, describe(firefox));
+        assert_eq!(first["browser"], "Firefox");
+        assert_eq!(agents.describe(firefox), first);
+        assert_eq!(agents.describe("curl/8.5.0")["isBot"], true);
     }
 }

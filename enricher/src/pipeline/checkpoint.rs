@@ -6,10 +6,11 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use clickstream_platform::kafka::KafkaConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Headers, Message};
-use rdkafka::{Offset, TopicPartitionList};
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 
 /// Header with the checkpoint, on every enriched record written in an exactly-once mode.
@@ -58,7 +59,7 @@ pub fn read_tail_checkpoint(
     isolation: &str,
     timeout: Duration,
 ) -> Result<Option<Checkpoint>, KafkaError> {
-    let consumer: BaseConsumer = kafka
+    let consumer: BaseConsumer<TailContext> = kafka
         .client_config(&[
             ("group.id", "clickstream-enricher-tail".to_owned()),
             ("enable.auto.commit", "false".to_owned()),
@@ -67,7 +68,7 @@ pub fn read_tail_checkpoint(
             ("isolation.level", isolation.to_owned()),
             ("fetch.wait.max.ms", "50".to_owned()),
         ])
-        .create()?;
+        .create_with_context(TailContext)?;
     let (low, high) = consumer.fetch_watermarks(topic, partition, timeout)?;
     // Widen the window until a checkpointed record turns up: control records and records
     // without a checkpoint can sit at the very end.
@@ -87,8 +88,22 @@ pub fn read_tail_checkpoint(
 /// How long the partition must stay quiet, at its end, before the last record is the tail.
 const QUIET: Duration = Duration::from_millis(500);
 
+/// The tail reader's client context: reaching the end of a partition is what it waits for, so
+/// librdkafka's end-of-partition events stay out of the error log.
+struct TailContext;
+
+impl ClientContext for TailContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if error.rdkafka_error_code() != Some(RDKafkaErrorCode::PartitionEOF) {
+            tracing::error!(%error, reason, "librdkafka error while reading an output tail");
+        }
+    }
+}
+
+impl ConsumerContext for TailContext {}
+
 fn last_checkpoint_from(
-    consumer: &BaseConsumer,
+    consumer: &BaseConsumer<TailContext>,
     topic: &str,
     partition: i32,
     start: i64,
@@ -102,7 +117,7 @@ fn last_checkpoint_from(
     let mut at_end_since: Option<Instant> = None;
     loop {
         if Instant::now() > deadline {
-            return Err(KafkaError::Global(rdkafka::types::RDKafkaErrorCode::OperationTimedOut));
+            return Err(KafkaError::Global(RDKafkaErrorCode::OperationTimedOut));
         }
         match consumer.poll(Duration::from_millis(100)) {
             Some(Err(KafkaError::PartitionEOF(_))) => {

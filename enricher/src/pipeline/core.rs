@@ -3,12 +3,12 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
-use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, ProducerContext};
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::ClientContext;
 
@@ -22,27 +22,64 @@ use crate::process::{process, Input, PartitionState, Processed};
 use crate::session::stable_hash;
 use crate::window::{Activity, Outcome, WindowRow, Windows};
 
-/// Counts failed deliveries: any failure makes the pipeline restart from its checkpoints.
+/// Counts failed deliveries (any failure makes the pipeline restart from its checkpoints) and
+/// the outputs still in flight per commit epoch, so a periodic commit can wait for exactly
+/// the outputs sent before it without stopping the pipeline.
 #[derive(Debug, Default)]
 pub struct OutputContext {
     pub failures: AtomicU64,
     pub metrics: Arc<EnricherMetrics>,
+    /// Epoch → outputs sent in it and not yet answered by Kafka.
+    in_flight: Mutex<BTreeMap<usize, u64>>,
+}
+
+impl OutputContext {
+    pub fn new(metrics: Arc<EnricherMetrics>) -> Self {
+        Self { metrics, ..Self::default() }
+    }
+
+    /// True when every output sent in `epoch` or earlier has been answered.
+    pub fn settled_through(&self, epoch: usize) -> bool {
+        lock(&self.in_flight).first_key_value().is_none_or(|(oldest, _)| *oldest > epoch)
+    }
+
+    fn sent(&self, epoch: usize) {
+        *lock(&self.in_flight).entry(epoch).or_default() += 1;
+    }
+
+    fn answered(&self, epoch: usize) {
+        let mut in_flight = lock(&self.in_flight);
+        if let Some(count) = in_flight.get_mut(&epoch) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                in_flight.remove(&epoch);
+            }
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl ClientContext for OutputContext {}
 
 impl ProducerContext for OutputContext {
-    type DeliveryOpaque = ();
-    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+    type DeliveryOpaque = usize;
+    fn delivery(&self, result: &DeliveryResult<'_>, epoch: usize) {
+        self.answered(epoch);
         if let Err((error, _)) = result {
             self.failures.fetch_add(1, Ordering::Relaxed);
             EnricherMetrics::add(&self.metrics.delivery_errors, 1);
             tracing::warn!(%error, "output record not delivered");
+        } else {
+            EnricherMetrics::add(&self.metrics.outputs_delivered, 1);
         }
     }
 }
 
 pub type OutputProducer = BaseProducer<OutputContext>;
+type OutputRecord<'a> = BaseRecord<'a, [u8], [u8], usize>;
 
 /// One input partition number, owned across every input topic (they are co-partitioned).
 #[derive(Debug)]
@@ -99,6 +136,10 @@ pub struct Core {
     pub repartition_partitions: i32,
     /// True while a Kafka transaction is open (transactional mode).
     pub in_transaction: bool,
+    /// Commit epoch of the outputs being sent: each periodic commit closes one.
+    pub epoch: usize,
+    /// Periodic commits waiting for their epoch's outputs, oldest first.
+    pub pending_commits: std::collections::VecDeque<(usize, rdkafka::TopicPartitionList)>,
 }
 
 impl std::fmt::Debug for Core {
@@ -151,7 +192,9 @@ impl Core {
                     let topic = self.config.enricher.topics.dlq.clone();
                     let headers = source_headers(message.topic(), partition, offset);
                     let payload = letter.to_json();
-                    send(&self.producer, BaseRecord::to(&topic).payload(payload.as_slice()).headers(headers))?;
+                    self.send(
+                        BaseRecord::with_opaque_to(&topic, self.epoch).payload(payload.as_slice()).headers(headers),
+                    )?;
                 }
             }
             Processed::Enriched { payload, activities, join_misses } => {
@@ -185,7 +228,7 @@ impl Core {
             headers = headers.insert(Header { key: HEADER_CHECKPOINT, value: Some(&checkpoint.to_header()) });
         }
         let topic = self.config.enricher.topics.enriched.clone();
-        let mut record = BaseRecord::to(&topic).payload(payload).headers(headers);
+        let mut record = BaseRecord::with_opaque_to(&topic, self.epoch).payload(payload).headers(headers);
         if let Some(key) = message.key() {
             record = record.key(key);
         }
@@ -194,7 +237,7 @@ impl Core {
             // exactly one partition's tail.
             record = record.partition(partition);
         }
-        send(&self.producer, record)
+        self.send(record)
     }
 
     fn checkpoint_for(&mut self, partition: i32) -> Checkpoint {
@@ -217,12 +260,14 @@ impl Core {
         let target =
             i32::try_from(stable_hash(&[activity.product_id.as_bytes()]) % self.repartition_partitions.max(1) as u64)
                 .unwrap_or(0);
-        let record = BaseRecord::to(&self.config.enricher.topics.repartition)
+        let record = BaseRecord::with_opaque_to(&self.config.enricher.topics.repartition, self.epoch)
             .key(activity.product_id.as_bytes())
             .payload(payload.as_slice())
             .partition(target)
             .headers(source_headers(topic, partition, offset));
-        send(&self.producer, record)
+        self.send(record)?;
+        EnricherMetrics::add(&self.metrics.activities_repartitioned, 1);
+        Ok(())
     }
 
     fn aggregate(&mut self, message: &BorrowedMessage<'_>) -> Result<(), KafkaError> {
@@ -256,13 +301,33 @@ impl Core {
         Ok(())
     }
 
+    /// Enqueues a record in the current epoch, waiting while the local queue is full.
+    fn send(&self, mut record: OutputRecord<'_>) -> Result<(), KafkaError> {
+        loop {
+            match self.producer.send(record) {
+                Ok(()) => {
+                    let context = self.producer.context();
+                    context.sent(self.epoch);
+                    EnricherMetrics::add(&context.metrics.outputs_sent, 1);
+                    return Ok(());
+                }
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
+                    record = returned;
+                    self.producer.poll(Duration::from_millis(10));
+                }
+                Err((error, _)) => return Err(error),
+            }
+        }
+    }
+
     fn send_window(&self, row: &WindowRow) -> Result<(), KafkaError> {
         EnricherMetrics::add(&self.metrics.windows_emitted, 1);
         let payload = serde_json::to_vec(row).unwrap_or_default();
         let key = row.key();
-        send(
-            &self.producer,
-            BaseRecord::to(&self.config.enricher.topics.aggregates).key(key.as_bytes()).payload(payload.as_slice()),
+        self.send(
+            BaseRecord::with_opaque_to(&self.config.enricher.topics.aggregates, self.epoch)
+                .key(key.as_bytes())
+                .payload(payload.as_slice()),
         )
     }
 }
@@ -292,18 +357,4 @@ fn source_of(message: &BorrowedMessage<'_>) -> Option<((String, i32), i64)> {
     let partition = text(HEADER_SOURCE_PARTITION)?.parse().ok()?;
     let offset = text(HEADER_SOURCE_OFFSET)?.parse().ok()?;
     Some(((topic, partition), offset))
-}
-
-/// Enqueues a record, waiting while the local queue is full.
-fn send(producer: &OutputProducer, mut record: BaseRecord<'_, [u8], [u8]>) -> Result<(), KafkaError> {
-    loop {
-        match producer.send(record) {
-            Ok(()) => return Ok(()),
-            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
-                record = returned;
-                producer.poll(Duration::from_millis(10));
-            }
-            Err((error, _)) => return Err(error),
-        }
-    }
 }

@@ -31,22 +31,14 @@ pub struct GroupContext {
 pub type GroupConsumer = BaseConsumer<GroupContext>;
 
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a commit waits for the outputs in flight.
+/// How a commit makes sure the outputs behind it have landed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Settle {
-    /// A periodic commit: if the outputs take long, commit later.
-    IfQuick,
-    /// Before partitions change hands or the process stops: the outputs must land.
+    /// A periodic commit: note the progress now, and commit it once Kafka has answered every
+    /// output sent before it, while processing goes on.
+    WhenDelivered,
+    /// Before partitions change hands or the process stops: wait for the outputs, then commit.
     Wait,
-}
-
-impl Settle {
-    fn timeout(self) -> Duration {
-        match self {
-            Self::IfQuick => Duration::from_secs(5),
-            Self::Wait => SETTLE_TIMEOUT,
-        }
-    }
 }
 
 /// Longest wait for in-flight outputs before giving partitions up or reading output tails.
@@ -74,6 +66,7 @@ impl ConsumerContext for GroupContext {
                 };
                 core.partitions.clear();
                 core.windows.clear();
+                core.pending_commits.clear();
                 committed.and(consumer.unassign().map_err(PipelineError::Kafka))
             }
         };
@@ -129,8 +122,8 @@ impl Core {
                 let replay = checkpoint.as_ref().and_then(|c| c.replay.get(topic)).copied();
                 let (enriched_from, activity_from) = match self.guarantee() {
                     Guarantee::AtLeastOnce => (0, 0),
-                    // A commit follows a flush, so both the checkpoint and the committed offset
-                    // mark output that is already written.
+                    // A commit follows the delivery of every output sent before it, so both the
+                    // checkpoint and the committed offset mark output that is already written.
                     Guarantee::ExactlyOnceIdempotent => {
                         (written.max(committed_at).unwrap_or(0), committed_at.unwrap_or(0))
                     }
@@ -177,26 +170,20 @@ impl Core {
     pub fn commit(&mut self, consumer: &GroupConsumer, settle: Settle) -> Result<(), PipelineError> {
         let progress = self.progress()?;
         match self.guarantee() {
-            Guarantee::AtLeastOnce | Guarantee::ExactlyOnceIdempotent => {
-                match (self.producer.flush(settle.timeout()), settle) {
-                    (Ok(()), _) => {}
-                    // Still in flight: commit next time rather than rebuild everything now.
-                    (Err(error), Settle::IfQuick) => {
-                        tracing::debug!(%error, "outputs not yet delivered; commit postponed");
-                        return Ok(());
-                    }
-                    (Err(error), Settle::Wait) => return Err(PipelineError::Kafka(error)),
+            Guarantee::AtLeastOnce | Guarantee::ExactlyOnceIdempotent => match settle {
+                Settle::WhenDelivered => {
+                    self.pending_commits.push_back((self.epoch, progress));
+                    self.epoch += 1;
+                    self.commit_delivered(consumer)
                 }
-                let failures = self.producer.context().failures.load(std::sync::atomic::Ordering::Relaxed);
-                if failures > 0 {
-                    return Err(PipelineError::Delivery(failures));
+                Settle::Wait => {
+                    self.producer.flush(SETTLE_TIMEOUT)?;
+                    self.check_deliveries()?;
+                    // Everything is answered now, and this progress covers every pending one.
+                    self.pending_commits.clear();
+                    self.commit_offsets(consumer, &progress)
                 }
-                if progress.count() > 0 {
-                    consumer.commit(&progress, CommitMode::Sync)?;
-                    EnricherMetrics::add(&self.metrics.offset_commits, 1);
-                }
-                Ok(())
-            }
+            },
             Guarantee::ExactlyOnceTransactional => {
                 if !self.in_transaction {
                     return Ok(());
@@ -220,6 +207,36 @@ impl Core {
                 }
             }
         }
+    }
+
+    /// Commits the newest pending progress whose outputs Kafka has all answered.
+    pub fn commit_delivered(&mut self, consumer: &GroupConsumer) -> Result<(), PipelineError> {
+        let mut ready = None;
+        while let Some((epoch, _)) = self.pending_commits.front() {
+            if !self.producer.context().settled_through(*epoch) {
+                break;
+            }
+            ready = self.pending_commits.pop_front().map(|(_, progress)| progress);
+        }
+        let Some(progress) = ready else { return Ok(()) };
+        self.check_deliveries()?;
+        self.commit_offsets(consumer, &progress)
+    }
+
+    fn check_deliveries(&self) -> Result<(), PipelineError> {
+        let failures = self.producer.context().failures.load(std::sync::atomic::Ordering::Relaxed);
+        if failures > 0 {
+            return Err(PipelineError::Delivery(failures));
+        }
+        Ok(())
+    }
+
+    fn commit_offsets(&self, consumer: &GroupConsumer, progress: &TopicPartitionList) -> Result<(), PipelineError> {
+        if progress.count() > 0 {
+            consumer.commit(progress, CommitMode::Sync)?;
+            EnricherMetrics::add(&self.metrics.offset_commits, 1);
+        }
+        Ok(())
     }
 
     /// Aborts when the error allows it; either way the pipeline restarts from the last

@@ -81,6 +81,8 @@ fn run_once(
         windows: BTreeMap::new(),
         repartition_partitions,
         in_transaction: false,
+        epoch: 0,
+        pending_commits: std::collections::VecDeque::new(),
     };
     let context = GroupContext { core: Mutex::new(core), failure: Mutex::new(None), poisoned: AtomicBool::new(false) };
     let consumer: GroupConsumer = consumer_config(config).create_with_context(context)?;
@@ -132,6 +134,7 @@ fn poll_loop(
         if let Some(error) = lock(&consumer.context().failure).take() {
             return Err(error);
         }
+        let polled_nothing = polled.is_none();
         if let Some(message) = polled {
             let message = message?;
             let mut core = lock(&consumer.context().core);
@@ -147,8 +150,14 @@ fn poll_loop(
             return Err(PipelineError::Delivery(failures));
         }
         if last_commit.elapsed() >= interval {
-            lock(&consumer.context().core).commit(consumer, Settle::IfQuick)?;
+            lock(&consumer.context().core).commit(consumer, Settle::WhenDelivered)?;
             last_commit = Instant::now();
+        } else if polled_nothing {
+            // Idle: a commit noted earlier may be deliverable by now.
+            let mut core = lock(&consumer.context().core);
+            if !core.pending_commits.is_empty() {
+                core.commit_delivered(consumer)?;
+            }
         }
         if last_lag.elapsed() >= LAG_INTERVAL {
             metrics.consumer_lag.store(lag(consumer), Ordering::Relaxed);
@@ -183,7 +192,8 @@ pub fn validate_clients(config: &EnricherConfig) -> Result<(), KafkaError> {
     Ok(())
 }
 
-fn producer_config(config: &EnricherConfig) -> rdkafka::ClientConfig {
+/// The output producer's librdkafka settings (public so a benchmark's baseline can match them).
+pub fn producer_config(config: &EnricherConfig) -> rdkafka::ClientConfig {
     let settings = &config.enricher;
     let mut defaults = vec![
         ("enable.idempotence", "true".to_owned()),
@@ -208,7 +218,7 @@ fn create_producer(
 ) -> Result<core::OutputProducer, PipelineError> {
     let settings = &config.enricher;
     let client = producer_config(config);
-    let context = OutputContext { metrics: metrics.clone(), ..OutputContext::default() };
+    let context = OutputContext::new(metrics.clone());
     let producer: core::OutputProducer = client.create_with_context(context)?;
     EnricherMetrics::add(&metrics.producers_created, 1);
     if settings.guarantee == Guarantee::ExactlyOnceTransactional {
@@ -224,7 +234,8 @@ fn transactional_id(group: &str) -> String {
     format!("{group}-{instance}")
 }
 
-fn consumer_config(config: &EnricherConfig) -> rdkafka::ClientConfig {
+/// The group consumer's librdkafka settings (public so a benchmark's baseline can match them).
+pub fn consumer_config(config: &EnricherConfig) -> rdkafka::ClientConfig {
     let settings = &config.enricher;
     let mut client = config.kafka.client_config(&[
         ("group.id", settings.group_id.clone()),

@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use serde::Deserialize;
 
 /// The sample catalog shipped in `data/products.jsonl`, compiled in so the binary needs no file.
-const BUILTIN: &str = include_str!("../../../data/products.jsonl");
+pub const BUILTIN: &str = include_str!("../../../data/products.jsonl");
 
 /// Zipf exponent: 1.0 to 1.2 is what page-popularity studies usually find.
 const ZIPF_EXPONENT: f64 = 1.1;
