@@ -368,8 +368,8 @@ pub struct BenchEnricherArgs {
     /// Events in the input topic; each contender processes them all.
     #[arg(long, default_value_t = 100_000)]
     pub events: usize,
-    /// Partitions of the input and output topics.
-    #[arg(long, default_value_t = 3)]
+    /// Partitions of the input and output topics (`topics.partitions` defaults to 6).
+    #[arg(long, default_value_t = 6)]
     pub partitions: i32,
     /// Rounds of passthrough and enricher, in alternating order.
     #[arg(long, default_value_t = 2)]

@@ -40,6 +40,8 @@ pub enum PipelineError {
 
 const POLL: Duration = Duration::from_millis(100);
 const LAG_INTERVAL: Duration = Duration::from_secs(30);
+/// How often a noted commit is checked for delivered outputs.
+const SETTLE_CHECK: Duration = Duration::from_millis(100);
 
 /// Runs until `shutdown` is set. Errors restart the consumer and producer; this returns only
 /// on shutdown.
@@ -123,6 +125,7 @@ fn poll_loop(
     let interval = Duration::from_millis(config.enricher.commit_interval_ms.max(10));
     let mut last_commit = Instant::now();
     let mut last_lag = Instant::now();
+    let mut last_settle_check = Instant::now();
     loop {
         if shutdown.load(Ordering::Relaxed) {
             if !transactional {
@@ -134,7 +137,6 @@ fn poll_loop(
         if let Some(error) = lock(&consumer.context().failure).take() {
             return Err(error);
         }
-        let polled_nothing = polled.is_none();
         if let Some(message) = polled {
             let message = message?;
             let mut core = lock(&consumer.context().core);
@@ -152,12 +154,13 @@ fn poll_loop(
         if last_commit.elapsed() >= interval {
             lock(&consumer.context().core).commit(consumer, Settle::WhenDelivered)?;
             last_commit = Instant::now();
-        } else if polled_nothing {
-            // Idle: a commit noted earlier may be deliverable by now.
+        } else if last_settle_check.elapsed() >= SETTLE_CHECK {
+            // A commit noted earlier may have all its outputs delivered by now.
             let mut core = lock(&consumer.context().core);
             if !core.pending_commits.is_empty() {
                 core.commit_delivered(consumer)?;
             }
+            last_settle_check = Instant::now();
         }
         if last_lag.elapsed() >= LAG_INTERVAL {
             metrics.consumer_lag.store(lag(consumer), Ordering::Relaxed);
