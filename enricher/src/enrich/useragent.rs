@@ -1,8 +1,26 @@
-//! User-agent enrichment: browser, OS, device class and whether the client is a bot.
+//! User-agent enrichment: browser, OS, device, device class and whether the client is a bot,
+//! from the ua-parser project's shared rules (uap-core's `regexes.yaml`, compiled in).
+
+use std::sync::OnceLock;
 
 use serde_json::{json, Value};
 
-/// Tokens that mark automated clients woothee does not list as crawlers.
+/// uap-core's rules (Apache-2.0; see `enricher/data/uap-core/LICENSE`), shipped with the
+/// `ua-parser` crate's package and copied here so the binary needs no file at run time.
+const REGEXES: &str = include_str!("../../data/uap-core/regexes.yaml");
+
+/// Compiled once per process: building the extractor compiles about a thousand regexes.
+fn extractor() -> &'static ua_parser::Extractor<'static> {
+    static EXTRACTOR: OnceLock<ua_parser::Extractor<'static>> = OnceLock::new();
+    EXTRACTOR.get_or_init(|| {
+        let regexes: ua_parser::Regexes<'static> =
+            serde_yaml::from_str(REGEXES).unwrap_or_else(|e| unreachable!("the bundled uap-core rules parse: {e}"));
+        ua_parser::Extractor::try_from(regexes)
+            .unwrap_or_else(|e| unreachable!("the bundled uap-core rules compile: {e}"))
+    })
+}
+
+/// Tokens that mark automated clients the rules do not list as spiders.
 const BOT_TOKENS: [&str; 12] = [
     "bot",
     "spider",
@@ -18,6 +36,24 @@ const BOT_TOKENS: [&str; 12] = [
     "phantomjs",
 ];
 
+/// Operating systems of phones and tablets, as uap-core names them.
+const MOBILE_OS: [&str; 9] =
+    ["iOS", "Android", "Windows Phone", "BlackBerry OS", "KaiOS", "Firefox OS", "Symbian OS", "Tizen", "HarmonyOS"];
+/// Operating systems of desktops and laptops.
+const DESKTOP_OS: [&str; 11] = [
+    "Windows",
+    "Mac OS X",
+    "Linux",
+    "Ubuntu",
+    "Chrome OS",
+    "Fedora",
+    "Debian",
+    "FreeBSD",
+    "OpenBSD",
+    "Mint",
+    "Solaris",
+];
+
 /// Distinct user agents remembered; a site's traffic repeats a few thousand strings, so
 /// nearly every event skips the parse.
 const CACHED_AGENTS: u64 = 20_000;
@@ -29,7 +65,9 @@ pub struct UserAgents {
 }
 
 impl Default for UserAgents {
+    /// Compiles the rules now, at start-up, rather than on the first event.
     fn default() -> Self {
+        extractor();
         Self { cache: moka::sync::Cache::new(CACHED_AGENTS) }
     }
 }
@@ -47,33 +85,48 @@ impl UserAgents {
 
 /// Parses a `User-Agent` header into the `userAgent` enrichment.
 pub fn describe(user_agent: &str) -> Value {
-    let parsed = woothee::parser::Parser::new().parse(user_agent);
+    let (browser, os, device) = extractor().extract(user_agent);
     let lower = user_agent.to_ascii_lowercase();
-    let token_bot = BOT_TOKENS.iter().any(|t| lower.contains(t));
-    let (browser, version, os, category) = match &parsed {
-        Some(r) => (r.name, r.version, r.os, r.category),
-        None => ("UNKNOWN", "UNKNOWN", "UNKNOWN", "UNKNOWN"),
+    let spider = device.as_ref().is_some_and(|d| d.device == "Spider");
+    let is_bot = spider || BOT_TOKENS.iter().any(|t| lower.contains(t));
+    let os_family = os.as_ref().map(|o| o.os.as_ref()).unwrap_or_default();
+    let device_family = device.as_ref().map(|d| d.device.as_ref()).unwrap_or_default();
+    let device_class = if is_bot {
+        "bot"
+    } else if device_family.contains("iPad")
+        || device_family.contains("Tablet")
+        || (os_family == "Android" && !lower.contains("mobile"))
+    {
+        "tablet"
+    } else if MOBILE_OS.contains(&os_family) {
+        "mobile"
+    } else if DESKTOP_OS.contains(&os_family) {
+        "desktop"
+    } else {
+        "unknown"
     };
-    let is_bot = category == "crawler" || token_bot;
-    let device_class = match category {
-        _ if is_bot => "bot",
-        "pc" => "desktop",
-        "smartphone" if lower.contains("ipad") || (lower.contains("android") && !lower.contains("mobile")) => "tablet",
-        "smartphone" | "mobilephone" => "mobile",
-        "appliance" => "appliance",
-        _ => "unknown",
+    let version = |parts: [Option<&str>; 3]| {
+        let parts: Vec<&str> = parts.into_iter().map_while(|p| p.filter(|p| !p.is_empty())).collect();
+        if parts.is_empty() {
+            Value::Null
+        } else {
+            Value::String(parts.join("."))
+        }
     };
     json!({
-        "browser": known(browser),
-        "browserVersion": known(version),
-        "os": known(os),
+        "browser": browser.as_ref().map_or(Value::Null, |b| known(&b.family)),
+        "browserVersion": browser.as_ref().map_or(Value::Null, |b| version([b.major, b.minor, b.patch])),
+        "os": known(os_family),
+        "osVersion": os.as_ref().map_or(Value::Null, |o| version([o.major.as_deref(), o.minor.as_deref(), o.patch.as_deref()])),
+        "device": known(device_family),
         "deviceClass": device_class,
         "isBot": is_bot,
     })
 }
 
+/// uap-core answers "Other" where it recognises nothing.
 fn known(text: &str) -> Value {
-    if text.is_empty() || text == "UNKNOWN" {
+    if text.is_empty() || text == "Other" {
         Value::Null
     } else {
         Value::String(text.to_owned())
@@ -88,12 +141,15 @@ mod tests {
     fn desktop_mobile_tablet_and_bots() {
         let chrome = describe("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36");
         assert_eq!(chrome["browser"], "Chrome");
-        assert_eq!(chrome["os"], "Windows 10");
+        assert_eq!(chrome["browserVersion"], "120.0.0");
+        assert_eq!(chrome["os"], "Windows");
+        assert_eq!(chrome["osVersion"], "10");
         assert_eq!(chrome["deviceClass"], "desktop");
         assert_eq!(chrome["isBot"], false);
 
         let iphone = describe("Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.1 Mobile/15E148 Safari/604.1");
-        assert_eq!(iphone["os"], "iPhone");
+        assert_eq!(iphone["os"], "iOS");
+        assert_eq!(iphone["device"], "iPhone");
         assert_eq!(iphone["deviceClass"], "mobile");
 
         let ipad = describe("Mozilla/5.0 (iPad; CPU OS 16_6 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/16.6 Mobile/15E148 Safari/604.1");
@@ -105,6 +161,16 @@ mod tests {
 
         let headless = describe("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/120.0.0.0 Safari/537.36");
         assert_eq!(headless["isBot"], true);
+
+        let pixel = describe("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Mobile Safari/537.36");
+        assert_eq!((pixel["os"].clone(), pixel["deviceClass"].clone()), (json!("Android"), json!("mobile")));
+        let galaxy_tab = describe("Mozilla/5.0 (Linux; Android 13; SM-X710) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36");
+        assert_eq!(galaxy_tab["deviceClass"], "tablet");
+        let safari = describe("Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.1 Safari/605.1.15");
+        assert_eq!((safari["browser"].clone(), safari["os"].clone()), (json!("Safari"), json!("Mac OS X")));
+        assert_eq!(safari["deviceClass"], "desktop");
+        let curl = describe("curl/8.5.0");
+        assert_eq!((curl["isBot"].clone(), curl["deviceClass"].clone()), (json!(true), json!("bot")));
 
         let unknown = describe("");
         assert_eq!(unknown["browser"], Value::Null);
