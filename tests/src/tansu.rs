@@ -22,13 +22,14 @@ pub struct Tansu {
 impl Tansu {
     /// Starts Tansu and waits until it accepts connections. Panics with install instructions
     /// when the binary is missing: a test must fail, never skip, without its broker.
+    ///
+    /// The sqlite file gets one index Tansu 0.6.0 lacks; see `index_headers`.
     pub fn start() -> Self {
         Self::start_with_storage(SQLITE)
     }
 
-    /// Tansu with its in-memory storage engine: nothing survives a broker restart, but its
-    /// group coordinator keeps answering under heavy produce and fetch load, which sqlite's
-    /// does not (see `cli/tests/enricher_kill.rs`).
+    /// Tansu with its in-memory storage engine: nothing survives a broker restart, and it
+    /// serves storage calls concurrently, where the sqlite engine serves them one at a time.
     pub fn start_in_memory() -> Self {
         Self::start_with_storage(MEMORY)
     }
@@ -66,6 +67,27 @@ impl Tansu {
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", self.binary.display()));
         self.child = Some(child);
         self.wait_until_listening();
+        if self.storage == SQLITE {
+            self.index_headers();
+        }
+    }
+
+    /// Tansu 0.6.0's sqlite schema has no index on `header (topition, offset_id)`, yet its fetch
+    /// looks up each record's headers with one query per record, so every fetched record scans
+    /// every header row of every topic (about 7 ms per record at 100k header rows). Its sqlite
+    /// engine also serves all storage calls one at a time, group heartbeats included, so one
+    /// large fetch of header-carrying records stalls the group coordinator past session
+    /// timeouts. The index changes only the query plan, not what any query returns. Tansu
+    /// creates its tables before it listens, and `CREATE INDEX IF NOT EXISTS` keeps restarts
+    /// on the same file harmless.
+    fn index_headers(&self) {
+        let path = self._data.path().join("tansu.db");
+        let connection = rusqlite::Connection::open(&path)
+            .unwrap_or_else(|e| panic!("cannot open Tansu's sqlite file {}: {e}", path.display()));
+        connection.busy_timeout(Duration::from_secs(10)).expect("sqlite busy timeout");
+        connection
+            .execute("CREATE INDEX IF NOT EXISTS header_record ON header (topition, offset_id)", ())
+            .unwrap_or_else(|e| panic!("cannot index Tansu's header table in {}: {e}", path.display()));
     }
 
     /// The broker's log so far (stderr of every run), for failure messages.

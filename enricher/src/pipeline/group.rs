@@ -121,7 +121,9 @@ impl Core {
                 let written = checkpoint.as_ref().and_then(|c| c.next.get(topic)).copied();
                 let replay = checkpoint.as_ref().and_then(|c| c.replay.get(topic)).copied();
                 let (enriched_from, activity_from) = match self.guarantee() {
-                    Guarantee::AtLeastOnce => (0, 0),
+                    // No checkpoint to replay sessions from: resume where the last commit left
+                    // off, rather than re-emit all retained input.
+                    Guarantee::AtLeastOnce => (committed_at.unwrap_or(0), committed_at.unwrap_or(0)),
                     // A commit follows the delivery of every output sent before it, so both the
                     // checkpoint and the committed offset mark output that is already written.
                     Guarantee::ExactlyOnceIdempotent => {

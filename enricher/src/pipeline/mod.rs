@@ -251,8 +251,9 @@ pub fn consumer_config(config: &EnricherConfig) -> rdkafka::ClientConfig {
         ("isolation.level", isolation(settings.guarantee).to_owned()),
         ("allow.auto.create.topics", "false".to_owned()),
         ("enable.partition.eof", "false".to_owned()),
-        // Tansu serves large fetches from sqlite slowly; small fetches and a long session
-        // keep the member in its group.
+        // Tansu's sqlite engine serves one storage call at a time, heartbeats included, so a
+        // large fetch delays the group coordinator; small fetches and a long session keep the
+        // member in its group.
         ("session.timeout.ms", "30000".to_owned()),
         ("max.partition.fetch.bytes", "262144".to_owned()),
         ("fetch.max.bytes", "1048576".to_owned()),
