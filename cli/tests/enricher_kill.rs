@@ -103,7 +103,10 @@ impl Drop for Running {
     }
 }
 
-/// Loads `total` events, then runs the enricher and SIGKILLs it `kills` times while it works
+/// Input fed beyond each kill's output target.
+const AHEAD: usize = 2_000;
+
+/// Feeds `total` events to the enricher and SIGKILLs it `kills` times while it works
 /// through them, each time after that instance has committed progress, so every restart
 /// resumes from committed offsets; returns the messageId counts on the enriched topic and the
 /// output count at each kill.
@@ -135,7 +138,8 @@ async fn run_with_kills(guarantee: Guarantee, total: usize, kills: usize) -> (Ha
             )
         })
         .collect();
-    produce(&bootstrap, &topics.raw, &keyed(&events));
+    let records = keyed(&events);
+    let mut fed = 0;
     let dir = tempfile::tempdir().expect("dir");
     let log = dir.path().join("enricher.log");
     let mut enricher = Running(start_enricher(&topics, &bootstrap, guarantee, &log));
@@ -156,6 +160,11 @@ async fn run_with_kills(guarantee: Guarantee, total: usize, kills: usize) -> (Ha
         // Kill once this instance has written more output (it is mid-stream) and committed
         // progress of its own, so the restart resumes from committed offsets, not the start.
         let target = step * kill as i64;
+        // Input arrives in stretches that end a little past each kill's target, so the
+        // enricher cannot finish the stream before the kill however slowly its commits land.
+        let feed_to = total.min(usize::try_from(target).unwrap_or(total) + AHEAD);
+        produce(&bootstrap, &topics.raw, &records[fed..feed_to]);
+        fed = feed_to;
         let deadline = Instant::now() + Duration::from_secs(180);
         while enriched_so_far(&watcher, &topics.enriched) < target
             || committed_so_far(&group_reader, &topics.raw) <= committed_before
@@ -179,6 +188,7 @@ async fn run_with_kills(guarantee: Guarantee, total: usize, kills: usize) -> (Ha
         println!("kill {kill}: {} outputs, {committed_before} input offsets committed", seen_at_kill[kill - 1]);
         enricher = Running(start_enricher(&topics, &bootstrap, guarantee, &log));
     }
+    produce(&bootstrap, &topics.raw, &records[fed..]);
     let counts = tokio::task::spawn_blocking({
         let (bootstrap, enriched) = (bootstrap.clone(), topics.enriched.clone());
         move || count_message_ids(&bootstrap, &enriched, total, Duration::from_secs(300))
