@@ -1,10 +1,11 @@
-//! The enricher's admin listener: its counters as OpenTelemetry instruments (Prometheus scrape
-//! and OTLP), and readiness that waits for Kafka and the product table's bootstrap.
+//! The enricher's admin listener: its counters and its Kafka clients' statistics as
+//! OpenTelemetry instruments (Prometheus scrape and OTLP), and readiness that waits for Kafka and the product table's bootstrap.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use clickstream_platform::admin::{AdminServer, Readiness};
+use clickstream_platform::kafka_stats::register_kafka_stats;
 use clickstream_platform::otel::{Telemetry, TelemetryError};
 
 use crate::config::EnricherConfig;
@@ -23,6 +24,9 @@ pub fn telemetry(config: &EnricherConfig, metrics: &Arc<EnricherMetrics>) -> Res
             Some(counter) => telemetry.observe_counter(counter, help, move || read() as u64),
             None => telemetry.observe_gauge(name, help, read),
         }
+    }
+    for (client, cell) in [("consumer", &metrics.consumer_stats), ("producer", &metrics.producer_stats)] {
+        telemetry.keep(register_kafka_stats(telemetry.meter(), client, cell));
     }
     Ok(telemetry)
 }

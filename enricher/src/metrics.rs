@@ -1,6 +1,10 @@
-//! The enricher's counters, shared by the pipeline and the admin endpoint.
+//! The enricher's counters and its Kafka clients' statistics, shared by the pipeline and the
+//! admin endpoint.
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use clickstream_platform::kafka_stats::KafkaStatsCell;
 
 /// Monotonic counters (and a few gauges) of what the enricher did.
 #[derive(Debug, Default)]
@@ -32,6 +36,10 @@ pub struct EnricherMetrics {
     pub consumer_lag: AtomicI64,
     /// 1 once the product table is bootstrapped and the consumer is running.
     pub ready: AtomicU64,
+    /// The group consumer's latest librdkafka statistics (lag per partition, brokers).
+    pub consumer_stats: Arc<KafkaStatsCell>,
+    /// The output producer's latest librdkafka statistics.
+    pub producer_stats: Arc<KafkaStatsCell>,
 }
 
 impl EnricherMetrics {

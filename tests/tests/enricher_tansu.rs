@@ -53,6 +53,7 @@ async fn product_join_follows_updates_tombstones_and_debezium() {
     );
     let mut config = topics.config(&bootstrap, Guarantee::ExactlyOnceIdempotent);
     config.enricher.admin.listen = "127.0.0.1:0".into();
+    config.kafka.properties.insert("statistics.interval.ms".into(), "1000".into());
     let metrics = Arc::new(EnricherMetrics::default());
     let telemetry = clickstream_enricher::admin::telemetry(&config, &metrics).expect("telemetry");
     let admin =
@@ -126,6 +127,28 @@ async fn product_join_follows_updates_tombstones_and_debezium() {
     // Five raw records, and the four product activities read back from the repartition topic.
     assert_eq!(value("enricher_records_consumed_total"), 9.0);
     assert_eq!(value("enricher_ready"), 1.0);
+    // librdkafka's own view, every second here: the consumer has read every raw record.
+    let lag_series = |scrape: &str| -> Vec<f64> {
+        scrape
+            .lines()
+            .filter(|l| {
+                l.starts_with("clickstream_kafka_consumer_lag{") && l.contains(&format!("topic=\"{}\"", topics.raw))
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let scrape =
+            http.get(format!("{admin_url}/metrics")).send().await.expect("metrics").text().await.expect("text");
+        let lags = lag_series(&scrape);
+        if lags.len() == 3 && lags.iter().all(|lag| *lag == 0.0) {
+            assert!(scrape.contains("clickstream_kafka_broker_up{"), "{scrape}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no consumer lag of 0 for the 3 raw partitions: {lags:?}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
     admin.shutdown().await;
 
     // Mid-stream: a price change, a tombstone and a Debezium delete.

@@ -39,6 +39,7 @@ fn value(metrics: &BTreeMap<String, f64>, name: &str, labels: &[(&str, &str)]) -
 const NOT_IN_THIS_TEST: &[(&str, &str)] = &[
     ("clickstream_rate_limited_total", "appears with the first 429"),
     ("clickstream_shed_total", "appears with the first request shed at the in-flight cap"),
+    // Exported by the enricher's admin port (checked in tests/tests/enricher_tansu.rs).
     ("clickstream_kafka_consumer_lag", "a consumer's statistics: the enricher's"),
 ];
 

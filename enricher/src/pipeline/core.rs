@@ -62,7 +62,11 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-impl ClientContext for OutputContext {}
+impl ClientContext for OutputContext {
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        self.metrics.producer_stats.record(&statistics);
+    }
+}
 
 impl ProducerContext for OutputContext {
     type DeliveryOpaque = usize;

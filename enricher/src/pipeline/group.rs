@@ -26,6 +26,8 @@ pub struct GroupContext {
     pub failure: Mutex<Option<PipelineError>>,
     /// Set before the consumer is dropped after an error, so the final revoke commits nothing.
     pub poisoned: std::sync::atomic::AtomicBool,
+    /// Where the consumer's librdkafka statistics go (lag per partition, for the admin port).
+    pub stats: std::sync::Arc<clickstream_platform::kafka_stats::KafkaStatsCell>,
 }
 
 pub type GroupConsumer = BaseConsumer<GroupContext>;
@@ -44,7 +46,11 @@ pub enum Settle {
 /// Longest wait for in-flight outputs before giving partitions up or reading output tails.
 pub const SETTLE_TIMEOUT: Duration = Duration::from_secs(60);
 
-impl ClientContext for GroupContext {}
+impl ClientContext for GroupContext {
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        self.stats.record(&statistics);
+    }
+}
 
 impl ConsumerContext for GroupContext {
     fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {

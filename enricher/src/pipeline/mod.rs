@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use clickstream_platform::kafka_stats::DEFAULT_STATISTICS_INTERVAL_MS;
 use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
 use rdkafka::producer::Producer;
@@ -86,7 +87,12 @@ fn run_once(
         epoch: 0,
         pending_commits: std::collections::VecDeque::new(),
     };
-    let context = GroupContext { core: Mutex::new(core), failure: Mutex::new(None), poisoned: AtomicBool::new(false) };
+    let context = GroupContext {
+        core: Mutex::new(core),
+        failure: Mutex::new(None),
+        poisoned: AtomicBool::new(false),
+        stats: metrics.consumer_stats.clone(),
+    };
     let consumer: GroupConsumer = consumer_config(config).create_with_context(context)?;
     let mut topics: Vec<&str> = inputs.iter().map(String::as_str).collect();
     topics.push(&settings.topics.repartition);
@@ -204,6 +210,7 @@ pub fn producer_config(config: &EnricherConfig) -> rdkafka::ClientConfig {
         ("compression.type", "lz4".to_owned()),
         ("linger.ms", "20".to_owned()),
         ("allow.auto.create.topics", "false".to_owned()),
+        ("statistics.interval.ms", DEFAULT_STATISTICS_INTERVAL_MS.to_string()),
     ];
     if settings.guarantee == Guarantee::ExactlyOnceTransactional {
         defaults.push(("transactional.id", transactional_id(&settings.group_id)));
@@ -257,6 +264,7 @@ pub fn consumer_config(config: &EnricherConfig) -> rdkafka::ClientConfig {
         ("session.timeout.ms", "30000".to_owned()),
         ("max.partition.fetch.bytes", "262144".to_owned()),
         ("fetch.max.bytes", "1048576".to_owned()),
+        ("statistics.interval.ms", DEFAULT_STATISTICS_INTERVAL_MS.to_string()),
     ]);
     for (key, value) in &settings.consumer_properties {
         client.set(key, value);
