@@ -59,6 +59,7 @@ pub async fn run(args: &DevArgs) -> anyhow::Result<()> {
     })
     .await??;
     let enriched_topic = enricher_config.enricher.topics.enriched.clone();
+    let enricher_inputs = enricher_config.input_topics().join(", ");
     if enricher_config.enricher.admin.listen == clickstream_enricher::config::DEFAULT_ADMIN_LISTEN {
         enricher_config.enricher.admin.listen = "127.0.0.1:0".into();
     }
@@ -82,7 +83,7 @@ pub async fn run(args: &DevArgs) -> anyhow::Result<()> {
     println!("  gateway      {url}");
     println!("  write key    {write_key}");
     println!("  kafka        bootstrap.servers={bootstrap}");
-    println!("  enricher     {raw_topic} -> {enriched_topic} (product join, sessions, windows)");
+    println!("  enricher     {enricher_inputs} -> {enriched_topic} (product join, sessions, windows)");
     println!("  admin        http://{admin_addr}  (POST /dev/broker/down, POST /dev/broker/up)");
     println!("  demo shop    http://{admin_addr}/demo  (product clicks send events through {url}/t.js)");
     if let Some(metrics) = gateway.admin_addr {
