@@ -1,5 +1,6 @@
 //! The enricher's admin listener: its counters and its Kafka clients' statistics as
-//! OpenTelemetry instruments (Prometheus scrape and OTLP), and readiness that waits for Kafka and the product table's bootstrap.
+//! OpenTelemetry instruments (Prometheus scrape and OTLP), and readiness that waits for Kafka
+//! and the product table's bootstrap.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;

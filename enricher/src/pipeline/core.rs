@@ -9,12 +9,14 @@ use std::time::{Duration, Instant};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
-use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::ClientContext;
+
+use clickstream_platform::kafka::send_waiting;
 
 use super::checkpoint::{
     Checkpoint, HEADER_CHECKPOINT, HEADER_SOURCE_OFFSET, HEADER_SOURCE_PARTITION, HEADER_SOURCE_TOPIC,
 };
+use super::lock;
 use crate::config::{EnricherConfig, Guarantee};
 use crate::enrich::Enrichers;
 use crate::metrics::EnricherMetrics;
@@ -56,10 +58,6 @@ impl OutputContext {
             }
         }
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl ClientContext for OutputContext {
@@ -306,22 +304,12 @@ impl Core {
     }
 
     /// Enqueues a record in the current epoch, waiting while the local queue is full.
-    fn send(&self, mut record: OutputRecord<'_>) -> Result<(), KafkaError> {
-        loop {
-            match self.producer.send(record) {
-                Ok(()) => {
-                    let context = self.producer.context();
-                    context.sent(self.epoch);
-                    EnricherMetrics::add(&context.metrics.outputs_sent, 1);
-                    return Ok(());
-                }
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
-                    record = returned;
-                    self.producer.poll(Duration::from_millis(10));
-                }
-                Err((error, _)) => return Err(error),
-            }
-        }
+    fn send(&self, record: OutputRecord<'_>) -> Result<(), KafkaError> {
+        send_waiting(&self.producer, record)?;
+        let context = self.producer.context();
+        context.sent(self.epoch);
+        EnricherMetrics::add(&context.metrics.outputs_sent, 1);
+        Ok(())
     }
 
     fn send_window(&self, row: &WindowRow) -> Result<(), KafkaError> {

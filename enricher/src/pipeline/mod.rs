@@ -134,9 +134,7 @@ fn poll_loop(
     let mut last_settle_check = Instant::now();
     loop {
         if shutdown.load(Ordering::Relaxed) {
-            if !transactional {
-                producer.flush(Duration::from_secs(30))?;
-            }
+            // A waiting commit flushes the outputs first (transactions commit them instead).
             return lock(&consumer.context().core).commit(consumer, Settle::Wait);
         }
         let polled = consumer.poll(POLL);

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use clickstream_platform::kafka::KafkaConfig;
+use clickstream_platform::kafka::{send_threaded_waiting, KafkaConfig};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use serde_json::{Map, Value};
 
@@ -42,20 +42,7 @@ pub fn publish_catalog(
         .create()?;
     for (id, row) in rows {
         let payload = Value::Object(row.clone()).to_string();
-        let mut record = BaseRecord::to(topic).key(id.as_str()).payload(payload.as_str());
-        loop {
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((
-                    rdkafka::error::KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull),
-                    r,
-                )) => {
-                    record = r;
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-                Err((error, _)) => return Err(error.into()),
-            }
-        }
+        send_threaded_waiting(&producer, BaseRecord::to(topic).key(id.as_str()).payload(payload.as_str()))?;
     }
     producer.flush(Duration::from_secs(30))?;
     Ok(rows.len())

@@ -4,12 +4,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use clickstream_platform::kafka::KafkaConfig;
+use clickstream_platform::kafka::{send_threaded_waiting, KafkaConfig};
 use clickstream_schema::Event;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
-use rdkafka::types::RDKafkaErrorCode;
 use serde_json::Value;
 
 use crate::payload::catalog::Catalog;
@@ -73,18 +72,9 @@ pub fn produce_raw(
     let mut last_report = Instant::now();
     for (sent, (key, kind, json)) in records.iter().enumerate() {
         let headers = OwnedHeaders::new().insert(Header { key: "event-type", value: Some(*kind) });
-        let mut record: BaseRecord<'_, str, [u8]> =
+        let record: BaseRecord<'_, str, [u8]> =
             BaseRecord::to(topic).key(key.as_str()).payload(json.as_slice()).headers(headers);
-        loop {
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
-                    record = returned;
-                    std::thread::sleep(Duration::from_millis(2));
-                }
-                Err((error, _)) => return Err(error),
-            }
-        }
+        send_threaded_waiting(&producer, record)?;
         if last_report.elapsed() > Duration::from_secs(2) {
             println!("  filling {topic}: {sent} of {} events queued", records.len());
             last_report = Instant::now();

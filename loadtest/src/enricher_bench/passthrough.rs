@@ -7,10 +7,10 @@ use std::time::{Duration, Instant};
 
 use clickstream_enricher::pipeline::{consumer_config, producer_config};
 use clickstream_enricher::EnricherConfig;
+use clickstream_platform::kafka::send_waiting;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
-use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientContext, Message};
 
 /// What the loop has done so far.
@@ -65,7 +65,7 @@ pub fn run(
             if let Some(headers) = message.headers() {
                 record = record.headers(headers.detach());
             }
-            send(&producer, record)?;
+            send_waiting(&producer, record)?;
         }
         producer.poll(Duration::ZERO);
         if last_commit.elapsed() >= interval {
@@ -78,19 +78,6 @@ pub fn run(
     }
     producer.flush(Duration::from_secs(30))?;
     Ok(())
-}
-
-fn send(producer: &BaseProducer<Acks>, mut record: BaseRecord<'_, [u8], [u8]>) -> Result<(), KafkaError> {
-    loop {
-        match producer.send(record) {
-            Ok(()) => return Ok(()),
-            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
-                record = returned;
-                producer.poll(Duration::from_millis(10));
-            }
-            Err((error, _)) => return Err(error),
-        }
-    }
 }
 
 /// Spawns the loop on its own thread, as the enricher runs its pipeline.
