@@ -28,10 +28,11 @@ pub enum Command {
     Broker(BrokerArgs),
     /// Run the embedded broker, topics and gateway on 127.0.0.1 in one process.
     Dev(DevArgs),
-    /// Check routing rules, and explain where events given on stdin would go.
-    Routes {
+    /// Check topic-routing rules, and explain where events given on stdin would go.
+    #[command(alias = "routes")]
+    Routing {
         #[command(subcommand)]
-        action: RoutesAction,
+        action: RoutingAction,
     },
     /// Inspect configuration.
     Config {
@@ -80,15 +81,15 @@ pub struct TopicsApplyArgs {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum RoutesAction {
+pub enum RoutingAction {
     /// Validate the `[routing]` section of CONFIG: bad patterns and topic names, shadowed
     /// rules, and topics the broker lacks. With events as JSON on stdin (one, an array, or a
-    /// batch), print the route each takes and why.
-    Check(RoutesCheckArgs),
+    /// batch), print the topics and key each gets and why.
+    Check(RoutingCheckArgs),
 }
 
 #[derive(Debug, Clone, Args)]
-pub struct RoutesCheckArgs {
+pub struct RoutingCheckArgs {
     /// The gateway's TOML config file.
     pub config: PathBuf,
     /// Override any key, as `section.key=value` (repeatable).
@@ -106,7 +107,7 @@ pub struct RoutesCheckArgs {
     pub source: Option<String>,
 }
 
-impl RoutesCheckArgs {
+impl RoutingCheckArgs {
     pub fn config_args(&self) -> ConfigArgs {
         ConfigArgs {
             config: Some(self.config.clone()),

@@ -1,4 +1,5 @@
-//! The small subcommands: `gateway`, `topics apply`, `broker` and `config keys`.
+//! The small subcommands: `topics apply`, `broker` and `config keys`; and the shutdown signal the
+//! long-running ones share.
 
 use std::time::Duration;
 
@@ -7,23 +8,7 @@ use clickstream_platform::broker::EmbeddedBroker;
 use clickstream_platform::kafka::TopicOutcome;
 use clickstream_platform::topics::{TopicDef, TopicsFile};
 
-use crate::args::{BrokerArgs, ConfigArgs, TopicsApplyArgs};
-
-pub async fn gateway(args: &ConfigArgs) -> anyhow::Result<()> {
-    let config = args.load()?;
-    let mut gateway = clickstream_gateway::start(config).await?;
-    crate::routes::reload_on_sighup(args.clone(), gateway.reloader());
-    let stop = gateway.take_stop();
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        tracing::info!("shutting down");
-        if let Some(stop) = stop {
-            let _ = stop.send(());
-        }
-    });
-    gateway.wait().await;
-    Ok(())
-}
+use crate::args::{BrokerArgs, TopicsApplyArgs};
 
 pub async fn topics_apply(args: &TopicsApplyArgs) -> anyhow::Result<()> {
     let config = args.config.load()?;

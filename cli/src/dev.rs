@@ -36,7 +36,7 @@ pub async fn run(args: &DevArgs) -> anyhow::Result<()> {
         config.spool.dir =
             std::env::temp_dir().join(format!("clickstream-dev-spool-{}", std::process::id())).display().to_string();
     }
-    if config.admin.listen == clickstream_platform::otel::DEFAULT_ADMIN_LISTEN {
+    if config.admin.listen == clickstream_platform::telemetry::DEFAULT_ADMIN_LISTEN {
         // Several dev stacks (and the browser tests) run side by side; the metrics listener
         // takes any free port unless one is named, and is printed below.
         config.admin.listen = "127.0.0.1:0".into();

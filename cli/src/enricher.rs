@@ -11,7 +11,7 @@ use clickstream_enricher::EnricherConfig;
 use clickstream_gateway::GatewayConfig;
 use clickstream_platform::admin::AdminServer;
 use clickstream_platform::kafka::TopicSpec;
-use clickstream_platform::otel::Telemetry;
+use clickstream_platform::telemetry::Telemetry;
 
 use crate::args::ConfigArgs;
 use crate::commands::shutdown_signal;

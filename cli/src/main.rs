@@ -5,8 +5,9 @@ mod commands;
 mod demo;
 mod dev;
 mod enricher;
+mod gateway;
 mod loadtest;
-mod routes;
+mod routing;
 mod shop;
 
 use clap::Parser as _;
@@ -19,13 +20,13 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = args::Cli::parse();
-    clickstream_platform::telemetry::init_tracing(cli.json_logs);
+    clickstream_platform::logging::init_logging(cli.json_logs);
     match cli.command {
-        args::Command::Gateway(config) => commands::gateway(&config).await,
+        args::Command::Gateway(config) => gateway::run(&config).await,
         args::Command::Topics { action: args::TopicsAction::Apply(apply) } => commands::topics_apply(&apply).await,
         args::Command::Broker(broker) => commands::broker(&broker).await,
         args::Command::Dev(dev) => dev::run(&dev).await,
-        args::Command::Routes { action: args::RoutesAction::Check(check) } => routes::check(&check).await,
+        args::Command::Routing { action: args::RoutingAction::Check(check) } => routing::check(&check).await,
         args::Command::Config { action: args::ConfigAction::Keys { markdown } } => {
             commands::config_keys(markdown);
             Ok(())

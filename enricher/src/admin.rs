@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use clickstream_platform::admin::{AdminServer, Readiness};
 use clickstream_platform::kafka_stats::register_kafka_stats;
-use clickstream_platform::otel::{Telemetry, TelemetryError};
+use clickstream_platform::telemetry::{Telemetry, TelemetryError};
 
 use crate::config::EnricherConfig;
 use crate::metrics::EnricherMetrics;

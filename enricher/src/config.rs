@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use clickstream_platform::kafka::{KafkaConfig, TopicSpec};
-use clickstream_platform::otel::{AdminConfig, TelemetryConfig};
+use clickstream_platform::telemetry::{AdminConfig, TelemetryConfig};
 use clickstream_routing::RoutingConfig;
 use serde::{Deserialize, Serialize};
 

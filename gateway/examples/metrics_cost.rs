@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use clickstream_gateway::metrics::Metrics;
 use clickstream_gateway::sink::{EventSink, NullSink};
-use clickstream_platform::otel::Telemetry;
+use clickstream_platform::telemetry::Telemetry;
 use http::StatusCode;
 
 const ROUNDS: u32 = 2_000_000;

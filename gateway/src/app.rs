@@ -11,17 +11,17 @@ use hyper::body::Body;
 use serde_json::json;
 
 use clickstream_platform::admin::Readiness;
-use clickstream_platform::otel::Telemetry;
-use clickstream_platform::telemetry::LogThrottle;
+use clickstream_platform::logging::LogThrottle;
+use clickstream_platform::telemetry::Telemetry;
 
 use crate::assets;
 use crate::config::GatewayConfig;
 use crate::cors;
 use crate::dedup::Dedup;
+use crate::endpoints::Endpoint;
 use crate::error::{json_response, GatewayError};
 use crate::metrics::Metrics;
 use crate::protect::Protection;
-use crate::routes::Route;
 use crate::routing::Routing;
 use crate::sink::{EventSink, SinkHealth};
 use crate::sources::SourceRegistry;
@@ -103,15 +103,15 @@ impl App {
     {
         let started = std::time::Instant::now();
         let origin = request.headers().get(header::ORIGIN).cloned();
-        let route = Route::resolve(request.method(), request.uri().path());
-        let response = self.respond(&route, origin, request, peer).await;
-        self.state.metrics.request(route.template(), response.status(), started.elapsed());
+        let endpoint = Endpoint::resolve(request.method(), request.uri().path());
+        let response = self.respond(&endpoint, origin, request, peer).await;
+        self.state.metrics.request(endpoint.template(), response.status(), started.elapsed());
         response
     }
 
     async fn respond<B>(
         &self,
-        route: &Route,
+        endpoint: &Endpoint,
         origin: Option<header::HeaderValue>,
         request: Request<B>,
         peer: SocketAddr,
@@ -120,22 +120,22 @@ impl App {
         B: Body<Data = Bytes>,
         B::Error: std::error::Error + Send + Sync + 'static,
     {
-        let result = match route {
-            Route::Health => Ok(json_response(StatusCode::OK, &json!({"status": "ok"}))),
-            Route::Ready => Ok(self.readiness()),
-            Route::Preflight => Ok(cors::preflight(self.state.config.http.cors_max_age_secs)),
-            Route::SdkTelemetry => Ok(success()),
-            Route::Settings(key) => self.settings(key, request.headers()),
-            Route::Metrics => Ok(self.metrics()),
-            Route::Ingest(kind) => match self.state.protection.enter() {
+        let result = match endpoint {
+            Endpoint::Health => Ok(json_response(StatusCode::OK, &json!({"status": "ok"}))),
+            Endpoint::Ready => Ok(self.readiness()),
+            Endpoint::Preflight => Ok(cors::preflight(self.state.config.http.cors_max_age_secs)),
+            Endpoint::SdkTelemetry => Ok(success()),
+            Endpoint::Settings(key) => self.settings(key, request.headers()),
+            Endpoint::Metrics => Ok(self.metrics()),
+            Endpoint::Ingest(kind) => match self.state.protection.enter() {
                 Ok(_in_flight) => self.ingest(*kind, request, peer).await,
                 Err(shed) => Err(shed),
             },
             // A public static file with its own Vary and CORS headers, which the API's
             // decoration below would overwrite.
-            Route::TrackerScript => return assets::tracker_script(request.headers()),
-            Route::NotFound => Err(GatewayError::NotFound),
-            Route::MethodNotAllowed => Err(GatewayError::MethodNotAllowed),
+            Endpoint::TrackerScript => return assets::tracker_script(request.headers()),
+            Endpoint::NotFound => Err(GatewayError::NotFound),
+            Endpoint::MethodNotAllowed => Err(GatewayError::MethodNotAllowed),
         };
         let mut response = result.unwrap_or_else(|error| {
             match &error {
@@ -155,7 +155,7 @@ impl App {
     fn metrics(&self) -> Response<Full<Bytes>> {
         let text = self.state.metrics.telemetry().render_prometheus();
         let mut response = Response::new(Full::new(Bytes::from(text)));
-        let content_type = clickstream_platform::otel::PROMETHEUS_CONTENT_TYPE;
+        let content_type = clickstream_platform::telemetry::PROMETHEUS_CONTENT_TYPE;
         response.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static(content_type));
         response
     }

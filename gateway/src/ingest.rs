@@ -18,8 +18,8 @@ use serde_json::json;
 use crate::app::App;
 use crate::body::read_decoded;
 use crate::edge::EdgeContext;
+use crate::endpoints::{Endpoint, IngestKind};
 use crate::error::{json_response, GatewayError, RejectedItem};
-use crate::routes::{IngestKind, Route};
 use crate::sink::{Record, SinkError};
 use crate::sources::{basic_auth_user, header_write_key, Source};
 use crate::trace::RequestTrace;
@@ -35,7 +35,7 @@ impl App {
         B: Body<Data = Bytes>,
         B::Error: std::error::Error + Send + Sync + 'static,
     {
-        let trace = RequestTrace::start(self.state.metrics.telemetry().tracer(), Route::Ingest(kind).template());
+        let trace = RequestTrace::start(self.state.metrics.telemetry().tracer(), Endpoint::Ingest(kind).template());
         let result = self.ingest_traced(kind, request, peer, &trace).await;
         trace.finish(result.as_ref().err().map(GatewayError::kind));
         result

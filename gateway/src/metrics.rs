@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use clickstream_platform::otel::Telemetry;
+use clickstream_platform::telemetry::Telemetry;
 use http::StatusCode;
 use opentelemetry::metrics::{Counter, Histogram, ObservableCounter, ObservableGauge};
 use opentelemetry::KeyValue;

@@ -36,7 +36,7 @@ pub struct Reloaded {
     pub restart_needed: bool,
 }
 
-/// Swaps sources and routes in a running gateway.
+/// Swaps sources and routing rules in a running gateway.
 #[derive(Debug, Clone)]
 pub struct Reloader {
     sources: Arc<SourceRegistry>,
@@ -53,7 +53,7 @@ impl Reloader {
         }
     }
 
-    /// Checks `config` and puts its sources and routes in force, or refuses it.
+    /// Checks `config` and puts its sources and routing rules in force, or refuses it.
     pub async fn reload(&self, config: GatewayConfig) -> Result<Reloaded, ReloadError> {
         if config.sources.is_empty() {
             return Err(ReloadError::NoSources);
@@ -88,7 +88,7 @@ impl Reloader {
             sources = reloaded.sources,
             rules,
             topics_checked,
-            "reloaded sources and routes{}",
+            "reloaded sources and routing rules{}",
             if restart_needed { "; other changed settings apply only after a restart" } else { "" }
         );
         Ok(reloaded)

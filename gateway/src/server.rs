@@ -30,7 +30,7 @@ use crate::spool::Spool;
 use crate::suppression::Suppression;
 use clickstream_platform::admin::AdminServer;
 use clickstream_platform::kafka::TopicCheckError;
-use clickstream_platform::otel::Telemetry;
+use clickstream_platform::telemetry::Telemetry;
 
 /// Connection-level protection for `serve_with`.
 #[derive(Debug, Clone, Copy)]
@@ -136,7 +136,7 @@ impl GatewayHandle {
         let _ = (&mut self.task).await;
     }
 
-    /// Reloads sources and routes in the running gateway, for SIGHUP handlers.
+    /// Reloads sources and routing rules in the running gateway, for SIGHUP handlers.
     pub fn reloader(&self) -> Reloader {
         self.reloader.clone()
     }
@@ -155,7 +155,7 @@ pub async fn start(config: GatewayConfig) -> anyhow::Result<GatewayHandle> {
     }
     if let Err(problems) = Routing::new(&config) {
         let list: Vec<String> = problems.iter().map(|p| format!("\n  {p}")).collect();
-        anyhow::bail!("invalid routing config (check it with `clickstream routes check`):{}", list.concat());
+        anyhow::bail!("invalid routing config (check it with `clickstream routing check`):{}", list.concat());
     }
     let kafka = config.kafka.clone();
     let mut topics = vec![config.topics.raw.clone(), config.topics.dlq.clone()];

@@ -9,7 +9,7 @@
 //! use std::sync::Arc;
 //! use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 //! use clickstream_platform::admin::{AdminServer, Readiness};
-//! use clickstream_platform::otel::{Telemetry, TelemetryConfig};
+//! use clickstream_platform::telemetry::{Telemetry, TelemetryConfig};
 //!
 //! let telemetry = Arc::new(Telemetry::new("clickstream-enricher", &TelemetryConfig::default())?);
 //! let commits = Arc::new(AtomicU64::new(0));
@@ -47,7 +47,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::otel::{Telemetry, PROMETHEUS_CONTENT_TYPE};
+use crate::telemetry::{Telemetry, PROMETHEUS_CONTENT_TYPE};
 
 /// What `/readyz` answers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -173,7 +173,7 @@ fn json(status: StatusCode, body: &serde_json::Value) -> Response<Full<Bytes>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::otel::TelemetryConfig;
+    use crate::telemetry::TelemetryConfig;
 
     #[test]
     fn routes_metrics_health_and_readiness() {

@@ -6,6 +6,6 @@ pub mod broker;
 pub mod config;
 pub mod kafka;
 pub mod kafka_stats;
-pub mod otel;
+pub mod logging;
 pub mod telemetry;
 pub mod topics;

@@ -72,7 +72,7 @@ impl OverflowConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RuleConfig {
-    /// Name shown by `routes check` and in logs. Empty: `rule N`.
+    /// Name shown by `routing check` and in logs. Empty: `rule N`.
     #[serde(default)]
     pub name: String,
     /// Event types that match (`track`, `page`, ...), one or a list.

@@ -1,5 +1,5 @@
 //! Explaining a routing decision in words: which rules were tried, which condition decided
-//! each, and where the event goes. `clickstream routes check` prints this.
+//! each, and where the event goes. `clickstream routing check` prints this.
 
 use std::fmt;
 

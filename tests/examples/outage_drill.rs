@@ -13,7 +13,7 @@ use clickstream_tests::{gateway_config, unique, WRITE_KEY};
 
 #[tokio::main]
 async fn main() {
-    clickstream_platform::telemetry::init_tracing(false);
+    clickstream_platform::logging::init_logging(false);
     let mut args = std::env::args().skip(1);
     let events: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(10_000);
     let outage = Duration::from_secs(args.next().and_then(|a| a.parse().ok()).unwrap_or(20));

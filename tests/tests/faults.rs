@@ -48,7 +48,7 @@ async fn wait_until_degraded(url: &str, timeout: Duration) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_events_survive_a_20_second_tansu_outage() {
-    clickstream_platform::telemetry::init_tracing(false);
+    clickstream_platform::logging::init_logging(false);
     let mut tansu = Tansu::start();
     let (raw, dlq) = (unique("events.raw"), unique("events.dlq"));
     create_topics(&tansu.bootstrap(), &[(&raw, 3), (&dlq, 1)]).await;

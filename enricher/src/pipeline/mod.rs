@@ -47,7 +47,7 @@ const SETTLE_CHECK: Duration = Duration::from_millis(100);
 /// Runs until `shutdown` is set. Errors restart the consumer and producer; this returns only
 /// on shutdown.
 pub fn run(config: &EnricherConfig, enrichers: &Arc<Enrichers>, metrics: &Arc<EnricherMetrics>, shutdown: &AtomicBool) {
-    let throttle = clickstream_platform::telemetry::LogThrottle::new();
+    let throttle = clickstream_platform::logging::LogThrottle::new();
     while !shutdown.load(Ordering::Relaxed) {
         match run_once(config, enrichers, metrics, shutdown) {
             Ok(()) => return,

@@ -163,7 +163,7 @@ pub fn bootstrap(
 }
 
 fn follow(consumer: &BaseConsumer, table: &ProductTable, stop: &AtomicBool) {
-    let throttle = clickstream_platform::telemetry::LogThrottle::new();
+    let throttle = clickstream_platform::logging::LogThrottle::new();
     while !stop.load(Ordering::Relaxed) {
         match consumer.poll(Duration::from_millis(100)) {
             Some(Ok(message)) => table.apply_record(message.key(), message.payload()),

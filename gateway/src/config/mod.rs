@@ -7,7 +7,7 @@ pub use delivery::{AckMode, DedupConfig, DeliveryConfig, FsyncPolicy, RateLimitC
 
 use clickstream_platform::kafka::{KafkaConfig, TopicSpec};
 use clickstream_platform::kafka_stats::DEFAULT_STATISTICS_INTERVAL_MS;
-use clickstream_platform::otel::{AdminConfig, TelemetryConfig};
+use clickstream_platform::telemetry::{AdminConfig, TelemetryConfig};
 use clickstream_schema::Limits;
 use serde::{Deserialize, Serialize};
 

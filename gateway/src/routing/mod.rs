@@ -9,7 +9,7 @@ use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use clickstream_platform::telemetry::LogThrottle;
+use clickstream_platform::logging::LogThrottle;
 use clickstream_routing::{Decision, EventFacts, PartitionKey, Problem, Router, RoutingConfig};
 use clickstream_schema::Event;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};

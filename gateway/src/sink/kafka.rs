@@ -15,7 +15,7 @@ use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer, 
 use tokio::task::JoinHandle;
 
 use clickstream_platform::kafka_stats::KafkaStatsCell;
-use clickstream_platform::telemetry::LogThrottle;
+use clickstream_platform::logging::LogThrottle;
 use opentelemetry::metrics::Histogram;
 use opentelemetry::KeyValue;
 use opentelemetry_sdk::trace::Tracer;

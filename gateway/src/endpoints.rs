@@ -1,4 +1,4 @@
-//! The route table: which handler serves a method and path, and the template used as its
+//! The endpoint table: which handler serves a method and path, and the template used as its
 //! metric label (never the raw path).
 
 use clickstream_schema::EventType;
@@ -16,7 +16,7 @@ pub enum IngestKind {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Route {
+pub enum Endpoint {
     Health,
     Ready,
     /// Prometheus scrape.
@@ -33,13 +33,13 @@ pub enum Route {
     MethodNotAllowed,
 }
 
-impl Route {
+impl Endpoint {
     pub fn resolve(method: &Method, path: &str) -> Self {
         let path = path.strip_suffix('/').filter(|p| !p.is_empty()).unwrap_or(path);
         if method == Method::OPTIONS {
             return Self::Preflight;
         }
-        let (route, wanted) = match path {
+        let (endpoint, wanted) = match path {
             "/healthz" => (Self::Health, Method::GET),
             "/readyz" => (Self::Ready, Method::GET),
             "/metrics" => (Self::Metrics, Method::GET),
@@ -56,7 +56,7 @@ impl Route {
             },
         };
         if method == wanted || (wanted == Method::GET && method == Method::HEAD) {
-            route
+            endpoint
         } else {
             Self::MethodNotAllowed
         }
@@ -70,7 +70,7 @@ impl Route {
         (!key.is_empty() && !key.contains('/')).then(|| (Self::Settings(key.to_owned()), Method::GET))
     }
 
-    /// Route template for metrics and logs.
+    /// Endpoint template for metrics and logs.
     pub fn template(&self) -> &'static str {
         match self {
             Self::Health => "/healthz",
@@ -95,20 +95,20 @@ mod tests {
 
     #[test]
     fn segment_paths_resolve() {
-        let post = |p| Route::resolve(&Method::POST, p);
-        assert_eq!(post("/v1/batch"), Route::Ingest(IngestKind::Batch));
-        assert_eq!(post("/v1/import"), Route::Ingest(IngestKind::Batch));
-        assert_eq!(post("/v1/b"), Route::Ingest(IngestKind::Batch));
-        assert_eq!(post("/v1/t"), Route::Ingest(IngestKind::Single(EventType::Track)));
-        assert_eq!(post("/v1/identify"), Route::Ingest(IngestKind::Single(EventType::Identify)));
-        assert_eq!(post("/v1/s"), Route::Ingest(IngestKind::Single(EventType::Screen)));
-        assert_eq!(post("/v1/m"), Route::SdkTelemetry);
-        assert_eq!(post("/v1/nope"), Route::NotFound);
-        assert_eq!(Route::resolve(&Method::GET, "/v1/batch"), Route::MethodNotAllowed);
-        assert_eq!(Route::resolve(&Method::GET, "/v1/projects/wk_1/settings"), Route::Settings("wk_1".into()));
-        assert_eq!(Route::resolve(&Method::OPTIONS, "/v1/t"), Route::Preflight);
-        assert_eq!(Route::resolve(&Method::GET, "/t.js"), Route::TrackerScript);
-        assert_eq!(Route::resolve(&Method::HEAD, "/t.js"), Route::TrackerScript);
-        assert_eq!(post("/t.js"), Route::MethodNotAllowed);
+        let post = |p| Endpoint::resolve(&Method::POST, p);
+        assert_eq!(post("/v1/batch"), Endpoint::Ingest(IngestKind::Batch));
+        assert_eq!(post("/v1/import"), Endpoint::Ingest(IngestKind::Batch));
+        assert_eq!(post("/v1/b"), Endpoint::Ingest(IngestKind::Batch));
+        assert_eq!(post("/v1/t"), Endpoint::Ingest(IngestKind::Single(EventType::Track)));
+        assert_eq!(post("/v1/identify"), Endpoint::Ingest(IngestKind::Single(EventType::Identify)));
+        assert_eq!(post("/v1/s"), Endpoint::Ingest(IngestKind::Single(EventType::Screen)));
+        assert_eq!(post("/v1/m"), Endpoint::SdkTelemetry);
+        assert_eq!(post("/v1/nope"), Endpoint::NotFound);
+        assert_eq!(Endpoint::resolve(&Method::GET, "/v1/batch"), Endpoint::MethodNotAllowed);
+        assert_eq!(Endpoint::resolve(&Method::GET, "/v1/projects/wk_1/settings"), Endpoint::Settings("wk_1".into()));
+        assert_eq!(Endpoint::resolve(&Method::OPTIONS, "/v1/t"), Endpoint::Preflight);
+        assert_eq!(Endpoint::resolve(&Method::GET, "/t.js"), Endpoint::TrackerScript);
+        assert_eq!(Endpoint::resolve(&Method::HEAD, "/t.js"), Endpoint::TrackerScript);
+        assert_eq!(post("/t.js"), Endpoint::MethodNotAllowed);
     }
 }

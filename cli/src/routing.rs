@@ -1,5 +1,5 @@
-//! `clickstream routes check`: validates the routing rules of a config and explains where
-//! events given on stdin would go; and reloading sources and routes on SIGHUP.
+//! `clickstream routing check`: validates the topic-routing rules of a config and explains
+//! where events given on stdin would go.
 
 use std::io::{IsTerminal as _, Read as _};
 use std::sync::Arc;
@@ -7,16 +7,15 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use chrono::Utc;
-use clickstream_gateway::reload::Reloader;
 use clickstream_gateway::routing::TopicCatalog;
 use clickstream_gateway::GatewayConfig;
 use clickstream_routing::{EventFacts, Router, TopicExistence};
 use clickstream_schema::Event;
 use serde_json::Value;
 
-use crate::args::{ConfigArgs, RoutesCheckArgs};
+use crate::args::RoutingCheckArgs;
 
-pub async fn check(args: &RoutesCheckArgs) -> anyhow::Result<()> {
+pub async fn check(args: &RoutingCheckArgs) -> anyhow::Result<()> {
     let config = args.config_args().load()?;
     let raw = config.topics.raw.clone();
     let routing = config.routing.with_raw_topic(&raw);
@@ -129,28 +128,4 @@ fn explain(
         }
     }
     Ok(())
-}
-
-/// On SIGHUP, reads the config again and reloads sources and routes; a config that does not
-/// load or check is refused, logged, and the running one kept.
-pub fn reload_on_sighup(args: ConfigArgs, reloader: Reloader) {
-    #[cfg(unix)]
-    tokio::spawn(async move {
-        let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
-            tracing::warn!("cannot listen for SIGHUP; reloading is off");
-            return;
-        };
-        while hangups.recv().await.is_some() {
-            tracing::info!("SIGHUP: reloading sources and routes");
-            let result = match args.load() {
-                Ok(config) => reloader.reload(config).await.map_err(anyhow::Error::from),
-                Err(error) => Err(error),
-            };
-            if let Err(error) = result {
-                tracing::error!("config reload refused, keeping the running config: {error:#}");
-            }
-        }
-    });
-    #[cfg(not(unix))]
-    let _ = (args, reloader);
 }

@@ -1,5 +1,5 @@
-//! The real `clickstream` binary: `routes check` on good and bad configs, and a SIGHUP reload
-//! of sources and routes under an open keep-alive connection.
+//! The real `clickstream` binary: `routing check` on good and bad configs, and a SIGHUP reload
+//! of sources and routing rules under an open keep-alive connection.
 
 use std::io::Write as _;
 use std::net::TcpListener;
@@ -26,7 +26,7 @@ topics = ["events.payments", "events.raw"]
 
 fn routes_check(config: &Path, extra: &[&str], stdin: &str) -> (Output, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_clickstream"))
-        .args(["routes", "check"])
+        .args(["routing", "check"])
         .arg(config)
         .args(extra)
         .stdin(Stdio::piped())
@@ -218,7 +218,7 @@ async fn sighup_reloads_keys_and_routes_and_refuses_a_bad_config() {
     let _ = gateway.kill();
     let _ = gateway.wait();
     let log = std::fs::read_to_string(dir.path().join("gateway.log")).unwrap_or_default();
-    assert!(log.contains("reloaded sources and routes"), "{log}");
+    assert!(log.contains("reloaded sources and routing rules"), "{log}");
     assert!(log.contains("config reload refused, keeping the running config"), "{log}");
     assert!(log.contains("allowed_topics: `bad topic*` has ` `"), "refused for its bad pattern: {log}");
 }
