@@ -20,6 +20,16 @@ pub async fn topics_apply(args: &TopicsApplyArgs) -> anyhow::Result<()> {
         defs.iter_mut().for_each(|d| d.replication = replication);
     }
     let outcomes = clickstream_platform::topics::apply(&config.kafka, &defs, Duration::from_secs(15)).await?;
+    let drift = print_outcomes(&outcomes);
+    if drift {
+        anyhow::bail!("some topics differ from the config; nothing was destroyed");
+    }
+    Ok(())
+}
+
+/// Prints what `topics apply` did to each topic, one line each; true when any topic differs
+/// from the config (left unchanged).
+pub fn print_outcomes(outcomes: &[(String, TopicOutcome)]) -> bool {
     let mut drift = false;
     for (name, outcome) in outcomes {
         drift |= outcome.is_drift();
@@ -33,16 +43,13 @@ pub async fn topics_apply(args: &TopicsApplyArgs) -> anyhow::Result<()> {
                 println!("note     {name}: {actual} partitions, config says {wanted} (partitions are never removed)");
             }
             TopicOutcome::ConfigDrift { key, actual, wanted } => {
-                let actual = if actual.is_empty() { "unset (broker default)".to_owned() } else { actual };
+                let actual = if actual.is_empty() { "unset (broker default)" } else { actual.as_str() };
                 println!("DRIFT    {name}: {key} is {actual}, config wants {wanted} (left unchanged)");
             }
             TopicOutcome::ConfigUnchecked { reason } => println!("exists   {name} (configs not checked: {reason})"),
         }
     }
-    if drift {
-        anyhow::bail!("some topics differ from the config; nothing was destroyed");
-    }
-    Ok(())
+    drift
 }
 
 pub async fn broker(args: &BrokerArgs) -> anyhow::Result<()> {

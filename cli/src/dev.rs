@@ -16,7 +16,7 @@ use hyper::body::Incoming;
 use tokio::net::TcpListener;
 
 use crate::args::DevArgs;
-use crate::commands::{create_topics, shutdown_signal};
+use crate::commands::{create_topics, print_outcomes, shutdown_signal};
 
 /// The write key `dev` configures when the config names no source.
 pub const DEMO_WRITE_KEY: &str = "demo-write-key";
@@ -41,8 +41,16 @@ pub async fn run(args: &DevArgs) -> anyhow::Result<()> {
         // takes any free port unless one is named, and is printed below.
         config.admin.listen = "127.0.0.1:0".into();
     }
+    let mut enricher_config: clickstream_enricher::EnricherConfig = args.config.load_as()?;
     let broker = if args.config.kafka_brokers.is_some() {
-        apply_topics(&config.kafka, &config.topic_specs(), Duration::from_secs(15)).await?;
+        // The same topics `topics apply` creates without `--file`: the gateway's and the
+        // enricher's. Drift is reported and left alone, as there.
+        let specs = crate::enricher::topic_specs(&config, &enricher_config);
+        println!("topics on {}:", config.kafka.bootstrap_servers);
+        let outcomes = apply_topics(&config.kafka, &specs, Duration::from_secs(15)).await?;
+        if print_outcomes(&outcomes) {
+            println!("some topics differ from the config; dev uses them as they are");
+        }
         None
     } else {
         let broker = EmbeddedBroker::start(1)?;
@@ -50,7 +58,6 @@ pub async fn run(args: &DevArgs) -> anyhow::Result<()> {
         config.kafka.bootstrap_servers = broker.bootstrap_servers().to_owned();
         Some(Arc::new(broker))
     };
-    let mut enricher_config: clickstream_enricher::EnricherConfig = args.config.load_as()?;
     enricher_config.kafka = config.kafka.clone();
     let catalog = clickstream_enricher::products::parse_catalog(crate::demo::CATALOG, false, "sample catalog")?;
     let (kafka, products_topic) = (config.kafka.clone(), enricher_config.enricher.topics.products.clone());

@@ -1,65 +1,19 @@
 //! `clickstream dev` as a newcomer runs it: the binary, its embedded broker, the README's curl,
 //! the read-back from Kafka, and the broker-down switch on the admin port.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
+use clickstream_tests::dev::DevProcess;
 use clickstream_tests::kafka::read_exactly;
 use serde_json::{json, Value};
 
-struct Dev {
-    child: Child,
-    gateway: String,
-    admin: String,
-    bootstrap: String,
+fn start_dev() -> DevProcess {
+    let mut dev = DevProcess::start(env!("CARGO_BIN_EXE_clickstream"), &["--no-demo"]);
+    dev.wait_for("the in-memory warning", Duration::from_secs(10), |l| l.contains("IN MEMORY ONLY"));
+    dev
 }
 
-impl Drop for Dev {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_dev() -> Dev {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_clickstream"))
-        .args(["dev", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--no-demo"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("clickstream dev starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let (lines, banner) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = lines.send(line);
-        }
-    });
-    let (mut gateway, mut admin, mut bootstrap) = (None, None, None);
-    let mut seen = Vec::new();
-    let warned = |seen: &Vec<String>| seen.iter().any(|l| l.contains("IN MEMORY ONLY"));
-    while gateway.is_none() || admin.is_none() || bootstrap.is_none() || !warned(&seen) {
-        let line =
-            banner.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|_| panic!("dev banner incomplete: {seen:#?}"));
-        let word = |prefix: &str| {
-            line.trim().strip_prefix(prefix).map(|rest| rest.split_whitespace().next().unwrap_or_default().to_owned())
-        };
-        gateway = gateway.or_else(|| word("gateway"));
-        admin = admin.or_else(|| word("admin"));
-        bootstrap = bootstrap.or_else(|| word("kafka").map(|b| b.trim_start_matches("bootstrap.servers=").to_owned()));
-        seen.push(line);
-    }
-    Dev {
-        child,
-        gateway: gateway.unwrap_or_default(),
-        admin: admin.unwrap_or_default(),
-        bootstrap: bootstrap.unwrap_or_default(),
-    }
-}
-
-async fn post_readme_batch(client: &reqwest::Client, dev: &Dev, message_id: &str) -> reqwest::Response {
+async fn post_readme_batch(client: &reqwest::Client, dev: &DevProcess, message_id: &str) -> reqwest::Response {
     client
         .post(format!("{}/v1/batch", dev.gateway))
         .basic_auth("demo-write-key", Some(""))
