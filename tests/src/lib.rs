@@ -5,6 +5,7 @@ pub mod dev;
 pub mod drill;
 pub mod enricher;
 pub mod kafka;
+pub mod markdown;
 pub mod tansu;
 
 use clickstream_gateway::config::SourceConfig;
