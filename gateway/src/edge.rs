@@ -2,9 +2,8 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use clickstream_schema::{anonymize_ip, Event};
+use clickstream_schema::{Connection, Event};
 use http::{header, HeaderMap};
-use serde_json::Value;
 
 use crate::config::GatewayConfig;
 
@@ -35,21 +34,14 @@ impl EdgeContext {
         self.ip
     }
 
+    /// What the connection adds to each event (see [`Connection`]).
+    pub fn connection(&self) -> Connection<'_> {
+        Connection { ip: self.ip, user_agent: self.user_agent.as_deref(), anonymize_ip: self.anonymize }
+    }
+
     /// Fills `context.ip` and `context.userAgent` where the event has none (a server SDK may
     /// send its end user's), then anonymizes the IP if configured.
     pub fn apply(&self, event: &mut Event) {
-        let context = event.context_mut();
-        if !context.get("ip").is_some_and(Value::is_string) {
-            context.insert("ip".into(), Value::String(self.ip.to_string()));
-        }
-        if let Some(agent) = &self.user_agent {
-            context.entry("userAgent").or_insert_with(|| Value::String(agent.clone()));
-        }
-        if self.anonymize {
-            if let Some(Value::String(ip)) = context.get_mut("ip") {
-                // An address we cannot parse cannot be anonymized, so the socket's replaces it.
-                *ip = anonymize_ip(ip.parse().unwrap_or(self.ip)).to_string();
-            }
-        }
+        event.apply_connection(&self.connection());
     }
 }

@@ -1,18 +1,22 @@
 //! The clickstream event model shared by every service: Segment-compatible events, their
 //! validation, the request payload formats and the Kafka wire format.
 
+mod connection;
 mod error;
 mod event;
 mod limits;
 mod payload;
 mod privacy;
+mod splice;
 mod time;
 mod wire;
 
+pub use connection::Connection;
 pub use error::EventError;
 pub use event::{Event, EventType};
 pub use limits::Limits;
 pub use payload::{parse_json, parse_ndjson, Envelope, PayloadError, Rejected};
 pub use privacy::anonymize_ip;
+pub use splice::{BatchFields, CheckedEvent, RawEnvelope};
 pub use time::{format_timestamp, parse_timestamp, EdgeTimes};
 pub use wire::{ConsumerDeadLetter, DeadLetter, HEADER_EVENT_TYPE, HEADER_SOURCE};

@@ -1,0 +1,233 @@
+//! The zero-copy event path: a request body parsed once into simd-json borrowed values,
+//! validated in place, and each event written out by copying the client's bytes and splicing
+//! in only what the edge adds or changes. The output is the same event as
+//! [`Event::to_json`](crate::Event::to_json) writes (as JSON, not as bytes: untouched fields
+//! keep the client's key order and number formatting).
+
+mod check;
+mod raw;
+mod write;
+
+use std::borrow::Cow;
+
+use chrono::{DateTime, Utc};
+use simd_json::borrowed::{Object, Value};
+
+use crate::error::EventError;
+use crate::event::EventType;
+use crate::payload::{PayloadError, Rejected};
+use crate::time::parse_timestamp;
+use crate::Connection;
+use check::{is_null, type_name};
+use raw::Member;
+
+/// The events of one request, borrowed: `'r` from the client's bytes, `'s` from the scratch
+/// copy simd-json parsed (and scrambled).
+#[derive(Debug, Default)]
+pub struct RawEnvelope<'r, 's> {
+    items: Vec<Result<RawItem<'r, 's>, EventError>>,
+    /// The batch-level `sentAt`, used for events without their own.
+    pub sent_at: Option<DateTime<Utc>>,
+    /// The write key found in the body: the batch's `writeKey`, else the first event's.
+    pub write_key: Option<String>,
+    context: Option<SharedObject<'r, 's>>,
+    integrations: Option<SharedObject<'r, 's>>,
+}
+
+#[derive(Debug)]
+struct RawItem<'r, 's> {
+    raw: &'r [u8],
+    value: Value<'s>,
+}
+
+/// A batch-level `context` or `integrations`: its members as sent, and their values.
+#[derive(Debug)]
+pub(crate) struct SharedObject<'r, 's> {
+    pub members: Vec<Member<'r>>,
+    pub value: Box<Object<'s>>,
+}
+
+/// What the batch says about all of its events, needed to write each one.
+#[derive(Debug, Default)]
+pub struct BatchFields<'r, 's> {
+    pub(crate) sent_at: Option<DateTime<Utc>>,
+    pub(crate) context: Option<SharedObject<'r, 's>>,
+    pub(crate) integrations: Option<SharedObject<'r, 's>>,
+}
+
+fn parse<'s>(raw: &[u8], scratch: &'s mut Vec<u8>) -> Result<Value<'s>, PayloadError> {
+    scratch.clear();
+    scratch.extend_from_slice(raw);
+    simd_json::to_borrowed_value(scratch).map_err(|e| PayloadError::InvalidJson(e.to_string()))
+}
+
+fn bad_shape(message: String) -> PayloadError {
+    PayloadError::BadShape(message)
+}
+
+impl<'r, 's> RawEnvelope<'r, 's> {
+    /// A Segment batch: `{"batch": [...], "sentAt": ..., "writeKey": ..., "context": ...}`.
+    /// `scratch` receives a copy of `raw` for simd-json to parse.
+    pub fn from_batch(raw: &'r [u8], scratch: &'s mut Vec<u8>) -> Result<Self, PayloadError> {
+        let mut map = match parse(raw, scratch)? {
+            Value::Object(map) => map,
+            other => {
+                return Err(bad_shape(format!(
+                    "batch body must be a JSON object with a `batch` array, got {}",
+                    type_name(&other)
+                )))
+            }
+        };
+        let members = raw::members(raw);
+        let member = |name: &str| members.iter().find(|m| m.name() == name);
+        let items = match map.remove("batch") {
+            Some(Value::Array(items)) => {
+                let spans = member("batch").map(|m| raw::elements(m.value)).unwrap_or_default();
+                spans.into_iter().zip(*items).map(|(raw, value)| Ok(RawItem { raw, value })).collect()
+            }
+            Some(other) => {
+                return Err(bad_shape(format!("field `batch` must be an array, got {}", type_name(&other))));
+            }
+            None => return Err(bad_shape("missing required field `batch`".into())),
+        };
+        let sent_at = match map.remove("sentAt") {
+            None => None,
+            Some(v) if is_null(&v) => None,
+            Some(Value::String(text)) => Some(parse_timestamp(&text).ok_or_else(|| {
+                bad_shape(format!("field `sentAt` is not an ISO-8601 timestamp: {:?}", text.as_ref()))
+            })?),
+            Some(other) => {
+                return Err(bad_shape(format!("field `sentAt` must be a string, got {}", type_name(&other))))
+            }
+        };
+        let mut envelope = Self::from_items(items);
+        envelope.sent_at = sent_at;
+        if let Some(Value::String(key)) = map.remove("writeKey") {
+            envelope.write_key = Some(key.into_owned());
+        }
+        let mut shared = |field: &str| match (map.remove(field), member(field)) {
+            (Some(Value::Object(value)), Some(m)) => Some(SharedObject { members: raw::members(m.value), value }),
+            _ => None,
+        };
+        envelope.context = shared("context");
+        envelope.integrations = shared("integrations");
+        Ok(envelope)
+    }
+
+    /// A single event, as posted to `/v1/track` and the like.
+    pub fn from_single(raw: &'r [u8], scratch: &'s mut Vec<u8>) -> Result<Self, PayloadError> {
+        let value = parse(raw, scratch)?;
+        Ok(Self::from_items(vec![Ok(RawItem { raw: raw::trim(raw), value })]))
+    }
+
+    /// `/v1/events`: a JSON array of events, or one event object.
+    pub fn from_array_or_single(raw: &'r [u8], scratch: &'s mut Vec<u8>) -> Result<Self, PayloadError> {
+        match parse(raw, scratch)? {
+            Value::Array(items) => {
+                let spans = raw::elements(raw);
+                Ok(Self::from_items(
+                    spans.into_iter().zip(*items).map(|(raw, value)| Ok(RawItem { raw, value })).collect(),
+                ))
+            }
+            value => Ok(Self::from_items(vec![Ok(RawItem { raw: raw::trim(raw), value })])),
+        }
+    }
+
+    /// Newline-delimited JSON: one event per non-blank line. A bad line rejects only itself.
+    pub fn from_ndjson(raw: &'r [u8], scratch: &'s mut Vec<u8>) -> Self {
+        scratch.clear();
+        scratch.extend_from_slice(raw);
+        let items = raw
+            .split(|b| *b == b'\n')
+            .zip(scratch.split_mut(|b| *b == b'\n'))
+            .filter(|(line, _)| line.iter().any(|b| !b.is_ascii_whitespace()))
+            .map(|(line, copy)| {
+                let value = simd_json::to_borrowed_value(copy).map_err(|e| EventError::InvalidJson(e.to_string()))?;
+                Ok(RawItem { raw: raw::trim(line), value })
+            })
+            .collect();
+        Self::from_items(items)
+    }
+
+    fn from_items(items: Vec<Result<RawItem<'r, 's>, EventError>>) -> Self {
+        let write_key = items.iter().find_map(|item| match item {
+            Ok(RawItem { value: Value::Object(event), .. }) => match event.get("writeKey") {
+                Some(Value::String(key)) => Some(key.to_string()),
+                _ => None,
+            },
+            _ => None,
+        });
+        Self { items, write_key, ..Self::default() }
+    }
+
+    /// Validates every item; one entry per item, in order, plus what the batch says about all.
+    #[allow(clippy::type_complexity)]
+    pub fn into_events(
+        self,
+        endpoint_type: Option<EventType>,
+    ) -> (BatchFields<'r, 's>, Vec<Result<CheckedEvent<'r, 's>, Rejected>>) {
+        let batch = BatchFields { sent_at: self.sent_at, context: self.context, integrations: self.integrations };
+        let events = self
+            .items
+            .into_iter()
+            .map(|item| {
+                let item = item.map_err(|error| Rejected { error, payload: serde_json::Value::Null })?;
+                let RawItem { raw, value } = item;
+                let rejected = |error| Rejected { error, payload: serde_json::from_slice(raw).unwrap_or_default() };
+                let Value::Object(map) = value else {
+                    return Err(rejected(EventError::NotAnObject(type_name(&value))));
+                };
+                let (kind, times) = check::check(&map, endpoint_type).map_err(rejected)?;
+                Ok(CheckedEvent { raw, map, kind, times })
+            })
+            .collect();
+        (batch, events)
+    }
+}
+
+/// One valid event, still borrowed: ready to be deduplicated and spliced.
+#[derive(Debug)]
+pub struct CheckedEvent<'r, 's> {
+    raw: &'r [u8],
+    map: Box<Object<'s>>,
+    kind: EventType,
+    times: check::CheckedTimes,
+}
+
+impl CheckedEvent<'_, '_> {
+    pub fn kind(&self) -> EventType {
+        self.kind
+    }
+
+    /// The client's `messageId`, when it sent a non-empty one.
+    pub fn message_id(&self) -> Option<&str> {
+        match self.map.get("messageId") {
+            Some(Value::String(id)) if !id.is_empty() => Some(id),
+            _ => None,
+        }
+    }
+
+    /// `anonymousId` as text (a numeric id as its decimal text).
+    pub fn anonymous_id(&self) -> Option<Cow<'_, str>> {
+        self.map.get("anonymousId").and_then(check::id_text)
+    }
+
+    /// `userId` as text (a numeric id as its decimal text).
+    pub fn user_id(&self) -> Option<Cow<'_, str>> {
+        self.map.get("userId").and_then(check::id_text)
+    }
+
+    /// The wire form: the client's bytes with the edge's fields spliced in, the write key
+    /// removed and the batch's `sentAt`, `context` and `integrations` merged under the event's.
+    pub fn splice(
+        &self,
+        batch: &BatchFields<'_, '_>,
+        received_at: DateTime<Utc>,
+        connection: &Connection<'_>,
+    ) -> Vec<u8> {
+        write::splice(self.raw, &self.map, self.kind, self.times, batch, received_at, connection)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,174 @@
+//! Byte spans of JSON that simd-json has already validated: the members of an object and the
+//! elements of an array, as slices of the client's bytes, so the splice can copy them verbatim.
+//!
+//! The scanner only finds boundaries; it trusts its input to be valid JSON and, if it is not,
+//! stops early rather than failing (callers only scan what simd-json accepted).
+
+use std::borrow::Cow;
+
+/// One `"key": value` of an object, both as sent (the key with its quotes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Member<'r> {
+    pub key: &'r [u8],
+    pub value: &'r [u8],
+}
+
+impl<'r> Member<'r> {
+    /// The key as text, unescaped (escapes are rare, so usually borrowed).
+    pub fn name(&self) -> Cow<'r, str> {
+        key_name(self.key)
+    }
+}
+
+/// The unescaped text of a raw JSON string (with its quotes).
+pub(crate) fn key_name(raw: &[u8]) -> Cow<'_, str> {
+    let inner = raw.get(1..raw.len().saturating_sub(1)).unwrap_or_default();
+    if !inner.contains(&b'\\') {
+        if let Ok(text) = std::str::from_utf8(inner) {
+            return Cow::Borrowed(text);
+        }
+    }
+    Cow::Owned(serde_json::from_slice::<String>(raw).unwrap_or_default())
+}
+
+fn is_ws(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r')
+}
+
+fn skip_ws(bytes: &[u8], mut at: usize) -> usize {
+    while bytes.get(at).copied().is_some_and(is_ws) {
+        at += 1;
+    }
+    at
+}
+
+/// The index just past the string starting at `at` (which holds its opening quote).
+fn string_end(bytes: &[u8], at: usize) -> usize {
+    let mut i = at + 1;
+    while let Some(&b) = bytes.get(i) {
+        match b {
+            b'\\' => i += 2,
+            b'"' => return i + 1,
+            _ => i += 1,
+        }
+    }
+    bytes.len()
+}
+
+/// The index just past the value starting at `at`.
+fn value_end(bytes: &[u8], at: usize) -> usize {
+    match bytes.get(at) {
+        Some(b'"') => string_end(bytes, at),
+        Some(b'{' | b'[') => {
+            let mut depth = 0usize;
+            let mut i = at;
+            while let Some(&b) = bytes.get(i) {
+                match b {
+                    b'"' => {
+                        i = string_end(bytes, i);
+                        continue;
+                    }
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            return i + 1;
+                        }
+                    }
+                    _ => {}
+                }
+                i += 1;
+            }
+            bytes.len()
+        }
+        _ => {
+            let mut i = at;
+            while bytes.get(i).is_some_and(|&b| !is_ws(b) && !matches!(b, b',' | b'}' | b']')) {
+                i += 1;
+            }
+            i
+        }
+    }
+}
+
+/// The whole value in `bytes`, without surrounding whitespace.
+pub(crate) fn trim(bytes: &[u8]) -> &[u8] {
+    bytes.trim_ascii()
+}
+
+/// The members of the object `bytes` (surrounding whitespace allowed), in the order sent.
+pub(crate) fn members(bytes: &[u8]) -> Vec<Member<'_>> {
+    let mut out = Vec::with_capacity(16);
+    let mut at = skip_ws(bytes, 0);
+    if bytes.get(at) != Some(&b'{') {
+        return out;
+    }
+    at = skip_ws(bytes, at + 1);
+    while bytes.get(at) == Some(&b'"') {
+        let key_end = string_end(bytes, at);
+        let colon = skip_ws(bytes, key_end);
+        if bytes.get(colon) != Some(&b':') {
+            break;
+        }
+        let start = skip_ws(bytes, colon + 1);
+        let end = value_end(bytes, start);
+        let (Some(key), Some(value)) = (bytes.get(at..key_end), bytes.get(start..end)) else { break };
+        out.push(Member { key, value });
+        at = skip_ws(bytes, end);
+        if bytes.get(at) != Some(&b',') {
+            break;
+        }
+        at = skip_ws(bytes, at + 1);
+    }
+    out
+}
+
+/// The elements of the array `bytes` (surrounding whitespace allowed), in order.
+pub(crate) fn elements(bytes: &[u8]) -> Vec<&[u8]> {
+    let mut out = Vec::new();
+    let mut at = skip_ws(bytes, 0);
+    if bytes.get(at) != Some(&b'[') {
+        return out;
+    }
+    at = skip_ws(bytes, at + 1);
+    while bytes.get(at).is_some_and(|&b| b != b']') {
+        let end = value_end(bytes, at);
+        let Some(element) = bytes.get(at..end) else { break };
+        out.push(element);
+        at = skip_ws(bytes, end);
+        if bytes.get(at) != Some(&b',') {
+            break;
+        }
+        at = skip_ws(bytes, at + 1);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_members_with_nesting_escapes_and_whitespace() {
+        let json = br#" { "a" : 1.50e3 , "b\"c":"x}\"]" ,"d":{"e":[1,{"f":"]"}]},"g":[ ],"h":null } "#;
+        let found: Vec<(String, &[u8])> = members(json).iter().map(|m| (m.name().into_owned(), m.value)).collect();
+        assert_eq!(
+            found,
+            vec![
+                ("a".to_owned(), &b"1.50e3"[..]),
+                ("b\"c".to_owned(), &br#""x}\"]""#[..]),
+                ("d".to_owned(), &br#"{"e":[1,{"f":"]"}]}"#[..]),
+                ("g".to_owned(), &b"[ ]"[..]),
+                ("h".to_owned(), &b"null"[..]),
+            ]
+        );
+        assert!(members(b"{}").is_empty());
+    }
+
+    #[test]
+    fn finds_elements() {
+        assert_eq!(elements(br#"[ {"a":[1]} , "x" ,3]"#), vec![&br#"{"a":[1]}"#[..], &b"\"x\""[..], &b"3"[..]]);
+        assert!(elements(b" [ ] ").is_empty());
+        assert_eq!(key_name(br#""\u0074ype""#), "type");
+    }
+}

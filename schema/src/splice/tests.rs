@@ -1,0 +1,68 @@
+//! Examples of the splice: what is copied, what is rewritten, what is dropped.
+
+use std::net::IpAddr;
+
+use super::*;
+
+fn connection(anonymize_ip: bool) -> Connection<'static> {
+    let ip: IpAddr = "203.0.113.77".parse().expect("ip");
+    Connection { ip, user_agent: Some("Mozilla/5.0 \"quoted\""), anonymize_ip }
+}
+
+fn at(text: &str) -> DateTime<Utc> {
+    parse_timestamp(text).expect("time")
+}
+
+#[test]
+fn untouched_members_keep_their_bytes_and_order() {
+    let body = br#"{"userId": 42, "event":"Clicked","properties":{"price":1.50,"n":1e3,"s":"\u00e9"},
+        "writeKey":"secret","zeta":[1, 2],"messageId":"m-1","timestamp":"2026-01-01T13:00:00+01:00"}"#;
+    let mut scratch = Vec::new();
+    let envelope = RawEnvelope::from_single(body, &mut scratch).expect("json");
+    let (batch, events) = envelope.into_events(Some(EventType::Track));
+    let event = events.into_iter().next().expect("one").expect("valid");
+    assert_eq!(event.message_id(), Some("m-1"));
+    assert_eq!(event.user_id().as_deref(), Some("42"));
+    let out = event.splice(&batch, at("2026-01-01T12:00:05Z"), &connection(false));
+    let text = String::from_utf8(out).expect("utf-8");
+    assert_eq!(
+        text,
+        concat!(
+            r#"{"type":"track","userId":"42","event":"Clicked","properties":{"price":1.50,"n":1e3,"s":"\u00e9"},"#,
+            r#""zeta":[1, 2],"messageId":"m-1","timestamp":"2026-01-01T12:00:00.000Z","#,
+            r#""context":{"ip":"203.0.113.77","userAgent":"Mozilla/5.0 \"quoted\""},"#,
+            r#""originalTimestamp":"2026-01-01T12:00:00.000Z","receivedAt":"2026-01-01T12:00:05.000Z"}"#
+        )
+    );
+}
+
+#[test]
+fn batch_fields_merge_under_the_event() {
+    let body = br#"{"writeKey":"k","sentAt":"2026-01-01T12:00:00Z","context":{"ip":"198.51.100.9","locale":"fr"},
+        "integrations":{"All":false},"batch":[{"type":"page","anonymousId":"a","context":{"locale":"de"}}]}"#;
+    let mut scratch = Vec::new();
+    let envelope = RawEnvelope::from_batch(body, &mut scratch).expect("batch");
+    assert_eq!(envelope.write_key.as_deref(), Some("k"));
+    let (batch, events) = envelope.into_events(None);
+    let event = events.into_iter().next().expect("one").expect("valid");
+    let out = event.splice(&batch, at("2026-01-01T12:00:01Z"), &connection(true));
+    let value: serde_json::Value = serde_json::from_slice(&out).expect("json");
+    assert_eq!(
+        value["context"],
+        serde_json::json!({"locale":"de","ip":"198.51.100.0","userAgent":"Mozilla/5.0 \"quoted\""})
+    );
+    assert_eq!(value["integrations"], serde_json::json!({"All": false}));
+    assert_eq!(value["sentAt"], "2026-01-01T12:00:00.000Z");
+    assert_eq!(uuid::Uuid::parse_str(value["messageId"].as_str().expect("id")).expect("uuid").get_version_num(), 7);
+}
+
+#[test]
+fn rejects_carry_the_payload() {
+    let body = br#"[{"type":"track","userId":"u"}, 7]"#;
+    let mut scratch = Vec::new();
+    let (_, events) = RawEnvelope::from_array_or_single(body, &mut scratch).expect("json").into_events(None);
+    let errors: Vec<_> = events.into_iter().map(|e| e.expect_err("invalid")).collect();
+    assert_eq!(errors[0].error, EventError::MissingField("event"));
+    assert_eq!(errors[0].payload, serde_json::json!({"type":"track","userId":"u"}));
+    assert_eq!(errors[1].error, EventError::NotAnObject("a number"));
+}
