@@ -142,7 +142,9 @@ impl<'r, 's> RawEnvelope<'r, 's> {
             .zip(scratch.split_mut(|b| *b == b'\n'))
             .filter(|(line, _)| line.iter().any(|b| !b.is_ascii_whitespace()))
             .map(|(line, copy)| {
-                let value = simd_json::to_borrowed_value(copy).map_err(|e| EventError::InvalidJson(e.to_string()))?;
+                // Worded as the owned path words it: the payload error inside the event error.
+                let invalid = |e: simd_json::Error| PayloadError::InvalidJson(e.to_string()).to_string();
+                let value = simd_json::to_borrowed_value(copy).map_err(|e| EventError::InvalidJson(invalid(e)))?;
                 Ok(RawItem { raw: raw::trim(line), value })
             })
             .collect();

@@ -107,13 +107,13 @@ pub(super) fn splice(
             "context" => {
                 written.context = true;
                 let own = own_object(&member, value);
-                write_context(out.key(member.key), own, batch.context.as_ref(), connection);
+                write_context(out.key(member.key), &own, batch.context.as_ref(), connection);
             }
             "integrations" => {
                 written.integrations = true;
                 let own = own_object(&member, value);
                 if own.is_some() || batch.integrations.is_some() {
-                    write_merged(out.key(member.key), own, batch.integrations.as_ref());
+                    write_merged(out.key(member.key), &own, batch.integrations.as_ref());
                 }
             }
             "timestamp" | "originalTimestamp" | "sentAt" | "receivedAt" => {
@@ -130,10 +130,10 @@ pub(super) fn splice(
         out.string(b"\"messageId\"", &new_message_id());
     }
     if !written.context {
-        write_context(out.key(b"\"context\""), None, batch.context.as_ref(), connection);
+        write_context(out.key(b"\"context\""), &None, batch.context.as_ref(), connection);
     }
     if !written.integrations && batch.integrations.is_some() {
-        write_merged(out.key(b"\"integrations\""), None, batch.integrations.as_ref());
+        write_merged(out.key(b"\"integrations\""), &None, batch.integrations.as_ref());
     }
     for ((key, time), done) in TIME_KEYS.iter().zip(times).zip(written.times) {
         if let (Some(time), false) = (time, done) {
@@ -172,9 +172,9 @@ fn merged<'a, 'r>(
     own_members.chain(shared_members)
 }
 
-fn write_merged(buf: &mut Vec<u8>, own: Own<'_, '_, '_>, shared: Option<&SharedObject<'_, '_>>) {
+fn write_merged(buf: &mut Vec<u8>, own: &Own<'_, '_, '_>, shared: Option<&SharedObject<'_, '_>>) {
     let mut out = ObjectWriter::open(buf);
-    for member in merged(&own, shared) {
+    for member in merged(own, shared) {
         out.copy(member);
     }
     out.close();
@@ -184,13 +184,13 @@ fn write_merged(buf: &mut Vec<u8>, own: Own<'_, '_, '_>, shared: Option<&SharedO
 /// where absent (and `ip` where not a string), the IP anonymized if configured.
 fn write_context(
     buf: &mut Vec<u8>,
-    own: Own<'_, '_, '_>,
+    own: &Own<'_, '_, '_>,
     shared: Option<&SharedObject<'_, '_>>,
     connection: &Connection<'_>,
 ) {
     let (mut has_ip, mut has_agent) = (false, false);
     let mut out = ObjectWriter::open(buf);
-    for member in merged(&own, shared) {
+    for member in merged(own, shared) {
         let name = member.name();
         match name.as_ref() {
             "ip" => {
