@@ -45,11 +45,11 @@ fn skip_ws(bytes: &[u8], mut at: usize) -> usize {
 /// The index just past the string starting at `at` (which holds its opening quote).
 fn string_end(bytes: &[u8], at: usize) -> usize {
     let mut i = at + 1;
-    while let Some(&b) = bytes.get(i) {
-        match b {
-            b'\\' => i += 2,
-            b'"' => return i + 1,
-            _ => i += 1,
+    while let Some(found) = bytes.get(i..).and_then(|rest| memchr::memchr2(b'"', b'\\', rest)) {
+        i += found;
+        match bytes.get(i) {
+            Some(b'\\') => i += 2,
+            _ => return i + 1,
         }
     }
     bytes.len()
@@ -59,23 +59,25 @@ fn string_end(bytes: &[u8], at: usize) -> usize {
 fn value_end(bytes: &[u8], at: usize) -> usize {
     match bytes.get(at) {
         Some(b'"') => string_end(bytes, at),
-        Some(b'{' | b'[') => {
+        Some(&open @ (b'{' | b'[')) => {
+            // In valid JSON each bracket kind balances on its own, so only this kind is counted.
+            let close = if open == b'{' { b'}' } else { b']' };
             let mut depth = 0usize;
             let mut i = at;
-            while let Some(&b) = bytes.get(i) {
-                match b {
-                    b'"' => {
+            while let Some(found) = bytes.get(i..).and_then(|rest| memchr::memchr3(b'"', open, close, rest)) {
+                i += found;
+                match bytes.get(i) {
+                    Some(b'"') => {
                         i = string_end(bytes, i);
                         continue;
                     }
-                    b'{' | b'[' => depth += 1,
-                    b'}' | b']' => {
+                    Some(&b) if b == open => depth += 1,
+                    _ => {
                         depth -= 1;
                         if depth == 0 {
                             return i + 1;
                         }
                     }
-                    _ => {}
                 }
                 i += 1;
             }
