@@ -14,9 +14,9 @@ use chrono::{DateTime, Utc};
 use simd_json::borrowed::{Object, Value};
 
 use crate::error::EventError;
-use crate::event::EventType;
+use crate::event::{Event, EventType};
 use crate::payload::{PayloadError, Rejected};
-use crate::time::parse_timestamp;
+use crate::time::{parse_timestamp, EdgeTimes};
 use crate::Connection;
 use check::{is_null, type_name};
 use raw::Member;
@@ -217,6 +217,45 @@ impl CheckedEvent<'_, '_> {
     /// `userId` as text (a numeric id as its decimal text).
     pub fn user_id(&self) -> Option<Cow<'_, str>> {
         self.map.get("userId").and_then(check::id_text)
+    }
+
+    /// What topic routing reads, as an owned [`Event`]: the type, event and page names, the
+    /// ids, `properties` and the settled `timestamp`. Every other field is left empty, so this
+    /// is for routing rules only; the event itself is [`Self::splice`].
+    pub fn routing_view(&self, batch: &BatchFields<'_, '_>, received_at: DateTime<Utc>) -> Event {
+        let text = |field: &str| match self.map.get(field) {
+            Some(Value::String(s)) => Some(s.to_string()),
+            _ => None,
+        };
+        let id = |field: &str| self.map.get(field).and_then(check::id_text).map(Cow::into_owned);
+        let properties = match self.map.get("properties") {
+            Some(value @ Value::Object(_)) => match serde_json::to_value(value) {
+                Ok(serde_json::Value::Object(map)) => Some(map),
+                _ => None,
+            },
+            _ => None,
+        };
+        let [timestamp, original, sent_at, _] = self.times;
+        let settled = EdgeTimes::settle(received_at, timestamp, original, sent_at.or(batch.sent_at));
+        Event {
+            kind: self.kind,
+            message_id: self.message_id().map(str::to_owned),
+            anonymous_id: id("anonymousId"),
+            user_id: id("userId"),
+            event: text("event"),
+            name: text("name"),
+            group_id: id("groupId"),
+            previous_id: id("previousId"),
+            properties,
+            traits: None,
+            context: None,
+            integrations: None,
+            timestamp: Some(settled.timestamp),
+            original_timestamp: settled.original_timestamp,
+            sent_at: settled.sent_at,
+            received_at: Some(received_at),
+            extra: serde_json::Map::new(),
+        }
     }
 
     /// The wire form: the client's bytes with the edge's fields spliced in, the write key

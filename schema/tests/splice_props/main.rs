@@ -2,7 +2,8 @@
 //! Segment-shaped request. Both must accept and reject the same items with the same error;
 //! accepted items must be the same JSON (compared order-insensitively, because the owned path
 //! writes named fields first, in struct order); and every member the edge does not own must
-//! appear in the spliced output byte for byte.
+//! appear in the spliced output byte for byte. The routing view must hold the facts routing
+//! reads of the owned event.
 
 use std::net::IpAddr;
 
@@ -16,11 +17,19 @@ use serde_json::Value;
 mod generate;
 use generate::{decoded, request, Kind, Member, Request};
 
+/// What topic routing reads of an accepted event.
+type Facts = (EventType, [Option<String>; 6], Option<serde_json::Map<String, Value>>, Option<DateTime<Utc>>);
+
+fn facts(event: &clickstream_schema::Event) -> Facts {
+    let ids = [&event.event, &event.name, &event.anonymous_id, &event.user_id, &event.group_id, &event.previous_id];
+    (event.kind, ids.map(Clone::clone), event.properties.clone(), event.timestamp)
+}
+
 /// What one path made of a request: envelope facts and each item's outcome.
 #[derive(Debug)]
 struct Outcome {
     write_key: Option<String>,
-    items: Vec<Result<(bool, Value), (EventError, Value)>>,
+    items: Vec<Result<(bool, Value, Facts), (EventError, Value)>>,
 }
 
 fn received() -> DateTime<Utc> {
@@ -56,7 +65,8 @@ fn owned_path(request: &Request) -> Result<Outcome, PayloadError> {
                 let client_id = event.message_id.is_some();
                 event.stamp(received(), sent_at);
                 event.apply_connection(&connection(request));
-                Ok((client_id, serde_json::from_slice(&event.to_json()).expect("owned output is JSON")))
+                let value = serde_json::from_slice(&event.to_json()).expect("owned output is JSON");
+                Ok((client_id, value, facts(&event)))
             }
             Err(rejected) => Err((rejected.error, rejected.payload)),
         })
@@ -83,7 +93,8 @@ fn splice_path(request: &Request) -> Result<(Outcome, Vec<Vec<u8>>), PayloadErro
                 let bytes = event.splice(&batch, received(), &connection(request));
                 let value = serde_json::from_slice(&bytes).expect("spliced output is JSON");
                 outputs.push(bytes);
-                Ok((event.message_id().is_some(), value))
+                let view = event.routing_view(&batch, received());
+                Ok((event.message_id().is_some(), value, facts(&view)))
             }
             Err(rejected) => Err((rejected.error, rejected.payload)),
         })
@@ -173,8 +184,9 @@ proptest! {
         let mut accepted = outputs.iter();
         for (index, (o, s)) in owned.items.into_iter().zip(spliced.items).enumerate() {
             match (o, s) {
-                (Ok((o_client, mut o_value)), Ok((s_client, mut s_value))) => {
+                (Ok((o_client, mut o_value, o_facts)), Ok((s_client, mut s_value, s_facts))) => {
                     prop_assert_eq!(o_client, s_client);
+                    prop_assert_eq!(o_facts, s_facts);
                     if !o_client {
                         blank_generated_id(&mut o_value);
                         blank_generated_id(&mut s_value);
@@ -223,7 +235,7 @@ fn generated_requests_cover_accepts_and_each_reject_kind() {
         for item in outcome.items {
             total += 1;
             match item {
-                Ok((client_id, _)) => {
+                Ok((client_id, _, _)) => {
                     accepted += 1;
                     generated_ids += usize::from(!client_id);
                 }
