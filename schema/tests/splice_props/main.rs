@@ -25,11 +25,14 @@ fn facts(event: &clickstream_schema::Event) -> Facts {
     (event.kind, ids.map(Clone::clone), event.properties.clone(), event.timestamp)
 }
 
+/// An accepted item: whether the client sent its `messageId`, its output, its routing facts.
+type Accepted = (bool, Value, Facts);
+
 /// What one path made of a request: envelope facts and each item's outcome.
 #[derive(Debug)]
 struct Outcome {
     write_key: Option<String>,
-    items: Vec<Result<(bool, Value, Facts), (EventError, Value)>>,
+    items: Vec<Result<Accepted, (EventError, Value)>>,
 }
 
 fn received() -> DateTime<Utc> {
