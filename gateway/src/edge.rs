@@ -2,7 +2,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use clickstream_schema::{Connection, Event};
+use clickstream_schema::Connection;
 use http::{header, HeaderMap};
 
 use crate::config::GatewayConfig;
@@ -34,14 +34,9 @@ impl EdgeContext {
         self.ip
     }
 
-    /// What the connection adds to each event (see [`Connection`]).
+    /// What the connection adds to each event: `context.ip` and `context.userAgent` where the
+    /// event has none, the IP anonymized if configured (see [`Connection`]).
     pub fn connection(&self) -> Connection<'_> {
         Connection { ip: self.ip, user_agent: self.user_agent.as_deref(), anonymize_ip: self.anonymize }
-    }
-
-    /// Fills `context.ip` and `context.userAgent` where the event has none (a server SDK may
-    /// send its end user's), then anonymizes the IP if configured.
-    pub fn apply(&self, event: &mut Event) {
-        event.apply_connection(&self.connection());
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use chrono::Utc;
 use clickstream_schema::{
-    format_timestamp, parse_json, parse_ndjson, DeadLetter, Envelope, EventError, HEADER_EVENT_TYPE, HEADER_SOURCE,
+    format_timestamp, DeadLetter, EventError, PayloadError, RawEnvelope, HEADER_EVENT_TYPE, HEADER_SOURCE,
 };
 use http::{header, Request, Response, StatusCode};
 use http_body_util::Full;
@@ -60,12 +60,14 @@ impl App {
         let header_source = basic_auth_user(&parts.headers).map(|key| state.sources.lookup(&key)).transpose()?;
         let (limit, timeout) = (state.config.limits.max_batch_bytes, state.config.http.body_read_timeout_ms);
         let parsing = trace.phase("parse");
-        let mut bytes = read_decoded(body, &parts.headers, limit, Duration::from_millis(timeout)).await?;
-        let envelope = parse_envelope(kind, &parts.headers, &mut bytes)?;
+        let bytes = read_decoded(body, &parts.headers, limit, Duration::from_millis(timeout)).await?;
+        // simd-json parses a copy; the events are written out from the client's own bytes.
+        let mut scratch = Vec::new();
+        let envelope = parse_envelope(kind, &parts.headers, &bytes, &mut scratch)?;
         drop(parsing);
         let source = match header_source {
             Some(source) => source,
-            None => self.body_or_header_source(&envelope, &parts.headers)?,
+            None => self.body_or_header_source(envelope.write_key.clone(), &parts.headers)?,
         };
         let source = &*source;
         source.check_origin(parts.headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()))?;
@@ -104,15 +106,22 @@ impl App {
     }
 
     /// Validates, stamps and encodes each event; drops retried duplicates.
-    fn to_records(&self, kind: IngestKind, envelope: Envelope, source: &Source, edge: &EdgeContext) -> Prepared {
+    fn to_records(
+        &self,
+        kind: IngestKind,
+        envelope: RawEnvelope<'_, '_>,
+        source: &Source,
+        edge: &EdgeContext,
+    ) -> Prepared {
         let state = &self.state;
         let received_at = Utc::now();
-        let batch_sent_at = envelope.sent_at;
         let max_event_bytes = state.config.limits.max_event_bytes;
         let routes = state.routing.active();
+        let connection = edge.connection();
         let mut prepared = Prepared::default();
-        for (index, outcome) in envelope.into_events(kind.endpoint_type()).into_iter().enumerate() {
-            let mut event = match outcome {
+        let (batch, events) = envelope.into_events(kind.endpoint_type());
+        for (index, outcome) in events.into_iter().enumerate() {
+            let event = match outcome {
                 Ok(event) => event,
                 Err(rejection) => {
                     let item =
@@ -121,22 +130,20 @@ impl App {
                     continue;
                 }
             };
-            if state.suppression.is_suppressed(&event) {
+            if state.suppression.names(event.user_id().as_deref(), event.anonymous_id().as_deref()) {
                 prepared.suppressed += 1;
                 continue;
             }
-            let client_id = event.message_id.clone();
+            let client_id = event.message_id().map(str::to_owned);
             if client_id.as_deref().is_some_and(|id| state.dedup.is_duplicate(&source.name, id)) {
                 prepared.duplicates += 1;
                 continue;
             }
-            event.stamp(received_at, batch_sent_at);
-            edge.apply(&mut event);
-            let payload = event.to_json();
+            let payload = event.splice(&batch, received_at, &connection);
             if payload.len() > max_event_bytes {
                 let error = EventError::TooLarge { size: payload.len(), limit: max_event_bytes };
                 let item = RejectedItem { index, kind: error.kind(), reason: error.to_string() };
-                prepared.rejected.push((item, serde_json::to_value(&event).unwrap_or_default()));
+                prepared.rejected.push((item, serde_json::from_slice(&payload).unwrap_or_default()));
                 continue;
             }
             prepared.client_ids.extend(client_id);
@@ -148,11 +155,12 @@ impl App {
                 payload,
                 headers: vec![
                     (HEADER_SOURCE.into(), source.name.to_string()),
-                    (HEADER_EVENT_TYPE.into(), event.kind.as_str().to_owned()),
+                    (HEADER_EVENT_TYPE.into(), event.kind().as_str().to_owned()),
                 ],
             };
             let out = &mut prepared.records;
-            state.routing.route_into(&routes, &event, &source.name, received_at, record, &state.metrics, out);
+            let facts = event.routing_view(&batch, received_at);
+            state.routing.route_into(&routes, &facts, &source.name, received_at, record, &state.metrics, out);
         }
         prepared.received_at = format_timestamp(received_at);
         prepared
@@ -160,11 +168,10 @@ impl App {
 
     fn body_or_header_source(
         &self,
-        envelope: &Envelope,
+        body_write_key: Option<String>,
         headers: &http::HeaderMap,
     ) -> Result<Arc<Source>, GatewayError> {
-        let key =
-            envelope.write_key.clone().or_else(|| header_write_key(headers)).ok_or(GatewayError::MissingWriteKey)?;
+        let key = body_write_key.or_else(|| header_write_key(headers)).ok_or(GatewayError::MissingWriteKey)?;
         self.state.sources.lookup(&key)
     }
 }
@@ -218,14 +225,22 @@ impl IngestKind {
     }
 }
 
-fn parse_envelope(kind: IngestKind, headers: &http::HeaderMap, bytes: &mut [u8]) -> Result<Envelope, GatewayError> {
-    let json = |bytes: &mut [u8]| parse_json(bytes).map_err(|e| GatewayError::InvalidJson(e.to_string()));
-    match kind {
-        IngestKind::Batch => Envelope::from_batch(json(bytes)?).map_err(|e| GatewayError::BadShape(e.to_string())),
-        IngestKind::Single(_) => Ok(Envelope::from_single(json(bytes)?)),
-        IngestKind::Events if is_ndjson(headers, bytes) => Ok(parse_ndjson(bytes)),
-        IngestKind::Events => Ok(Envelope::from_array_or_single(json(bytes)?)),
-    }
+fn parse_envelope<'r, 's>(
+    kind: IngestKind,
+    headers: &http::HeaderMap,
+    bytes: &'r [u8],
+    scratch: &'s mut Vec<u8>,
+) -> Result<RawEnvelope<'r, 's>, GatewayError> {
+    let parsed = match kind {
+        IngestKind::Batch => RawEnvelope::from_batch(bytes, scratch),
+        IngestKind::Single(_) => RawEnvelope::from_single(bytes, scratch),
+        IngestKind::Events if is_ndjson(headers, bytes) => Ok(RawEnvelope::from_ndjson(bytes, scratch)),
+        IngestKind::Events => RawEnvelope::from_array_or_single(bytes, scratch),
+    };
+    parsed.map_err(|e| match e {
+        PayloadError::InvalidJson(_) => GatewayError::InvalidJson(e.to_string()),
+        PayloadError::BadShape(_) => GatewayError::BadShape(e.to_string()),
+    })
 }
 
 /// NDJSON by content type, or by shape: several non-blank lines that each hold one object.

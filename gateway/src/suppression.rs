@@ -63,12 +63,17 @@ impl Suppression {
 
     /// Whether the event names a suppressed identity.
     pub fn is_suppressed(&self, event: &Event) -> bool {
+        self.names(event.user_id.as_deref(), event.anonymous_id.as_deref())
+    }
+
+    /// Whether a `userId` or `anonymousId` (as text) is suppressed.
+    pub fn names(&self, user_id: Option<&str>, anonymous_id: Option<&str>) -> bool {
         if !self.active.load(Ordering::Relaxed) {
             return false;
         }
         let ids = self.ids.read().unwrap_or_else(|p| p.into_inner()).clone();
-        event.user_id.as_deref().is_some_and(|id| ids.user_ids.contains(id))
-            || event.anonymous_id.as_deref().is_some_and(|id| ids.anonymous_ids.contains(id))
+        user_id.is_some_and(|id| ids.user_ids.contains(id))
+            || anonymous_id.is_some_and(|id| ids.anonymous_ids.contains(id))
     }
 
     /// How many identities are suppressed now.
