@@ -36,8 +36,60 @@ pub struct RawEnvelope<'r, 's> {
 
 #[derive(Debug)]
 struct RawItem<'r, 's> {
-    raw: &'r [u8],
     value: Value<'s>,
+    raw: &'r [u8],
+    /// The members as sent, when the item is an object.
+    members: Vec<Member<'r>>,
+}
+
+impl<'r, 's> RawItem<'r, 's> {
+    fn new(raw: &'r [u8], mut value: Value<'s>) -> Self {
+        let members = match &mut value {
+            Value::Object(map) => {
+                let members = raw::members(raw);
+                last_wins(map, &members);
+                members
+            }
+            _ => Vec::new(),
+        };
+        Self { value, raw, members }
+    }
+}
+
+/// simd-json keeps every copy of a repeated key and finds the first; serde_json, and so the
+/// owned path, keeps the last. Makes `map` agree with `members` (which keep the last).
+fn last_wins(map: &mut Object<'_>, members: &[Member<'_>]) {
+    if map.len() == members.len() {
+        return;
+    }
+    for member in members {
+        if map.iter().filter(|(key, _)| **key == member.name).count() > 1 {
+            while map.remove(member.name.as_ref()).is_some() {}
+            let mut copy = member.value.to_vec();
+            let value = simd_json::to_borrowed_value(&mut copy).map(Value::into_static);
+            if let Ok(value) = value {
+                map.insert(Cow::Owned(member.name.to_string()), value);
+            }
+        }
+    }
+}
+
+/// Whether a key occurs more than once (simd-json keeps every copy).
+fn has_repeats(map: &Object<'_>) -> bool {
+    let keys: Vec<&str> = map.keys().map(AsRef::as_ref).collect();
+    (0..keys.len()).any(|i| keys[i + 1..].contains(&keys[i]))
+}
+
+/// The members of the object member `name`, with its map made to agree with them.
+fn object_members<'r>(map: &mut Object<'_>, members: &[Member<'r>], name: &str) -> Vec<Member<'r>> {
+    match (map.get_mut(name), members.iter().find(|m| m.name == name)) {
+        (Some(Value::Object(object)), Some(member)) => {
+            let members = raw::members(member.value);
+            last_wins(object, &members);
+            members
+        }
+        _ => Vec::new(),
+    }
 }
 
 /// A batch-level `context` or `integrations`: its members as sent, and their values.
@@ -79,11 +131,12 @@ impl<'r, 's> RawEnvelope<'r, 's> {
             }
         };
         let members = raw::members(raw);
-        let member = |name: &str| members.iter().find(|m| m.name() == name);
+        last_wins(&mut map, &members);
+        let member = |name: &str| members.iter().find(|m| m.name == name);
         let items = match map.remove("batch") {
             Some(Value::Array(items)) => {
                 let spans = member("batch").map(|m| raw::elements(m.value)).unwrap_or_default();
-                spans.into_iter().zip(*items).map(|(raw, value)| Ok(RawItem { raw, value })).collect()
+                spans.into_iter().zip(*items).map(|(raw, value)| Ok(RawItem::new(raw, value))).collect()
             }
             Some(other) => {
                 return Err(bad_shape(format!("field `batch` must be an array, got {}", type_name(&other))));
@@ -106,7 +159,11 @@ impl<'r, 's> RawEnvelope<'r, 's> {
             envelope.write_key = Some(key.into_owned());
         }
         let mut shared = |field: &str| match (map.remove(field), member(field)) {
-            (Some(Value::Object(value)), Some(m)) => Some(SharedObject { members: raw::members(m.value), value }),
+            (Some(Value::Object(mut value)), Some(m)) => {
+                let members = raw::members(m.value);
+                last_wins(&mut value, &members);
+                Some(SharedObject { members, value })
+            }
             _ => None,
         };
         envelope.context = shared("context");
@@ -117,7 +174,7 @@ impl<'r, 's> RawEnvelope<'r, 's> {
     /// A single event, as posted to `/v1/track` and the like.
     pub fn from_single(raw: &'r [u8], scratch: &'s mut Vec<u8>) -> Result<Self, PayloadError> {
         let value = parse(raw, scratch)?;
-        Ok(Self::from_items(vec![Ok(RawItem { raw: raw::trim(raw), value })]))
+        Ok(Self::from_items(vec![Ok(RawItem::new(raw::trim(raw), value))]))
     }
 
     /// `/v1/events`: a JSON array of events, or one event object.
@@ -126,10 +183,10 @@ impl<'r, 's> RawEnvelope<'r, 's> {
             Value::Array(items) => {
                 let spans = raw::elements(raw);
                 Ok(Self::from_items(
-                    spans.into_iter().zip(*items).map(|(raw, value)| Ok(RawItem { raw, value })).collect(),
+                    spans.into_iter().zip(*items).map(|(raw, value)| Ok(RawItem::new(raw, value))).collect(),
                 ))
             }
-            value => Ok(Self::from_items(vec![Ok(RawItem { raw: raw::trim(raw), value })])),
+            value => Ok(Self::from_items(vec![Ok(RawItem::new(raw::trim(raw), value))])),
         }
     }
 
@@ -145,7 +202,7 @@ impl<'r, 's> RawEnvelope<'r, 's> {
                 // Worded as the owned path words it: the payload error inside the event error.
                 let invalid = |e: simd_json::Error| PayloadError::InvalidJson(e.to_string()).to_string();
                 let value = simd_json::to_borrowed_value(copy).map_err(|e| EventError::InvalidJson(invalid(e)))?;
-                Ok(RawItem { raw: raw::trim(line), value })
+                Ok(RawItem::new(raw::trim(line), value))
             })
             .collect();
         Self::from_items(items)
@@ -174,13 +231,15 @@ impl<'r, 's> RawEnvelope<'r, 's> {
             .into_iter()
             .map(|item| {
                 let item = item.map_err(|error| Rejected { error, payload: serde_json::Value::Null })?;
-                let RawItem { raw, value } = item;
+                let RawItem { raw, value, members } = item;
                 let rejected = |error| Rejected { error, payload: serde_json::from_slice(raw).unwrap_or_default() };
-                let Value::Object(map) = value else {
+                let Value::Object(mut map) = value else {
                     return Err(rejected(EventError::NotAnObject(type_name(&value))));
                 };
                 let (kind, times) = check::check(&map, endpoint_type).map_err(rejected)?;
-                Ok(CheckedEvent { raw, map, kind, times })
+                let context = object_members(&mut map, &members, "context");
+                let integrations = object_members(&mut map, &members, "integrations");
+                Ok(CheckedEvent { members, context, integrations, map, kind, times })
             })
             .collect();
         (batch, events)
@@ -190,7 +249,10 @@ impl<'r, 's> RawEnvelope<'r, 's> {
 /// One valid event, still borrowed: ready to be deduplicated and spliced.
 #[derive(Debug)]
 pub struct CheckedEvent<'r, 's> {
-    raw: &'r [u8],
+    /// The event's members as sent, and those of its `context` and `integrations`.
+    members: Vec<Member<'r>>,
+    context: Vec<Member<'r>>,
+    integrations: Vec<Member<'r>>,
     map: Box<Object<'s>>,
     kind: EventType,
     times: check::CheckedTimes,
@@ -229,6 +291,11 @@ impl CheckedEvent<'_, '_> {
         };
         let id = |field: &str| self.map.get(field).and_then(check::id_text).map(Cow::into_owned);
         let properties = match self.map.get("properties") {
+            // A repeated key (rare) is read from the client's bytes, as serde_json reads it.
+            Some(Value::Object(map)) if has_repeats(map) => {
+                let member = self.members.iter().find(|m| m.name == "properties");
+                member.and_then(|m| serde_json::from_slice(m.value).ok())
+            }
             Some(value @ Value::Object(_)) => match serde_json::to_value(value) {
                 Ok(serde_json::Value::Object(map)) => Some(map),
                 _ => None,
@@ -266,7 +333,7 @@ impl CheckedEvent<'_, '_> {
         received_at: DateTime<Utc>,
         connection: &Connection<'_>,
     ) -> Vec<u8> {
-        write::splice(self.raw, &self.map, self.kind, self.times, batch, received_at, connection)
+        write::splice(self, batch, received_at, connection)
     }
 }
 

@@ -6,18 +6,13 @@
 
 use std::borrow::Cow;
 
-/// One `"key": value` of an object, both as sent (the key with its quotes).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// One `"key": value` of an object, both as sent (the key with its quotes), and the key's text.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Member<'r> {
     pub key: &'r [u8],
     pub value: &'r [u8],
-}
-
-impl<'r> Member<'r> {
-    /// The key as text, unescaped (escapes are rare, so usually borrowed).
-    pub fn name(&self) -> Cow<'r, str> {
-        key_name(self.key)
-    }
+    /// The key unescaped (escapes are rare, so usually borrowed).
+    pub name: Cow<'r, str>,
 }
 
 /// The unescaped text of a raw JSON string (with its quotes).
@@ -98,8 +93,20 @@ pub(crate) fn trim(bytes: &[u8]) -> &[u8] {
     bytes.trim_ascii()
 }
 
-/// The members of the object `bytes` (surrounding whitespace allowed), in the order sent.
+/// The members of the object `bytes` (surrounding whitespace allowed), in the order sent. Of
+/// a key sent more than once only the last stays, as serde_json (and so the owned path) reads it.
 pub(crate) fn members(bytes: &[u8]) -> Vec<Member<'_>> {
+    let mut out = all_members(bytes);
+    let repeated = |i: usize, out: &[Member<'_>]| out[i + 1..].iter().any(|m| m.name == out[i].name);
+    if (0..out.len()).any(|i| repeated(i, &out)) {
+        let keep: Vec<bool> = (0..out.len()).map(|i| !repeated(i, &out)).collect();
+        let mut flags = keep.into_iter();
+        out.retain(|_| flags.next().unwrap_or(true));
+    }
+    out
+}
+
+fn all_members(bytes: &[u8]) -> Vec<Member<'_>> {
     let mut out = Vec::with_capacity(16);
     let mut at = skip_ws(bytes, 0);
     if bytes.get(at) != Some(&b'{') {
@@ -115,7 +122,7 @@ pub(crate) fn members(bytes: &[u8]) -> Vec<Member<'_>> {
         let start = skip_ws(bytes, colon + 1);
         let end = value_end(bytes, start);
         let (Some(key), Some(value)) = (bytes.get(at..key_end), bytes.get(start..end)) else { break };
-        out.push(Member { key, value });
+        out.push(Member { key, value, name: key_name(key) });
         at = skip_ws(bytes, end);
         if bytes.get(at) != Some(&b',') {
             break;
@@ -153,7 +160,8 @@ mod tests {
     #[test]
     fn finds_members_with_nesting_escapes_and_whitespace() {
         let json = br#" { "a" : 1.50e3 , "b\"c":"x}\"]" ,"d":{"e":[1,{"f":"]"}]},"g":[ ],"h":null } "#;
-        let found: Vec<(String, &[u8])> = members(json).iter().map(|m| (m.name().into_owned(), m.value)).collect();
+        let found: Vec<(String, &[u8])> =
+            members(json).iter().map(|m| (m.name.clone().into_owned(), m.value)).collect();
         assert_eq!(
             found,
             vec![
@@ -165,6 +173,8 @@ mod tests {
             ]
         );
         assert!(members(b"{}").is_empty());
+        let last: Vec<&[u8]> = members(br#"{"a":1,"b":2,"\u0061":3}"#).iter().map(|m| m.value).collect();
+        assert_eq!(last, vec![&b"2"[..], &b"3"[..]]);
     }
 
     #[test]

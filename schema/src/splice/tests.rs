@@ -66,3 +66,37 @@ fn rejects_carry_the_payload() {
     assert_eq!(errors[0].payload, serde_json::json!({"type":"track","userId":"u"}));
     assert_eq!(errors[1].error, EventError::NotAnObject("a number"));
 }
+
+#[test]
+fn duplicate_keys_resolve_as_the_owned_path_does() {
+    for body in [
+        &br#"{"type":"track","event":"e","userId":"a","userId":5.5}"#[..],
+        br#"{"type":"track","event":"e","userId":5.5,"userId":"a"}"#,
+        br#"{"type":"page","userId":"a","context":{"ip":"1.2.3.4"},"context":{"locale":"x"},"k":1,"k":2}"#,
+        br#"{"type":"page","userId":"a","context":{"ip":"1.2.3.4","ip":7,"userAgent":null,"userAgent":"x"}}"#,
+        br#"{"type":"page","userId":"a","properties":{"a":1,"a":{"b":2}},"integrations":{"x":1,"x":false}}"#,
+    ] {
+        let mut owned_bytes = body.to_vec();
+        let value = crate::parse_json(&mut owned_bytes).expect("json");
+        let owned = crate::Event::from_value(value, None).map_err(|(e, _)| e);
+        let mut scratch = Vec::new();
+        let (batch, events) = RawEnvelope::from_single(body, &mut scratch).expect("json").into_events(None);
+        let spliced = events.into_iter().next().expect("one");
+        match (owned, spliced) {
+            (Err(o), Err(s)) => assert_eq!(o, s.error),
+            (Ok(mut o), Ok(s)) => {
+                let now = at("2026-01-01T12:00:00Z");
+                o.stamp(now, None);
+                o.apply_connection(&connection(false));
+                assert_eq!(s.routing_view(&batch, now).properties, o.properties);
+                let mut o: serde_json::Value = serde_json::from_slice(&o.to_json()).expect("json");
+                let mut s: serde_json::Value =
+                    serde_json::from_slice(&s.splice(&batch, now, &connection(false))).expect("json");
+                o["messageId"] = "id".into();
+                s["messageId"] = "id".into();
+                assert_eq!(o, s);
+            }
+            (o, s) => panic!("{} differs: {o:?} vs {s:?}", String::from_utf8_lossy(body)),
+        };
+    }
+}

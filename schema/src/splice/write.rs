@@ -5,10 +5,9 @@
 use chrono::{DateTime, Utc};
 use simd_json::borrowed::{Object, Value};
 
-use super::check::{id_text, is_null, CheckedTimes};
-use super::raw::{self, Member};
-use super::{BatchFields, SharedObject};
-use crate::event::EventType;
+use super::check::{id_text, is_null};
+use super::raw::Member;
+use super::{BatchFields, CheckedEvent, SharedObject};
 use crate::time::{format_timestamp, EdgeTimes};
 use crate::Connection;
 
@@ -65,34 +64,34 @@ struct Written {
 const TIME_KEYS: [&[u8]; 4] = [b"\"timestamp\"", b"\"originalTimestamp\"", b"\"sentAt\"", b"\"receivedAt\""];
 
 pub(super) fn splice(
-    event: &[u8],
-    map: &Object<'_>,
-    kind: EventType,
-    [timestamp, original, sent_at, _]: CheckedTimes,
+    event: &CheckedEvent<'_, '_>,
     batch: &BatchFields<'_, '_>,
     received_at: DateTime<Utc>,
     connection: &Connection<'_>,
 ) -> Vec<u8> {
+    let CheckedEvent { members, map, kind, times: [timestamp, original, sent_at, _], .. } = event;
+    let (timestamp, original, sent_at) = (*timestamp, *original, *sent_at);
     let settled = EdgeTimes::settle(received_at, timestamp, original, sent_at.or(batch.sent_at));
     let times = [Some(settled.timestamp), settled.original_timestamp, settled.sent_at, Some(settled.received_at)];
-    let mut buf = Vec::with_capacity(event.len() + 256);
+    let size: usize = members.iter().map(|m| m.key.len() + m.value.len() + 2).sum();
+    let mut buf = Vec::with_capacity(size + 256);
     let mut out = ObjectWriter::open(&mut buf);
     out.string(b"\"type\"", kind.as_str());
     let mut written = Written::default();
-    for member in raw::members(event) {
-        let name = member.name();
+    for member in members {
+        let name = &member.name;
         let Some(value) = map.get(name.as_ref()) else { continue };
         match name.as_ref() {
             "type" | "writeKey" => {}
             "messageId" => {
                 written.message_id = true;
                 match value {
-                    Value::String(id) if !id.is_empty() => out.copy(&member),
+                    Value::String(id) if !id.is_empty() => out.copy(member),
                     _ => out.string(member.key, &new_message_id()),
                 }
             }
             "anonymousId" | "userId" | "groupId" | "previousId" => match value {
-                Value::String(_) => out.copy(&member),
+                Value::String(_) => out.copy(member),
                 other => {
                     if let Some(text) = id_text(other) {
                         out.string(member.key, &text);
@@ -101,17 +100,17 @@ pub(super) fn splice(
             },
             "event" | "name" | "properties" | "traits" => {
                 if !is_null(value) {
-                    out.copy(&member);
+                    out.copy(member);
                 }
             }
             "context" => {
                 written.context = true;
-                let own = own_object(&member, value);
+                let own = own_object(&event.context, value);
                 write_context(out.key(member.key), &own, batch.context.as_ref(), connection);
             }
             "integrations" => {
                 written.integrations = true;
-                let own = own_object(&member, value);
+                let own = own_object(&event.integrations, value);
                 if own.is_some() || batch.integrations.is_some() {
                     write_merged(out.key(member.key), &own, batch.integrations.as_ref());
                 }
@@ -123,7 +122,7 @@ pub(super) fn splice(
                     out.string(member.key, &format_timestamp(time));
                 }
             }
-            _ => out.copy(&member),
+            _ => out.copy(member),
         }
     }
     if !written.message_id {
@@ -149,11 +148,11 @@ fn new_message_id() -> String {
 }
 
 /// An event's own object member: its members as sent and their values (`None` for null).
-type Own<'r, 'v, 's> = Option<(Vec<Member<'r>>, &'v Object<'s>)>;
+type Own<'a, 'r, 's> = Option<(&'a [Member<'r>], &'a Object<'s>)>;
 
-fn own_object<'r, 'v, 's>(member: &Member<'r>, value: &'v Value<'s>) -> Own<'r, 'v, 's> {
+fn own_object<'a, 'r, 's>(members: &'a [Member<'r>], value: &'a Value<'s>) -> Own<'a, 'r, 's> {
     match value {
-        Value::Object(map) => Some((raw::members(member.value), map)),
+        Value::Object(map) => Some((members, map)),
         _ => None,
     }
 }
@@ -166,7 +165,7 @@ fn merged<'a, 'r>(
 ) -> impl Iterator<Item = &'a Member<'r>> + 'a {
     let own_members = own.iter().flat_map(|(members, _)| members.iter());
     let shared_members = shared.into_iter().flat_map(|s| s.members.iter()).filter(move |m| match own {
-        Some((_, map)) => !map.contains_key(m.name().as_ref()),
+        Some((_, map)) => !map.contains_key(m.name.as_ref()),
         None => true,
     });
     own_members.chain(shared_members)
@@ -191,8 +190,7 @@ fn write_context(
     let (mut has_ip, mut has_agent) = (false, false);
     let mut out = ObjectWriter::open(buf);
     for member in merged(own, shared) {
-        let name = member.name();
-        match name.as_ref() {
+        match member.name.as_ref() {
             "ip" => {
                 has_ip = true;
                 let own_value = own.as_ref().and_then(|(_, map)| map.get("ip"));

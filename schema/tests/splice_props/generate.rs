@@ -198,8 +198,10 @@ fn event_members() -> impl Strategy<Value = Vec<Member>> {
         ),
     );
     let extras = prop::collection::vec((key_lit(), json_value()), 0..5);
-    (named, extras)
-        .prop_map(|((a, b), extras)| {
+    // Now and then a key sent twice: serde_json, and so the owned path, keeps the last.
+    let repeat = prop::option::weighted(0.1, (any::<prop::sample::Index>(), json_value()));
+    (named, extras, repeat)
+        .prop_map(|((a, b), extras, repeat)| {
             let (t, m, anon, user, event, name, group, previous) = a;
             let (properties, traits, context, integrations, (ts, ots, sent, recv), key) = b;
             let values = [
@@ -225,9 +227,17 @@ fn event_members() -> impl Strategy<Value = Vec<Member>> {
             for (field, value) in NAMED.iter().zip(values) {
                 members.extend(value.map(|v| (format!("\"{field}\""), v)));
             }
-            members
+            (members, repeat)
         })
-        .prop_shuffle()
+        .prop_flat_map(|(members, repeat)| {
+            Just(members).prop_shuffle().prop_map(move |mut members| {
+                if let (Some((index, value)), false) = (&repeat, members.is_empty()) {
+                    let key = members[index.index(members.len())].0.clone();
+                    members.push((key, value.clone()));
+                }
+                members
+            })
+        })
 }
 
 #[derive(Debug, Clone)]

@@ -115,7 +115,11 @@ fn blank_generated_id(value: &mut Value) {
 /// The members of `event` the edge leaves alone, as `key:value` text the output must contain.
 fn untouched(event: &[Member], anonymize_ip: bool) -> Vec<String> {
     let mut out = Vec::new();
-    for (key, value) in event {
+    for (index, (key, value)) in event.iter().enumerate() {
+        // Of a key sent twice only the last is written.
+        if event[index + 1..].iter().any(|(later, _)| decoded(later) == decoded(key)) {
+            continue;
+        }
         let keep = match decoded(key).as_str() {
             "messageId" => value.starts_with('"') && value != "\"\"",
             "anonymousId" | "userId" | "groupId" | "previousId" => value.starts_with('"'),
@@ -249,7 +253,7 @@ fn generated_requests_cover_accepts_and_each_reject_kind() {
         }
     }
     eprintln!("{accepted} of {total} accepted ({generated_ids} with generated ids); rejects: {kinds:?}");
-    assert!(accepted * 4 > total, "{accepted} of {total} accepted");
+    assert!(accepted * 5 > total, "{accepted} of {total} accepted");
     assert!(generated_ids > 0);
     let expected = [
         "not_an_object",
