@@ -192,3 +192,22 @@ async fn batch_context_applies_under_each_events_own() {
     assert_eq!(events[1]["context"]["library"]["name"], "custom");
     assert_eq!(events[0]["context"]["ip"], "198.51.100.23");
 }
+
+#[tokio::test]
+async fn records_keep_the_clients_bytes_where_the_edge_adds_nothing() {
+    let (app, sink) = setup(|_| {});
+    let body = r#"{"writeKey":"wk_app","event":"Order Completed","anonymousId":"a","userId":42,
+        "properties":{"total":10.50,"rate":1e-3,"name":"caf\u00e9"},"_metadata":{"bundled":["Segment.io"]}}"#;
+    let request = post("/v1/t").body(Full::from(body)).expect("req");
+    assert_eq!(call(&app, request).await.0.status(), 200);
+    let records = sink.records();
+    let payload = std::str::from_utf8(&records[0].payload).expect("utf-8");
+    assert!(payload.starts_with(r#"{"type":"track","event":"Order Completed","anonymousId":"a","userId":"42","#));
+    assert!(payload.contains(r#""properties":{"total":10.50,"rate":1e-3,"name":"caf\u00e9"}"#), "{payload}");
+    assert!(payload.contains(r#""_metadata":{"bundled":["Segment.io"]}"#), "{payload}");
+    assert!(!payload.contains("writeKey"), "{payload}");
+    let event: Value = serde_json::from_str(payload).expect("json");
+    assert_eq!(event["context"]["ip"], "198.51.100.23");
+    assert!(event["messageId"].is_string() && event["receivedAt"].is_string() && event["timestamp"].is_string());
+    assert_eq!(records[0].headers[1], ("event-type".into(), "track".to_owned()));
+}
