@@ -43,16 +43,17 @@ struct RawItem<'r, 's> {
 }
 
 impl<'r, 's> RawItem<'r, 's> {
-    fn new(raw: &'r [u8], mut value: Value<'s>) -> Self {
-        let members = match &mut value {
-            Value::Object(map) => {
-                let members = raw::members(raw);
-                last_wins(map, &members);
-                members
-            }
-            _ => Vec::new(),
-        };
-        Self { value, raw, members }
+    fn new(raw: &'r [u8], value: Value<'s>) -> Self {
+        let members = if matches!(value, Value::Object(_)) { raw::members(raw) } else { Vec::new() };
+        Self::scanned(raw::Element { span: raw, members }, value)
+    }
+
+    /// An item whose members were found while scanning its array.
+    fn scanned(element: raw::Element<'r>, mut value: Value<'s>) -> Self {
+        if let Value::Object(map) = &mut value {
+            last_wins(map, &element.members);
+        }
+        Self { value, raw: element.span, members: element.members }
     }
 }
 
@@ -130,13 +131,12 @@ impl<'r, 's> RawEnvelope<'r, 's> {
                 )))
             }
         };
-        let members = raw::members(raw);
+        let (members, elements) = raw::batch(raw);
         last_wins(&mut map, &members);
         let member = |name: &str| members.iter().find(|m| m.name == name);
         let items = match map.remove("batch") {
             Some(Value::Array(items)) => {
-                let spans = member("batch").map(|m| raw::elements(m.value)).unwrap_or_default();
-                spans.into_iter().zip(*items).map(|(raw, value)| Ok(RawItem::new(raw, value))).collect()
+                elements.into_iter().zip(*items).map(|(element, value)| Ok(RawItem::scanned(element, value))).collect()
             }
             Some(other) => {
                 return Err(bad_shape(format!("field `batch` must be an array, got {}", type_name(&other))));
@@ -181,10 +181,10 @@ impl<'r, 's> RawEnvelope<'r, 's> {
     pub fn from_array_or_single(raw: &'r [u8], scratch: &'s mut Vec<u8>) -> Result<Self, PayloadError> {
         match parse(raw, scratch)? {
             Value::Array(items) => {
-                let spans = raw::elements(raw);
-                Ok(Self::from_items(
-                    spans.into_iter().zip(*items).map(|(raw, value)| Ok(RawItem::new(raw, value))).collect(),
-                ))
+                let elements = raw::elements(raw);
+                let items =
+                    elements.into_iter().zip(*items).map(|(element, value)| Ok(RawItem::scanned(element, value)));
+                Ok(Self::from_items(items.collect()))
             }
             value => Ok(Self::from_items(vec![Ok(RawItem::new(raw::trim(raw), value))])),
         }

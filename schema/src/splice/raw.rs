@@ -93,10 +93,32 @@ pub(crate) fn trim(bytes: &[u8]) -> &[u8] {
     bytes.trim_ascii()
 }
 
+/// An array element as sent, with its members when it is an object (found in the same pass).
+#[derive(Debug)]
+pub(crate) struct Element<'r> {
+    pub span: &'r [u8],
+    pub members: Vec<Member<'r>>,
+}
+
 /// The members of the object `bytes` (surrounding whitespace allowed), in the order sent. Of
 /// a key sent more than once only the last stays, as serde_json (and so the owned path) reads it.
 pub(crate) fn members(bytes: &[u8]) -> Vec<Member<'_>> {
-    let mut out = all_members(bytes);
+    last_only(object_at(bytes, skip_ws(bytes, 0), None).0)
+}
+
+/// The elements of the array `bytes` (surrounding whitespace allowed), in order.
+pub(crate) fn elements(bytes: &[u8]) -> Vec<Element<'_>> {
+    array_at(bytes, skip_ws(bytes, 0)).0
+}
+
+/// A batch body in one pass: its members, and the elements of its `batch` array.
+pub(crate) fn batch(bytes: &[u8]) -> (Vec<Member<'_>>, Vec<Element<'_>>) {
+    let mut elements = Vec::new();
+    let (members, _) = object_at(bytes, skip_ws(bytes, 0), Some(("batch", &mut elements)));
+    (last_only(members), elements)
+}
+
+fn last_only(mut out: Vec<Member<'_>>) -> Vec<Member<'_>> {
     let repeated = |i: usize, out: &[Member<'_>]| out[i + 1..].iter().any(|m| m.name == out[i].name);
     if (0..out.len()).any(|i| repeated(i, &out)) {
         let keep: Vec<bool> = (0..out.len()).map(|i| !repeated(i, &out)).collect();
@@ -106,11 +128,16 @@ pub(crate) fn members(bytes: &[u8]) -> Vec<Member<'_>> {
     out
 }
 
-fn all_members(bytes: &[u8]) -> Vec<Member<'_>> {
+/// The members of the object at `at` and the index just past it. The array member named in
+/// `nested` has its elements scanned too (into the vector given), in the same pass.
+fn object_at<'r>(
+    bytes: &'r [u8],
+    mut at: usize,
+    mut nested: Option<(&str, &mut Vec<Element<'r>>)>,
+) -> (Vec<Member<'r>>, usize) {
     let mut out = Vec::with_capacity(16);
-    let mut at = skip_ws(bytes, 0);
     if bytes.get(at) != Some(&b'{') {
-        return out;
+        return (out, at);
     }
     at = skip_ws(bytes, at + 1);
     while bytes.get(at) == Some(&b'"') {
@@ -120,37 +147,51 @@ fn all_members(bytes: &[u8]) -> Vec<Member<'_>> {
             break;
         }
         let start = skip_ws(bytes, colon + 1);
-        let end = value_end(bytes, start);
-        let (Some(key), Some(value)) = (bytes.get(at..key_end), bytes.get(start..end)) else { break };
-        out.push(Member { key, value, name: key_name(key) });
+        let Some(key) = bytes.get(at..key_end) else { break };
+        let name = key_name(key);
+        let end = match &mut nested {
+            Some((wanted, elements)) if bytes.get(start) == Some(&b'[') && name == *wanted => {
+                let (found, end) = array_at(bytes, start);
+                **elements = found;
+                end
+            }
+            _ => value_end(bytes, start),
+        };
+        let Some(value) = bytes.get(start..end) else { break };
+        out.push(Member { key, value, name });
         at = skip_ws(bytes, end);
         if bytes.get(at) != Some(&b',') {
             break;
         }
         at = skip_ws(bytes, at + 1);
     }
-    out
+    (out, at + 1)
 }
 
-/// The elements of the array `bytes` (surrounding whitespace allowed), in order.
-pub(crate) fn elements(bytes: &[u8]) -> Vec<&[u8]> {
+/// The elements of the array at `at` (objects with their members) and the index just past it.
+fn array_at(bytes: &[u8], mut at: usize) -> (Vec<Element<'_>>, usize) {
     let mut out = Vec::new();
-    let mut at = skip_ws(bytes, 0);
     if bytes.get(at) != Some(&b'[') {
-        return out;
+        return (out, at);
     }
     at = skip_ws(bytes, at + 1);
     while bytes.get(at).is_some_and(|&b| b != b']') {
-        let end = value_end(bytes, at);
-        let Some(element) = bytes.get(at..end) else { break };
-        out.push(element);
+        let (members, end) = match bytes.get(at) {
+            Some(b'{') => {
+                let (members, end) = object_at(bytes, at, None);
+                (last_only(members), end)
+            }
+            _ => (Vec::new(), value_end(bytes, at)),
+        };
+        let Some(span) = bytes.get(at..end) else { break };
+        out.push(Element { span, members });
         at = skip_ws(bytes, end);
         if bytes.get(at) != Some(&b',') {
             break;
         }
         at = skip_ws(bytes, at + 1);
     }
-    out
+    (out, at + 1)
 }
 
 #[cfg(test)]
@@ -179,8 +220,14 @@ mod tests {
 
     #[test]
     fn finds_elements() {
-        assert_eq!(elements(br#"[ {"a":[1]} , "x" ,3]"#), vec![&br#"{"a":[1]}"#[..], &b"\"x\""[..], &b"3"[..]]);
+        let found = elements(br#"[ {"a":[1]} , "x" ,3]"#);
+        let spans: Vec<&[u8]> = found.iter().map(|e| e.span).collect();
+        assert_eq!(spans, vec![&br#"{"a":[1]}"#[..], &b"\"x\""[..], &b"3"[..]]);
+        assert_eq!(found[0].members[0].value, b"[1]");
         assert!(elements(b" [ ] ").is_empty());
+        let (members, events) = batch(br#"{"sentAt":null, "batch" : [{"x":{"y":"]"}}, {}], "z":1}"#);
+        assert_eq!(members.iter().map(|m| m.name.as_ref()).collect::<Vec<_>>(), vec!["sentAt", "batch", "z"]);
+        assert_eq!(events.iter().map(|e| e.span).collect::<Vec<_>>(), vec![&br#"{"x":{"y":"]"}}"#[..], b"{}"]);
         assert_eq!(key_name(br#""\u0074ype""#), "type");
     }
 }
