@@ -117,6 +117,7 @@ impl App {
         let received_at = Utc::now();
         let max_event_bytes = state.config.limits.max_event_bytes;
         let routes = state.routing.active();
+        let with_properties = routes.reads_properties();
         let connection = edge.connection();
         let mut prepared = Prepared::default();
         let (batch, events) = envelope.into_events(kind.endpoint_type());
@@ -159,7 +160,7 @@ impl App {
                 ],
             };
             let out = &mut prepared.records;
-            let facts = event.routing_view(&batch, received_at);
+            let facts = event.routing_view(&batch, received_at, with_properties);
             state.routing.route_into(&routes, &facts, &source.name, received_at, record, &state.metrics, out);
         }
         prepared.received_at = format_timestamp(received_at);

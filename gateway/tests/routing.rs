@@ -133,3 +133,22 @@ async fn a_hot_key_overflows_unless_its_route_turns_overflow_off() {
     assert!(overflowed.clone().all(|r| r.key.as_deref() == Some("bot") && r.partition.is_some_and(|p| p < 2)));
     assert_eq!(metric(&app, "clickstream_hot_key_overflows_total").await, 7);
 }
+
+#[tokio::test]
+async fn property_rules_and_property_keys_read_the_spliced_events_properties() {
+    let (app, _, sink) = setup(json!({"rules": [
+        {"name": "eur", "property_equals": {"currency": "EUR", "total": "10.5"}, "topics": ["events.eur"],
+         "key": "property:order_id"}
+    ]}));
+    let batch = json!([
+        {"type": "track", "event": "Order Completed", "userId": "u1",
+         "properties": {"currency": "EUR", "total": 10.5, "order_id": 77}},
+        {"type": "track", "event": "Order Completed", "userId": "u2", "properties": {"currency": "USD", "total": 10.5}}
+    ]);
+    assert_eq!(post_batch(&app, batch).await.0, 200);
+    let routed: Vec<(String, Option<String>)> = sink.records().into_iter().map(|r| (r.topic, r.key)).collect();
+    assert_eq!(
+        routed,
+        [("events.eur".to_owned(), Some("77".to_owned())), ("events.raw".to_owned(), Some("u2".to_owned()))]
+    );
+}

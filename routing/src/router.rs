@@ -241,6 +241,14 @@ impl Router {
             || routes.flat_map(|r| &r.topics).any(TopicTemplate::is_dynamic)
     }
 
+    /// Whether any rule or partition key reads the event's `properties`; when none does, a
+    /// caller may route an event whose properties it has not built.
+    pub fn reads_properties(&self) -> bool {
+        let mut routes = self.rules.iter().map(|r| &r.route).chain([&self.default]);
+        self.rules.iter().any(|r| !r.property.is_empty() || !r.property_equals.is_empty())
+            || routes.any(|r| matches!(r.key, KeyStrategy::Property(_)))
+    }
+
     /// Picks the topics and key of one event. `topics` answers whether a dynamic topic
     /// exists; `None` (unknown) lets it through.
     pub fn route<'r>(&'r self, facts: &EventFacts<'_>, topics: &dyn TopicExistence) -> Decision<'r> {

@@ -229,3 +229,13 @@ fn later_rules_that_narrow_an_earlier_one_are_fine() {
     assert_eq!(found.len(), 1, "{found:#?}");
     assert!(found[0].starts_with("rule `rule 3`: can never match: rule `rule 2`"), "{found:#?}");
 }
+
+#[test]
+fn a_router_says_whether_it_reads_properties() {
+    assert!(!router(PAYMENTS).reads_properties());
+    assert!(!Router::plain("events.raw").reads_properties());
+    let present = "[[rules]]\nname = \"p\"\nproperty = \"plan\"\ntopics = [\"events.raw\"]\n";
+    assert!(router(present).reads_properties());
+    let keyed = "[[rules]]\nname = \"k\"\nevent = \"A\"\ntopics = [\"events.raw\"]\nkey = \"property:cart\"\n";
+    assert!(router(keyed).reads_properties());
+}

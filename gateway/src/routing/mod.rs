@@ -27,6 +27,13 @@ pub struct ActiveRoutes {
     hot_keys: Option<HotKeys>,
 }
 
+impl ActiveRoutes {
+    /// Whether routing reads event properties (see [`Router::reads_properties`]).
+    pub(crate) fn reads_properties(&self) -> bool {
+        self.router.reads_properties()
+    }
+}
+
 /// Hot-key overflow: keys sending faster than their quota go to `topic`.
 #[derive(Debug)]
 struct HotKeys {

@@ -282,15 +282,21 @@ impl CheckedEvent<'_, '_> {
     }
 
     /// What topic routing reads, as an owned [`Event`]: the type, event and page names, the
-    /// ids, `properties` and the settled `timestamp`. Every other field is left empty, so this
-    /// is for routing rules only; the event itself is [`Self::splice`].
-    pub fn routing_view(&self, batch: &BatchFields<'_, '_>, received_at: DateTime<Utc>) -> Event {
+    /// ids, `properties` (only `with_properties`, as they cost the most to build) and the
+    /// settled `timestamp`. Every other field is left empty, so this is for routing rules
+    /// only; the event itself is [`Self::splice`].
+    pub fn routing_view(
+        &self,
+        batch: &BatchFields<'_, '_>,
+        received_at: DateTime<Utc>,
+        with_properties: bool,
+    ) -> Event {
         let text = |field: &str| match self.map.get(field) {
             Some(Value::String(s)) => Some(s.to_string()),
             _ => None,
         };
         let id = |field: &str| self.map.get(field).and_then(check::id_text).map(Cow::into_owned);
-        let properties = match self.map.get("properties") {
+        let properties = match self.map.get("properties").filter(|_| with_properties) {
             // A repeated key (rare) is read from the client's bytes, as serde_json reads it.
             Some(Value::Object(map)) if has_repeats(map) => {
                 let member = self.members.iter().find(|m| m.name == "properties");

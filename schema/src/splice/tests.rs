@@ -88,7 +88,7 @@ fn duplicate_keys_resolve_as_the_owned_path_does() {
                 let now = at("2026-01-01T12:00:00Z");
                 o.stamp(now, None);
                 o.apply_connection(&connection(false));
-                assert_eq!(s.routing_view(&batch, now).properties, o.properties);
+                assert_eq!(s.routing_view(&batch, now, true).properties, o.properties);
                 let mut o: serde_json::Value = serde_json::from_slice(&o.to_json()).expect("json");
                 let mut s: serde_json::Value =
                     serde_json::from_slice(&s.splice(&batch, now, &connection(false))).expect("json");

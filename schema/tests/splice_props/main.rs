@@ -96,7 +96,7 @@ fn splice_path(request: &Request) -> Result<(Outcome, Vec<Vec<u8>>), PayloadErro
                 let bytes = event.splice(&batch, received(), &connection(request));
                 let value = serde_json::from_slice(&bytes).expect("spliced output is JSON");
                 outputs.push(bytes);
-                let view = event.routing_view(&batch, received());
+                let view = event.routing_view(&batch, received(), true);
                 Ok((event.message_id().is_some(), value, facts(&view)))
             }
             Err(rejected) => Err((rejected.error, rejected.payload)),
