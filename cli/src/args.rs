@@ -122,7 +122,7 @@ impl RoutingCheckArgs {
 pub enum ConfigAction {
     /// List every config key with its environment variable and default.
     Keys {
-        /// Print a Markdown table (the README's reference is made this way).
+        /// Print a Markdown table (docs/configuration.md is made this way).
         #[arg(long)]
         markdown: bool,
     },

@@ -22,6 +22,10 @@ use crate::commands::{create_topics, print_outcomes, shutdown_signal};
 pub const DEMO_WRITE_KEY: &str = "demo-write-key";
 
 pub async fn run(args: &DevArgs) -> anyhow::Result<()> {
+    // Listen for Ctrl-C and SIGTERM from the start: a signal before the listener exists kills
+    // the process outright, and its enricher would stay in the consumer group until its
+    // session times out, stalling the next `dev` on the same broker.
+    let shutdown = tokio::spawn(shutdown_signal());
     let mut config = args.config.load()?;
     if config.sources.is_empty() {
         config.sources.push(SourceConfig {
@@ -116,7 +120,7 @@ pub async fn run(args: &DevArgs) -> anyhow::Result<()> {
         }
     }
     let stop = gateway.take_stop();
-    shutdown_signal().await;
+    let _ = shutdown.await;
     println!("stopping");
     if let Some(stop) = stop {
         let _ = stop.send(());

@@ -1,4 +1,4 @@
-//! `clickstream dev` as a newcomer runs it: the binary, its embedded broker, the README's curl,
+//! `clickstream dev` as a newcomer runs it: the binary, its embedded broker, the HTTP API docs' curl,
 //! the read-back from Kafka, and the broker-down switch on the admin port.
 
 use std::time::Duration;
@@ -13,7 +13,7 @@ fn start_dev() -> DevProcess {
     dev
 }
 
-async fn post_readme_batch(client: &reqwest::Client, dev: &DevProcess, message_id: &str) -> reqwest::Response {
+async fn post_example_batch(client: &reqwest::Client, dev: &DevProcess, message_id: &str) -> reqwest::Response {
     client
         .post(format!("{}/v1/batch", dev.gateway))
         .basic_auth("demo-write-key", Some(""))
@@ -25,13 +25,13 @@ async fn post_readme_batch(client: &reqwest::Client, dev: &DevProcess, message_i
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dev_serves_the_readme_curl_and_switches_its_broker() {
+async fn dev_serves_the_http_api_example_and_switches_its_broker() {
     let dev = start_dev();
     let client = reqwest::Client::new();
-    assert_eq!(post_readme_batch(&client, &dev, "readme-1").await.status(), 200);
+    assert_eq!(post_example_batch(&client, &dev, "example-1").await.status(), 200);
     let messages = read_exactly(&dev.bootstrap, "events.raw", 1, Duration::from_secs(30)).await;
     let event: &Value = &messages[0].value;
-    assert_eq!(event["messageId"], "readme-1");
+    assert_eq!(event["messageId"], "example-1");
     assert!(event["receivedAt"].is_string());
     let received =
         chrono::DateTime::parse_from_rfc3339(event["receivedAt"].as_str().unwrap_or_default()).expect("receivedAt");
@@ -47,7 +47,7 @@ async fn dev_serves_the_readme_curl_and_switches_its_broker() {
     let catalog_p1: Value =
         serde_json::from_str(include_str!("../../data/products.jsonl").lines().next().expect("catalog has p1"))
             .expect("json");
-    assert_eq!(enriched[0].value["messageId"], "readme-1");
+    assert_eq!(enriched[0].value["messageId"], "example-1");
     assert_eq!(enrichment["product"]["name"], catalog_p1["name"]);
     assert_eq!(enrichment["product"]["price"], catalog_p1["price"]);
     assert_eq!(enrichment["session"]["sequence"], 1);
@@ -68,7 +68,7 @@ async fn dev_serves_the_readme_curl_and_switches_its_broker() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     for n in 0..5 {
-        let response = post_readme_batch(&client, &dev, &format!("during-{n}")).await;
+        let response = post_example_batch(&client, &dev, &format!("during-{n}")).await;
         assert_eq!(response.status(), 200, "spooled while the broker is down");
     }
     let metrics =
@@ -76,9 +76,9 @@ async fn dev_serves_the_readme_curl_and_switches_its_broker() {
     assert!(metrics.lines().any(|l| l.starts_with("clickstream_spool_events ") && !l.ends_with(" 0")), "{metrics}");
 
     assert_eq!(client.post(format!("{}/dev/broker/up", dev.admin)).send().await.expect("admin").status(), 200);
-    assert_eq!(post_readme_batch(&client, &dev, "readme-2").await.status(), 200);
+    assert_eq!(post_example_batch(&client, &dev, "example-2").await.status(), 200);
     // The spool replays in order, so everything arrives: one before, five during, one after.
     let messages = read_exactly(&dev.bootstrap, "events.raw", 7, Duration::from_secs(40)).await;
     let ids: Vec<&str> = messages.iter().map(|m| m.value["messageId"].as_str().unwrap_or_default()).collect();
-    assert_eq!(ids, ["readme-1", "during-0", "during-1", "during-2", "during-3", "during-4", "readme-2"]);
+    assert_eq!(ids, ["example-1", "during-0", "during-1", "during-2", "during-3", "during-4", "example-2"]);
 }

@@ -57,7 +57,8 @@ async fn dev_creates_every_topic_on_a_fresh_broker_then_reuses_them() {
             first.output()
         );
     }
-    drop(first);
+    // Ctrl-C, as a user would before running dev again: its enricher leaves the group.
+    first.stop();
 
     // Read back from the broker ourselves, not only the demo's word for it.
     let enriched =

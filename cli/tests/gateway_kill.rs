@@ -41,6 +41,27 @@ async fn wait_for(url: &str, wanted: &str, timeout: Duration) {
     }
 }
 
+/// Waits until the gateway's `clickstream_spool_events` gauge is above zero, and returns it.
+async fn wait_for_spooled_events(url: &str, timeout: Duration) -> u64 {
+    let client = reqwest::Client::new();
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Ok(response) = client.get(format!("{url}/metrics")).send().await {
+            let text = response.text().await.unwrap_or_default();
+            let events = text
+                .lines()
+                .find_map(|l| l.strip_prefix("clickstream_spool_events "))
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .unwrap_or_default();
+            if events > 0.0 {
+                return events as u64;
+            }
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no event reached the spool within {timeout:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_with_a_full_spool_loses_no_acknowledged_event() {
     let mut tansu = Tansu::start();
@@ -77,7 +98,11 @@ async fn sigkill_with_a_full_spool_loses_no_acknowledged_event() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     tansu.stop();
     wait_for(&url, "degraded", Duration::from_secs(10)).await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Events reach the spool only once their delivery misses its deadline, seconds after the
+    // broker went away; a fixed sleep sometimes killed the gateway before that (an empty spool,
+    // so nothing to prove).
+    let spooled = wait_for_spooled_events(&url, Duration::from_secs(20)).await;
+    eprintln!("{spooled} events in the spool");
     gateway.kill().expect("SIGKILL");
     let _ = gateway.wait();
     eprintln!("gateway killed with a non-empty spool");

@@ -44,7 +44,7 @@ pub enum Load {
     FindMax(SearchOptions),
 }
 
-/// Goals the README sets for the ratios.
+/// Goals for the ratios, as docs/performance.md states them.
 pub const SINGLE_EVENT_GOAL: f64 = 0.8;
 pub const BATCH_GOAL: f64 = 0.7;
 

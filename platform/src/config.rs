@@ -106,7 +106,7 @@ fn parse_literal(raw: &str) -> Value {
         .unwrap_or_else(|| Value::String(raw.to_owned()))
 }
 
-/// One settable key, for `clickstream config keys` and the README's reference.
+/// One settable key, for `clickstream config keys` and the reference in docs/configuration.md.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ConfigKey {
     /// Dotted name used in TOML and `--set`.

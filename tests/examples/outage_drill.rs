@@ -1,4 +1,4 @@
-//! The manual outage drill from the README: Tansu with sqlite storage, the gateway on it,
+//! The manual outage drill from docs/delivery-guarantees.md: Tansu with sqlite storage, the gateway on it,
 //! 10 000 events posted while Tansu is stopped for 20 s and restarted, then a consumer counts
 //! the distinct `messageId`s on the raw topic against the ones that got a 2xx.
 //!

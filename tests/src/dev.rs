@@ -82,6 +82,19 @@ impl DevProcess {
         }
     }
 
+    /// Stops `dev` as Ctrl-C would (SIGTERM), so its enricher leaves its consumer group, and
+    /// waits up to 30 s for it to exit.
+    pub fn stop(mut self) {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().is_ok_and(|s| s.success());
+        assert!(sent, "could not send SIGTERM to dev ({pid})");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.child.try_wait().ok().flatten().is_none() {
+            assert!(Instant::now() < deadline, "dev did not exit within 30 s of SIGTERM:\n{}", self.output());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// True when some line read so far, trimmed, equals `text`.
     pub fn has_printed(&self, text: &str) -> bool {
         self.printed.iter().any(|l| l.trim() == text)

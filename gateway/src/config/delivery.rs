@@ -21,7 +21,7 @@ pub enum AckMode {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct DeliveryConfig {
-    /// When a 200 is sent: `kafka`, `spool` or `none` (see the README's guarantees).
+    /// When a 200 is sent: `kafka`, `spool` or `none` (see docs/delivery-guarantees.md).
     pub ack: AckMode,
     /// How long a request waits for Kafka's delivery reports before its undelivered events
     /// are purged from the producer queue and written to the spool instead, in milliseconds.

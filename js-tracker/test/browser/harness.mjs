@@ -182,7 +182,7 @@ export async function startPageServer() {
   }
 }
 
-/** A page that embeds the tracker the way the README tells sites to. */
+/** A page that embeds the tracker the way js-tracker/README.md tells sites to. */
 export const trackerPage = ({ gateway, title = 'Test page', attrs = '', head = '', body = '' }) => `<!doctype html>
 <html><head><meta charset="utf-8"><title>${title}</title>
 <script>window.ct = window.ct || function () { (ct.q = ct.q || []).push(arguments) }</script>
