@@ -9,17 +9,7 @@ use std::time::Duration;
 use clickstream_tests::dev::DevProcess;
 use clickstream_tests::kafka::{read_until, ReadBack};
 use clickstream_tests::tansu::Tansu;
-
-/// Every topic `topics apply` creates without `--file`, for the default config.
-const TOPICS: [&str; 7] = [
-    "agg.product_activity.1m",
-    "enricher.dlq",
-    "enricher.repartition.product",
-    "events.dlq",
-    "events.enriched",
-    "events.raw",
-    "products",
-];
+use clickstream_tests::PIPELINE_TOPICS;
 
 const DEMO_DONE: &str = "demo: every event came back enriched from Kafka. Ctrl-C stops dev.";
 
@@ -50,7 +40,7 @@ async fn dev_creates_every_topic_on_a_fresh_broker_then_reuses_them() {
     let bootstrap = tansu.bootstrap();
 
     let (first, posted) = dev_with_demo(&bootstrap, &[]);
-    for topic in TOPICS {
+    for topic in PIPELINE_TOPICS {
         assert!(
             first.has_printed(&format!("created  {topic}")),
             "dev did not report creating {topic}:\n{}",

@@ -4,6 +4,7 @@
 use std::process::{Command, Output};
 
 use clickstream_tests::tansu::Tansu;
+use clickstream_tests::PIPELINE_TOPICS;
 
 const DEPLOY_TOPICS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/topics.toml");
 
@@ -24,15 +25,7 @@ fn lines(output: &Output) -> Vec<String> {
 #[test]
 fn deploy_topics_apply_twice_then_report_drift() {
     let tansu = Tansu::start();
-    let names = [
-        "agg.product_activity.1m",
-        "enricher.dlq",
-        "enricher.repartition.product",
-        "events.dlq",
-        "events.enriched",
-        "events.raw",
-        "products",
-    ];
+    let names = PIPELINE_TOPICS;
     let first = apply(&tansu.bootstrap(), DEPLOY_TOPICS);
     assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
     assert_eq!(lines(&first), names.map(|n| format!("created  {n}")).to_vec());

@@ -18,6 +18,18 @@ pub const SOURCE_NAME: &str = "web-test";
 /// The only browser origin the test source allows.
 pub const ALLOWED_ORIGIN: &str = "https://shop.example";
 
+/// Every topic of the default config: the gateway's and the enricher's, as `topics apply`
+/// creates them without `--file` (and as deploy/topics.toml lists them), sorted.
+pub const PIPELINE_TOPICS: [&str; 7] = [
+    "agg.product_activity.1m",
+    "enricher.dlq",
+    "enricher.repartition.product",
+    "events.dlq",
+    "events.enriched",
+    "events.raw",
+    "products",
+];
+
 /// A name no other test uses, so tests can share a broker and run in parallel.
 pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", uuid::Uuid::now_v7().simple())
