@@ -20,7 +20,8 @@ use crate::body::read_decoded;
 use crate::edge::EdgeContext;
 use crate::endpoints::{Endpoint, IngestKind};
 use crate::error::{json_response, GatewayError, RejectedItem};
-use crate::sink::{Record, SinkError};
+use crate::record::Record;
+use crate::sink::SinkError;
 use crate::sources::{basic_auth_user, header_write_key, Source};
 use crate::trace::RequestTrace;
 

@@ -13,6 +13,7 @@ pub mod error;
 mod ingest;
 pub mod metrics;
 mod protect;
+pub mod record;
 pub mod reload;
 pub mod routing;
 pub mod server;

@@ -18,7 +18,7 @@ pub use catalog::TopicCatalog;
 
 use crate::config::GatewayConfig;
 use crate::metrics::Metrics;
-use crate::sink::Record;
+use crate::record::Record;
 
 /// The rules in force, swapped whole on reload.
 #[derive(Debug)]

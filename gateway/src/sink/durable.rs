@@ -49,7 +49,7 @@ impl DurableSink {
         if records.is_empty() {
             return Ok(());
         }
-        self.spool.append(records, false).await.map(|_| ()).map_err(spool_refused)
+        self.spool.append(records).await.map_err(spool_refused)
     }
 
     /// `ack = none`: answer now; whatever Kafka later refuses goes to the spool.
@@ -75,7 +75,7 @@ impl DurableSink {
                     .map(|(record, _)| record)
                     .collect();
                 if !failed.is_empty() {
-                    if let Err(error) = spool.append(failed, false).await {
+                    if let Err(error) = spool.append(failed).await {
                         tracing::error!(%error, "ack=none: undelivered events could not be spooled and are lost");
                     }
                 }
@@ -100,12 +100,14 @@ impl EventSink for DurableSink {
                 return self.spool_all(records).await;
             }
             // While a backlog drains, new events queue behind it so order holds.
-            if !self.spool.is_empty() {
-                let only_if_nonempty = true;
-                if self.spool.append(records.clone(), only_if_nonempty).await.map_err(spool_refused)? {
-                    return Ok(());
+            let records = if self.spool.is_empty() {
+                records
+            } else {
+                match self.spool.append_behind_backlog(records).await.map_err(spool_refused)? {
+                    Some(records) => records,
+                    None => return Ok(()),
                 }
-            }
+            };
             if self.ack == AckMode::None {
                 return self.enqueue_and_watch(records).await;
             }

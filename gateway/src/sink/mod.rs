@@ -5,7 +5,6 @@ mod durable;
 mod kafka;
 mod memory;
 
-use std::borrow::Cow;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
@@ -14,18 +13,8 @@ pub use durable::DurableSink;
 pub use kafka::KafkaSink;
 pub use memory::{MemorySink, NullSink};
 
-/// One message to produce.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Record {
-    pub topic: String,
-    pub key: Option<String>,
-    /// A partition chosen by routing (random keys, hot-key overflow); `None` lets the
-    /// producer's partitioner hash the key.
-    pub partition: Option<i32>,
-    pub payload: Vec<u8>,
-    /// Header name and value; names are usually static, so they are borrowed when they can be.
-    pub headers: Vec<(Cow<'static, str>, String)>,
-}
+// Sinks take records; the type lives apart so the spool can store them without the sinks.
+pub use crate::record::Record;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SinkError {

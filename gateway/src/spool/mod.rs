@@ -14,7 +14,7 @@ use std::time::Duration;
 use tokio::sync::{watch, Notify};
 
 use crate::config::{FsyncPolicy, SpoolConfig};
-use crate::sink::Record;
+use crate::record::Record;
 pub use record::Spooled;
 use segments::{read_from, recover, segment_path, Segment};
 
@@ -125,30 +125,49 @@ impl Spool {
     }
 
     /// Appends `records` and waits until they are durable under the fsync policy.
-    /// With `only_if_nonempty`, appends only while the spool already holds records (so order
-    /// holds while it drains) and returns `Ok(false)` otherwise.
-    pub async fn append(self: &Arc<Self>, records: Vec<Record>, only_if_nonempty: bool) -> Result<bool, SpoolError> {
+    pub async fn append(self: &Arc<Self>, records: Vec<Record>) -> Result<(), SpoolError> {
+        // Always written, so nothing is handed back.
+        self.write(records, false).await.map(drop)
+    }
+
+    /// Appends `records` only while the spool already holds records, so new events queue
+    /// behind a draining backlog and order holds; hands them back, unwritten, when it is empty.
+    pub async fn append_behind_backlog(
+        self: &Arc<Self>,
+        records: Vec<Record>,
+    ) -> Result<Option<Vec<Record>>, SpoolError> {
+        self.write(records, true).await
+    }
+
+    async fn write(
+        self: &Arc<Self>,
+        records: Vec<Record>,
+        only_behind_backlog: bool,
+    ) -> Result<Option<Vec<Record>>, SpoolError> {
         let spool = self.clone();
-        let seq = tokio::task::spawn_blocking(move || spool.append_blocking(&records, only_if_nonempty))
-            .await
-            .map_err(|e| SpoolError::Io(e.to_string()))??;
-        let Some(seq) = seq else { return Ok(false) };
+        let (records, seq) = tokio::task::spawn_blocking(move || {
+            let seq = spool.append_blocking(&records, only_behind_backlog);
+            (records, seq)
+        })
+        .await
+        .map_err(|e| SpoolError::Io(e.to_string()))?;
+        let Some(seq) = seq? else { return Ok(Some(records)) };
         if self.config.fsync == FsyncPolicy::Interval {
             let mut synced = self.synced.subscribe();
             synced.wait_for(|done| *done >= seq).await.map_err(|e| SpoolError::Io(e.to_string()))?;
         }
         self.arrived.notify_one();
-        Ok(true)
+        Ok(None)
     }
 
-    fn append_blocking(&self, records: &[Record], only_if_nonempty: bool) -> Result<Option<u64>, SpoolError> {
+    fn append_blocking(&self, records: &[Record], only_behind_backlog: bool) -> Result<Option<u64>, SpoolError> {
         let written_at = now_ms();
         let mut frames = Vec::with_capacity(records.iter().map(|r| r.payload.len() + 64).sum());
         for record in records {
             record::encode(record, written_at, &mut frames);
         }
         let mut state = self.lock();
-        if only_if_nonempty && state.pending_records == 0 {
+        if only_behind_backlog && state.pending_records == 0 {
             return Ok(None);
         }
         if state.pending_bytes + frames.len() as u64 > self.config.max_bytes {

@@ -11,7 +11,7 @@
 
 use std::borrow::Cow;
 
-use crate::sink::Record;
+use crate::record::Record;
 
 const MAGIC_V1: u8 = 0xC5;
 const MAGIC_V2: u8 = 0xC6;

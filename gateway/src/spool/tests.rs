@@ -38,7 +38,7 @@ async fn replays_in_order_across_segments_and_a_restart() {
     let spool = Spool::open(&config(dir.path(), FsyncPolicy::Interval)).expect("open");
     tokio::spawn(spool.clone().run_group_commit());
     for chunk in (0..20).collect::<Vec<_>>().chunks(4) {
-        spool.append(chunk.iter().map(|n| record(*n)).collect(), false).await.expect("append");
+        spool.append(chunk.iter().map(|n| record(*n)).collect()).await.expect("append");
     }
     assert_eq!(spool.stats().records, 20);
     let segments = std::fs::read_dir(dir.path()).expect("ls").count();
@@ -58,7 +58,7 @@ async fn a_torn_tail_is_cut_and_the_rest_kept() {
     let dir = tempfile::tempdir().expect("dir");
     let spool =
         Spool::open(&SpoolConfig { segment_bytes: 1 << 20, ..config(dir.path(), FsyncPolicy::Request) }).expect("open");
-    spool.append(vec![record(1), record(2)], false).await.expect("append");
+    spool.append(vec![record(1), record(2)]).await.expect("append");
     drop(spool);
     let path = std::fs::read_dir(dir.path()).expect("ls").next().expect("segment").expect("entry").path();
     let mut file = OpenOptions::new().append(true).open(&path).expect("open segment");
@@ -73,10 +73,11 @@ async fn a_torn_tail_is_cut_and_the_rest_kept() {
 async fn a_full_spool_refuses_and_conditional_appends_wait_for_a_backlog() {
     let dir = tempfile::tempdir().expect("dir");
     let spool = Spool::open(&SpoolConfig { max_bytes: 200, ..config(dir.path(), FsyncPolicy::Request) }).expect("open");
-    assert_eq!(spool.append(vec![record(0)], true).await, Ok(false), "empty spool: caller goes to Kafka");
-    assert_eq!(spool.append(vec![record(1)], false).await, Ok(true));
-    assert_eq!(spool.append(vec![record(2)], true).await, Ok(true), "a backlog keeps new records behind it");
-    let error = spool.append((3..10).map(record).collect(), false).await.expect_err("over max_bytes");
+    let handed_back = spool.append_behind_backlog(vec![record(0)]).await;
+    assert_eq!(handed_back, Ok(Some(vec![record(0)])), "empty spool: the caller goes to Kafka with its records");
+    assert_eq!(spool.append(vec![record(1)]).await, Ok(()));
+    assert_eq!(spool.append_behind_backlog(vec![record(2)]).await, Ok(None), "a backlog keeps new records behind it");
+    let error = spool.append((3..10).map(record).collect()).await.expect_err("over max_bytes");
     assert!(matches!(error, SpoolError::Full { .. }), "{error}");
     assert_eq!(drain(&spool).await, vec![record(1), record(2)]);
 }
