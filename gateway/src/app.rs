@@ -22,7 +22,7 @@ use crate::endpoints::Endpoint;
 use crate::error::{json_response, GatewayError};
 use crate::metrics::Metrics;
 use crate::protect::Protection;
-use crate::routing::Routing;
+use crate::routing::{InvalidRouting, Routing};
 use crate::sink::{EventSink, SinkHealth};
 use crate::sources::SourceRegistry;
 use crate::suppression::Suppression;
@@ -42,21 +42,24 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// State with Prometheus-only telemetry and the suppression file (if any) loaded once.
-    pub fn new(config: GatewayConfig, sink: Arc<dyn EventSink>) -> Self {
-        Self::with_telemetry(config, sink, Arc::new(Telemetry::local(crate::metrics::SERVICE_NAME)))
+    /// State with Prometheus-only telemetry and the suppression file (if any) loaded once;
+    /// refuses a routing config that does not compile.
+    pub fn new(config: GatewayConfig, sink: Arc<dyn EventSink>) -> Result<Self, InvalidRouting> {
+        let routing = Routing::new(&config)?;
+        Ok(Self::with_telemetry(config, sink, Arc::new(Telemetry::local(crate::metrics::SERVICE_NAME)), routing))
     }
 
-    /// State whose instruments live on `telemetry`.
-    pub fn with_telemetry(config: GatewayConfig, sink: Arc<dyn EventSink>, telemetry: Arc<Telemetry>) -> Self {
+    /// State whose instruments live on `telemetry`, with routing already compiled.
+    pub fn with_telemetry(
+        config: GatewayConfig,
+        sink: Arc<dyn EventSink>,
+        telemetry: Arc<Telemetry>,
+        routing: Routing,
+    ) -> Self {
         let sources = Arc::new(SourceRegistry::new(&config.sources));
         let protection = Arc::new(Protection::new(&config.rate_limit));
         let dedup = Arc::new(Dedup::new(&config.dedup));
-        let routing = Arc::new(Routing::new(&config).unwrap_or_else(|problems| {
-            // `start` refuses such a config; a state built directly falls back to the raw topic.
-            tracing::error!(problems = ?problems, "invalid routing config; routing everything to the raw topic");
-            Routing::plain(&config)
-        }));
+        let routing = Arc::new(routing);
         let metrics = Arc::new(Metrics::new(telemetry, &Arc::downgrade(&sink), Arc::downgrade(&dedup)));
         let suppression = Arc::new(Suppression::open(&config.privacy.suppression_file));
         Self { config: Arc::new(config), sources, sink, protection, dedup, metrics, suppression, routing }

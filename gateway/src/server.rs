@@ -153,10 +153,7 @@ pub async fn start(config: GatewayConfig) -> anyhow::Result<GatewayHandle> {
     if config.sources.is_empty() {
         anyhow::bail!("no sources configured: add at least one [[sources]] entry with a name and write_key");
     }
-    if let Err(problems) = Routing::new(&config) {
-        let list: Vec<String> = problems.iter().map(|p| format!("\n  {p}")).collect();
-        anyhow::bail!("invalid routing config (check it with `clickstream routing check`):{}", list.concat());
-    }
+    let routing = Routing::new(&config)?;
     let kafka = config.kafka.clone();
     let mut topics = vec![config.topics.raw.clone(), config.topics.dlq.clone()];
     for topic in config.routing.with_raw_topic(&config.topics.raw).target_topics() {
@@ -201,7 +198,7 @@ pub async fn start(config: GatewayConfig) -> anyhow::Result<GatewayHandle> {
         grace: Duration::from_secs(config.http.shutdown_grace_secs),
     };
     let reload_every = Duration::from_secs(config.privacy.suppression_reload_secs.max(1));
-    let state = AppState::with_telemetry(config, sink.clone(), telemetry.clone());
+    let state = AppState::with_telemetry(config, sink.clone(), telemetry.clone(), routing);
     state.metrics.keep_gauges(clickstream_platform::kafka_stats::register_kafka_stats(
         telemetry.meter(),
         "producer",

@@ -27,7 +27,7 @@ fn setup(tweak: impl FnOnce(&mut GatewayConfig)) -> (App, Arc<MemorySink>) {
     });
     tweak(&mut config);
     let sink = Arc::new(MemorySink::default());
-    (app(AppState::new(config, sink.clone())), sink)
+    (app(AppState::new(config, sink.clone()).expect("valid routing")), sink)
 }
 
 fn peer() -> SocketAddr {

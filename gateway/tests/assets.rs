@@ -13,7 +13,7 @@ const TRACKER: &[u8] = include_bytes!("../../js-tracker/dist/t.js");
 const TRACKER_BR: &[u8] = include_bytes!("../../js-tracker/dist/t.js.br");
 
 fn gateway() -> App {
-    app(AppState::new(GatewayConfig::default(), Arc::new(MemorySink::default())))
+    app(AppState::new(GatewayConfig::default(), Arc::new(MemorySink::default())).expect("valid routing"))
 }
 
 async fn get(app: &App, headers: &[(header::HeaderName, &str)]) -> (Response<()>, Bytes) {

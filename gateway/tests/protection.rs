@@ -19,7 +19,7 @@ fn setup(tweak: impl FnOnce(&mut GatewayConfig)) -> (App, Arc<MemorySink>) {
     config.sources.push(SourceConfig { name: "site".into(), write_key: KEY.into(), allowed_origins: vec!["*".into()] });
     tweak(&mut config);
     let sink = Arc::new(MemorySink::default());
-    (app(AppState::new(config, sink.clone())), sink)
+    (app(AppState::new(config, sink.clone()).expect("valid routing")), sink)
 }
 
 async fn send(app: &App, body: Vec<u8>, encoding: Option<&str>) -> (u16, Option<String>, Value) {

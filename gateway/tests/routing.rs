@@ -1,5 +1,6 @@
 //! Routing in the handler, without a broker: records per route, events counted once however
-//! many topics they fan out to, hot keys, and a dynamic topic checked against known topics.
+//! many topics they fan out to, hot keys, a dynamic topic checked against known topics, and a
+//! config that does not compile refused.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -19,7 +20,7 @@ fn setup(routing: Value) -> (App, AppState, Arc<MemorySink>) {
     let mut config = GatewayConfig { routing: serde_json::from_value(routing).expect("routing"), ..Default::default() };
     config.sources.push(SourceConfig { name: "web".into(), write_key: KEY.into(), allowed_origins: vec!["*".into()] });
     let sink = Arc::new(MemorySink::default());
-    let state = AppState::new(config, sink.clone());
+    let state = AppState::new(config, sink.clone()).expect("valid routing");
     (app(state.clone()), state, sink)
 }
 
@@ -151,4 +152,14 @@ async fn property_rules_and_property_keys_read_the_spliced_events_properties() {
         routed,
         [("events.eur".to_owned(), Some("77".to_owned())), ("events.raw".to_owned(), Some("u2".to_owned()))]
     );
+}
+
+#[test]
+fn a_routing_config_that_does_not_compile_is_refused_not_replaced() {
+    let routing = json!({"rules": [{"event": "Order Completed", "topics": ["payments topic!"]}]});
+    let config = GatewayConfig { routing: serde_json::from_value(routing).expect("routing"), ..Default::default() };
+    let error = AppState::new(config, Arc::new(MemorySink::default())).expect_err("a topic name with a space");
+    let message = error.to_string();
+    assert!(message.starts_with("invalid routing config"), "{message}");
+    assert!(message.contains("payments topic!"), "names the bad topic: {message}");
 }

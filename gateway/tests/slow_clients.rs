@@ -15,7 +15,7 @@ async fn start(body_timeout_ms: u64, header_timeout: Duration) -> std::net::Sock
     let mut config = GatewayConfig::default();
     config.http.body_read_timeout_ms = body_timeout_ms;
     config.sources.push(SourceConfig { name: "s".into(), write_key: "k".into(), allowed_origins: vec!["*".into()] });
-    let handler = Arc::new(app(AppState::new(config, Arc::new(NullSink))));
+    let handler = Arc::new(app(AppState::new(config, Arc::new(NullSink)).expect("valid routing")));
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let options =

@@ -85,7 +85,7 @@ pub async fn start(kind: ServerKind, config: &GatewayConfig, listen: &str) -> an
     let task = match kind {
         ServerKind::HyperBaseline => tokio::spawn(serve(listener, |request, _peer| baseline(request), shutdown, grace)),
         ServerKind::GatewayNull => {
-            let handler = Arc::new(app(AppState::new(config.clone(), Arc::new(NullSink))));
+            let handler = Arc::new(app(AppState::new(config.clone(), Arc::new(NullSink))?));
             tokio::spawn(serve(
                 listener,
                 move |request, peer| {

@@ -57,7 +57,7 @@ async fn matching_counts_dropped_events_as_lost() {
         seen: AtomicU64::new(0),
         dropped: AtomicU64::new(0),
     });
-    let handler = Arc::new(app(AppState::new(config.clone(), sink.clone())));
+    let handler = Arc::new(app(AppState::new(config.clone(), sink.clone()).expect("valid routing")));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
     let serve_handler = move |request, peer| {

@@ -59,6 +59,15 @@ impl ActiveRoutes {
     }
 }
 
+/// A routing config that does not compile, with every problem found.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid routing config (check it with `clickstream routing check`):{}", list_problems(.0))]
+pub struct InvalidRouting(pub Vec<Problem>);
+
+fn list_problems(problems: &[Problem]) -> String {
+    problems.iter().map(|p| format!("\n  {p}")).collect()
+}
+
 /// Routing state shared by every request.
 #[derive(Debug)]
 pub struct Routing {
@@ -69,23 +78,15 @@ pub struct Routing {
 }
 
 impl Routing {
-    /// Compiles the routing section of `config`; refuses a config with problems.
-    pub fn new(config: &GatewayConfig) -> Result<Self, Vec<Problem>> {
-        let router = Router::new(&config.routing, &config.topics.raw)?;
+    /// Compiles the routing section of `config`; refuses a config with problems. The one place
+    /// a gateway's routing is compiled at start.
+    pub fn new(config: &GatewayConfig) -> Result<Self, InvalidRouting> {
+        let router = Router::new(&config.routing, &config.topics.raw).map_err(InvalidRouting)?;
         Ok(Self {
             active: RwLock::new(Arc::new(ActiveRoutes::new(router))),
             catalog: Arc::default(),
             raw_topic: config.topics.raw.clone(),
         })
-    }
-
-    /// Every event to `topics.raw`, keyed by visitor: the gateway before routing existed.
-    pub fn plain(config: &GatewayConfig) -> Self {
-        Self {
-            active: RwLock::new(Arc::new(ActiveRoutes::new(Router::plain(&config.topics.raw)))),
-            catalog: Arc::default(),
-            raw_topic: config.topics.raw.clone(),
-        }
     }
 
     /// Compiles `config` without replacing anything: what a reload would switch to.
