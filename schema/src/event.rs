@@ -37,6 +37,17 @@ impl EventType {
         Self::ALL.into_iter().find(|t| t.as_str() == name)
     }
 
+    /// The field besides an identity that the spec requires of this type, as both validation
+    /// paths (owned and splice) check it.
+    pub fn required_field(self) -> Option<&'static str> {
+        match self {
+            Self::Track => Some("event"),
+            Self::Group => Some("groupId"),
+            Self::Alias => Some("previousId"),
+            _ => None,
+        }
+    }
+
     /// The one-letter path analytics.js uses (`/v1/t` for track, and so on).
     pub fn from_short_path(letter: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|t| letter.len() == 1 && t.as_str().starts_with(letter))
@@ -260,13 +271,7 @@ fn check(map: &Map<String, Value>, endpoint_type: Option<EventType>) -> Result<(
     if !present("anonymousId") && !present("userId") {
         return Err(EventError::MissingIdentity);
     }
-    let required = match kind {
-        EventType::Track => Some("event"),
-        EventType::Group => Some("groupId"),
-        EventType::Alias => Some("previousId"),
-        _ => None,
-    };
-    match required {
+    match kind.required_field() {
         Some(field) if !present(field) => Err(EventError::MissingField(field)),
         _ => Ok((kind, times)),
     }

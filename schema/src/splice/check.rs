@@ -97,13 +97,7 @@ pub(crate) fn check(
     if !present("anonymousId") && !present("userId") {
         return Err(EventError::MissingIdentity);
     }
-    let required = match kind {
-        EventType::Track => Some("event"),
-        EventType::Group => Some("groupId"),
-        EventType::Alias => Some("previousId"),
-        _ => None,
-    };
-    match required {
+    match kind.required_field() {
         Some(field) if !present(field) => Err(EventError::MissingField(field)),
         _ => Ok((kind, times)),
     }
