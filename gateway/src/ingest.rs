@@ -8,8 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use chrono::Utc;
 use clickstream_schema::{
-    format_timestamp, DeadLetter, EventError, PayloadError, RawEnvelope, HEADER_EVENT_TYPE, HEADER_SOURCE,
-};
+format_timestamp, DeadLetter, EventError, PayloadError, RawEnvelope};
 use http::{header, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Body;
@@ -20,7 +19,7 @@ use crate::body::read_decoded;
 use crate::edge::EdgeContext;
 use crate::endpoints::{Endpoint, IngestKind};
 use crate::error::{json_response, GatewayError, RejectedItem};
-use crate::record::Record;
+use crate::record::{Record, RecordHeaders};
 use crate::sink::SinkError;
 use crate::sources::{basic_auth_user, header_write_key, Source};
 use crate::trace::RequestTrace;
@@ -155,10 +154,7 @@ impl App {
                 key: None,
                 partition: None,
                 payload,
-                headers: vec![
-                    (HEADER_SOURCE.into(), source.name.to_string()),
-                    (HEADER_EVENT_TYPE.into(), event.kind().as_str().to_owned()),
-                ],
+                headers: RecordHeaders::new(source.name.clone(), Some(event.kind())),
             };
             let out = &mut prepared.records;
             let facts = event.routing_view(&batch, received_at, with_properties);
@@ -212,7 +208,7 @@ fn dead_letters(prepared: &Prepared, source: &Source, indexed: bool, topic: &str
                 key: None,
                 partition: None,
                 payload: letter.to_json(),
-                headers: vec![(HEADER_SOURCE.into(), source.name.to_string())],
+                headers: RecordHeaders::new(source.name.clone(), None),
             }
         })
         .collect()

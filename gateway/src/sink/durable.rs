@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::future::{join_all, BoxFuture};
+use futures::future::BoxFuture;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
@@ -55,37 +55,44 @@ impl DurableSink {
     /// `ack = none`: answer now; whatever Kafka later refuses goes to the spool.
     async fn enqueue_and_watch(&self, records: Vec<Record>) -> Result<(), SinkError> {
         let pending = self.kafka.enqueue(&records);
-        let (mut refused, mut watched) = (Vec::new(), Vec::new());
-        for (record, delivery) in records.into_iter().zip(pending) {
-            match delivery {
-                Some(delivery) => watched.push((record, delivery)),
-                None => refused.push(record),
+        // The queued records stay with the watcher, which spools those Kafka did not confirm.
+        let (watched, refused_now) = split_refused(records, pending.refused());
+        let (spool, watchers) = (self.spool.clone(), self.watchers.clone());
+        watchers.0.fetch_add(1, Ordering::SeqCst);
+        tokio::spawn(async move {
+            let confirmed = pending.outcome(None).await;
+            let failed: Vec<Record> = watched
+                .into_iter()
+                .filter(|(index, _)| !confirmed[*index as usize])
+                .map(|(_, record)| record)
+                .collect();
+            if !failed.is_empty() {
+                if let Err(error) = spool.append(failed).await {
+                    tracing::error!(%error, "ack=none: undelivered events could not be spooled and are lost");
+                }
             }
-        }
-        if !watched.is_empty() {
-            let (spool, watchers) = (self.spool.clone(), self.watchers.clone());
-            watchers.0.fetch_add(1, Ordering::SeqCst);
-            tokio::spawn(async move {
-                let (records, deliveries): (Vec<_>, Vec<_>) = watched.into_iter().unzip();
-                let outcomes = join_all(deliveries).await;
-                let failed: Vec<Record> = records
-                    .into_iter()
-                    .zip(outcomes)
-                    .filter(|(_, outcome)| !matches!(outcome, Ok(Ok(_))))
-                    .map(|(record, _)| record)
-                    .collect();
-                if !failed.is_empty() {
-                    if let Err(error) = spool.append(failed).await {
-                        tracing::error!(%error, "ack=none: undelivered events could not be spooled and are lost");
-                    }
-                }
-                if watchers.0.fetch_sub(1, Ordering::SeqCst) == 1 {
-                    watchers.1.notify_waiters();
-                }
-            });
-        }
-        self.spool_all(refused).await
+            if watchers.0.fetch_sub(1, Ordering::SeqCst) == 1 {
+                watchers.1.notify_waiters();
+            }
+        });
+        self.spool_all(refused_now).await
     }
+}
+
+/// Splits records into those queued (with their index in the batch) and those the producer
+/// refused at once, which the request spools itself.
+fn split_refused(records: Vec<Record>, refused: &[u32]) -> (Vec<(u32, Record)>, Vec<Record>) {
+    let (mut queued, mut refused_now) = (Vec::with_capacity(records.len()), Vec::new());
+    let mut next_refused = refused.iter().peekable();
+    for (index, record) in (0u32..).zip(records) {
+        if next_refused.peek() == Some(&&index) {
+            next_refused.next();
+            refused_now.push(record);
+        } else {
+            queued.push((index, record));
+        }
+    }
+    (queued, refused_now)
 }
 
 #[allow(clippy::needless_pass_by_value)] // used as `map_err(spool_refused)`

@@ -1,17 +1,17 @@
-//! The Kafka sink: an idempotent rdkafka producer whose delivery reports gate the response, a
-//! reachability probe so an unreachable cluster is known at once, and a fresh producer after
-//! a fatal idempotence error.
+//! The Kafka sink: an idempotent rdkafka producer whose delivery reports gate the response
+//! (one completion per batch, see `completion`), a reachability probe so an unreachable
+//! cluster is known at once, and a fresh producer after a fatal idempotence error.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use futures::future::{join_all, BoxFuture};
+use futures::future::BoxFuture;
 use rdkafka::client::ClientContext;
 use rdkafka::config::{ClientConfig, FromClientConfigAndContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer, PurgeConfig};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, PurgeConfig, ThreadedProducer};
 use tokio::task::JoinHandle;
 
 use clickstream_platform::kafka_stats::KafkaStatsCell;
@@ -20,6 +20,7 @@ use opentelemetry::metrics::Histogram;
 use opentelemetry::KeyValue;
 use opentelemetry_sdk::trace::Tracer;
 
+use super::completion::{Pending, Ticket};
 use super::{EventSink, Record, SinkError, SinkHealth};
 use crate::config::GatewayConfig;
 
@@ -56,7 +57,15 @@ impl ClientContext for SinkContext {
     }
 }
 
-type Producer_ = FutureProducer<SinkContext>;
+impl ProducerContext for SinkContext {
+    type DeliveryOpaque = Box<Ticket>;
+
+    fn delivery(&self, report: &DeliveryResult<'_>, ticket: Box<Ticket>) {
+        ticket.settle(report.is_ok());
+    }
+}
+
+type Producer_ = ThreadedProducer<SinkContext>;
 
 /// Produces records to Kafka and reports which were delivered.
 pub struct KafkaSink {
@@ -120,28 +129,29 @@ impl KafkaSink {
         self.producer.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    /// Queues every record; `None` where the producer refused it (queue full, unknown topic).
-    pub fn enqueue(&self, records: &[Record]) -> Vec<Option<DeliveryFuture>> {
+    /// Queues every record; the result resolves once each has a delivery report (a record
+    /// the producer refused, for a full queue or an unknown topic, counts as failed at once).
+    pub fn enqueue(&self, records: &[Record]) -> Pending {
         let producer = self.producer();
-        records
-            .iter()
-            .map(|record| {
-                let headers = record
-                    .headers
-                    .iter()
-                    .fold(OwnedHeaders::new_with_capacity(record.headers.len()), |h, (key, value)| {
-                        h.insert(Header { key: key.as_ref(), value: Some(value.as_bytes()) })
-                    });
-                let mut message = FutureRecord::to(&record.topic).payload(&record.payload).headers(headers);
-                if let Some(key) = &record.key {
-                    message = message.key(key.as_bytes());
-                }
-                if let Some(partition) = record.partition {
-                    message = message.partition(partition);
-                }
-                producer.send_result(message).ok()
-            })
-            .collect()
+        let mut pending = Pending::new(records.len());
+        for (index, record) in records.iter().enumerate() {
+            let headers = record.headers.pairs().fold(
+                OwnedHeaders::new_with_capacity(record.headers.len()),
+                |headers, (key, value)| headers.insert(Header { key, value: Some(value.as_bytes()) }),
+            );
+            let mut message =
+                BaseRecord::with_opaque_to(&record.topic, pending.ticket(index)).payload(&record.payload).headers(headers);
+            if let Some(key) = &record.key {
+                message = message.key(key.as_bytes());
+            }
+            if let Some(partition) = record.partition {
+                message = message.partition(partition);
+            }
+            if producer.send(message).is_err() {
+                pending.refuse(index);
+            }
+        }
+        pending
     }
 
     /// Produces the records and reports, per record, whether Kafka confirmed it before
@@ -152,31 +162,12 @@ impl KafkaSink {
         let pending = self.enqueue(records);
         drop(producing);
         let _delivering = crate::trace::child_of_current(self.tracer.as_ref(), "delivery", records.len());
-        let outcome = self.await_reports(pending, deadline).await;
+        let outcome = pending.outcome(deadline).await;
         if let Some(histogram) = &self.produce_duration {
             let delivered = if outcome.iter().all(|ok| *ok) { "delivered" } else { "failed" };
             histogram.record(started.elapsed().as_secs_f64(), &[KeyValue::new("outcome", delivered)]);
         }
         outcome
-    }
-
-    async fn await_reports(&self, pending: Vec<Option<DeliveryFuture>>, deadline: Option<Duration>) -> Vec<bool> {
-        let count = pending.len();
-        let confirmed = join_all(pending.into_iter().map(|delivery| async move {
-            match delivery {
-                Some(delivery) => matches!(delivery.await, Ok(Ok(_))),
-                None => false,
-            }
-        }));
-        match deadline {
-            None => confirmed.await,
-            Some(deadline) => match tokio::time::timeout(deadline, confirmed).await {
-                Ok(done) => done,
-                // Nothing is known to be delivered; the caller spools them all, and the
-                // idempotent producer plus dedup downstream keep repeats rare.
-                Err(_) => vec![false; count],
-            },
-        }
     }
 
     /// Drops queued (not yet sent) messages, so records that are about to be spooled are not

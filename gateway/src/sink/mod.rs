@@ -1,6 +1,7 @@
 //! Where accepted events go. Routing has already chosen each record's topic; a sink only
 //! delivers, and answers once the records are safe.
 
+mod completion;
 mod durable;
 mod kafka;
 mod memory;

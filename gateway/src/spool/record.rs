@@ -9,9 +9,7 @@
 //! The magic byte is the format version: v1 (`0xC5`) frames, written before routing could
 //! pick a partition, are still read (with no partition); new frames are v2 (`0xC6`).
 
-use std::borrow::Cow;
-
-use crate::record::Record;
+use crate::record::{Record, RecordHeaders};
 
 const MAGIC_V1: u8 = 0xC5;
 const MAGIC_V2: u8 = 0xC6;
@@ -33,7 +31,7 @@ pub fn encode(record: &Record, written_at_ms: u64, out: &mut Vec<u8>) {
     }
     out.extend_from_slice(&record.partition.unwrap_or(NO_PARTITION).to_le_bytes());
     out.extend_from_slice(&(record.headers.len() as u16).to_le_bytes());
-    for (name, value) in &record.headers {
+    for (name, value) in record.headers.pairs() {
         put_short(out, name.as_bytes());
         put_long(out, value.as_bytes());
     }
@@ -97,16 +95,6 @@ pub fn decode(buf: &[u8]) -> Decoded {
     }
 }
 
-/// Known header names come back as the same static strings, without an allocation.
-fn header_name(name: String) -> Cow<'static, str> {
-    use clickstream_schema::{HEADER_EVENT_TYPE, HEADER_SOURCE};
-    match name.as_str() {
-        HEADER_SOURCE => Cow::Borrowed(HEADER_SOURCE),
-        HEADER_EVENT_TYPE => Cow::Borrowed(HEADER_EVENT_TYPE),
-        _ => Cow::Owned(name),
-    }
-}
-
 fn parse_body(body: &[u8], version: u8) -> Option<(Record, u64)> {
     let mut cursor = Cursor { buf: body };
     let written_at_ms = u64::from_le_bytes(cursor.take(8)?.try_into().ok()?);
@@ -120,11 +108,12 @@ fn parse_body(body: &[u8], version: u8) -> Option<(Record, u64)> {
         _ => Some(i32::from_le_bytes(cursor.take(4)?.try_into().ok()?)).filter(|p| *p != NO_PARTITION),
     };
     let header_count = u16::from_le_bytes(cursor.take(2)?.try_into().ok()?);
-    let mut headers = Vec::with_capacity(header_count as usize);
+    let mut pairs = Vec::with_capacity(header_count as usize);
     for _ in 0..header_count {
-        let name = header_name(cursor.short_str()?);
-        headers.push((name, cursor.long_str()?));
+        let name = cursor.short_str()?;
+        pairs.push((name, cursor.long_str()?));
     }
+    let headers = RecordHeaders::from_pairs(pairs.iter().map(|(name, value)| (name.as_str(), value.as_str())));
     let payload = cursor.long_bytes()?.to_vec();
     cursor.buf.is_empty().then_some((Record { topic, key, partition, payload, headers }, written_at_ms))
 }
@@ -165,7 +154,7 @@ mod tests {
             key: Some("visitor-1".into()),
             partition: None,
             payload: br#"{"type":"track"}"#.to_vec(),
-            headers: vec![("source".into(), "web".into()), ("event-type".into(), "track".into())],
+            headers: RecordHeaders::new("web".into(), Some(clickstream_schema::EventType::Track)),
         }
     }
 
@@ -173,11 +162,12 @@ mod tests {
     fn round_trips_topic_key_headers_and_payload() {
         let mut buf = Vec::new();
         encode(&sample(), 42, &mut buf);
-        encode(&Record { key: None, partition: Some(2), headers: vec![], ..sample() }, 43, &mut buf);
+        encode(&Record { key: None, partition: Some(2), headers: RecordHeaders::new("api".into(), None), ..sample() }, 43, &mut buf);
         let Decoded::Record(first) = decode(&buf) else { panic!("first record") };
         assert_eq!((first.record, first.written_at_ms), (sample(), 42));
         let Decoded::Record(second) = decode(&buf[first.frame_len..]) else { panic!("second record") };
         assert_eq!((second.record.key, second.record.partition), (None, Some(2)));
+        assert_eq!(second.record.headers, RecordHeaders::new("api".into(), None));
         assert_eq!(first.frame_len + second.frame_len, buf.len());
     }
 
@@ -201,7 +191,7 @@ mod tests {
             (read.record.key.as_deref(), read.record.partition, read.written_at_ms),
             (Some("visitor-1"), None, 7)
         );
-        assert_eq!(read.record.headers, vec![("source".into(), "web".to_owned())]);
+        assert_eq!(read.record.headers, RecordHeaders::new("web".into(), None));
         assert_eq!(read.frame_len, frame.len());
     }
 

@@ -1,6 +1,7 @@
 //! The spool on a real directory: order, restarts, torn tails, bounds and segment cleanup.
 
 use super::*;
+use crate::record::RecordHeaders;
 
 fn config(dir: &std::path::Path, fsync: FsyncPolicy) -> SpoolConfig {
     SpoolConfig {
@@ -19,7 +20,7 @@ fn record(n: usize) -> Record {
         key: Some(format!("k{n}")),
         partition: (n % 2 == 1).then_some(n as i32 % 3),
         payload: format!("{{\"n\":{n}}}").into_bytes(),
-        headers: vec![("source".into(), "web".into())],
+        headers: RecordHeaders::new("web".into(), None),
     }
 }
 

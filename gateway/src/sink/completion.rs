@@ -1,0 +1,143 @@
+//! One completion per produced batch: each record carries a ticket to its batch, librdkafka's
+//! delivery callback counts the batch down, and the last report wakes the waiting request
+//! once. This replaces a future and a channel per record.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+
+/// What a batch's delivery reports add up to so far.
+#[derive(Debug)]
+struct Countdown {
+    remaining: AtomicUsize,
+    /// Indexes of records Kafka did not confirm; written only on failure, which is rare.
+    failed: Mutex<Vec<u32>>,
+    done: Mutex<Option<oneshot::Sender<()>>>,
+}
+
+impl Countdown {
+    fn settle(&self, index: u32, delivered: bool) {
+        if !delivered {
+            self.failed.lock().unwrap_or_else(|p| p.into_inner()).push(index);
+        }
+        // The last report of the batch wakes the waiter; the others only count.
+        if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+            if let Some(done) = self.done.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                let _ = done.send(());
+            }
+        }
+    }
+}
+
+/// The delivery opaque of one record: its batch and its place in it. It counts its batch
+/// down when dropped, as failed unless a delivery report confirmed it, so a record the
+/// producer refused or lost can never leave its request waiting.
+#[derive(Debug)]
+pub(super) struct Ticket {
+    batch: Arc<Countdown>,
+    index: u32,
+    delivered: bool,
+}
+
+impl Ticket {
+    /// Called from librdkafka's delivery callback, once per record.
+    pub(super) fn settle(mut self: Box<Self>, delivered: bool) {
+        self.delivered = delivered;
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        self.batch.settle(self.index, self.delivered);
+    }
+}
+
+/// A batch being produced; resolves when every record has a delivery report.
+#[derive(Debug)]
+pub struct Pending {
+    batch: Arc<Countdown>,
+    done: oneshot::Receiver<()>,
+    count: usize,
+    /// Records the producer refused when they were queued (queue full, unknown topic).
+    refused: Vec<u32>,
+}
+
+impl Pending {
+    pub(super) fn new(count: usize) -> Self {
+        let (sender, done) = oneshot::channel();
+        // An empty batch has nothing to wait for.
+        let sender = match count {
+            0 => {
+                let _ = sender.send(());
+                None
+            }
+            _ => Some(sender),
+        };
+        let batch = Arc::new(Countdown {
+            remaining: AtomicUsize::new(count),
+            failed: Mutex::new(Vec::new()),
+            done: Mutex::new(sender),
+        });
+        Self { batch, done, count, refused: Vec::new() }
+    }
+
+    /// The ticket for record `index`, to hand to the producer with it.
+    pub(super) fn ticket(&self, index: usize) -> Box<Ticket> {
+        Box::new(Ticket { batch: self.batch.clone(), index: index as u32, delivered: false })
+    }
+
+    /// Record `index` was not queued; its ticket, dropped with it, counts it as failed.
+    pub(super) fn refuse(&mut self, index: usize) {
+        self.refused.push(index as u32);
+    }
+
+    /// Indexes of the records that were refused when they were queued, in order.
+    pub fn refused(&self) -> &[u32] {
+        &self.refused
+    }
+
+    /// Whether each record was confirmed, once all are reported, or all false when `deadline`
+    /// passes first: nothing is then known to be delivered.
+    pub async fn outcome(self, deadline: Option<Duration>) -> Vec<bool> {
+        let reported = match deadline {
+            None => self.done.await.is_ok(),
+            Some(deadline) => matches!(tokio::time::timeout(deadline, self.done).await, Ok(Ok(()))),
+        };
+        if !reported {
+            return vec![false; self.count];
+        }
+        let mut confirmed = vec![true; self.count];
+        for index in self.batch.failed.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            confirmed[*index as usize] = false;
+        }
+        confirmed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn wakes_once_all_are_reported_and_names_the_failures() {
+        let mut pending = Pending::new(3);
+        let (first, second, third) = (pending.ticket(0), pending.ticket(1), pending.ticket(2));
+        pending.refuse(1);
+        drop(second);
+        first.settle(true);
+        third.settle(false);
+        assert_eq!(pending.refused(), [1]);
+        assert_eq!(pending.outcome(Some(Duration::from_secs(5))).await, [true, false, false]);
+    }
+
+    #[tokio::test]
+    async fn a_missing_report_is_all_false_at_the_deadline() {
+        let pending = Pending::new(2);
+        pending.ticket(0).settle(true);
+        let _unreported = pending.ticket(1);
+        assert_eq!(pending.outcome(Some(Duration::from_millis(20))).await, [false, false]);
+        assert_eq!(Pending::new(0).outcome(Some(Duration::from_millis(20))).await, Vec::<bool>::new());
+    }
+}
