@@ -50,6 +50,8 @@ pub enum GatewayError {
     RateLimited { scope: &'static str, retry_after_secs: u64 },
     #[error("the gateway is at its in-flight request limit; retry shortly")]
     Overloaded,
+    #[error("Kafka is behind: about {wait_ms} ms of events are waiting to be delivered; retry shortly")]
+    KafkaBehind { wait_ms: u64 },
     #[error("request body not received within {0} ms")]
     BodyTimeout(u64),
 }
@@ -71,7 +73,7 @@ impl GatewayError {
             | Self::InvalidJson(_)
             | Self::BadShape(_)
             | Self::NoValidEvents(_) => StatusCode::BAD_REQUEST,
-            Self::Unavailable(_) | Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::Overloaded | Self::KafkaBehind { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
         }
@@ -95,6 +97,7 @@ impl GatewayError {
             Self::Unavailable(_) => "kafka_unavailable",
             Self::RateLimited { .. } => "rate_limited",
             Self::Overloaded => "overloaded",
+            Self::KafkaBehind { .. } => "kafka_behind",
             Self::BodyTimeout(_) => "body_timeout",
         }
     }
@@ -109,7 +112,7 @@ impl GatewayError {
         let mut response = json_response(self.status(), &body);
         let retry_after = match &self {
             Self::RateLimited { retry_after_secs, .. } => Some((*retry_after_secs).max(1)),
-            Self::Overloaded => Some(1),
+            Self::Overloaded | Self::KafkaBehind { .. } => Some(1),
             Self::Unavailable(_) => Some(u64::from(retry_after_secs)),
             _ => None,
         };

@@ -7,8 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use chrono::Utc;
-use clickstream_schema::{
-format_timestamp, DeadLetter, EventError, PayloadError, RawEnvelope};
+use clickstream_schema::{format_timestamp, DeadLetter, EventError, PayloadError, RawEnvelope};
 use http::{header, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Body;
@@ -53,6 +52,10 @@ impl App {
         B::Error: std::error::Error + Send + Sync + 'static,
     {
         let state = &self.state;
+        // Before any parsing: under overload, the cheapest answer is the most useful one.
+        if let Some(wait) = state.sink.shed() {
+            return Err(GatewayError::KafkaBehind { wait_ms: wait.as_millis() as u64 });
+        }
         let (parts, body) = request.into_parts();
         let edge = EdgeContext::from_request(&parts.headers, peer, &state.config);
         state.protection.check_ip(edge.ip())?;

@@ -26,13 +26,26 @@ pub struct DeliveryConfig {
     /// How long a request waits for Kafka's delivery reports before its undelivered events
     /// are purged from the producer queue and written to the spool instead, in milliseconds.
     pub enqueue_deadline_ms: u64,
+    /// Sheds new requests with a fast 503 and `Retry-After` while the events already waiting
+    /// for Kafka would take longer than this to drain at the recent delivery rate, in
+    /// milliseconds (0: never). Under overload, clients are told at once instead of waiting
+    /// out `enqueue_deadline_ms` and having their events spooled. Not applied with
+    /// `ack = spool` or while Kafka is unreachable, when the spool takes the events.
+    pub shed_wait_ms: u64,
 }
 
 impl Default for DeliveryConfig {
     fn default() -> Self {
-        Self { ack: AckMode::Kafka, enqueue_deadline_ms: DEFAULT_ENQUEUE_DEADLINE_MS }
+        Self {
+            ack: AckMode::Kafka,
+            enqueue_deadline_ms: DEFAULT_ENQUEUE_DEADLINE_MS,
+            shed_wait_ms: DEFAULT_SHED_WAIT_MS,
+        }
     }
 }
+
+/// A quarter of the enqueue deadline: past it, a request would likely miss the deadline.
+pub const DEFAULT_SHED_WAIT_MS: u64 = 500;
 
 pub const DEFAULT_ENQUEUE_DEADLINE_MS: u64 = 2_000;
 

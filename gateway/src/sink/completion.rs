@@ -2,15 +2,36 @@
 //! delivery callback counts the batch down, and the last report wakes the waiting request
 //! once. This replaces a future and a channel per record.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::oneshot;
 
+/// Every record handed to the producer and not yet reported, and every report so far: what
+/// load shedding reads (see `shedding`).
+#[derive(Debug, Default)]
+pub struct Backlog {
+    waiting: AtomicUsize,
+    reported: AtomicU64,
+}
+
+impl Backlog {
+    /// Records queued in the producer or in flight to Kafka.
+    pub fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::Relaxed)
+    }
+
+    /// Delivery reports received since start, confirmed or failed.
+    pub fn reported(&self) -> u64 {
+        self.reported.load(Ordering::Relaxed)
+    }
+}
+
 /// What a batch's delivery reports add up to so far.
 #[derive(Debug)]
 struct Countdown {
+    backlog: Arc<Backlog>,
     remaining: AtomicUsize,
     /// Indexes of records Kafka did not confirm; written only on failure, which is rare.
     failed: Mutex<Vec<u32>>,
@@ -22,6 +43,8 @@ impl Countdown {
         if !delivered {
             self.failed.lock().unwrap_or_else(|p| p.into_inner()).push(index);
         }
+        self.backlog.waiting.fetch_sub(1, Ordering::Relaxed);
+        self.backlog.reported.fetch_add(1, Ordering::Relaxed);
         // The last report of the batch wakes the waiter; the others only count.
         if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
             if let Some(done) = self.done.lock().unwrap_or_else(|p| p.into_inner()).take() {
@@ -43,7 +66,7 @@ pub(super) struct Ticket {
 
 impl Ticket {
     /// Called from librdkafka's delivery callback, once per record.
-    pub(super) fn settle(mut self: Box<Self>, delivered: bool) {
+    pub(super) fn settle(mut self, delivered: bool) {
         self.delivered = delivered;
     }
 }
@@ -65,7 +88,7 @@ pub struct Pending {
 }
 
 impl Pending {
-    pub(super) fn new(count: usize) -> Self {
+    pub(super) fn new(count: usize, backlog: &Arc<Backlog>) -> Self {
         let (sender, done) = oneshot::channel();
         // An empty batch has nothing to wait for.
         let sender = match count {
@@ -75,7 +98,9 @@ impl Pending {
             }
             _ => Some(sender),
         };
+        backlog.waiting.fetch_add(count, Ordering::Relaxed);
         let batch = Arc::new(Countdown {
+            backlog: backlog.clone(),
             remaining: AtomicUsize::new(count),
             failed: Mutex::new(Vec::new()),
             done: Mutex::new(sender),
@@ -122,7 +147,8 @@ mod tests {
 
     #[tokio::test]
     async fn wakes_once_all_are_reported_and_names_the_failures() {
-        let mut pending = Pending::new(3);
+        let backlog = Arc::default();
+        let mut pending = Pending::new(3, &backlog);
         let (first, second, third) = (pending.ticket(0), pending.ticket(1), pending.ticket(2));
         pending.refuse(1);
         drop(second);
@@ -130,14 +156,17 @@ mod tests {
         third.settle(false);
         assert_eq!(pending.refused(), [1]);
         assert_eq!(pending.outcome(Some(Duration::from_secs(5))).await, [true, false, false]);
+        assert_eq!((backlog.waiting(), backlog.reported()), (0, 3));
     }
 
     #[tokio::test]
     async fn a_missing_report_is_all_false_at_the_deadline() {
-        let pending = Pending::new(2);
+        let backlog = Arc::new(Backlog::default());
+        let pending = Pending::new(2, &backlog);
         pending.ticket(0).settle(true);
         let _unreported = pending.ticket(1);
         assert_eq!(pending.outcome(Some(Duration::from_millis(20))).await, [false, false]);
-        assert_eq!(Pending::new(0).outcome(Some(Duration::from_millis(20))).await, Vec::<bool>::new());
+        assert_eq!((backlog.waiting(), backlog.reported()), (1, 1));
+        assert_eq!(Pending::new(0, &backlog).outcome(Some(Duration::from_millis(20))).await, Vec::<bool>::new());
     }
 }

@@ -128,6 +128,12 @@ impl EventSink for DurableSink {
         })
     }
 
+    /// Only while Kafka is the way in: with `ack = spool`, or while Kafka is unreachable, the
+    /// spool takes the events and there is nothing to wait behind.
+    fn shed(&self) -> Option<Duration> {
+        (self.ack != AckMode::Spool).then(|| self.kafka.shed()).flatten()
+    }
+
     fn health(&self) -> SinkHealth {
         let stats = self.spool.stats();
         if self.spool.is_full() {

@@ -20,7 +20,8 @@ use opentelemetry::metrics::Histogram;
 use opentelemetry::KeyValue;
 use opentelemetry_sdk::trace::Tracer;
 
-use super::completion::{Pending, Ticket};
+use super::completion::{Backlog, Pending, Ticket};
+use super::shedding::Shedder;
 use super::{EventSink, Record, SinkError, SinkHealth};
 use crate::config::GatewayConfig;
 
@@ -61,7 +62,7 @@ impl ProducerContext for SinkContext {
     type DeliveryOpaque = Box<Ticket>;
 
     fn delivery(&self, report: &DeliveryResult<'_>, ticket: Box<Ticket>) {
-        ticket.settle(report.is_ok());
+        (*ticket).settle(report.is_ok());
     }
 }
 
@@ -75,6 +76,9 @@ pub struct KafkaSink {
     flags: Arc<Flags>,
     stats: Arc<KafkaStatsCell>,
     probe: JoinHandle<()>,
+    /// Records queued and not yet reported, shared with every batch's countdown.
+    backlog: Arc<Backlog>,
+    shedder: Shedder,
     tracer: Option<Tracer>,
     produce_duration: Option<Histogram<f64>>,
 }
@@ -96,7 +100,19 @@ impl KafkaSink {
         let producer = Arc::new(RwLock::new(producer));
         let every = Duration::from_millis(config.producer.health_interval_ms.max(50));
         let probe = tokio::spawn(probe(producer.clone(), flags.clone(), config.topics.raw.clone(), every));
-        Ok(Self { client_config, producer, flags, stats, probe, tracer: None, produce_duration: None })
+        let backlog = Arc::new(Backlog::default());
+        let shedder = Shedder::new(backlog.clone(), Duration::from_millis(config.delivery.shed_wait_ms));
+        Ok(Self {
+            client_config,
+            producer,
+            flags,
+            stats,
+            probe,
+            backlog,
+            shedder,
+            tracer: None,
+            produce_duration: None,
+        })
     }
 
     /// Spans for produce and delivery under traced requests, and the produce-latency histogram.
@@ -133,14 +149,17 @@ impl KafkaSink {
     /// the producer refused, for a full queue or an unknown topic, counts as failed at once).
     pub fn enqueue(&self, records: &[Record]) -> Pending {
         let producer = self.producer();
-        let mut pending = Pending::new(records.len());
+        let mut pending = Pending::new(records.len(), &self.backlog);
         for (index, record) in records.iter().enumerate() {
-            let headers = record.headers.pairs().fold(
-                OwnedHeaders::new_with_capacity(record.headers.len()),
-                |headers, (key, value)| headers.insert(Header { key, value: Some(value.as_bytes()) }),
-            );
-            let mut message =
-                BaseRecord::with_opaque_to(&record.topic, pending.ticket(index)).payload(&record.payload).headers(headers);
+            let headers = record
+                .headers
+                .pairs()
+                .fold(OwnedHeaders::new_with_capacity(record.headers.len()), |headers, (key, value)| {
+                    headers.insert(Header { key, value: Some(value.as_bytes()) })
+                });
+            let mut message = BaseRecord::with_opaque_to(&record.topic, pending.ticket(index))
+                .payload(&record.payload)
+                .headers(headers);
             if let Some(key) = &record.key {
                 message = message.key(key.as_bytes());
             }
@@ -226,6 +245,10 @@ impl EventSink for KafkaSink {
                 }
             }
         })
+    }
+
+    fn shed(&self) -> Option<Duration> {
+        self.is_reachable().then(|| self.shedder.expected_wait()).flatten()
     }
 
     fn health(&self) -> SinkHealth {

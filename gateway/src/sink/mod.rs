@@ -5,6 +5,7 @@ mod completion;
 mod durable;
 mod kafka;
 mod memory;
+mod shedding;
 
 use std::time::Duration;
 
@@ -40,6 +41,12 @@ pub trait EventSink: Send + Sync + std::fmt::Debug + 'static {
     fn deliver(&self, records: Vec<Record>) -> BoxFuture<'_, Result<(), SinkError>>;
 
     fn health(&self) -> SinkHealth;
+
+    /// Set when a new request should get a fast 503 rather than queue: how long it would
+    /// wait behind the events Kafka is still draining (see `delivery.shed_wait_ms`).
+    fn shed(&self) -> Option<Duration> {
+        None
+    }
 
     /// What waits in the spool, for sinks that have one.
     fn spool_stats(&self) -> Option<crate::spool::SpoolStats> {

@@ -162,7 +162,11 @@ mod tests {
     fn round_trips_topic_key_headers_and_payload() {
         let mut buf = Vec::new();
         encode(&sample(), 42, &mut buf);
-        encode(&Record { key: None, partition: Some(2), headers: RecordHeaders::new("api".into(), None), ..sample() }, 43, &mut buf);
+        encode(
+            &Record { key: None, partition: Some(2), headers: RecordHeaders::new("api".into(), None), ..sample() },
+            43,
+            &mut buf,
+        );
         let Decoded::Record(first) = decode(&buf) else { panic!("first record") };
         assert_eq!((first.record, first.written_at_ms), (sample(), 42));
         let Decoded::Record(second) = decode(&buf[first.frame_len..]) else { panic!("second record") };
