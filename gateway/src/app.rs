@@ -143,7 +143,7 @@ impl App {
         let mut response = result.unwrap_or_else(|error| {
             match &error {
                 GatewayError::RateLimited { .. } => self.state.metrics.rate_limited(),
-                GatewayError::Overloaded => self.state.metrics.shed(),
+                GatewayError::Overloaded | GatewayError::KafkaBehind { .. } => self.state.metrics.shed(),
                 _ => {}
             }
             if error.status().is_server_error() {

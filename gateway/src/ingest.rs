@@ -19,6 +19,7 @@ use crate::edge::EdgeContext;
 use crate::endpoints::{Endpoint, IngestKind};
 use crate::error::{json_response, GatewayError, RejectedItem};
 use crate::record::{Record, RecordHeaders};
+use crate::routing::Target;
 use crate::sink::SinkError;
 use crate::sources::{basic_auth_user, header_write_key, Source};
 use crate::trace::RequestTrace;
@@ -119,7 +120,7 @@ impl App {
         let state = &self.state;
         let received_at = Utc::now();
         let max_event_bytes = state.config.limits.max_event_bytes;
-        let routes = state.routing.active();
+        let routes = state.routing.for_request(&state.metrics);
         let with_properties = routes.reads_properties();
         let connection = edge.connection();
         let mut prepared = Prepared::default();
@@ -152,16 +153,10 @@ impl App {
             }
             prepared.client_ids.extend(client_id);
             prepared.accepted += 1;
-            let record = Record {
-                topic: String::new(),
-                key: None,
-                partition: None,
-                payload,
-                headers: RecordHeaders::new(source.name.clone(), Some(event.kind())),
-            };
-            let out = &mut prepared.records;
             let facts = event.routing_view(&batch, received_at, with_properties);
-            state.routing.route_into(&routes, &facts, &source.name, received_at, record, &state.metrics, out);
+            let targets = routes.targets(&facts, &source.name, received_at);
+            let headers = RecordHeaders::new(source.name.clone(), Some(event.kind()));
+            push_records(&mut prepared.records, targets, payload, &headers);
         }
         prepared.received_at = format_timestamp(received_at);
         prepared
@@ -190,6 +185,16 @@ struct Prepared {
     /// Events dropped for a suppressed identity: answered as accepted, never produced.
     suppressed: usize,
     received_at: String,
+}
+
+/// One record per target; the payload is copied for all but the last.
+fn push_records(out: &mut Vec<Record>, targets: Vec<Target>, payload: Vec<u8>, headers: &RecordHeaders) {
+    let mut payload = Some(payload);
+    let last = targets.len().saturating_sub(1);
+    for (index, Target { topic, key, partition }) in targets.into_iter().enumerate() {
+        let Some(payload) = (if index == last { payload.take() } else { payload.clone() }) else { break };
+        out.push(Record { topic, key, partition, payload, headers: headers.clone() });
+    }
 }
 
 /// Dead-letter records for the rejected events of an accepted request.

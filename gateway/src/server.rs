@@ -4,6 +4,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -223,9 +224,12 @@ pub async fn start(config: GatewayConfig) -> anyhow::Result<GatewayHandle> {
     let handler = Arc::new(app(state));
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
-        let serve_handler = move |request, peer| {
+        // Boxed: hyper keeps room for one in-flight request future in every connection, idle
+        // or not, so an unboxed handler future (kilobytes of state machine) would cost that
+        // much per idle keep-alive connection. A box costs one allocation per request.
+        let serve_handler = move |request, peer| -> Pin<Box<dyn Future<Output = Response<Full<Bytes>>> + Send>> {
             let handler = handler.clone();
-            async move { handler.handle(request, peer).await }
+            Box::pin(async move { handler.handle(request, peer).await })
         };
         serve_with(
             listener,

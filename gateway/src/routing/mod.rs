@@ -1,6 +1,7 @@
 //! Routing at the edge: the rules (from `clickstream_routing`) decide each event's topics and
 //! key; this module supplies what they need from the running gateway (the cluster's topics,
-//! a per-key rate limiter for hot-key overflow) and turns the decision into records.
+//! a per-key rate limiter for hot-key overflow) and turns the decision into targets, which
+//! ingest makes into records.
 
 mod catalog;
 
@@ -18,7 +19,6 @@ pub use catalog::TopicCatalog;
 
 use crate::config::GatewayConfig;
 use crate::metrics::Metrics;
-use crate::record::Record;
 
 /// The rules in force, swapped whole on reload.
 #[derive(Debug)]
@@ -124,46 +124,67 @@ impl Routing {
         }
     }
 
-    /// Appends the records for one accepted event: one per topic of its route, keyed as the
-    /// route says, or one on the overflow topic when its key is hot.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn route_into(
-        &self,
-        active: &ActiveRoutes,
-        event: &Event,
-        source: &str,
-        received_at: DateTime<Utc>,
-        record: Record,
-        metrics: &Metrics,
-        out: &mut Vec<Record>,
-    ) {
+    /// The rules in force for one request, with what applying them needs.
+    pub(crate) fn for_request<'a>(&'a self, metrics: &'a Metrics) -> RequestRoutes<'a> {
+        RequestRoutes { routing: self, active: self.active(), metrics }
+    }
+}
+
+/// Where one record of an event goes: a topic, and the key or partition routing chose.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub topic: String,
+    pub key: Option<String>,
+    /// Set for random keys and hot-key overflow; `None` lets the producer hash the key.
+    pub partition: Option<i32>,
+}
+
+/// Routing as one request sees it: the rules in force when it began, for all its events.
+#[derive(Debug)]
+pub(crate) struct RequestRoutes<'a> {
+    routing: &'a Routing,
+    active: Arc<ActiveRoutes>,
+    metrics: &'a Metrics,
+}
+
+impl RequestRoutes<'_> {
+    /// Whether routing reads event properties (see [`Router::reads_properties`]).
+    pub(crate) fn reads_properties(&self) -> bool {
+        self.active.reads_properties()
+    }
+
+    /// Where one accepted event goes: one target per topic of its route, keyed as the route
+    /// says, or a single one on the overflow topic when its key is hot.
+    pub(crate) fn targets(&self, event: &Event, source: &str, received_at: DateTime<Utc>) -> Vec<Target> {
+        let (active, catalog) = (&self.active, self.routing.catalog.as_ref());
         let facts = EventFacts::new(event, source, received_at);
-        let decision = active.router.route(&facts, self.catalog.as_ref());
+        let decision = active.router.route(&facts, catalog);
         if decision.fallback.is_some() {
-            metrics.route_fallback();
+            self.metrics.route_fallback();
             warn_fallback(&decision);
         }
         if let (Some(hot), true, PartitionKey::Keyed(key)) = (&active.hot_keys, decision.overflow, &decision.key) {
             if hot.limiter.check_key(key).is_err() {
-                metrics.hot_key_overflow();
-                let partition = self.catalog.random_partition(&hot.topic);
+                self.metrics.hot_key_overflow();
+                let partition = catalog.random_partition(&hot.topic);
                 // Without a partition count, the key is dropped so the producer spreads them.
                 let key = partition.map(|_| key.clone());
-                out.push(Record { topic: hot.topic.clone(), key, partition, ..record });
-                return;
+                return vec![Target { topic: hot.topic.clone(), key, partition }];
             }
         }
-        let last = decision.topics.len().saturating_sub(1);
-        let mut record = Some(record);
-        for (index, topic) in decision.topics.into_iter().enumerate() {
-            let Some(template) = (if index == last { record.take() } else { record.clone() }) else { break };
-            let (key, partition) = match &decision.key {
-                PartitionKey::Keyed(key) => (Some(key.clone()), None),
-                PartitionKey::Random => (None, self.catalog.random_partition(&topic)),
-                PartitionKey::Unkeyed => (None, None),
-            };
-            out.push(Record { topic, key, partition, ..template });
-        }
+        let key = decision.key;
+        decision
+            .topics
+            .into_iter()
+            .map(|topic| {
+                let (key, partition) = match &key {
+                    PartitionKey::Keyed(key) => (Some(key.clone()), None),
+                    PartitionKey::Random => (None, catalog.random_partition(&topic)),
+                    PartitionKey::Unkeyed => (None, None),
+                };
+                Target { topic, key, partition }
+            })
+            .collect()
     }
 }
 
