@@ -94,7 +94,17 @@ pub fn process(enrichers: &Enrichers, state: &mut PartitionState, input: Input<'
             revenue: item.revenue,
         })
         .collect();
-    Processed::Enriched { payload: event.to_json(), activities, join_misses: report.join_misses }
+    Processed::Enriched { payload: enriched_payload(bytes, &event), activities, join_misses: report.join_misses }
+}
+
+/// The stored bytes with `enrichment` appended and `context.ip` as enriching left it; the
+/// rest is copied, not rebuilt. An event that already has an `enrichment` member is written
+/// whole, with the new one in its place.
+fn enriched_payload(stored: &[u8], event: &Event) -> Vec<u8> {
+    let Some(enrichment) = event.extra.get("enrichment") else { return event.to_json() };
+    let ip = event.context.as_ref().and_then(|context| context.get("ip")).and_then(Value::as_str);
+    let enrichment = serde_json::to_vec(enrichment).unwrap_or_else(|e| unreachable!("a Value always serializes: {e}"));
+    clickstream_schema::append_member(stored, "enrichment", &enrichment, ip).unwrap_or_else(|| event.to_json())
 }
 
 fn raw_json(bytes: &[u8]) -> Value {
@@ -134,5 +144,27 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    /// The enricher copies what it does not change: key order and number formatting as stored,
+    /// and, parsed, the same event as writing it whole would give.
+    #[test]
+    fn untouched_fields_keep_their_bytes() {
+        let enrichers = Enrichers::new(ProductTable::default(), IpSettings::default()).expect("enrichers");
+        let mut state = PartitionState::new(&EnricherSettings::default());
+        let stored = br#"{"userId":"u1","type":"track","event":"Cart Viewed","messageId":"m9","properties":{"total":10.50,"n":1e2},"context":{"ip":"203.0.113.7","locale":"en"},"timestamp":"2026-01-01T00:00:00.000Z"}"#;
+        let Processed::Enriched { payload, .. } = process(&enrichers, &mut state, input(stored, 1)) else {
+            panic!("not enriched")
+        };
+        let text = String::from_utf8(payload.clone()).expect("utf-8");
+        assert!(text.starts_with(r#"{"userId":"u1","type":"track","event":"Cart Viewed""#), "{text}");
+        assert!(text.contains(r#""properties":{"total":10.50,"n":1e2}"#), "{text}");
+        let spliced: Value = serde_json::from_slice(&payload).expect("json");
+        let mut whole = Event::from_slice(stored).expect("event");
+        whole.context_mut().insert("ip".into(), spliced["context"]["ip"].clone());
+        whole.extra.insert("enrichment".into(), spliced["enrichment"].clone());
+        let whole: Value = serde_json::from_slice(&whole.to_json()).expect("json");
+        assert_eq!(spliced, whole);
+        assert_ne!(spliced["context"]["ip"], "203.0.113.7", "the IP is masked by default");
     }
 }

@@ -17,6 +17,6 @@ pub use event::{Event, EventType};
 pub use limits::Limits;
 pub use payload::{parse_json, parse_ndjson, Envelope, PayloadError, Rejected};
 pub use privacy::anonymize_ip;
-pub use splice::{BatchFields, CheckedEvent, RawEnvelope};
+pub use splice::{append_member, BatchFields, CheckedEvent, RawEnvelope};
 pub use time::{format_timestamp, parse_timestamp, EdgeTimes};
 pub use wire::{ConsumerDeadLetter, DeadLetter, HEADER_EVENT_TYPE, HEADER_SOURCE};

@@ -4,6 +4,7 @@
 //! [`Event::to_json`](crate::Event::to_json) writes (as JSON, not as bytes: untouched fields
 //! keep the client's key order and number formatting).
 
+mod append;
 mod check;
 mod raw;
 mod write;
@@ -20,6 +21,8 @@ use crate::time::{parse_timestamp, EdgeTimes};
 use crate::Connection;
 use check::{is_null, type_name};
 use raw::Member;
+
+pub use append::append_member;
 
 /// The events of one request, borrowed: `'r` from the client's bytes, `'s` from the scratch
 /// copy simd-json parsed (and scrambled).
