@@ -139,7 +139,7 @@ impl App {
                 prepared.suppressed += 1;
                 continue;
             }
-            let client_id = event.message_id().map(str::to_owned);
+            let client_id = event.message_id().map(std::borrow::Cow::into_owned);
             if client_id.as_deref().is_some_and(|id| state.dedup.is_duplicate(&source.name, id)) {
                 prepared.duplicates += 1;
                 continue;

@@ -113,8 +113,8 @@ impl TryFrom<Map<String, Value>> for Event {
     }
 }
 
-const STRING_FIELDS: [&str; 3] = ["messageId", "event", "name"];
-const ID_FIELDS: [&str; 4] = ["anonymousId", "userId", "groupId", "previousId"];
+const STRING_FIELDS: [&str; 2] = ["event", "name"];
+const ID_FIELDS: [&str; 5] = ["messageId", "anonymousId", "userId", "groupId", "previousId"];
 const OBJECT_FIELDS: [&str; 4] = ["properties", "traits", "context", "integrations"];
 const TIME_FIELDS: [&str; 4] = ["timestamp", "originalTimestamp", "sentAt", "receivedAt"];
 

@@ -9,8 +9,8 @@ use crate::error::EventError;
 use crate::event::EventType;
 use crate::time::parse_timestamp;
 
-pub(crate) const STRING_FIELDS: [&str; 3] = ["messageId", "event", "name"];
-pub(crate) const ID_FIELDS: [&str; 4] = ["anonymousId", "userId", "groupId", "previousId"];
+pub(crate) const STRING_FIELDS: [&str; 2] = ["event", "name"];
+pub(crate) const ID_FIELDS: [&str; 5] = ["messageId", "anonymousId", "userId", "groupId", "previousId"];
 pub(crate) const OBJECT_FIELDS: [&str; 4] = ["properties", "traits", "context", "integrations"];
 pub(crate) const TIME_FIELDS: [&str; 4] = ["timestamp", "originalTimestamp", "sentAt", "receivedAt"];
 
@@ -67,7 +67,8 @@ pub(crate) fn check(
             return Err(wrong_type(field, "a string", v));
         }
     }
-    // Several SDKs send numeric user ids; they are kept as their decimal text.
+    // Several SDKs send numeric ids (user ids, and message ids from some server libraries);
+    // they are kept as their decimal text.
     for field in ID_FIELDS {
         if let Some(v) = map.get(field).filter(|v| !(is_null(v) || matches!(v, Value::String(_)) || is_integer(v))) {
             return Err(wrong_type(field, "a string", v));

@@ -266,12 +266,10 @@ impl CheckedEvent<'_, '_> {
         self.kind
     }
 
-    /// The client's `messageId`, when it sent a non-empty one.
-    pub fn message_id(&self) -> Option<&str> {
-        match self.map.get("messageId") {
-            Some(Value::String(id)) if !id.is_empty() => Some(id),
-            _ => None,
-        }
+    /// The client's `messageId`, when it sent a non-empty one (a numeric id as its decimal
+    /// text).
+    pub fn message_id(&self) -> Option<Cow<'_, str>> {
+        self.map.get("messageId").and_then(check::id_text).filter(|id| !id.is_empty())
     }
 
     /// `anonymousId` as text (a numeric id as its decimal text).
@@ -315,7 +313,7 @@ impl CheckedEvent<'_, '_> {
         let settled = EdgeTimes::settle(received_at, timestamp, original, sent_at.or(batch.sent_at));
         Event {
             kind: self.kind,
-            message_id: self.message_id().map(str::to_owned),
+            message_id: self.message_id().map(Cow::into_owned),
             anonymous_id: id("anonymousId"),
             user_id: id("userId"),
             event: text("event"),

@@ -21,7 +21,7 @@ fn untouched_members_keep_their_bytes_and_order() {
     let envelope = RawEnvelope::from_single(body, &mut scratch).expect("json");
     let (batch, events) = envelope.into_events(Some(EventType::Track));
     let event = events.into_iter().next().expect("one").expect("valid");
-    assert_eq!(event.message_id(), Some("m-1"));
+    assert_eq!(event.message_id().as_deref(), Some("m-1"));
     assert_eq!(event.user_id().as_deref(), Some("42"));
     let out = event.splice(&batch, at("2026-01-01T12:00:05Z"), &connection(false));
     let text = String::from_utf8(out).expect("utf-8");
@@ -99,4 +99,27 @@ fn duplicate_keys_resolve_as_the_owned_path_does() {
             (o, s) => panic!("{} differs: {o:?} vs {s:?}", String::from_utf8_lossy(body)),
         };
     }
+}
+
+/// Segment's spec allows only strings, but some server libraries send integer message ids; both
+/// paths keep them as their decimal text (so dedup sees them too), and a fraction is refused.
+#[test]
+fn a_numeric_message_id_becomes_its_text_on_both_paths() {
+    let body = br#"{"type":"track","event":"E","anonymousId":"a","messageId":12345678901}"#;
+    let mut scratch = Vec::new();
+    let envelope = RawEnvelope::from_single(body, &mut scratch).expect("json");
+    let (batch, events) = envelope.into_events(None);
+    let event = events.into_iter().next().expect("one").expect("valid");
+    assert_eq!(event.message_id().as_deref(), Some("12345678901"));
+    let spliced: serde_json::Value =
+        serde_json::from_slice(&event.splice(&batch, at("2026-01-01T12:00:05Z"), &connection(false))).expect("json");
+    assert_eq!(spliced["messageId"], "12345678901");
+    let owned = Event::from_value(serde_json::from_slice(body).expect("json"), None).expect("owned");
+    assert_eq!(owned.message_id.as_deref(), Some("12345678901"));
+
+    let fraction = br#"{"type":"track","event":"E","anonymousId":"a","messageId":1.5}"#;
+    let mut scratch = Vec::new();
+    let (_, mut events) = RawEnvelope::from_single(fraction, &mut scratch).expect("json").into_events(None);
+    let rejected = events.remove(0).expect_err("a fraction is not an id");
+    assert_eq!(rejected.error.kind(), "wrong_type");
 }

@@ -87,7 +87,11 @@ pub(super) fn splice(
                 written.message_id = true;
                 match value {
                     Value::String(id) if !id.is_empty() => out.copy(member),
-                    _ => out.string(member.key, &new_message_id()),
+                    Value::String(_) => out.string(member.key, &new_message_id()),
+                    other => match id_text(other) {
+                        Some(text) => out.string(member.key, &text),
+                        None => out.string(member.key, &new_message_id()),
+                    },
                 }
             }
             "anonymousId" | "userId" | "groupId" | "previousId" => match value {
