@@ -75,6 +75,14 @@ impl Connection {
         }
     }
 
+    /// Whether the connection is still up (a Kafka share always is).
+    pub fn is_open(&self) -> bool {
+        match self {
+            Self::Http(connection) => connection.sender.as_ref().is_some_and(|s| !s.is_closed()),
+            Self::Kafka { .. } => true,
+        }
+    }
+
     /// Sends one request and waits for its answer, at most `timeout`.
     pub async fn send(&mut self, request: &Request, timeout: Duration) -> Outcome {
         match self {
