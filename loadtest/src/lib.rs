@@ -10,6 +10,7 @@ pub mod command;
 pub mod cpu;
 pub mod e2e;
 pub mod enricher_bench;
+mod http1;
 pub mod idle;
 pub mod overload;
 pub mod payload;

@@ -128,7 +128,7 @@ impl OverloadResult {
 
     pub fn describe(&self) -> Vec<String> {
         let recovered =
-            |s: Option<f64>| s.map_or("did not recover in the recovery stretch".to_owned(), |s| format!("{s:.0} s"));
+            |s: Option<f64>| s.map_or("did not recover in the recovery stretch".to_owned(), |s| format!("{s:.1} s"));
         let mut lines = vec![
             format!(
                 "R = {:.0} req/s ({}); {} / {} / {}",
