@@ -206,6 +206,10 @@ pub enum LoadtestCommand {
     BenchScheduler(BenchSchedulerArgs),
     /// The enricher's events/s beside a plain consume→produce passthrough on the same broker.
     BenchEnricher(BenchEnricherArgs),
+    /// Memory per idle keep-alive connection (RSS), against hyper-baseline.
+    IdleConnections(IdleConnectionsArgs),
+    /// 0.7×R, then 2×R, then 0.7×R again: shedding, spooling and the time to recover.
+    Overload(OverloadArgs),
     /// Serve hyper-baseline or gateway-null; the harness starts this, pinned, for baselines.
     #[command(hide = true)]
     Serve(ServeArgs),
@@ -330,8 +334,12 @@ pub struct LoadRunArgs {
     #[arg(long, default_value_t = 10_000.0)]
     pub ramp_to: f64,
     /// Search the highest rate meeting --slo-p99 instead of running the profile.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "peak")]
     pub find_max: bool,
+    /// Closed loop instead: each of --connections sends back to back for --duration, and the
+    /// run reports the most the target answers (latency is then service time).
+    #[arg(long)]
+    pub peak: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -347,6 +355,51 @@ pub struct LoadCompareArgs {
     /// p99 SLO in ms for the batched searches: a batch waits for all its events' acks.
     #[arg(long, default_value_t = 50.0)]
     pub batch_slo_p99: f64,
+    /// Closed-loop peak runs instead of SLO searches; the ratios are of peak throughput.
+    #[arg(long)]
+    pub peak: bool,
+    /// Seconds each peak run lasts.
+    #[arg(long, default_value_t = 10.0)]
+    pub peak_secs: f64,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct IdleConnectionsArgs {
+    #[command(flatten)]
+    pub common: LoadCommonArgs,
+    /// gateway, gateway-null or hyper-baseline (started as its own process, so its RSS is its own).
+    #[arg(long, default_value = "gateway")]
+    pub target: clickstream_loadtest::TargetKind,
+    /// Also measure hyper-baseline and print the ratio; --no-baseline to skip.
+    #[arg(long)]
+    pub no_baseline: bool,
+    /// Seconds to let the target settle before each RSS reading.
+    #[arg(long, default_value_t = 1.0)]
+    pub settle_secs: f64,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct OverloadArgs {
+    #[command(flatten)]
+    pub common: LoadCommonArgs,
+    /// gateway, gateway-null, hyper-baseline or raw-kafka.
+    #[arg(long, default_value = "gateway")]
+    pub target: clickstream_loadtest::TargetKind,
+    /// Events per /v1/batch request; without it, one event per request.
+    #[arg(long)]
+    pub batch: Option<usize>,
+    /// The sustainable rate R in requests per second; without it, searched with --slo-p99.
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Seconds at 0.7×R before the overload.
+    #[arg(long, default_value_t = 10.0)]
+    pub baseline_secs: f64,
+    /// Seconds at 2×R.
+    #[arg(long, default_value_t = 10.0)]
+    pub overload_secs: f64,
+    /// Seconds at 0.7×R after the overload, in which recovery is looked for.
+    #[arg(long, default_value_t = 30.0)]
+    pub recovery_secs: f64,
 }
 
 #[derive(Debug, Clone, Args)]

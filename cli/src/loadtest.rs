@@ -8,8 +8,8 @@ use anyhow::Context as _;
 use clickstream_gateway::config::SourceConfig;
 use clickstream_gateway::GatewayConfig;
 use clickstream_loadtest::{
-    bench_scheduler, compare_command, run_command, Catalog, E2eOptions, Load, Mode, Profile, Progress, RunOptions,
-    SearchOptions, Settings, Slo, TargetSpec,
+    bench_scheduler, compare_command, idle_command, overload_command, run_command, Catalog, E2eOptions, Load, Mode,
+    OverloadOptions, Profile, Progress, RunOptions, SearchOptions, Settings, Slo, TargetSpec,
 };
 
 use crate::args::{
@@ -28,7 +28,25 @@ pub async fn run(args: &LoadtestArgs) -> anyhow::Result<()> {
                 slo: Slo { p99_ms: compare.batch_slo_p99, ..search.slo },
                 ..search
             };
-            compare_command(&settings, &search, compare.batch, &batch_search).await.map(drop)
+            let peak = compare.peak.then(|| Duration::from_secs_f64(compare.peak_secs.max(0.001)));
+            compare_command(&settings, &search, compare.batch, &batch_search, peak).await.map(drop)
+        }
+        Some(LoadtestCommand::IdleConnections(idle)) => {
+            let settings = settings(&idle.common, idle.target, Mode::Single)?;
+            let settle = Duration::from_secs_f64(idle.settle_secs.max(0.0));
+            idle_command(&settings, idle.common.connections, !idle.no_baseline, settle).await.map(drop)
+        }
+        Some(LoadtestCommand::Overload(overload)) => {
+            let mode = overload.batch.map_or(Mode::Single, |events| Mode::Batch { events });
+            let settings = settings(&overload.common, overload.target, mode)?;
+            let secs = |s: f64| Duration::from_secs_f64(s.max(0.001));
+            let options = OverloadOptions {
+                rate: overload.rate,
+                baseline: secs(overload.baseline_secs),
+                overload: secs(overload.overload_secs),
+                recovery: secs(overload.recovery_secs),
+            };
+            overload_command(&settings, &options, &search_options(&overload.common)).await.map(drop)
         }
         Some(LoadtestCommand::BenchScheduler(bench)) => bench_command(bench).await,
         Some(LoadtestCommand::BenchEnricher(bench)) => bench_enricher(bench).await,
@@ -40,7 +58,9 @@ async fn run_profile(args: &LoadRunArgs) -> anyhow::Result<()> {
     let mode = args.batch.map_or(Mode::Single, |events| Mode::Batch { events });
     let settings = settings(&args.common, args.target, mode)?;
     let secs = Duration::from_secs_f64(args.duration.max(0.001));
-    let load = if args.find_max {
+    let load = if args.peak {
+        Load::Peak(secs)
+    } else if args.find_max {
         Load::FindMax(search_options(&args.common))
     } else {
         Load::Profile(match args.profile.as_str() {

@@ -33,3 +33,57 @@ fn loadtest_runs_a_pinned_baseline_and_writes_reports() {
     assert!(html.contains("Latency percentiles over time") && !html.contains("no data"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn peak_mode_counts_every_response() {
+    let dir = std::env::temp_dir().join(format!("clickstream-loadtest-peak-{}", std::process::id()));
+    let output = Command::new(env!("CARGO_BIN_EXE_clickstream"))
+        .args(["loadtest", "run", "--peak", "--target", "hyper-baseline", "--gateway-cpus", "none"])
+        .args(["--duration", "1", "--warmup-secs", "0.2", "--connections", "4", "--no-progress", "--report-dir"])
+        .arg(&dir)
+        .output()
+        .expect("run clickstream loadtest --peak");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "stdout:\n{stdout}\nstderr:\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains("closed loop"), "{stdout}");
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("report.json")).expect("report.json")).expect("JSON");
+    let run = &report["runs"][0];
+    assert_eq!(run["peak"], true);
+    let phase = &run["phases"][0];
+    let completed = phase["completed"].as_u64().expect("completed");
+    assert!(completed > 0, "{phase:#}");
+    let counted: u64 = phase["statuses"].as_object().expect("statuses").values().filter_map(|v| v.as_u64()).sum();
+    assert_eq!(counted, completed, "every response has a status: {phase:#}");
+    assert_eq!(phase["ok_requests"].as_u64(), Some(completed));
+    assert!(phase["server_cpu_cores"].is_number(), "the target's CPU is measured: {phase:#}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn idle_connections_reports_memory_per_connection() {
+    let dir = std::env::temp_dir().join(format!("clickstream-loadtest-idle-{}", std::process::id()));
+    let output = Command::new(env!("CARGO_BIN_EXE_clickstream"))
+        .args(["loadtest", "idle-connections", "--target", "gateway-null", "--connections", "50"])
+        .args(["--gateway-cpus", "none", "--settle-secs", "0.3", "--no-progress", "--report-dir"])
+        .arg(&dir)
+        .output()
+        .expect("run clickstream loadtest idle-connections");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "stdout:\n{stdout}\nstderr:\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains("vs hyper-baseline"), "{stdout}");
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("report.json")).expect("report.json")).expect("JSON");
+    let idle = report["idle_connections"].as_array().expect("idle_connections");
+    let kinds: Vec<&str> = idle.iter().filter_map(|r| r["target"].as_str()).collect();
+    assert_eq!(kinds, ["gateway-null", "hyper-baseline"]);
+    for result in idle {
+        assert_eq!(result["requested"], 50, "{result:#}");
+        assert_eq!(result["answered"], 50, "every connection's request was answered: {result:#}");
+        assert_eq!(result["still_open"], 50, "the connections stay open while idle: {result:#}");
+        assert!(result["rss_before_bytes"].as_u64().is_some_and(|b| b > 0), "{result:#}");
+        assert!(result["rss_after_bytes"].as_u64().is_some_and(|b| b > 0), "{result:#}");
+        assert!(result["bytes_per_connection"].is_number(), "{result:#}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

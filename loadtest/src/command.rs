@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::capacity::Capacity;
 use crate::e2e::{E2eOptions, E2eResult, Matcher};
 use crate::payload::Mode;
+use crate::peak::PeakPool;
 use crate::plan::{Phase, Profile};
 use crate::pool::Pool;
 use crate::progress::Progress;
@@ -42,6 +43,8 @@ pub struct Settings {
 pub enum Load {
     Profile(Profile),
     FindMax(SearchOptions),
+    /// Closed loop: every connection sends back to back for this long.
+    Peak(Duration),
 }
 
 /// Goals for the ratios, as docs/performance.md states them.
@@ -58,6 +61,13 @@ pub async fn run_command(settings: &Settings, load: Load) -> anyhow::Result<Repo
     let first_rate = match load {
         Load::Profile(profile) => profile.phases().first().map_or(1.0, |p| p.start_rate.max(p.end_rate)),
         Load::FindMax(search) => search.start_rate,
+        Load::Peak(duration) => {
+            let target_run = peak_target(settings, &target, &session, duration, label).await?;
+            print_run(&target_run);
+            report.runs.push(target_run);
+            write_report(&report, settings)?;
+            return Ok(report);
+        }
     };
     let pool = Pool::open(&target, &settings.run, &session).await;
     warm_up(settings, &pool, &session, first_rate, &label).await?;
@@ -76,9 +86,11 @@ pub async fn run_command(settings: &Settings, load: Load) -> anyhow::Result<Repo
                 find_max: None,
                 e2e,
                 capacity: None,
+                peak: false,
             }
         }
         Load::FindMax(search) => search_target(settings, &target, &pool, &search, &session, label).await?,
+        Load::Peak(_) => unreachable!("peak runs returned above"),
     };
     print_run(&target_run);
     report.runs.push(target_run);
@@ -88,7 +100,13 @@ pub async fn run_command(settings: &Settings, load: Load) -> anyhow::Result<Repo
 
 /// Offers `rate` for the warm-up time and forgets the results: the first second against a
 /// fresh server measures its connection setup, not its steady state.
-async fn warm_up(settings: &Settings, pool: &Pool, session: &Session, rate: f64, label: &str) -> anyhow::Result<()> {
+pub(crate) async fn warm_up(
+    settings: &Settings,
+    pool: &Pool,
+    session: &Session,
+    rate: f64,
+    label: &str,
+) -> anyhow::Result<()> {
     if settings.warmup.is_zero() {
         return Ok(());
     }
@@ -145,10 +163,43 @@ async fn search_target(
         find_max: Some(found),
         e2e,
         capacity,
+        peak: false,
     })
 }
 
-async fn start_matcher(
+/// A peak run on `target`: a closed-loop warm-up, then `duration` measured, with the events
+/// read back when end-to-end matching is on.
+async fn peak_target(
+    settings: &Settings,
+    target: &Target,
+    session: &Session,
+    duration: Duration,
+    label: String,
+) -> anyhow::Result<TargetRun> {
+    let label = format!("{label} peak");
+    let mut pool = PeakPool::open(target, &settings.run, session).await;
+    if !settings.warmup.is_zero() {
+        pool.run(settings.warmup, session, None, &format!("{label} warm-up")).await?;
+        session.take_timeline();
+    }
+    let matcher = start_matcher(settings, target, session).await?;
+    let phase = pool.run(duration, session, matcher.clone(), &label).await?;
+    let e2e = finish_matcher(matcher).await;
+    Ok(TargetRun {
+        label,
+        target: target.info.clone(),
+        mode: settings.run.mode,
+        connections: settings.run.connections,
+        phases: vec![phase],
+        timeline: session.take_timeline(),
+        find_max: None,
+        e2e,
+        capacity: None,
+        peak: true,
+    })
+}
+
+pub(crate) async fn start_matcher(
     settings: &Settings,
     target: &Target,
     session: &Session,
@@ -165,14 +216,14 @@ async fn start_matcher(
     }
 }
 
-async fn finish_matcher(matcher: Option<Arc<Matcher>>) -> Option<E2eResult> {
+pub(crate) async fn finish_matcher(matcher: Option<Arc<Matcher>>) -> Option<E2eResult> {
     match matcher {
         Some(matcher) => Some(matcher.finish().await),
         None => None,
     }
 }
 
-fn write_report(report: &Report, settings: &Settings) -> anyhow::Result<()> {
+pub(crate) fn write_report(report: &Report, settings: &Settings) -> anyhow::Result<()> {
     let (json, html) = report.write(&settings.report_dir)?;
     println!("\nreport: {} and {}", json.display(), html.display());
     Ok(())
@@ -186,6 +237,7 @@ pub async fn compare_command(
     search: &SearchOptions,
     batch: usize,
     batch_search: &SearchOptions,
+    peak: Option<Duration>,
 ) -> anyhow::Result<Report> {
     let session = Session::new(settings.progress);
     let mut report = Report::new("clickstream load test: gateway against its baselines", settings.command_line.clone());
@@ -205,9 +257,17 @@ pub async fn compare_command(
                 Mode::Single => *search,
                 Mode::Batch { .. } => *batch_search,
             };
-            let pool = Pool::open(&target, options, &session).await;
-            warm_up(settings, &pool, &session, search.start_rate, &label).await?;
-            let target_run = search_target(settings, &target, &pool, &search, &session, label).await?;
+            let target_run = match peak {
+                Some(duration) => {
+                    let settings = Settings { run: (*options).clone(), ..settings.clone() };
+                    peak_target(&settings, &target, &session, duration, label).await?
+                }
+                None => {
+                    let pool = Pool::open(&target, options, &session).await;
+                    warm_up(settings, &pool, &session, search.start_rate, &label).await?;
+                    search_target(settings, &target, &pool, &search, &session, label).await?
+                }
+            };
             print_run(&target_run);
             report.runs.push(target_run);
         }
@@ -222,8 +282,17 @@ fn ratios(runs: &[TargetRun]) -> Vec<Ratio> {
     let find = |kind: TargetKind, batched: bool| {
         runs.iter().find(|r| r.target.kind == kind && matches!(r.mode, Mode::Batch { .. }) == batched)
     };
+    // A search's maximum, or what a peak run reached.
     let max = |run: &TargetRun, events: bool| {
-        run.find_max.as_ref().and_then(|f| if events { f.max_events_per_sec } else { f.max_rps }).unwrap_or(0.0)
+        let searched = run.find_max.as_ref().and_then(|f| if events { f.max_events_per_sec } else { f.max_rps });
+        let peaked = run.phases.first().filter(|_| run.peak).map(|p| {
+            if events {
+                p.achieved_events_per_sec
+            } else {
+                p.achieved_rps
+            }
+        });
+        searched.or(peaked).unwrap_or(0.0)
     };
     let mut out = Vec::new();
     let pairs = [
@@ -236,7 +305,7 @@ fn ratios(runs: &[TargetRun]) -> Vec<Ratio> {
         {
             let (s, b) = (max(subject, events), max(baseline, events));
             out.push(Ratio {
-                name: name.to_owned(),
+                name: if subject.peak { format!("{name}, closed-loop peak") } else { name.to_owned() },
                 subject: format!("{} ({})", subject.target_label(), subject.mode.label()),
                 subject_value: s,
                 baseline: format!("{} ({})", baseline.target_label(), baseline.mode.label()),

@@ -60,7 +60,7 @@ impl Session {
         Recorder { phases: Vec::new(), seconds }.timeline()
     }
 
-    fn merge_seconds(&self, from: Vec<Second>) {
+    pub(crate) fn merge_seconds(&self, from: Vec<Second>) {
         let Ok(mut seconds) = self.seconds.lock() else { return };
         if seconds.len() < from.len() {
             seconds.resize_with(from.len(), Second::default);
@@ -79,6 +79,8 @@ impl Session {
 #[derive(Debug, Clone, Serialize)]
 pub struct PhaseResult {
     pub offered_rps: f64,
+    /// When the phase began, in seconds on the session clock (the timeline's x axis).
+    pub started_s: f64,
     pub start_rps: f64,
     pub end_rps: f64,
     pub duration_s: f64,
@@ -177,7 +179,7 @@ pub async fn run_on(
     Ok(RunOutcome { phases: results })
 }
 
-fn summarize(
+pub(crate) fn summarize(
     phase: &Phase,
     stats: &PhaseStats,
     dispatched: &Dispatched,
@@ -199,6 +201,7 @@ fn summarize(
     let (loadgen_cpu_cores, server_cpu_cores) = dispatched.cpu_start.cores_until(&dispatched.cpu_end, duration);
     PhaseResult {
         offered_rps: phase.offered_rate(),
+        started_s,
         start_rps: phase.start_rate,
         end_rps: phase.end_rate,
         duration_s: duration,

@@ -14,7 +14,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use clickstream_gateway::server::serve;
+use clickstream_gateway::server::{serve_with, ServeOptions};
 use clickstream_gateway::sink::NullSink;
 use clickstream_gateway::{app, AppState, GatewayConfig};
 
@@ -81,19 +81,27 @@ pub async fn start(kind: ServerKind, config: &GatewayConfig, listen: &str) -> an
     let shutdown = async {
         let _ = stopped.await;
     };
-    let grace = Duration::from_secs(1);
+    // Both kinds take the gateway's connection limits, so an idle-connection test can raise
+    // them for the baseline as for the gateway.
+    let options = ServeOptions {
+        header_read_timeout: Duration::from_millis(config.http.header_read_timeout_ms),
+        max_connections: config.http.max_connections,
+        grace: Duration::from_secs(1),
+    };
     let task = match kind {
-        ServerKind::HyperBaseline => tokio::spawn(serve(listener, |request, _peer| baseline(request), shutdown, grace)),
+        ServerKind::HyperBaseline => {
+            tokio::spawn(serve_with(listener, |request, _peer| baseline(request), shutdown, options))
+        }
         ServerKind::GatewayNull => {
             let handler = Arc::new(app(AppState::new(config.clone(), Arc::new(NullSink))?));
-            tokio::spawn(serve(
+            tokio::spawn(serve_with(
                 listener,
                 move |request, peer| {
                     let handler = handler.clone();
                     async move { handler.handle(request, peer).await }
                 },
                 shutdown,
-                grace,
+                options,
             ))
         }
     };

@@ -68,7 +68,7 @@ pub struct Completion {
     /// Started more than the late threshold after its intended time (every connection was busy).
     pub late: bool,
     /// `200`, `503`, `timeout`, `connect`, `kafka:QueueFull`...
-    pub status: String,
+    pub status: std::borrow::Cow<'static, str>,
     pub ok: bool,
     pub events: u64,
     /// Seconds since the clock origin at which the response arrived.
@@ -143,7 +143,13 @@ impl Recorder {
         let phase = &mut self.phases[c.phase];
         record(&mut phase.latency, c.latency);
         record(&mut phase.service, c.service);
-        *phase.statuses.entry(c.status.clone()).or_default() += 1;
+        // Looked up before inserting, so a known status costs no allocation.
+        match phase.statuses.get_mut(&*c.status) {
+            Some(count) => *count += 1,
+            None => {
+                phase.statuses.insert(c.status.to_string(), 1);
+            }
+        }
         phase.completed += 1;
         phase.late += u64::from(c.late);
         phase.last_completion_s = phase.last_completion_s.max(c.completed_at_s);
@@ -220,7 +226,7 @@ mod tests {
             latency: Duration::from_millis(5),
             service: Duration::from_millis(2),
             late: !ok,
-            status: status.into(),
+            status: status.to_owned().into(),
             ok,
             events: 10,
             completed_at_s: at,

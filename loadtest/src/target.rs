@@ -334,6 +334,11 @@ async fn wait_ready(addr: SocketAddr, within: Duration, log: Option<&std::path::
 }
 
 async fn get_status(addr: SocketAddr, path: &str) -> Option<u16> {
+    get(addr, path).await.map(|(status, _)| status)
+}
+
+/// `GET path` on a fresh connection: the status and the body, or `None` when it fails.
+pub(crate) async fn get(addr: SocketAddr, path: &str) -> Option<(u16, bytes::Bytes)> {
     use http_body_util::{BodyExt as _, Empty};
     let stream = tokio::net::TcpStream::connect(addr).await.ok()?;
     let (mut sender, connection) =
@@ -342,6 +347,6 @@ async fn get_status(addr: SocketAddr, path: &str) -> Option<u16> {
     let request = http::Request::get(path).header("host", addr.to_string()).body(Empty::<bytes::Bytes>::new()).ok()?;
     let response = tokio::time::timeout(Duration::from_secs(2), sender.send_request(request)).await.ok()?.ok()?;
     let status = response.status().as_u16();
-    let _ = response.into_body().collect().await;
-    Some(status)
+    let body = response.into_body().collect().await.ok()?.to_bytes();
+    Some((status, body))
 }

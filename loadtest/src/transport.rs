@@ -1,32 +1,28 @@
-//! One connection of the pool: a keep-alive HTTP/1.1 connection (hyper's client over
-//! hyper-util's tokio glue) that reconnects after errors, or a share of an rdkafka producer for
+//! One connection of the pool: a keep-alive HTTP/1.1 connection (the lean client in
+//! `http1`) that reconnects after errors, or a share of an rdkafka producer for
 //! the raw-kafka baseline. Either way, `send` resolves when the request's events are safe.
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use futures::future::join_all;
-use http::{header, Method};
-use http_body_util::{BodyExt as _, Full};
-use hyper::client::conn::http1::SendRequest;
-use hyper_util::rt::TokioIo;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use tokio::net::TcpStream;
 
+use crate::http1::{Failure, Http1};
 use crate::payload::Request;
 
 /// How a request ended: a status label for the report, and whether it counts as success.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
-    pub status: String,
+    pub status: Cow<'static, str>,
     pub ok: bool,
 }
 
 impl Outcome {
-    fn failed(status: impl Into<String>) -> Self {
+    fn failed(status: impl Into<Cow<'static, str>>) -> Self {
         Self { status: status.into(), ok: false }
     }
 }
@@ -67,11 +63,19 @@ impl Connection {
     pub async fn open(endpoint: &Endpoint) -> Self {
         match endpoint {
             Endpoint::Http { addr } => {
-                let mut connection = HttpConnection { addr: *addr, sender: None };
-                let _ = connection.connect().await;
-                Self::Http(connection)
+                let mut client = Http1::new(*addr);
+                let _ = client.connect().await;
+                Self::Http(HttpConnection { client })
             }
             Endpoint::Kafka { producer, topic } => Self::Kafka { producer: producer.clone(), topic: topic.clone() },
+        }
+    }
+
+    /// Whether the connection is still up (a Kafka share always is).
+    pub fn is_open(&self) -> bool {
+        match self {
+            Self::Http(connection) => connection.client.is_open(),
+            Self::Kafka { .. } => true,
         }
     }
 
@@ -87,59 +91,39 @@ impl Connection {
 /// A keep-alive HTTP/1.1 connection.
 #[derive(Debug)]
 pub struct HttpConnection {
-    addr: SocketAddr,
-    sender: Option<SendRequest<Full<Bytes>>>,
+    client: Http1,
 }
 
 impl HttpConnection {
-    async fn connect(&mut self) -> Result<(), Outcome> {
-        let stream = TcpStream::connect(self.addr).await.map_err(|_| Outcome::failed("connect"))?;
-        let _ = stream.set_nodelay(true);
-        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|_| Outcome::failed("connect"))?;
-        tokio::spawn(async move {
-            let _ = connection.await;
-        });
-        self.sender = Some(sender);
-        Ok(())
-    }
-
     async fn send(&mut self, request: &Request, timeout: Duration) -> Outcome {
-        match tokio::time::timeout(timeout, self.exchange(request)).await {
-            Ok(Ok(outcome)) => outcome,
-            Ok(Err(outcome)) => {
-                self.sender = None;
-                outcome
-            }
+        let exchange =
+            self.client.post(request.path, request.content_type, request.authorization.as_deref(), &request.body);
+        match tokio::time::timeout(timeout, exchange).await {
+            Ok(Ok(status)) => Outcome { status: status_label(status), ok: (200..300).contains(&status) },
+            Ok(Err(failure)) => Outcome::failed(match failure {
+                Failure::Connect => "connect",
+                Failure::Io { .. } => "io",
+                Failure::Protocol => "protocol",
+            }),
             Err(_) => {
                 // The answer may still come on this connection; a fresh one avoids mixing it up.
-                self.sender = None;
+                self.client.reset();
                 Outcome::failed("timeout")
             }
         }
     }
+}
 
-    async fn exchange(&mut self, request: &Request) -> Result<Outcome, Outcome> {
-        if self.sender.as_ref().is_none_or(SendRequest::is_closed) {
-            self.connect().await?;
-        }
-        let sender = self.sender.as_mut().ok_or_else(|| Outcome::failed("connect"))?;
-        sender.ready().await.map_err(|_| Outcome::failed("io"))?;
-        let mut builder = http::Request::builder()
-            .method(Method::POST)
-            .uri(request.path)
-            .header(header::HOST, self.addr.to_string())
-            .header(header::CONTENT_TYPE, request.content_type)
-            .header(header::USER_AGENT, "clickstream-loadtest");
-        if let Some(authorization) = &request.authorization {
-            builder = builder.header(header::AUTHORIZATION, &**authorization);
-        }
-        let http_request = builder.body(Full::new(request.body_bytes())).map_err(|_| Outcome::failed("bad request"))?;
-        let response = sender.send_request(http_request).await.map_err(|_| Outcome::failed("io"))?;
-        let status = response.status();
-        response.into_body().collect().await.map_err(|_| Outcome::failed("io"))?;
-        Ok(Outcome { status: status.as_u16().to_string(), ok: status.is_success() })
+/// Status labels without an allocation for the usual ones.
+fn status_label(status: u16) -> Cow<'static, str> {
+    match status {
+        200 => Cow::Borrowed("200"),
+        202 => Cow::Borrowed("202"),
+        400 => Cow::Borrowed("400"),
+        413 => Cow::Borrowed("413"),
+        429 => Cow::Borrowed("429"),
+        503 => Cow::Borrowed("503"),
+        other => Cow::Owned(other.to_string()),
     }
 }
 
@@ -167,7 +151,7 @@ async fn produce(producer: &FutureProducer, topic: &str, request: &Request, time
                     Err(_) => return Outcome::failed("kafka:canceled"),
                 }
             }
-            Outcome { status: "delivered".to_owned(), ok: true }
+            Outcome { status: Cow::Borrowed("delivered"), ok: true }
         }
     }
 }

@@ -48,8 +48,17 @@ pub fn encode(visitor: &Visitor, action: &Action, catalog: &Catalog, meta: &Even
     let url = format!("{SITE}{path}{search}");
     let page = PageContext { path, referrer: &referrer, search: &search, title: &title, url: &url };
     let (kind, _) = event_type(action);
-    let cart_id = format!("cart-{}", &visitor.anonymous_id[..8]);
-    let order_id = format!("o-{}-{}", &visitor.anonymous_id[..8], visitor.orders + 1);
+    // Formatted only for the actions that carry them: most events are page and product views.
+    let cart_id = match action {
+        Action::ProductAdded { .. } | Action::CartViewed => format!("cart-{}", &visitor.anonymous_id[..8]),
+        _ => String::new(),
+    };
+    let order_id = match action {
+        Action::CheckoutStarted | Action::OrderCompleted => {
+            format!("o-{}-{}", &visitor.anonymous_id[..8], visitor.orders + 1)
+        }
+        _ => String::new(),
+    };
     let line_items = || -> Vec<LineItem<'_>> {
         visitor.cart.iter().map(|&(p, quantity)| LineItem::of(catalog.product(p), Some(quantity), None)).collect()
     };

@@ -100,6 +100,7 @@ pub struct Generator {
     write_key: Arc<str>,
     authorization: Arc<str>,
     mode: Mode,
+    clock: WallClock,
 }
 
 impl Generator {
@@ -122,6 +123,7 @@ impl Generator {
             write_key: write_key.into(),
             authorization: format!("Basic {basic}").into(),
             mode,
+            clock: WallClock::default(),
         }
     }
 
@@ -129,7 +131,7 @@ impl Generator {
     pub fn next_request(&mut self) -> Request {
         let count = self.mode.events_per_request();
         let first_seq = self.sequence.reserve(count as u64);
-        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let now = self.clock.now();
         let single = self.mode == Mode::Single;
         let mut path = "/v1/batch";
         let mut events = Vec::with_capacity(count);
@@ -142,7 +144,7 @@ impl Generator {
                 message_id: &message_id,
                 timestamp: &now,
                 write_key: single.then_some(&*self.write_key),
-                sent_at: single.then_some(now.as_str()),
+                sent_at: single.then_some(&*now),
             };
             let mut json = Vec::with_capacity(1536);
             encode(visitor, &action, &self.catalog, &meta, &mut json);
@@ -171,6 +173,25 @@ impl Generator {
             (body, "application/json", Some(self.authorization.clone()), stamps)
         };
         Request { path, content_type, authorization, body, events, first_seq, stamps }
+    }
+}
+
+/// The wall-clock time as events carry it, formatted once per millisecond: at tens of
+/// thousands of requests a second, most requests share their millisecond with the last one.
+#[derive(Debug, Default)]
+struct WallClock {
+    millis: i64,
+    text: Arc<str>,
+}
+
+impl WallClock {
+    fn now(&mut self) -> Arc<str> {
+        let now = chrono::Utc::now();
+        if now.timestamp_millis() != self.millis || self.text.is_empty() {
+            self.millis = now.timestamp_millis();
+            self.text = now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true).into();
+        }
+        self.text.clone()
     }
 }
 

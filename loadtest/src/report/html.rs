@@ -53,6 +53,25 @@ pub fn render(report: &Report) -> String {
     if report.runs.iter().filter(|r| !probe_points(r).is_empty()).count() > 1 {
         page.push_str(&rate_comparison_chart(report));
     }
+    if let Some(overload) = &report.overload {
+        page.push_str("<h2>Overload and recovery</h2><ul>");
+        for line in overload.describe() {
+            let _ = write!(page, "<li>{}</li>", escape(&line));
+        }
+        page.push_str("</ul><p><small>Recovery: the first second after the overload from which p99 stays within 1.5× the baseline's (or 2 ms above it) and acknowledged requests within 10% of the baseline's, for 3 seconds. The charts below mark each phase.</small></p>");
+    }
+    if !report.idle_connections.is_empty() {
+        page.push_str("<h2>Idle connections</h2><table><tr><th class=l>target</th><th>connections</th><th>answered</th><th>still open</th><th>RSS before MiB</th><th>RSS after MiB</th><th>KiB per connection</th></tr>");
+        let mib = |b: u64| b as f64 / 1_048_576.0;
+        for r in &report.idle_connections {
+            let _ = write!(
+                page,
+                "<tr><td class=l>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.1}</td><td>{:.1}</td><td>{:.1}</td></tr>",
+                r.target.as_str(), r.requested, r.answered, r.still_open, mib(r.rss_before_bytes), mib(r.rss_after_bytes), r.bytes_per_connection / 1024.0
+            );
+        }
+        page.push_str("</table>");
+    }
     for run in &report.runs {
         page.push_str(&render_run(run));
     }
@@ -174,7 +193,16 @@ fn latency_over_time(run: &TargetRun, slo: Option<f64>) -> String {
     if let Some(slo) = slo {
         chart.thresholds.push((slo, format!("SLO p99 {slo} ms")));
     }
+    chart.marks = phase_marks(run);
     chart.render()
+}
+
+/// Where each phase of a multi-phase run (step profile, overload scenario) began.
+fn phase_marks(run: &TargetRun) -> Vec<(f64, String)> {
+    if run.find_max.is_some() || !(2..=12).contains(&run.phases.len()) {
+        return Vec::new();
+    }
+    run.phases.iter().map(|p| (p.started_s, format!("{:.0}/s", p.offered_rps))).collect()
 }
 
 fn probe_points(run: &TargetRun) -> Vec<(f64, f64, Option<bool>)> {
@@ -221,6 +249,7 @@ fn throughput_over_time(run: &TargetRun) -> String {
     chart.series.push(Series::line("acknowledged events/s", PALETTE[2], points(|t| t.ok_events_per_sec as f64)));
     chart.series.push(Series::line("errors/s", "#d00", points(|t| t.errors as f64)));
     chart.series.push(Series::line("offered events/s", PALETTE[6], offered).dashed());
+    chart.marks = phase_marks(run);
     chart.render()
 }
 

@@ -11,6 +11,8 @@ use serde::Serialize;
 
 use crate::capacity::Capacity;
 use crate::e2e::E2eResult;
+use crate::idle::IdleResult;
+use crate::overload::OverloadResult;
 use crate::payload::Mode;
 use crate::runner::PhaseResult;
 use crate::search::FindMax;
@@ -31,6 +33,12 @@ pub struct Report {
     pub machine: Machine,
     pub runs: Vec<TargetRun>,
     pub comparison: Vec<Ratio>,
+    /// `idle-connections`: memory per idle connection, target first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub idle_connections: Vec<IdleResult>,
+    /// `overload`: recovery, shedding and spooling.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub overload: Option<OverloadResult>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -64,6 +72,8 @@ pub struct TargetRun {
     pub find_max: Option<FindMax>,
     pub e2e: Option<E2eResult>,
     pub capacity: Option<Capacity>,
+    /// A closed-loop peak run: the phase is what the connections reached back to back.
+    pub peak: bool,
 }
 
 impl TargetRun {
@@ -99,6 +109,8 @@ impl Report {
             machine: Machine::this(),
             runs: Vec::new(),
             comparison: Vec::new(),
+            idle_connections: Vec::new(),
+            overload: None,
         }
     }
 
@@ -120,6 +132,9 @@ pub fn print_run(run: &TargetRun) {
     let at = run.target.url.as_deref().map_or(String::new(), |url| format!(" at {url}"));
     let pinned = run.target.cpus.as_deref().map_or(String::new(), |c| format!(", pinned to CPU {c}"));
     println!("   {}{at}{pinned}, {} connections", run.target_label(), run.connections);
+    if run.peak {
+        println!("   closed loop: each connection sends as soon as it is answered; latency is service time");
+    }
     if !run.phases.is_empty() {
         println!("{}", phase_header());
         for phase in &run.phases {

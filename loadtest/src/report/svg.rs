@@ -56,6 +56,8 @@ pub struct Chart {
     pub series: Vec<Series>,
     /// Horizontal threshold lines: value and label.
     pub thresholds: Vec<(f64, String)>,
+    /// Vertical marks on the x axis (phase starts): value and label.
+    pub marks: Vec<(f64, String)>,
 }
 
 impl Chart {
@@ -142,6 +144,17 @@ impl Chart {
                 WIDTH - RIGHT,
                 WIDTH - RIGHT - 4.0,
                 y - 4.0,
+                escape(name)
+            );
+        }
+        for (value, name) in &self.marks {
+            let x = px(*value);
+            let _ = write!(
+                svg,
+                r##"<line x1="{x:.1}" x2="{x:.1}" y1="{top}" y2="{:.1}" stroke="#666" stroke-dasharray="3 3"/><text x="{:.1}" y="{:.1}" fill="#666">{}</text>"##,
+                top + plot_h,
+                x + 3.0,
+                top + 12.0,
                 escape(name)
             );
         }
