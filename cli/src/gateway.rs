@@ -7,7 +7,7 @@ use crate::args::ConfigArgs;
 
 pub async fn run(args: &ConfigArgs) -> anyhow::Result<()> {
     let config = args.load()?;
-    without_transparent_huge_pages();
+    crate::commands::without_transparent_huge_pages();
     let mut gateway = clickstream_gateway::start(config).await?;
     reload_on_sighup(args.clone(), gateway.reloader());
     let stop = gateway.take_stop();
@@ -20,17 +20,6 @@ pub async fn run(args: &ConfigArgs) -> anyhow::Result<()> {
     });
     gateway.wait().await;
     Ok(())
-}
-
-/// Measured at 10,000 idle keep-alive connections: 30 KB each with transparent huge pages, 18 KB
-/// without (docs/performance.md). mimalloc's arenas are huge-page aligned, so with THP set to
-/// `always` every sparsely used 2 MiB region is backed whole. The gateway's memory is mostly
-/// connections; the enricher, which is CPU-bound, keeps them.
-fn without_transparent_huge_pages() {
-    #[cfg(target_os = "linux")]
-    if let Err(error) = rustix::thread::disable_transparent_huge_pages(true) {
-        tracing::debug!(%error, "cannot turn transparent huge pages off; memory per connection is higher");
-    }
 }
 
 /// On SIGHUP, reads the config again and reloads sources and routing rules; a config that does not

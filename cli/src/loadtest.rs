@@ -152,6 +152,7 @@ async fn bench_command(args: &BenchSchedulerArgs) -> anyhow::Result<()> {
 }
 
 async fn serve_command(args: &ServeArgs) -> anyhow::Result<()> {
+    crate::commands::without_transparent_huge_pages();
     let config: GatewayConfig = clickstream_platform::config::load(args.config.as_deref(), std::env::vars(), &[])?;
     clickstream_loadtest::servers::serve_until(args.kind, &config, &args.listen, crate::commands::shutdown_signal())
         .await
