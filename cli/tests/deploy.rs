@@ -231,3 +231,42 @@ fn kubernetes_topics_match_deploy_topics_toml() {
         file.topics.iter().filter(|t| t.cleanup_policy == "compact").map(|t| t.name.as_str()).collect();
     assert_eq!(compacted, ["products", "agg.product_activity.1m"]);
 }
+
+/// What Docker only shows at run time: the spool folder exists in the image with the service
+/// user as owner (else a named volume on it is root's and spooling fails), Kafka writes into
+/// its volume, and every clickstream service may finish its shutdown before Docker kills it.
+#[test]
+fn compose_keeps_the_spool_and_kafka_data_and_waits_for_shutdown() {
+    let dockerfile = read(deploy("Dockerfile"));
+    let spool_dir = clickstream_gateway::GatewayConfig::default().spool.dir;
+    assert!(
+        dockerfile.lines().any(|l| l.contains("install -d -o clickstream -g clickstream /var/lib/clickstream/spool")),
+        "the Dockerfile must create /var/lib/clickstream/spool owned by the service user"
+    );
+    let mut compose: Value = serde_yaml::from_str(&read(deploy("docker-compose.yml"))).expect("compose YAML");
+    compose.apply_merge().expect("merge keys");
+    let services = compose["services"].as_mapping().expect("services");
+    let kafka = &compose["services"]["kafka"];
+    let log_dirs = kafka["environment"]["KAFKA_LOG_DIRS"].as_str().expect("kafka sets KAFKA_LOG_DIRS");
+    assert!(
+        strings(&kafka["volumes"]).iter().any(|v| v.split(':').nth(1) == Some(log_dirs)),
+        "KAFKA_LOG_DIRS {log_dirs} is not on a volume"
+    );
+    let grace = clickstream_gateway::GatewayConfig::default().http.shutdown_grace_secs;
+    for (name, service) in services {
+        let name = name.as_str().unwrap_or_default();
+        if !service["image"].as_str().is_some_and(|i| i.starts_with("clickstream")) {
+            continue;
+        }
+        let period = service["stop_grace_period"].as_str().unwrap_or("10s");
+        let secs: u64 =
+            period.trim_end_matches('s').parse().unwrap_or_else(|_| panic!("{name}: stop_grace_period {period}"));
+        assert!(secs > 3 * grace, "{name}: stop_grace_period {period} is not longer than 3 × {grace} s of shutdown");
+        for volume in strings(&service["volumes"]) {
+            if volume.split(':').nth(1) == Some("/var/lib/clickstream/spool") {
+                let dir = service["environment"]["CLICKSTREAM_SPOOL__DIR"].as_str().unwrap_or(&spool_dir);
+                assert_eq!(dir, "/var/lib/clickstream/spool", "{name} spools outside its volume");
+            }
+        }
+    }
+}
