@@ -123,11 +123,24 @@ fn kubernetes_workloads() -> Vec<Workload> {
                     .unwrap_or_default();
                 let origin = format!("k8s/{file} {}", doc["metadata"]["name"].as_str().unwrap_or("?"));
                 check_probe_ports(&origin, container);
+                check_restricted(&origin, pod, container);
                 out.push(Workload { origin, args: strings(&container["args"]), env });
             }
         }
     }
     out
+}
+
+/// The "restricted" Pod Security Standard's container fields, and seccomp for the pod.
+fn check_restricted(origin: &str, pod: &Value, container: &Value) {
+    let context = &container["securityContext"];
+    assert_eq!(context["allowPrivilegeEscalation"].as_bool(), Some(false), "{origin}: allowPrivilegeEscalation");
+    assert_eq!(context["readOnlyRootFilesystem"].as_bool(), Some(true), "{origin}: readOnlyRootFilesystem");
+    assert_eq!(context["runAsNonRoot"].as_bool(), Some(true), "{origin}: runAsNonRoot");
+    assert_eq!(strings(&context["capabilities"]["drop"]), ["ALL"], "{origin}: capabilities must drop ALL");
+    let seccomp =
+        context["seccompProfile"]["type"].as_str().or(pod["securityContext"]["seccompProfile"]["type"].as_str());
+    assert_eq!(seccomp, Some("RuntimeDefault"), "{origin}: seccompProfile");
 }
 
 /// Probes name a declared port, and the admin listener listens on the port named `admin`.
