@@ -113,7 +113,7 @@ fn kubernetes_workloads() -> Vec<Workload> {
             let doc = Value::deserialize(document).unwrap_or_else(|e| panic!("k8s/{file}: {e}"));
             assert!(doc["kind"].as_str().is_some(), "k8s/{file}: a document without kind");
             let pod = match doc["kind"].as_str() {
-                Some("Deployment") | Some("Job") => &doc["spec"]["template"]["spec"],
+                Some("Deployment" | "StatefulSet" | "Job") => &doc["spec"]["template"]["spec"],
                 _ => continue,
             };
             for container in pod["containers"].as_sequence().expect("containers") {
@@ -282,4 +282,29 @@ fn compose_keeps_the_spool_and_kafka_data_and_waits_for_shutdown() {
             }
         }
     }
+}
+
+/// The transactional enricher needs a stable `transactional.id`, which it builds from the pod's
+/// HOSTNAME: only a StatefulSet keeps pod names across rollouts.
+#[test]
+fn the_transactional_enricher_runs_with_stable_pod_names() {
+    let text = read(deploy("k8s/enricher.yaml"));
+    let docs: Vec<Value> =
+        serde_yaml::Deserializer::from_str(&text).map(|d| Value::deserialize(d).expect("enricher.yaml")).collect();
+    let workload =
+        docs.iter().find(|d| d["metadata"]["name"] == "clickstream-enricher" && d["spec"]["template"].is_mapping());
+    let workload = workload.expect("the enricher workload");
+    let env = workload["spec"]["template"]["spec"]["containers"][0]["env"].as_sequence().expect("env");
+    let guarantee = env.iter().find(|e| e["name"] == "CLICKSTREAM_ENRICHER__GUARANTEE").map(|e| &e["value"]);
+    if guarantee.and_then(Value::as_str) == Some("exactly_once_transactional") {
+        assert_eq!(workload["kind"], "StatefulSet", "a transactional enricher needs stable pod names");
+        let service = workload["spec"]["serviceName"].as_str().expect("serviceName");
+        assert!(
+            docs.iter().any(|d| d["kind"] == "Service"
+                && d["metadata"]["name"] == service
+                && d["spec"]["clusterIP"] == "None"),
+            "the StatefulSet's headless Service {service} is missing"
+        );
+    }
+    assert!(docs.iter().any(|d| d["kind"] == "PodDisruptionBudget"), "the enricher has no PodDisruptionBudget");
 }
