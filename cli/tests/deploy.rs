@@ -113,7 +113,7 @@ fn kubernetes_workloads() -> Vec<Workload> {
             let doc = Value::deserialize(document).unwrap_or_else(|e| panic!("k8s/{file}: {e}"));
             assert!(doc["kind"].as_str().is_some(), "k8s/{file}: a document without kind");
             let pod = match doc["kind"].as_str() {
-                Some("Deployment") | Some("Job") => &doc["spec"]["template"]["spec"],
+                Some("Deployment" | "StatefulSet" | "Job") => &doc["spec"]["template"]["spec"],
                 _ => continue,
             };
             for container in pod["containers"].as_sequence().expect("containers") {
@@ -123,11 +123,24 @@ fn kubernetes_workloads() -> Vec<Workload> {
                     .unwrap_or_default();
                 let origin = format!("k8s/{file} {}", doc["metadata"]["name"].as_str().unwrap_or("?"));
                 check_probe_ports(&origin, container);
+                check_restricted(&origin, pod, container);
                 out.push(Workload { origin, args: strings(&container["args"]), env });
             }
         }
     }
     out
+}
+
+/// The "restricted" Pod Security Standard's container fields, and seccomp for the pod.
+fn check_restricted(origin: &str, pod: &Value, container: &Value) {
+    let context = &container["securityContext"];
+    assert_eq!(context["allowPrivilegeEscalation"].as_bool(), Some(false), "{origin}: allowPrivilegeEscalation");
+    assert_eq!(context["readOnlyRootFilesystem"].as_bool(), Some(true), "{origin}: readOnlyRootFilesystem");
+    assert_eq!(context["runAsNonRoot"].as_bool(), Some(true), "{origin}: runAsNonRoot");
+    assert_eq!(strings(&context["capabilities"]["drop"]), ["ALL"], "{origin}: capabilities must drop ALL");
+    let seccomp =
+        context["seccompProfile"]["type"].as_str().or(pod["securityContext"]["seccompProfile"]["type"].as_str());
+    assert_eq!(seccomp, Some("RuntimeDefault"), "{origin}: seccompProfile");
 }
 
 /// Probes name a declared port, and the admin listener listens on the port named `admin`.
@@ -230,4 +243,68 @@ fn kubernetes_topics_match_deploy_topics_toml() {
     let compacted: Vec<&str> =
         file.topics.iter().filter(|t| t.cleanup_policy == "compact").map(|t| t.name.as_str()).collect();
     assert_eq!(compacted, ["products", "agg.product_activity.1m"]);
+}
+
+/// What Docker only shows at run time: the spool folder exists in the image with the service
+/// user as owner (else a named volume on it is root's and spooling fails), Kafka writes into
+/// its volume, and every clickstream service may finish its shutdown before Docker kills it.
+#[test]
+fn compose_keeps_the_spool_and_kafka_data_and_waits_for_shutdown() {
+    let dockerfile = read(deploy("Dockerfile"));
+    let spool_dir = clickstream_gateway::GatewayConfig::default().spool.dir;
+    assert!(
+        dockerfile.lines().any(|l| l.contains("install -d -o clickstream -g clickstream /var/lib/clickstream/spool")),
+        "the Dockerfile must create /var/lib/clickstream/spool owned by the service user"
+    );
+    let mut compose: Value = serde_yaml::from_str(&read(deploy("docker-compose.yml"))).expect("compose YAML");
+    compose.apply_merge().expect("merge keys");
+    let services = compose["services"].as_mapping().expect("services");
+    let kafka = &compose["services"]["kafka"];
+    let log_dirs = kafka["environment"]["KAFKA_LOG_DIRS"].as_str().expect("kafka sets KAFKA_LOG_DIRS");
+    assert!(
+        strings(&kafka["volumes"]).iter().any(|v| v.split(':').nth(1) == Some(log_dirs)),
+        "KAFKA_LOG_DIRS {log_dirs} is not on a volume"
+    );
+    let grace = clickstream_gateway::GatewayConfig::default().http.shutdown_grace_secs;
+    for (name, service) in services {
+        let name = name.as_str().unwrap_or_default();
+        if !service["image"].as_str().is_some_and(|i| i.starts_with("clickstream")) {
+            continue;
+        }
+        let period = service["stop_grace_period"].as_str().unwrap_or("10s");
+        let secs: u64 =
+            period.trim_end_matches('s').parse().unwrap_or_else(|_| panic!("{name}: stop_grace_period {period}"));
+        assert!(secs > 3 * grace, "{name}: stop_grace_period {period} is not longer than 3 × {grace} s of shutdown");
+        for volume in strings(&service["volumes"]) {
+            if volume.split(':').nth(1) == Some("/var/lib/clickstream/spool") {
+                let dir = service["environment"]["CLICKSTREAM_SPOOL__DIR"].as_str().unwrap_or(&spool_dir);
+                assert_eq!(dir, "/var/lib/clickstream/spool", "{name} spools outside its volume");
+            }
+        }
+    }
+}
+
+/// The transactional enricher needs a stable `transactional.id`, which it builds from the pod's
+/// HOSTNAME: only a StatefulSet keeps pod names across rollouts.
+#[test]
+fn the_transactional_enricher_runs_with_stable_pod_names() {
+    let text = read(deploy("k8s/enricher.yaml"));
+    let docs: Vec<Value> =
+        serde_yaml::Deserializer::from_str(&text).map(|d| Value::deserialize(d).expect("enricher.yaml")).collect();
+    let workload =
+        docs.iter().find(|d| d["metadata"]["name"] == "clickstream-enricher" && d["spec"]["template"].is_mapping());
+    let workload = workload.expect("the enricher workload");
+    let env = workload["spec"]["template"]["spec"]["containers"][0]["env"].as_sequence().expect("env");
+    let guarantee = env.iter().find(|e| e["name"] == "CLICKSTREAM_ENRICHER__GUARANTEE").map(|e| &e["value"]);
+    if guarantee.and_then(Value::as_str) == Some("exactly_once_transactional") {
+        assert_eq!(workload["kind"], "StatefulSet", "a transactional enricher needs stable pod names");
+        let service = workload["spec"]["serviceName"].as_str().expect("serviceName");
+        assert!(
+            docs.iter().any(|d| d["kind"] == "Service"
+                && d["metadata"]["name"] == service
+                && d["spec"]["clusterIP"] == "None"),
+            "the StatefulSet's headless Service {service} is missing"
+        );
+    }
+    assert!(docs.iter().any(|d| d["kind"] == "PodDisruptionBudget"), "the enricher has no PodDisruptionBudget");
 }

@@ -156,12 +156,15 @@ async fn unknown_paths_and_methods_get_json_errors() {
 async fn client_ip_comes_from_the_trusted_proxy_and_can_be_anonymized() {
     let (app, sink) = setup(|c| {
         c.http.trusted_proxy_header = "x-forwarded-for".into();
+        // The test's peer is the ingress; 10.0.0.1 a load balancer before it.
+        c.http.trusted_proxies = vec!["198.51.100.0/24".parse().expect("cidr"), "10.0.0.0/8".parse().expect("cidr")];
         c.privacy.anonymize_ip = true;
     });
     let body = json!({"type": "page", "anonymousId": "a"});
+    // The client forged the left-most hop; the right-most untrusted one is its real address.
     let request = post("/v1/page")
         .header("x-write-key", KEY)
-        .header("x-forwarded-for", "203.0.113.77, 10.0.0.1")
+        .header("x-forwarded-for", "192.0.2.66, 203.0.113.77, 10.0.0.1")
         .body(Full::from(body.to_string()))
         .expect("req");
     assert_eq!(call(&app, request).await.0.status(), 200);

@@ -87,8 +87,16 @@ async fn transactional_mode_aborts_recreates_fenced_producers_and_commits_only_i
             vec![RDKafkaRespErr::RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED],
         )
         .expect("inject");
+    let producers_before = EnricherMetrics::get(&metrics.producers_created);
     produce(&bootstrap, &topics.raw, &events(50, 100));
-    wait_for("an abort", &metrics, |m| EnricherMetrics::get(&m.transaction_aborts) >= 1).await;
+    // Usually an abort. When the abort call itself fails (seen once, on a loaded machine), the
+    // enricher replaces the producer instead, whose init_transactions aborts the open
+    // transaction: either way nothing of it is committed, and the pipeline goes on.
+    wait_for("an abort, or a producer replaced after a failed abort", &metrics, |m| {
+        EnricherMetrics::get(&m.transaction_aborts) >= 1
+            || EnricherMetrics::get(&m.producers_created) > producers_before
+    })
+    .await;
     let after_abort = commits(&metrics);
     wait_for("a commit after the abort", &metrics, |m| commits(m) > after_abort).await;
 

@@ -235,8 +235,9 @@ fn create_producer(
     Ok(producer)
 }
 
-/// Stable per instance where the platform names pods (`HOSTNAME`), so a restarted instance
-/// fences its own zombie.
+/// Stable per instance where the platform keeps pod names (`HOSTNAME` of a StatefulSet pod, as
+/// deploy/k8s runs it), so a restarted instance fences its own zombie. Elsewhere, set
+/// `transactional.id` in `enricher.producer_properties`.
 fn transactional_id(group: &str) -> String {
     let instance = std::env::var("HOSTNAME").unwrap_or_else(|_| std::process::id().to_string());
     format!("{group}-{instance}")

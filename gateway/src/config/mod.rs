@@ -1,7 +1,10 @@
 //! The gateway's configuration: one serde struct per section, each field documented and
 //! defaulted, loaded in layers by `clickstream_platform::config`.
 
+mod cidr;
 mod delivery;
+
+pub use cidr::Cidr;
 
 pub use delivery::{AckMode, DedupConfig, DeliveryConfig, FsyncPolicy, RateLimitConfig, SpoolConfig};
 
@@ -55,8 +58,15 @@ pub struct HttpConfig {
     /// settings that analytics.js fetches. Empty: derived from each request's `Host` header.
     pub public_url: String,
     /// Header holding the client IP when behind a trusted proxy, such as `x-forwarded-for`.
-    /// Empty: the socket's peer address is the client IP.
+    /// Empty: the socket's peer address is the client IP. The client IP is the right-most
+    /// address in it that is not in `trusted_proxies`, as nginx's `real_ip_recursive` takes it:
+    /// the hops to the left of it were written by the client and can be forged.
     pub trusted_proxy_header: String,
+    /// Address ranges of the proxies in front of the gateway, such as `10.0.0.0/8` (CIDR or
+    /// single addresses). The header is read only from a peer in these ranges. Empty: only the
+    /// connecting peer is trusted, so the right-most address in the header is the client.
+    #[schemars(with = "Vec<String>")]
+    pub trusted_proxies: Vec<Cidr>,
     /// Seconds sent in `Retry-After` when Kafka cannot take events.
     pub retry_after_secs: u32,
     /// How long browsers may cache a CORS preflight, in seconds.
@@ -79,6 +89,7 @@ impl Default for HttpConfig {
             listen: DEFAULT_LISTEN.to_owned(),
             public_url: String::new(),
             trusted_proxy_header: String::new(),
+            trusted_proxies: Vec::new(),
             retry_after_secs: DEFAULT_RETRY_AFTER_SECS,
             cors_max_age_secs: DEFAULT_CORS_MAX_AGE_SECS,
             shutdown_grace_secs: DEFAULT_SHUTDOWN_GRACE_SECS,
