@@ -37,8 +37,7 @@ pub async fn run(args: &LoadtestArgs) -> anyhow::Result<()> {
             idle_command(&settings, idle.common.connections, !idle.no_baseline, settle).await.map(drop)
         }
         Some(LoadtestCommand::Overload(overload)) => {
-            let mode = overload.batch.map_or(Mode::Single, |events| Mode::Batch { events });
-            let settings = settings(&overload.common, overload.target, mode)?;
+            let settings = settings(&overload.common, overload.load.target, overload.load.mode())?;
             let secs = |s: f64| Duration::from_secs_f64(s.max(0.001));
             let options = OverloadOptions {
                 rate: overload.rate,
@@ -55,8 +54,7 @@ pub async fn run(args: &LoadtestArgs) -> anyhow::Result<()> {
 }
 
 async fn run_profile(args: &LoadRunArgs) -> anyhow::Result<()> {
-    let mode = args.batch.map_or(Mode::Single, |events| Mode::Batch { events });
-    let settings = settings(&args.common, args.target, mode)?;
+    let settings = settings(&args.common, args.load.target, args.load.mode())?;
     let secs = Duration::from_secs_f64(args.duration.max(0.001));
     let load = if args.peak {
         Load::Peak(secs)

@@ -37,20 +37,12 @@ impl PeakPool {
     pub async fn open(target: &Target, options: &RunOptions, session: &Session) -> Self {
         let count = options.connections.max(1);
         let connections = futures::future::join_all((0..count).map(|_| Connection::open(&target.endpoint))).await;
-        let per_connection = (options.visitors / count).max(1);
         let senders = connections
             .into_iter()
             .enumerate()
             .map(|(index, connection)| Sender {
                 connection,
-                generator: Generator::new(
-                    options.catalog.clone(),
-                    per_connection,
-                    options.seed.wrapping_add(index as u64 * 7919),
-                    session.sequence.clone(),
-                    &options.write_key,
-                    options.mode,
-                ),
+                generator: options.connection_generator(session, index, count),
             })
             .collect();
         Self { senders, server_pid: target.server_pid, options: options.clone() }

@@ -90,19 +90,11 @@ impl Pool {
         let count = options.connections.max(1);
         let connections = futures::future::join_all((0..count).map(|_| Connection::open(&target.endpoint))).await;
         let (jobs, queue) = async_channel::unbounded::<Job>();
-        let per_connection = (options.visitors / count).max(1);
         let workers = connections
             .into_iter()
             .enumerate()
             .map(|(index, connection)| {
-                let generator = Generator::new(
-                    options.catalog.clone(),
-                    per_connection,
-                    options.seed.wrapping_add(index as u64 * 7919),
-                    session.sequence.clone(),
-                    &options.write_key,
-                    options.mode,
-                );
+                let generator = options.connection_generator(session, index, count);
                 let worker = Worker {
                     connection,
                     generator,

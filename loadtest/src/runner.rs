@@ -14,7 +14,7 @@ use crate::clock::Clock;
 use crate::e2e::Matcher;
 use crate::payload::catalog::Catalog;
 use crate::payload::ids::Sequence;
-use crate::payload::Mode;
+use crate::payload::{Generator, Mode};
 use crate::plan::Phase;
 use crate::pool::{Dispatched, Pool, RunState};
 use crate::progress::Progress;
@@ -37,6 +37,21 @@ pub struct RunOptions {
     pub seed: u64,
     pub catalog: Arc<Catalog>,
     pub write_key: String,
+}
+
+impl RunOptions {
+    /// The payload generator of connection `index` of `count`: its share of the visitors, and
+    /// a seed of its own, so connections do not all send the same visitors.
+    pub(crate) fn connection_generator(&self, session: &Session, index: usize, count: usize) -> Generator {
+        Generator::new(
+            self.catalog.clone(),
+            (self.visitors / count.max(1)).max(1),
+            self.seed.wrapping_add(index as u64 * 7919),
+            session.sequence.clone(),
+            &self.write_key,
+            self.mode,
+        )
+    }
 }
 
 /// Shared by every run of one command: the clock, the message-id sequence, the timeline.

@@ -124,16 +124,29 @@ pub struct LoadCommonArgs {
     pub no_progress: bool,
 }
 
+/// What is under test and what each request carries, for the commands that take any target.
 #[derive(Debug, Clone, Args)]
-pub struct LoadRunArgs {
-    #[command(flatten)]
-    pub common: LoadCommonArgs,
+pub struct LoadTargetArgs {
     /// gateway, gateway-null, hyper-baseline or raw-kafka.
     #[arg(long, default_value = "gateway")]
     pub target: clickstream_loadtest::TargetKind,
     /// Events per /v1/batch request; without it, one event per request (analytics.js style).
     #[arg(long)]
     pub batch: Option<usize>,
+}
+
+impl LoadTargetArgs {
+    pub fn mode(&self) -> clickstream_loadtest::Mode {
+        self.batch.map_or(clickstream_loadtest::Mode::Single, |events| clickstream_loadtest::Mode::Batch { events })
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct LoadRunArgs {
+    #[command(flatten)]
+    pub common: LoadCommonArgs,
+    #[command(flatten)]
+    pub load: LoadTargetArgs,
     /// fixed, step or ramp.
     #[arg(long, default_value = "fixed")]
     pub profile: String,
@@ -201,12 +214,8 @@ pub struct IdleConnectionsArgs {
 pub struct OverloadArgs {
     #[command(flatten)]
     pub common: LoadCommonArgs,
-    /// gateway, gateway-null, hyper-baseline or raw-kafka.
-    #[arg(long, default_value = "gateway")]
-    pub target: clickstream_loadtest::TargetKind,
-    /// Events per /v1/batch request; without it, one event per request.
-    #[arg(long)]
-    pub batch: Option<usize>,
+    #[command(flatten)]
+    pub load: LoadTargetArgs,
     /// The sustainable rate R in requests per second; without it, searched with --slo-p99.
     #[arg(long)]
     pub rate: Option<f64>,
