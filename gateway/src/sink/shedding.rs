@@ -24,14 +24,15 @@ pub struct Shedder {
     /// Delivery reports per second while busy, smoothed; an `f64` in its bits, NaN until known.
     drain_rate: Arc<AtomicU64>,
     max_wait: Duration,
-    sampler: JoinHandle<()>,
+    /// `None` when shedding is off: nothing reads the rate, so nothing samples it.
+    sampler: Option<JoinHandle<()>>,
 }
 
 impl Shedder {
     /// `max_wait` of zero never sheds. Must run inside tokio.
     pub fn new(backlog: Arc<Backlog>, max_wait: Duration) -> Self {
         let drain_rate = Arc::new(AtomicU64::new(f64::NAN.to_bits()));
-        let sampler = tokio::spawn(sample(backlog.clone(), drain_rate.clone()));
+        let sampler = (!max_wait.is_zero()).then(|| tokio::spawn(sample(backlog.clone(), drain_rate.clone())));
         Self { backlog, drain_rate, max_wait, sampler }
     }
 
@@ -55,7 +56,9 @@ fn excess_wait(waiting: usize, rate: f64, max_wait: Duration) -> Option<Duration
 
 impl Drop for Shedder {
     fn drop(&mut self) {
-        self.sampler.abort();
+        if let Some(sampler) = &self.sampler {
+            sampler.abort();
+        }
     }
 }
 
