@@ -40,6 +40,12 @@ pub async fn run(args: &DevArgs) -> anyhow::Result<()> {
         config.spool.dir =
             std::env::temp_dir().join(format!("clickstream-dev-spool-{}", std::process::id())).display().to_string();
     }
+    // A local stack: the metrics page on the gateway's own port is handy, and no load
+    // balancer needs time to stop sending traffic before the listener closes.
+    config.http.public_metrics = true;
+    if config.http.drain_delay_secs == clickstream_gateway::config::DEFAULT_DRAIN_DELAY_SECS {
+        config.http.drain_delay_secs = 0;
+    }
     if config.admin.listen == clickstream_platform::telemetry::DEFAULT_ADMIN_LISTEN {
         // Several dev stacks (and the browser tests) run side by side; the metrics listener
         // takes any free port unless one is named, and is printed below.

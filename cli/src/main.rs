@@ -9,6 +9,7 @@ mod gateway;
 mod loadtest;
 mod routing;
 mod shop;
+mod spool;
 
 use clap::Parser as _;
 
@@ -33,6 +34,7 @@ async fn main() -> anyhow::Result<()> {
         }
         args::Command::Loadtest(loadtest) => loadtest::run(&loadtest).await,
         args::Command::Enricher(config) => enricher::run(&config).await,
+        args::Command::Spool { action: args::SpoolAction::Replay(replay) } => spool::replay(&replay).await,
         args::Command::Products { action: args::ProductsAction::Load { file, config } } => {
             enricher::products_load(&file, &config).await
         }

@@ -265,7 +265,8 @@ fn compose_keeps_the_spool_and_kafka_data_and_waits_for_shutdown() {
         strings(&kafka["volumes"]).iter().any(|v| v.split(':').nth(1) == Some(log_dirs)),
         "KAFKA_LOG_DIRS {log_dirs} is not on a volume"
     );
-    let grace = clickstream_gateway::GatewayConfig::default().http.shutdown_grace_secs;
+    let http = clickstream_gateway::GatewayConfig::default().http;
+    let grace = http.drain_delay_secs + http.shutdown_budget_secs;
     for (name, service) in services {
         let name = name.as_str().unwrap_or_default();
         if !service["image"].as_str().is_some_and(|i| i.starts_with("clickstream")) {
@@ -274,7 +275,7 @@ fn compose_keeps_the_spool_and_kafka_data_and_waits_for_shutdown() {
         let period = service["stop_grace_period"].as_str().unwrap_or("10s");
         let secs: u64 =
             period.trim_end_matches('s').parse().unwrap_or_else(|_| panic!("{name}: stop_grace_period {period}"));
-        assert!(secs > 3 * grace, "{name}: stop_grace_period {period} is not longer than 3 × {grace} s of shutdown");
+        assert!(secs > grace, "{name}: stop_grace_period {period} is not longer than the drain and budget, {grace} s");
         for volume in strings(&service["volumes"]) {
             if volume.split(':').nth(1) == Some("/var/lib/clickstream/spool") {
                 let dir = service["environment"]["CLICKSTREAM_SPOOL__DIR"].as_str().unwrap_or(&spool_dir);

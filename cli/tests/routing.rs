@@ -164,7 +164,7 @@ async fn sighup_reloads_keys_and_routes_and_refuses_a_bad_config() {
     let dir = tempfile::tempdir().expect("dir");
     let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port();
     let base = format!(
-        "[http]\nlisten = \"127.0.0.1:{port}\"\nshutdown_grace_secs = 1\n[kafka]\nbootstrap_servers = \"{}\"\n\
+        "[http]\nlisten = \"127.0.0.1:{port}\"\ndrain_delay_secs = 0\nshutdown_budget_secs = 2\n[kafka]\nbootstrap_servers = \"{}\"\n\
          [topics]\nraw = \"{raw}\"\ndlq = \"{dlq}\"\n[spool]\ndir = \"{}\"\n",
         tansu.bootstrap(),
         dir.path().join("spool").display()

@@ -2,6 +2,7 @@
 //! it can be tested directly and served by `server`.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -39,6 +40,9 @@ pub struct AppState {
     /// Identities whose events are dropped at the edge.
     pub suppression: Arc<Suppression>,
     pub routing: Arc<Routing>,
+    /// Set when shutdown begins: `/readyz` turns 503 and connections close after their
+    /// response, while requests are still served.
+    pub(crate) draining: Arc<AtomicBool>,
 }
 
 impl AppState {
@@ -62,11 +66,24 @@ impl AppState {
         let routing = Arc::new(routing);
         let metrics = Arc::new(Metrics::new(telemetry, &Arc::downgrade(&sink), Arc::downgrade(&dedup)));
         let suppression = Arc::new(Suppression::open(&config.privacy.suppression_file));
-        Self { config: Arc::new(config), sources, sink, protection, dedup, metrics, suppression, routing }
+        let draining = Arc::new(AtomicBool::new(false));
+        Self { config: Arc::new(config), sources, sink, protection, dedup, metrics, suppression, routing, draining }
+    }
+
+    /// Starts the drain: from now on the instance asks to be taken out of load balancing.
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
     }
 
     /// What `/readyz` answers, on the public and the admin port.
     pub fn readiness(&self) -> Readiness {
+        if self.is_draining() {
+            return Readiness::Unavailable("shutting down: draining connections".to_owned());
+        }
         match self.sink.health() {
             SinkHealth::Ready => Readiness::Ready,
             SinkHealth::Degraded(reason) => Readiness::Degraded(reason),
@@ -129,7 +146,9 @@ impl App {
             Endpoint::Preflight => Ok(cors::preflight(self.state.config.http.cors_max_age_secs)),
             Endpoint::SdkTelemetry => Ok(success()),
             Endpoint::Settings(key) => self.settings(key, request.headers()),
-            Endpoint::Metrics => Ok(self.metrics()),
+            Endpoint::Metrics if self.state.config.http.public_metrics => Ok(self.metrics()),
+            // Off by default: metrics name sources and topics, which the public need not see.
+            Endpoint::Metrics => Err(GatewayError::NotFound),
             Endpoint::Ingest(kind) => match self.state.protection.enter() {
                 Ok(_in_flight) => self.ingest(*kind, request, peer).await,
                 Err(shed) => Err(shed),
@@ -152,6 +171,10 @@ impl App {
             error.into_response(self.state.config.http.retry_after_secs)
         });
         cors::decorate(&mut response, origin);
+        if self.state.is_draining() {
+            // Keep-alive clients reconnect, and so reach an instance that is staying.
+            response.headers_mut().insert(header::CONNECTION, header::HeaderValue::from_static("close"));
+        }
         response
     }
 

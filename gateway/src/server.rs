@@ -124,7 +124,8 @@ pub struct GatewayHandle {
 }
 
 impl GatewayHandle {
-    /// Stops accepting, finishes in-flight requests, flushes the producer.
+    /// Drains (`http.drain_delay_secs`), stops accepting, then within `http.shutdown_budget_secs`
+    /// finishes in-flight requests, flushes the producer and replays the spool.
     pub async fn shutdown(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
@@ -193,10 +194,12 @@ pub async fn start(config: GatewayConfig) -> anyhow::Result<GatewayHandle> {
     let listener =
         TcpListener::bind(&config.http.listen).await.with_context(|| format!("binding {}", config.http.listen))?;
     let addr = listener.local_addr()?;
+    let budget = Duration::from_secs(config.http.shutdown_budget_secs);
+    let drain_delay = Duration::from_secs(config.http.drain_delay_secs);
     let options = ServeOptions {
         header_read_timeout: Duration::from_millis(config.http.header_read_timeout_ms.max(1)),
         max_connections: config.http.max_connections,
-        grace: Duration::from_secs(config.http.shutdown_grace_secs),
+        grace: budget,
     };
     let reload_every = Duration::from_secs(config.privacy.suppression_reload_secs.max(1));
     let state = AppState::with_telemetry(config, sink.clone(), telemetry.clone(), routing);
@@ -221,6 +224,7 @@ pub async fn start(config: GatewayConfig) -> anyhow::Result<GatewayHandle> {
     let admin_addr = admin.as_ref().map(|a| a.addr);
     start_routing(&state).await;
     let reloader = Reloader::new(&state);
+    let lifecycle = state.clone();
     let handler = Arc::new(app(state));
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
@@ -231,16 +235,18 @@ pub async fn start(config: GatewayConfig) -> anyhow::Result<GatewayHandle> {
             let handler = handler.clone();
             Box::pin(async move { handler.handle(request, peer).await })
         };
-        serve_with(
-            listener,
-            serve_handler,
-            async {
-                let _ = stopped.await;
-            },
-            options,
-        )
-        .await;
-        sink.shutdown(options.grace).await;
+        let closed_at = std::sync::OnceLock::new();
+        let drained = async {
+            let _ = stopped.await;
+            lifecycle.start_draining();
+            tracing::info!(?drain_delay, ?budget, "shutdown: /readyz answers 503; serving through the drain delay");
+            tokio::time::sleep(drain_delay).await;
+            let _ = closed_at.set(tokio::time::Instant::now());
+        };
+        serve_with(listener, serve_handler, drained, options).await;
+        // One budget from the moment the listener closed; in-flight requests used part of it.
+        let deadline = closed_at.get().copied().unwrap_or_else(tokio::time::Instant::now) + budget;
+        sink.shutdown(deadline).await;
         if let Some(admin) = admin {
             admin.shutdown().await;
         }

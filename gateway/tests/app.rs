@@ -214,3 +214,37 @@ async fn records_keep_the_clients_bytes_where_the_edge_adds_nothing() {
     assert!(event["messageId"].is_string() && event["receivedAt"].is_string() && event["timestamp"].is_string());
     assert_eq!(records[0].headers.pairs().nth(1), Some(("event-type", "track")));
 }
+
+#[tokio::test]
+async fn metrics_are_not_on_the_public_port_unless_turned_on() {
+    let get_metrics = || Request::get("/metrics").body(Full::<Bytes>::default()).expect("request");
+    let (closed, _) = setup(|_| {});
+    let (response, body) = call(&closed, get_metrics()).await;
+    assert_eq!((response.status().as_u16(), &body["error"]), (404, &json!("not_found")), "{body}");
+    let (open, _) = setup(|c| c.http.public_metrics = true);
+    let response = open.handle(get_metrics(), peer()).await;
+    assert_eq!(response.status().as_u16(), 200);
+    let text =
+        String::from_utf8(response.into_body().collect().await.expect("body").to_bytes().to_vec()).expect("utf8");
+    assert!(text.contains("clickstream_"), "{text}");
+}
+
+#[tokio::test]
+async fn a_draining_gateway_is_unready_but_still_takes_events_and_closes_connections() {
+    let mut config = GatewayConfig::default();
+    config.sources.push(SourceConfig { name: "site".into(), write_key: KEY.into(), allowed_origins: vec!["*".into()] });
+    let sink = Arc::new(MemorySink::default());
+    let state = AppState::new(config, sink.clone()).expect("valid routing");
+    let handler = app(state.clone());
+    let ready = || Request::get("/readyz").body(Full::<Bytes>::default()).expect("request");
+    assert_eq!(call(&handler, ready()).await.0.status().as_u16(), 200);
+    state.start_draining();
+    let (response, body) = call(&handler, ready()).await;
+    assert_eq!((response.status().as_u16(), &body["status"]), (503, &json!("unavailable")), "{body}");
+    let event = json!({"type": "track", "event": "Late", "anonymousId": "a-1"}).to_string();
+    let request = post("/v1/track").header("x-write-key", KEY).body(Full::new(Bytes::from(event))).expect("request");
+    let (response, body) = call(&handler, request).await;
+    assert_eq!((response.status().as_u16(), body), (200, json!({"success": true})));
+    assert_eq!(header(&response, "connection"), Some("close"), "keep-alive clients move to another instance");
+    assert_eq!(stored(&sink).len(), 1, "the event was delivered");
+}

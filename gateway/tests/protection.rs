@@ -41,7 +41,8 @@ fn batch(id: &str) -> Vec<u8> {
 
 #[tokio::test]
 async fn retried_duplicates_are_dropped_but_a_retry_after_failure_is_not() {
-    let (app, sink) = setup(|_| {});
+    // No admin listener without a socket: the counters are read from the public page.
+    let (app, sink) = setup(|c| c.http.public_metrics = true);
     sink.set_down(true);
     assert_eq!(send(&app, batch("m-1"), None).await.0, 503, "first attempt fails");
     sink.set_down(false);

@@ -38,11 +38,9 @@ async fn post_batch(app: &App, batch: Value) -> (u16, Value) {
     (status, serde_json::from_slice(&body).expect("json"))
 }
 
-async fn metric(app: &App, name: &str) -> u64 {
-    let request = Request::builder().uri("/metrics").body(Full::new(Bytes::new())).expect("request");
-    let response = app.handle(request, "127.0.0.1:1".parse().expect("addr")).await;
-    let text =
-        String::from_utf8(response.into_body().collect().await.expect("body").to_bytes().to_vec()).expect("utf8");
+/// Reads the counters the admin listener would serve (no socket here).
+fn metric(state: &AppState, name: &str) -> u64 {
+    let text = state.metrics.telemetry().render_prometheus();
     let line = text.lines().find(|l| l.starts_with(&format!("{name} "))).expect("metric");
     line.rsplit(' ').next().and_then(|v| v.parse().ok()).expect("value")
 }
@@ -59,7 +57,7 @@ fn topics_of(records: &[Record]) -> Vec<(String, String)> {
 
 #[tokio::test]
 async fn fan_out_makes_a_record_per_topic_but_counts_the_event_once() {
-    let (app, _, sink) = setup(json!({"rules": [
+    let (app, state, sink) = setup(json!({"rules": [
         {"name": "payments", "event": "Order *", "topics": ["events.payments", "events.raw"]}
     ]}));
     let batch = json!([
@@ -75,7 +73,7 @@ async fn fan_out_makes_a_record_per_topic_but_counts_the_event_once() {
     );
     assert_eq!(records[0].payload, records[1].payload, "one event, two copies");
     assert_eq!((records[0].key.as_deref(), records[0].partition), (Some("u1"), None));
-    assert_eq!(metric(&app, "clickstream_events_accepted_total").await, 2);
+    assert_eq!(metric(&state, "clickstream_events_accepted_total"), 2);
 }
 
 #[tokio::test]
@@ -108,7 +106,7 @@ async fn a_dynamic_topic_is_used_only_once_it_is_known_to_exist() {
     assert_eq!((records[0].topic.as_str(), records[0].key.as_deref()), ("events.raw", Some("u1")), "fallback");
     assert_eq!((records[1].topic.as_str(), records[1].key.as_deref()), ("events.web", None));
     assert!(records[1].partition.is_some_and(|p| (0..4).contains(&p)), "a random partition of the 4");
-    assert_eq!(metric(&app, "clickstream_route_fallbacks_total").await, 1);
+    assert_eq!(metric(&state, "clickstream_route_fallbacks_total"), 1);
 }
 
 #[tokio::test]
@@ -132,7 +130,7 @@ async fn a_hot_key_overflows_unless_its_route_turns_overflow_off() {
     assert_eq!((on("events.raw"), on("events.overflow"), on("events.payments")), (3, 7, 10));
     let overflowed = records.iter().filter(|r| r.topic == "events.overflow");
     assert!(overflowed.clone().all(|r| r.key.as_deref() == Some("bot") && r.partition.is_some_and(|p| p < 2)));
-    assert_eq!(metric(&app, "clickstream_hot_key_overflows_total").await, 7);
+    assert_eq!(metric(&state, "clickstream_hot_key_overflows_total"), 7);
 }
 
 #[tokio::test]

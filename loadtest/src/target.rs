@@ -88,6 +88,8 @@ impl TargetSpec {
     fn gateway_config(&self, listen: &str) -> GatewayConfig {
         let mut config = self.gateway.clone();
         config.http.listen = listen.to_owned();
+        // `overload` samples the spool gauge from the port it loads, not the admin listener.
+        config.http.public_metrics = true;
         if config.sources.is_empty() {
             config.sources.push(SourceConfig {
                 name: "loadtest".into(),

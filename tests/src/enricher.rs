@@ -55,7 +55,7 @@ impl EnricherTopics {
 
     /// The same settings as `--set` flags, for the `clickstream enricher` binary.
     pub fn flags(&self, bootstrap: &str, guarantee: Guarantee) -> Vec<String> {
-        vec![
+        let mut flags = vec![
             format!("kafka.bootstrap_servers={bootstrap}"),
             format!("enricher.group_id={}", self.group),
             format!("enricher.guarantee={}", guarantee.as_str()),
@@ -67,7 +67,14 @@ impl EnricherTopics {
             format!("enricher.topics.dlq={}", self.dlq),
             // Tests run side by side: each admin listener takes a free port.
             "enricher.admin.listen=127.0.0.1:0".to_owned(),
-        ]
+        ];
+        // The tests run on Tansu, whose sqlite engine wants smaller fetches than Kafka.
+        flags.extend(
+            clickstream_enricher::pipeline::TANSU_CONSUMER_PROPERTIES
+                .iter()
+                .map(|(key, value)| format!("enricher.consumer_properties.{key}={value}")),
+        );
+        flags
     }
 
     pub fn config(&self, bootstrap: &str, guarantee: Guarantee) -> EnricherConfig {

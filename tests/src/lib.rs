@@ -40,7 +40,8 @@ pub fn gateway_config(bootstrap: &str, raw_topic: &str, dlq_topic: &str) -> Gate
     let mut config = GatewayConfig::default();
     config.http.listen = "127.0.0.1:0".into();
     config.admin.listen = "127.0.0.1:0".into();
-    config.http.shutdown_grace_secs = 1;
+    config.http.drain_delay_secs = 0;
+    config.http.shutdown_budget_secs = 2;
     config.kafka.bootstrap_servers = bootstrap.into();
     config.topics.raw = raw_topic.into();
     config.topics.dlq = dlq_topic.into();

@@ -45,7 +45,8 @@ impl Setup {
     }
 
     async fn metric(&self, name: &str) -> u64 {
-        let text = reqwest::get(format!("{}/metrics", self.url)).await.expect("metrics").text().await.expect("text");
+        let admin = self.gateway.admin_addr.expect("the test config opens the admin listener");
+        let text = reqwest::get(format!("http://{admin}/metrics")).await.expect("metrics").text().await.expect("text");
         let line = text.lines().find(|l| l.starts_with(&format!("{name} "))).expect("metric present");
         line.rsplit(' ').next().and_then(|v| v.parse().ok()).expect("metric value")
     }

@@ -51,6 +51,30 @@ pub enum Command {
         #[command(subcommand)]
         action: ProductsAction,
     },
+    /// Work with a gateway's disk spool.
+    Spool {
+        #[command(subcommand)]
+        action: SpoolAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SpoolAction {
+    /// Replay a spool directory into Kafka (one a removed or killed gateway left behind), and
+    /// exit 0 once it is empty. Refuses a directory a running gateway holds.
+    Replay(SpoolReplayArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SpoolReplayArgs {
+    /// The spool directory; default: the config's `spool.dir`.
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Give up after this many seconds; what is left stays in the directory (exit status 1).
+    #[arg(long, default_value_t = 600)]
+    pub timeout_secs: u64,
+    #[command(flatten)]
+    pub config: ConfigArgs,
 }
 
 #[derive(Debug, Subcommand)]

@@ -257,12 +257,8 @@ pub fn consumer_config(config: &EnricherConfig) -> rdkafka::ClientConfig {
         ("isolation.level", isolation(settings.guarantee).to_owned()),
         ("allow.auto.create.topics", "false".to_owned()),
         ("enable.partition.eof", "false".to_owned()),
-        // Tansu's sqlite engine serves one storage call at a time, heartbeats included, so a
-        // large fetch delays the group coordinator; small fetches and a long session keep the
-        // member in its group.
-        ("session.timeout.ms", "30000".to_owned()),
-        ("max.partition.fetch.bytes", "262144".to_owned()),
-        ("fetch.max.bytes", "1048576".to_owned()),
+        // Fetch sizes and the session timeout are librdkafka's, sized for Kafka. Tansu's sqlite
+        // engine wants smaller fetches: see `TANSU_CONSUMER_PROPERTIES`.
         ("statistics.interval.ms", DEFAULT_STATISTICS_INTERVAL_MS.to_string()),
     ]);
     for (key, value) in &settings.consumer_properties {
@@ -270,6 +266,12 @@ pub fn consumer_config(config: &EnricherConfig) -> rdkafka::ClientConfig {
     }
     client
 }
+
+/// Consumer properties for Tansu with sqlite storage, for `enricher.consumer_properties`. Its
+/// engine serves one storage call at a time, heartbeats included, so a large fetch delays the
+/// group coordinator; small fetches and a longer session keep the member in its group.
+pub const TANSU_CONSUMER_PROPERTIES: [(&str, &str); 3] =
+    [("session.timeout.ms", "30000"), ("max.partition.fetch.bytes", "262144"), ("fetch.max.bytes", "1048576")];
 
 /// `read_committed` where transactions exist; elsewhere it only costs brokers work.
 pub fn isolation(guarantee: Guarantee) -> &'static str {

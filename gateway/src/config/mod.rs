@@ -71,9 +71,17 @@ pub struct HttpConfig {
     pub retry_after_secs: u32,
     /// How long browsers may cache a CORS preflight, in seconds.
     pub cors_max_age_secs: u32,
-    /// Seconds to let in-flight requests finish on shutdown; events still undelivered after
-    /// it are written to the spool.
-    pub shutdown_grace_secs: u64,
+    /// Seconds between SIGTERM and closing the listener. `/readyz` answers 503 from the
+    /// first moment, so load balancers take the instance out while it still serves; set it a
+    /// little above the time your platform needs to remove an endpoint.
+    pub drain_delay_secs: u64,
+    /// Seconds for the whole shutdown after the drain delay: finishing in-flight requests,
+    /// flushing the producer and replaying the spool into Kafka while it is reachable. What is
+    /// left stays in the spool for the next start or `clickstream spool replay`.
+    pub shutdown_budget_secs: u64,
+    /// Serve `/metrics` on the public port too. Off: metrics are on the admin listener only,
+    /// so the public internet cannot read them.
+    pub public_metrics: bool,
     /// Time allowed to receive a request's headers, in milliseconds. It also closes keep-alive
     /// connections idle for that long, and so bounds slowloris clients.
     pub header_read_timeout_ms: u64,
@@ -92,7 +100,9 @@ impl Default for HttpConfig {
             trusted_proxies: Vec::new(),
             retry_after_secs: DEFAULT_RETRY_AFTER_SECS,
             cors_max_age_secs: DEFAULT_CORS_MAX_AGE_SECS,
-            shutdown_grace_secs: DEFAULT_SHUTDOWN_GRACE_SECS,
+            drain_delay_secs: DEFAULT_DRAIN_DELAY_SECS,
+            shutdown_budget_secs: DEFAULT_SHUTDOWN_BUDGET_SECS,
+            public_metrics: false,
             header_read_timeout_ms: 30_000,
             body_read_timeout_ms: 30_000,
             max_connections: 10_000,
@@ -103,7 +113,9 @@ impl Default for HttpConfig {
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_RETRY_AFTER_SECS: u32 = 5;
 pub const DEFAULT_CORS_MAX_AGE_SECS: u32 = 86_400;
-pub const DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 10;
+/// Kubernetes takes a few seconds to remove an endpoint from every node after SIGTERM.
+pub const DEFAULT_DRAIN_DELAY_SECS: u64 = 5;
+pub const DEFAULT_SHUTDOWN_BUDGET_SECS: u64 = 20;
 
 /// Producer settings. Each field is the librdkafka key with `.` written as `_`; anything else
 /// goes in `[kafka.properties]`, which wins over these.

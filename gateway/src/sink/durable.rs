@@ -10,6 +10,7 @@ use futures::future::BoxFuture;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
+use super::replay::replay;
 use super::{EventSink, KafkaSink, Record, SinkError, SinkHealth};
 use crate::config::AckMode;
 use crate::spool::{Spool, SpoolError};
@@ -151,29 +152,67 @@ impl EventSink for DurableSink {
         Some(self.spool.stats())
     }
 
-    fn shutdown(&self, grace: Duration) -> BoxFuture<'_, ()> {
+    /// Flushes, then replays the spool while Kafka takes it, all by `deadline`; the last
+    /// moments are kept for writing what Kafka refused to disk.
+    fn shutdown(&self, deadline: tokio::time::Instant) -> BoxFuture<'_, ()> {
         Box::pin(async move {
-            self.replayer.abort();
-            if !self.kafka.flush(grace).await {
-                // Whatever is still queued goes to the spool through its watcher.
+            let before = self.spool.stats();
+            let kafka_until = deadline.checked_sub(SPOOL_RESERVE).unwrap_or(deadline);
+            if !self.kafka.flush(kafka_until.saturating_duration_since(tokio::time::Instant::now())).await {
+                // Whatever is still queued goes to the spool through its request or watcher.
                 self.kafka.purge_queued();
             }
-            let (count, idle) = &*self.watchers;
-            let wait = async {
-                while count.load(Ordering::SeqCst) > 0 {
-                    let notified = idle.notified();
-                    if count.load(Ordering::SeqCst) == 0 {
-                        break;
-                    }
-                    notified.await;
-                }
-            };
-            let _ = tokio::time::timeout(grace, wait).await;
+            self.wait_for_watchers(deadline).await;
+            let replayed = self.replay_until(kafka_until).await;
+            self.replayer.abort();
             if let Err(error) = self.spool.clone().sync_now().await {
                 tracing::error!(%error, "spool fsync at shutdown failed");
             }
             self.group_commit.abort();
+            let left = self.spool.stats();
+            if left.records == 0 {
+                tracing::info!(replayed, "shutdown: the spool is empty");
+            } else {
+                tracing::warn!(
+                    replayed,
+                    records = left.records,
+                    bytes = left.bytes,
+                    spooled_at_start = before.records,
+                    dir = %self.spool.dir().display(),
+                    "shutdown: events stay in the spool; the next start or `clickstream spool replay` sends them"
+                );
+            }
         })
+    }
+}
+
+/// Part of the shutdown budget kept for spooling what Kafka refused and the final fsync.
+const SPOOL_RESERVE: Duration = Duration::from_millis(500);
+
+impl DurableSink {
+    /// Waits until every `ack = none` watcher has settled, or `deadline`.
+    async fn wait_for_watchers(&self, deadline: tokio::time::Instant) {
+        let (count, idle) = &*self.watchers;
+        let wait = async {
+            while count.load(Ordering::SeqCst) > 0 {
+                let notified = idle.notified();
+                if count.load(Ordering::SeqCst) == 0 {
+                    break;
+                }
+                notified.await;
+            }
+        };
+        let _ = tokio::time::timeout_at(deadline, wait).await;
+    }
+
+    /// Lets the replayer run until the spool is empty, Kafka is unreachable, or `until`;
+    /// returns how many records it moved meanwhile.
+    async fn replay_until(&self, until: tokio::time::Instant) -> u64 {
+        let start = self.spool.stats().records;
+        while !self.spool.is_empty() && self.kafka.is_reachable() && tokio::time::Instant::now() < until {
+            let _ = tokio::time::timeout_at(until, tokio::time::sleep(Duration::from_millis(20))).await;
+        }
+        start.saturating_sub(self.spool.stats().records)
     }
 }
 
@@ -181,43 +220,5 @@ impl Drop for DurableSink {
     fn drop(&mut self) {
         self.replayer.abort();
         self.group_commit.abort();
-    }
-}
-
-/// Moves spooled records into Kafka, oldest first; a segment is deleted only after every one
-/// of its records has a delivery report.
-async fn replay(kafka: Arc<KafkaSink>, spool: Arc<Spool>) {
-    let mut backoff = Duration::from_millis(100);
-    loop {
-        if spool.is_empty() {
-            tokio::select! {
-                () = spool.arrived.notified() => {}
-                () = tokio::time::sleep(Duration::from_millis(500)) => {}
-            }
-            continue;
-        }
-        if !kafka.is_reachable() {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            continue;
-        }
-        let (batch, mark) = match spool.next_batch().await {
-            Ok(Some(next)) => next,
-            Ok(None) => continue,
-            Err(error) => {
-                tracing::error!(%error, "cannot read the spool");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
-            }
-        };
-        let records: Vec<Record> = batch.into_iter().map(|s| s.record).collect();
-        if kafka.produce(&records, None).await.iter().all(|ok| *ok) {
-            if let Err(error) = spool.commit(mark).await {
-                tracing::error!(%error, "cannot advance the spool");
-            }
-            backoff = Duration::from_millis(100);
-        } else {
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_secs(5));
-        }
     }
 }

@@ -259,9 +259,9 @@ impl EventSink for KafkaSink {
         }
     }
 
-    fn shutdown(&self, grace: Duration) -> BoxFuture<'_, ()> {
+    fn shutdown(&self, deadline: tokio::time::Instant) -> BoxFuture<'_, ()> {
         Box::pin(async move {
-            if !self.flush(grace).await {
+            if !self.flush(deadline.saturating_duration_since(tokio::time::Instant::now())).await {
                 tracing::warn!("records still queued at shutdown");
             }
         })

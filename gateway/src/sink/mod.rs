@@ -5,6 +5,7 @@ mod completion;
 mod durable;
 mod kafka;
 mod memory;
+mod replay;
 mod shedding;
 
 use std::time::Duration;
@@ -14,6 +15,7 @@ use futures::future::BoxFuture;
 pub use durable::DurableSink;
 pub use kafka::KafkaSink;
 pub use memory::{MemorySink, NullSink};
+pub use replay::{replay_directory, ReplayError, ReplayOutcome};
 
 // Sinks take records; the type lives apart so the spool can store them without the sinks.
 pub use crate::record::Record;
@@ -53,9 +55,10 @@ pub trait EventSink: Send + Sync + std::fmt::Debug + 'static {
         None
     }
 
-    /// Makes what is in flight safe before the process exits, within `grace`.
-    fn shutdown(&self, grace: Duration) -> BoxFuture<'_, ()> {
-        let _ = grace;
+    /// Makes what is in flight safe before the process exits, by `deadline`: delivered, or
+    /// on disk where the sink has a spool.
+    fn shutdown(&self, deadline: tokio::time::Instant) -> BoxFuture<'_, ()> {
+        let _ = deadline;
         Box::pin(async {})
     }
 }

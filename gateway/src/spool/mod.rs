@@ -7,7 +7,7 @@ mod segments;
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -24,7 +24,14 @@ pub enum SpoolError {
     Full { used: u64, max: u64 },
     #[error("spool I/O failed: {0}")]
     Io(String),
+    /// Two processes replaying one directory would send its records twice and race on its files.
+    #[error("spool directory {dir} is in use by another process (it holds {LOCK_FILE})")]
+    Locked { dir: String },
 }
+
+/// Held with an exclusive lock for as long as a process has the spool open; the kernel
+/// releases it when the process dies, SIGKILL included.
+pub const LOCK_FILE: &str = "spool.lock";
 
 impl From<std::io::Error> for SpoolError {
     fn from(e: std::io::Error) -> Self {
@@ -70,6 +77,7 @@ struct State {
 #[derive(Debug)]
 pub struct Spool {
     dir: PathBuf,
+    _lock: File,
     config: SpoolConfig,
     state: Mutex<State>,
     synced: watch::Sender<u64>,
@@ -81,6 +89,8 @@ impl Spool {
     /// Opens the spool in `config.dir`, recovering what a previous run left.
     pub fn open(config: &SpoolConfig) -> Result<Arc<Self>, SpoolError> {
         let dir = PathBuf::from(&config.dir);
+        std::fs::create_dir_all(&dir)?;
+        let lock = lock_dir(&dir)?;
         let segments: VecDeque<Segment> = recover(&dir)?.into();
         let next_id = segments.back().map_or(0, |s| s.id + 1);
         let (pending_bytes, pending_records) = segments.iter().fold((0, 0), |(b, r), s| (b + s.bytes, r + s.records));
@@ -98,12 +108,23 @@ impl Spool {
             write_seq: 0,
         };
         let (synced, _) = watch::channel(0);
-        Ok(Arc::new(Self { dir, config: config.clone(), state: Mutex::new(state), synced, arrived: Notify::new() }))
+        Ok(Arc::new(Self {
+            dir,
+            _lock: lock,
+            config: config.clone(),
+            state: Mutex::new(state),
+            synced,
+            arrived: Notify::new(),
+        }))
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock leaves consistent enough state to keep serving.
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     pub fn is_empty(&self) -> bool {
@@ -311,3 +332,22 @@ fn now_ms() -> u64 {
 #[cfg(test)]
 #[path = "tests.rs"]
 mod tests;
+
+/// Takes the directory's lock, waiting a moment for a holder that is exiting (a restarted
+/// gateway in the same process drops its spool tasks asynchronously).
+fn lock_dir(dir: &Path) -> Result<File, SpoolError> {
+    let lock = OpenOptions::new().create(true).truncate(false).write(true).open(dir.join(LOCK_FILE))?;
+    let give_up = std::time::Instant::now() + Duration::from_secs(2);
+    loop {
+        match lock.try_lock() {
+            Ok(()) => return Ok(lock),
+            Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < give_up => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(SpoolError::Locked { dir: dir.display().to_string() });
+            }
+            Err(std::fs::TryLockError::Error(error)) => return Err(error.into()),
+        }
+    }
+}

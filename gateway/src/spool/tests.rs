@@ -37,13 +37,15 @@ async fn drain(spool: &Arc<Spool>) -> Vec<Record> {
 async fn replays_in_order_across_segments_and_a_restart() {
     let dir = tempfile::tempdir().expect("dir");
     let spool = Spool::open(&config(dir.path(), FsyncPolicy::Interval)).expect("open");
-    tokio::spawn(spool.clone().run_group_commit());
+    let group_commit = tokio::spawn(spool.clone().run_group_commit());
     for chunk in (0..20).collect::<Vec<_>>().chunks(4) {
         spool.append(chunk.iter().map(|n| record(*n)).collect()).await.expect("append");
     }
     assert_eq!(spool.stats().records, 20);
-    let segments = std::fs::read_dir(dir.path()).expect("ls").count();
+    let segments = segment_files(dir.path());
     assert!(segments > 1, "small segment size rolls files, got {segments}");
+    group_commit.abort();
+    let _ = group_commit.await;
     drop(spool);
 
     let reopened = Spool::open(&config(dir.path(), FsyncPolicy::Request)).expect("reopen");
@@ -51,7 +53,22 @@ async fn replays_in_order_across_segments_and_a_restart() {
     let replayed = drain(&reopened).await;
     assert_eq!(replayed, (0..20).map(record).collect::<Vec<_>>());
     assert!(reopened.is_empty());
-    assert_eq!(std::fs::read_dir(dir.path()).expect("ls").count(), 0, "replayed segments are deleted");
+    assert_eq!(segment_files(dir.path()), 0, "replayed segments are deleted");
+}
+
+fn segment_files(dir: &std::path::Path) -> usize {
+    let names = std::fs::read_dir(dir).expect("ls").filter_map(|e| e.ok()?.file_name().into_string().ok());
+    names.filter(|name| name.ends_with(".seg")).count()
+}
+
+#[tokio::test]
+async fn a_second_process_cannot_open_a_spool_in_use() {
+    let dir = tempfile::tempdir().expect("dir");
+    let held = Spool::open(&config(dir.path(), FsyncPolicy::Request)).expect("open");
+    let error = Spool::open(&config(dir.path(), FsyncPolicy::Request)).expect_err("the lock is held");
+    assert!(matches!(error, SpoolError::Locked { .. }), "{error}");
+    drop(held);
+    Spool::open(&config(dir.path(), FsyncPolicy::Request)).expect("free again once the holder is gone");
 }
 
 #[tokio::test]
@@ -61,7 +78,11 @@ async fn a_torn_tail_is_cut_and_the_rest_kept() {
         Spool::open(&SpoolConfig { segment_bytes: 1 << 20, ..config(dir.path(), FsyncPolicy::Request) }).expect("open");
     spool.append(vec![record(1), record(2)]).await.expect("append");
     drop(spool);
-    let path = std::fs::read_dir(dir.path()).expect("ls").next().expect("segment").expect("entry").path();
+    let path = std::fs::read_dir(dir.path())
+        .expect("ls")
+        .filter_map(|e| Some(e.ok()?.path()))
+        .find(|p| p.extension().is_some_and(|x| x == "seg"))
+        .expect("segment");
     let mut file = OpenOptions::new().append(true).open(&path).expect("open segment");
     file.write_all(&[0xC5, 200, 0, 0, 0, 1, 2]).expect("torn write");
     drop(file);
