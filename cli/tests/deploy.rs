@@ -419,9 +419,10 @@ fn kubernetes_validate() -> PathBuf {
 #[test]
 fn kubernetes_manifests_validate_against_the_bundled_schemas() {
     let validator = kubernetes_validate();
-    let version = Command::new(&validator).arg("--version").output().unwrap_or_else(|e| {
-        panic!("{}: {e}; run ./scripts/test to install kubernetes-validate", validator.display())
-    });
+    let version = Command::new(&validator)
+        .arg("--version")
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e}; run ./scripts/test to install kubernetes-validate", validator.display()));
     let ci = read(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/test"));
     let pinned = ci.lines().find_map(|l| l.strip_prefix("KUBERNETES_VALIDATE_VERSION=")).expect("the pinned version");
     assert_eq!(
@@ -498,7 +499,12 @@ fn the_gateway_spool_survives_rollouts_scale_down_and_restarts() {
     assert_eq!(kubernetes_object("Service", service)["spec"]["clusterIP"], "None", "{service} must be headless");
     let traffic = kubernetes_object("Service", "clickstream-gateway");
     assert_ne!(traffic["spec"]["clusterIP"], "None", "the traffic Service must have a cluster IP");
-    let ports: Vec<&str> = traffic["spec"]["ports"].as_sequence().expect("ports").iter().filter_map(|p| p["targetPort"].as_str()).collect();
+    let ports: Vec<&str> = traffic["spec"]["ports"]
+        .as_sequence()
+        .expect("ports")
+        .iter()
+        .filter_map(|p| p["targetPort"].as_str())
+        .collect();
     assert_eq!(ports, ["http"], "the traffic Service sends only to the public port");
 
     let hpa = kubernetes_object("HorizontalPodAutoscaler", "clickstream-gateway");
