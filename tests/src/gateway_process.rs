@@ -127,21 +127,19 @@ impl GatewayProcess {
         }
     }
 
-    /// Waits until the `clickstream_spool_events` gauge on the admin port is above zero.
+    /// The `clickstream_spool_events` gauge on the admin port; `None` while it does not answer.
+    pub async fn spool_gauge(&self) -> Option<u64> {
+        let text = reqwest::get(format!("{}/metrics", self.admin_url)).await.ok()?.text().await.ok()?;
+        let value = text.lines().find_map(|l| l.strip_prefix("clickstream_spool_events "))?;
+        value.trim().parse::<f64>().ok().map(|v| v as u64)
+    }
+
+    /// Waits until the spool gauge is above zero, and returns it.
     pub async fn wait_for_spooled_events(&self, timeout: Duration) -> u64 {
-        let client = reqwest::Client::new();
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            if let Ok(response) = client.get(format!("{}/metrics", self.admin_url)).send().await {
-                let text = response.text().await.unwrap_or_default();
-                let events = text
-                    .lines()
-                    .find_map(|l| l.strip_prefix("clickstream_spool_events "))
-                    .and_then(|v| v.trim().parse::<f64>().ok())
-                    .unwrap_or_default();
-                if events > 0.0 {
-                    return events as u64;
-                }
+            if let Some(events) = self.spool_gauge().await.filter(|events| *events > 0) {
+                return events;
             }
             assert!(tokio::time::Instant::now() < deadline, "no event reached the spool within {timeout:?}");
             tokio::time::sleep(Duration::from_millis(100)).await;
