@@ -222,3 +222,100 @@ async fn sighup_reloads_keys_and_routes_and_refuses_a_bad_config() {
     assert!(log.contains("config reload refused, keeping the running config"), "{log}");
     assert!(log.contains("allowed_topics: `bad topic*` has ` `"), "refused for its bad pattern: {log}");
 }
+
+/// Writes `text` beside `path` and renames it over, as the kubelet swaps a Secret's files.
+fn replace_file(path: &Path, text: &str) {
+    let staged = path.with_extension("staged");
+    std::fs::write(&staged, text).expect("staged file written");
+    std::fs::rename(&staged, path).expect("renamed over");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sources_file_and_env_references_come_from_the_environment_and_reload_on_change() {
+    let tansu = Tansu::start();
+    let prefix = unique("secret");
+    let (raw, dlq) = (format!("{prefix}.raw"), format!("{prefix}.dlq"));
+    create_topics(&tansu.bootstrap(), &[(&raw, 1), (&dlq, 1)]).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port();
+    // No [[sources]] and no topic names in the file: the Secret and the environment bring them.
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "[http]\nlisten = \"127.0.0.1:{port}\"\ndrain_delay_secs = 0\nshutdown_budget_secs = 2\n\
+             [kafka]\nbootstrap_servers = \"{}\"\n[topics]\nraw = \"${{TEST_RAW_TOPIC}}\"\ndlq = \"${{TEST_DLQ_TOPIC}}\"\n\
+             [spool]\ndir = \"{}\"\n",
+            tansu.bootstrap(),
+            dir.path().join("spool").display()
+        ),
+    );
+    let secret = dir.path().join("sources.toml");
+    let source = |key: &str| format!("[[sources]]\nname = \"web\"\nwrite_key = \"{key}\"\n");
+    std::fs::write(&secret, source("secret-one")).expect("secret written");
+    let log = std::fs::File::create(dir.path().join("gateway.log")).expect("log");
+    let mut gateway = Command::new(env!("CARGO_BIN_EXE_clickstream"))
+        .args(["gateway", "--config"])
+        .arg(&config)
+        .env("TEST_RAW_TOPIC", &raw)
+        .env("TEST_DLQ_TOPIC", &dlq)
+        .env("CLICKSTREAM_SOURCES_FILE", &secret)
+        .env("CLICKSTREAM_SOURCES_RELOAD_SECS", "1")
+        .stderr(log)
+        .spawn()
+        .expect("gateway starts");
+    let mut stream = loop {
+        match TcpStream::connect(("127.0.0.1", port)).await {
+            Ok(stream) => break stream,
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    };
+    let order = |n: u32| format!(r#"{{"batch":[{{"type":"track","event":"Order Completed","userId":"u{n}"}}]}}"#);
+    assert_eq!(request(&mut stream, "secret-one", &order(1)).await.0, 200, "the key from sources_file works");
+
+    // A rotated Secret, with no signal: the gateway notices the new contents by itself.
+    replace_file(&secret, &source("secret-two"));
+    let mut reloaded = false;
+    for _ in 0..100 {
+        if request(&mut stream, "secret-two", &order(2)).await.0 == 200 {
+            reloaded = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(reloaded, "secret-two was never accepted without a restart");
+    assert_eq!(request(&mut stream, "secret-one", &order(3)).await.0, 401, "the rotated-out key is gone");
+
+    replace_file(&secret, "[[sources]]\nname = \"web\"\nwrite_key = 42\n");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(request(&mut stream, "secret-two", &order(4)).await.0, 200, "a broken file keeps the running keys");
+
+    let events = read_exactly(&tansu.bootstrap(), &raw, 3, Duration::from_secs(30)).await;
+    let users: Vec<&str> = events.iter().filter_map(|m| m.value["userId"].as_str()).collect();
+    assert_eq!(users, ["u1", "u2", "u4"], "events reach the topic named by ${{TEST_RAW_TOPIC}}");
+    let _ = gateway.kill();
+    let _ = gateway.wait();
+    let log = std::fs::read_to_string(dir.path().join("gateway.log")).unwrap_or_default();
+    assert!(log.contains("sources_file changed: reloading sources"), "{log}");
+    assert!(log.contains("sources_file reload refused, keeping the running sources"), "{log}");
+}
+
+#[test]
+fn an_unset_env_reference_stops_the_gateway_with_its_name() {
+    let dir = tempfile::tempdir().expect("dir");
+    let config = write_config(
+        dir.path(),
+        "[kafka.properties]\n\"sasl.password\" = \"${CLICKSTREAM_TEST_UNSET_PASSWORD}\"\n[[sources]]\nname = \"web\"\nwrite_key = \"k\"\n",
+    );
+    let output = Command::new(env!("CARGO_BIN_EXE_clickstream"))
+        .args(["gateway", "--config"])
+        .arg(&config)
+        .env_remove("CLICKSTREAM_TEST_UNSET_PASSWORD")
+        .output()
+        .expect("clickstream runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "started without the variable: {stderr}");
+    assert!(
+        stderr.contains("kafka.properties.sasl.password") && stderr.contains("CLICKSTREAM_TEST_UNSET_PASSWORD"),
+        "the error names the key and the variable: {stderr}"
+    );
+}

@@ -1,6 +1,7 @@
-//! Reloading `[[sources]]` and `[routing]` in a running gateway (the CLI does it on SIGHUP).
-//! The new config is checked first; a bad one is refused and the running one kept. Open
-//! connections and requests in flight are untouched: each request keeps what it started with.
+//! Reloading `[[sources]]`, `sources_file` and `[routing]` in a running gateway (the CLI does
+//! it on SIGHUP; a changed `sources_file` is picked up by itself). The new config is checked
+//! first; a bad one is refused and the running one kept. Open connections and requests in
+//! flight are untouched: each request keeps what it started with.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -8,7 +9,7 @@ use std::time::Duration;
 use clickstream_routing::Problem;
 
 use crate::app::AppState;
-use crate::config::GatewayConfig;
+use crate::config::{GatewayConfig, SourcesFileError};
 use crate::routing::Routing;
 use crate::sources::SourceRegistry;
 
@@ -19,6 +20,8 @@ pub enum ReloadError {
     NoSources,
     #[error("invalid routing config: {}", list(.0))]
     Routing(Vec<Problem>),
+    #[error(transparent)]
+    SourcesFile(#[from] SourcesFileError),
 }
 
 fn list(problems: &[Problem]) -> String {
@@ -41,21 +44,21 @@ pub struct Reloaded {
 pub struct Reloader {
     sources: Arc<SourceRegistry>,
     routing: Arc<Routing>,
+    /// The config as loaded, with `sources_file` not yet read, so a file reload starts from it.
     running: Arc<Mutex<GatewayConfig>>,
 }
 
 impl Reloader {
-    pub fn new(state: &AppState) -> Self {
-        Self {
-            sources: state.sources.clone(),
-            routing: state.routing.clone(),
-            running: Arc::new(Mutex::new((*state.config).clone())),
-        }
+    /// `loaded` is the config the gateway started from, before `sources_file` was read.
+    pub fn new(state: &AppState, loaded: GatewayConfig) -> Self {
+        Self { sources: state.sources.clone(), routing: state.routing.clone(), running: Arc::new(Mutex::new(loaded)) }
     }
 
-    /// Checks `config` and puts its sources and routing rules in force, or refuses it.
+    /// Checks `config` and puts its sources (with `sources_file`'s) and routing rules in
+    /// force, or refuses it.
     pub async fn reload(&self, config: GatewayConfig) -> Result<Reloaded, ReloadError> {
-        if config.sources.is_empty() {
+        let sources = config.all_sources()?;
+        if sources.is_empty() {
             return Err(ReloadError::NoSources);
         }
         let router = self.routing.compile(&config.routing).map_err(ReloadError::Routing)?;
@@ -77,10 +80,15 @@ impl Reloader {
             self.routing.catalog().spawn_refresher(kafka, Duration::from_secs(config.routing.topic_refresh_secs));
         }
         let rules = config.routing.rules.len();
-        self.sources.replace(&config.sources);
+        self.sources.replace(&sources);
         self.routing.replace(router);
         let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
-        let rest = |c: &GatewayConfig| GatewayConfig { sources: Vec::new(), routing: Default::default(), ..c.clone() };
+        let rest = |c: &GatewayConfig| GatewayConfig {
+            sources: Vec::new(),
+            sources_file: String::new(),
+            routing: Default::default(),
+            ..c.clone()
+        };
         let restart_needed = rest(&running) != rest(&config);
         *running = config;
         let reloaded = Reloaded { sources: self.sources.len(), rules, topics_checked, restart_needed };
@@ -92,5 +100,27 @@ impl Reloader {
             if restart_needed { "; other changed settings apply only after a restart" } else { "" }
         );
         Ok(reloaded)
+    }
+}
+
+/// Reloads when the running config's `sources_file` changes on disk. The contents are compared,
+/// not the modification time: a Kubernetes Secret is replaced through a symlink swap, and two
+/// writes within one second can share an mtime.
+pub async fn watch_sources_file(reloader: Reloader, every: Duration) {
+    let path = || reloader.running.lock().unwrap_or_else(|p| p.into_inner()).sources_file.clone();
+    let read = |path: &str| if path.is_empty() { None } else { std::fs::read(path).ok() };
+    let mut seen = read(&path());
+    loop {
+        tokio::time::sleep(every).await;
+        let current = read(&path());
+        if current.is_none() || current == seen {
+            continue;
+        }
+        seen = current;
+        let config = reloader.running.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        tracing::info!(path = %config.sources_file, "sources_file changed: reloading sources");
+        if let Err(error) = reloader.reload(config).await {
+            tracing::error!("sources_file reload refused, keeping the running sources: {error}");
+        }
     }
 }

@@ -151,10 +151,14 @@ impl GatewayHandle {
 
 /// Checks config and topics, connects the producer, opens the spool, binds, and serves in
 /// the background.
-pub async fn start(config: GatewayConfig) -> anyhow::Result<GatewayHandle> {
-    if config.sources.is_empty() {
-        anyhow::bail!("no sources configured: add at least one [[sources]] entry with a name and write_key");
+pub async fn start(loaded: GatewayConfig) -> anyhow::Result<GatewayHandle> {
+    let sources = loaded.all_sources()?;
+    if sources.is_empty() {
+        anyhow::bail!(
+            "no sources configured: add at least one [[sources]] entry with a name and write_key, here or in sources_file"
+        );
     }
+    let config = GatewayConfig { sources, ..loaded.clone() };
     let routing = Routing::new(&config)?;
     let kafka = config.kafka.clone();
     let mut topics = vec![config.topics.raw.clone(), config.topics.dlq.clone()];
@@ -223,7 +227,11 @@ pub async fn start(config: GatewayConfig) -> anyhow::Result<GatewayHandle> {
     };
     let admin_addr = admin.as_ref().map(|a| a.addr);
     start_routing(&state).await;
-    let reloader = Reloader::new(&state);
+    let reloader = Reloader::new(&state, loaded);
+    let sources_watch = tokio::spawn(crate::reload::watch_sources_file(
+        reloader.clone(),
+        Duration::from_secs(state.config.sources_reload_secs.max(1)),
+    ));
     let lifecycle = state.clone();
     let handler = Arc::new(app(state));
     let (stop, stopped) = oneshot::channel::<()>();
@@ -244,6 +252,7 @@ pub async fn start(config: GatewayConfig) -> anyhow::Result<GatewayHandle> {
             let _ = closed_at.set(tokio::time::Instant::now());
         };
         serve_with(listener, serve_handler, drained, options).await;
+        sources_watch.abort();
         // One budget from the moment the listener closed; in-flight requests used part of it.
         let deadline = closed_at.get().copied().unwrap_or_else(tokio::time::Instant::now) + budget;
         sink.shutdown(deadline).await;

@@ -1,5 +1,6 @@
-//! Layered configuration: defaults, then a TOML file, then `CLICKSTREAM_<SECTION>__<KEY>`
-//! environment variables, then `--set section.key=value` flags; and the key listing.
+//! Layered configuration: defaults, then a TOML file (with `${NAME}` references to environment
+//! variables), then `CLICKSTREAM_<SECTION>__<KEY>` environment variables, then
+//! `--set section.key=value` flags; and the key listing.
 
 use std::path::Path;
 
@@ -19,6 +20,10 @@ pub enum ConfigError {
     BadOverride(String),
     #[error("invalid configuration: {0}")]
     Invalid(String),
+    #[error("config file {path}: {key} refers to ${{{name}}}, but no environment variable {name} is set")]
+    MissingVariable { path: String, key: String, name: String },
+    #[error("config file {path}: {key} has an unterminated \"${{\" (write \"$${{\" for a literal \"${{\")")]
+    UnterminatedReference { path: String, key: String },
 }
 
 /// Builds a config from its defaults and each layer in turn; later layers win.
@@ -31,17 +36,21 @@ where
     T: Serialize + DeserializeOwned + Default,
 {
     let mut tree = defaults_tree(&T::default())?;
+    let env: Vec<(String, String)> = env.into_iter().collect();
     if let Some(path) = file {
         let shown = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: shown.clone(), source })?;
-        let file_tree: Table = toml::from_str(&text).map_err(|source| ConfigError::Parse { path: shown, source })?;
+        let mut file_tree: Table =
+            toml::from_str(&text).map_err(|source| ConfigError::Parse { path: shown.clone(), source })?;
+        expand_table(&mut file_tree, &env, &shown, "")?;
         merge(&mut tree, file_tree);
     }
-    for (name, raw) in env {
+    for (name, raw) in &env {
         if let Some(rest) = name.strip_prefix(ENV_PREFIX) {
             let path: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
-            if path.len() >= 2 {
-                set_path(&mut tree, &path, &raw);
+            // A one-part name sets a top-level scalar (`sources_file`), never a section or list.
+            if path.len() >= 2 || tree.get(&path[0]).is_some_and(is_scalar) {
+                set_path(&mut tree, &path, raw);
             }
         }
     }
@@ -56,6 +65,81 @@ where
         set_path(&mut tree, &path, raw.trim());
     }
     Value::Table(tree).try_into().map_err(|e: toml::de::Error| ConfigError::Invalid(e.message().to_owned()))
+}
+
+/// Replaces `${NAME}` in the file's text values with the variable's value, so a secret can live
+/// in the environment (a Kubernetes Secret) while the file sits in a ConfigMap. Only the file
+/// layer is expanded: env and flag values are taken literally.
+fn expand_table(
+    table: &mut Table,
+    vars: &[(String, String)],
+    path: &str,
+    prefix: &str,
+) -> Result<(), ConfigError> {
+    for (key, value) in table.iter_mut() {
+        let dotted = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+        expand_value(value, vars, path, &dotted)?;
+    }
+    Ok(())
+}
+
+fn expand_value(
+    value: &mut Value,
+    vars: &[(String, String)],
+    path: &str,
+    key: &str,
+) -> Result<(), ConfigError> {
+    match value {
+        Value::String(text) if text.contains('$') => *text = expand_text(text, vars, path, key)?,
+        Value::Table(inner) => expand_table(inner, vars, path, key)?,
+        Value::Array(items) => {
+            for (i, item) in items.iter_mut().enumerate() {
+                expand_value(item, vars, path, &format!("{key}[{i}]"))?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// `${NAME}` becomes the variable's value and `$${` a literal `${`; any other `$` is kept.
+fn expand_text(
+    text: &str,
+    vars: &[(String, String)],
+    path: &str,
+    key: &str,
+) -> Result<String, ConfigError> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        let after = &rest[at..];
+        if let Some(tail) = after.strip_prefix("$${") {
+            out.push_str("${");
+            rest = tail;
+        } else if let Some(tail) = after.strip_prefix("${") {
+            let end = tail
+                .find('}')
+                .ok_or_else(|| ConfigError::UnterminatedReference { path: path.to_owned(), key: key.to_owned() })?;
+            let name = &tail[..end];
+            let found = vars.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str()).ok_or_else(|| ConfigError::MissingVariable {
+                path: path.to_owned(),
+                key: key.to_owned(),
+                name: name.to_owned(),
+            })?;
+            out.push_str(found);
+            rest = &tail[end + 1..];
+        } else {
+            out.push('$');
+            rest = &after[1..];
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+fn is_scalar(value: &Value) -> bool {
+    !matches!(value, Value::Table(_) | Value::Array(_))
 }
 
 fn defaults_tree<T: Serialize>(defaults: &T) -> Result<Table, ConfigError> {
@@ -152,7 +236,7 @@ fn walk(
             }),
             _ => out.push(ConfigKey {
                 key: path.join("."),
-                env: if path.len() >= 2 {
+                env: if path.len() >= 2 || default.is_some_and(is_scalar) {
                     format!("{ENV_PREFIX}{}", path.join("__").to_ascii_uppercase())
                 } else {
                     "(file only)".to_owned()

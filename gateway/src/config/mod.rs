@@ -15,7 +15,7 @@ use clickstream_schema::Limits;
 use serde::{Deserialize, Serialize};
 
 /// Everything the gateway reads from `clickstream.toml`, env and flags.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct GatewayConfig {
     /// HTTP listener and protocol behaviour.
@@ -46,6 +46,12 @@ pub struct GatewayConfig {
     pub telemetry: TelemetryConfig,
     /// Sources allowed to send: write key, name and allowed browser origins. File only.
     pub sources: Vec<SourceConfig>,
+    /// A TOML file of more `[[sources]]` entries, such as a mounted Kubernetes Secret, so write
+    /// keys need not sit in this file. It is reread when its contents change (checked every
+    /// `sources_reload_secs`) and on SIGHUP. Empty: only `[[sources]]` above.
+    pub sources_file: String,
+    /// How often `sources_file` is checked for changes, in seconds.
+    pub sources_reload_secs: u64,
 }
 
 /// HTTP listener and protocol behaviour.
@@ -110,6 +116,32 @@ impl Default for HttpConfig {
     }
 }
 
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            http: HttpConfig::default(),
+            kafka: KafkaConfig::default(),
+            producer: ProducerConfig::default(),
+            topics: TopicsConfig::default(),
+            routing: clickstream_routing::RoutingConfig::default(),
+            limits: Limits::default(),
+            delivery: DeliveryConfig::default(),
+            spool: SpoolConfig::default(),
+            dedup: DedupConfig::default(),
+            rate_limit: RateLimitConfig::default(),
+            privacy: PrivacyConfig::default(),
+            admin: AdminConfig::default(),
+            telemetry: TelemetryConfig::default(),
+            sources: Vec::new(),
+            sources_file: String::new(),
+            sources_reload_secs: DEFAULT_SOURCES_RELOAD_SECS,
+        }
+    }
+}
+
+/// A Secret's file changes within about a minute of the Secret in Kubernetes; checking every
+/// 10 s adds little to that.
+pub const DEFAULT_SOURCES_RELOAD_SECS: u64 = 10;
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_RETRY_AFTER_SECS: u32 = 5;
 pub const DEFAULT_CORS_MAX_AGE_SECS: u32 = 86_400;
@@ -239,11 +271,50 @@ pub struct SourceConfig {
     pub allowed_origins: Vec<String>,
 }
 
+/// Why `sources_file` could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SourcesFileError {
+    #[error("cannot read sources_file {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("sources_file {path} is not a list of [[sources]] entries: {message}")]
+    Parse { path: String, message: String },
+}
+
+/// The shape of `sources_file`: only `[[sources]]` entries.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SourcesFile {
+    #[serde(default)]
+    sources: Vec<SourceConfig>,
+}
+
+/// Reads the `[[sources]]` entries of a sources file.
+pub fn read_sources_file(path: &str) -> Result<Vec<SourceConfig>, SourcesFileError> {
+    let text = std::fs::read_to_string(path).map_err(|source| SourcesFileError::Read { path: path.to_owned(), source })?;
+    parse_sources(path, &text)
+}
+
+/// Parses a sources file's text; `path` only names it in errors.
+pub fn parse_sources(path: &str, text: &str) -> Result<Vec<SourceConfig>, SourcesFileError> {
+    let file: SourcesFile = toml::from_str(text)
+        .map_err(|e| SourcesFileError::Parse { path: path.to_owned(), message: e.message().to_owned() })?;
+    Ok(file.sources)
+}
+
 fn any_origin() -> Vec<String> {
     vec!["*".to_owned()]
 }
 
 impl GatewayConfig {
+    /// `[[sources]]` followed by the entries of `sources_file`, if one is set.
+    pub fn all_sources(&self) -> Result<Vec<SourceConfig>, SourcesFileError> {
+        let mut sources = self.sources.clone();
+        if !self.sources_file.is_empty() {
+            sources.extend(read_sources_file(&self.sources_file)?);
+        }
+        Ok(sources)
+    }
+
     /// The topics `clickstream topics apply` creates: `[topics]`, then the fixed topics that
     /// routing produces to (with `topics.partitions`). Dynamic topics are never created.
     pub fn topic_specs(&self) -> Vec<TopicSpec> {
