@@ -134,10 +134,11 @@ pub fn require_topics(config: &KafkaConfig, names: &[&str], timeout: Duration) -
         .client_config(&[("allow.auto.create.topics", "false".to_owned())])
         .create_with_context(AuthFailureWatch::default())
         .map_err(|source| TopicCheckError::Unreachable { servers: servers.clone(), source })?;
-    let found = topic_partitions(client.client(), names, timeout).map_err(|source| match client.context().failure() {
-        Some(reason) => TopicCheckError::Authentication { servers: servers.clone(), reason },
-        None => TopicCheckError::Unreachable { servers: servers.clone(), source },
-    })?;
+    let found =
+        topic_partitions(client.client(), names, timeout).map_err(|source| match client.context().failure() {
+            Some(reason) => TopicCheckError::Authentication { servers: servers.clone(), reason },
+            None => TopicCheckError::Unreachable { servers: servers.clone(), source },
+        })?;
     let mut missing: Vec<&str> = names.iter().copied().filter(|n| found.get(*n).is_some_and(Option::is_none)).collect();
     missing.sort_unstable();
     if missing.is_empty() {

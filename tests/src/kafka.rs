@@ -45,8 +45,13 @@ pub async fn create_topics_as(config: &KafkaConfig, topics: &[(&str, i32)]) {
 /// Reads `count` messages from the start of `topic`, failing if they do not all arrive in
 /// `timeout`, then waits briefly to make sure no extra message follows.
 pub async fn read_exactly(bootstrap: &str, topic: &str, count: usize, timeout: Duration) -> Vec<ReadBack> {
-    read_exactly_as(&KafkaConfig { bootstrap_servers: bootstrap.into(), ..KafkaConfig::default() }, topic, count, timeout)
-        .await
+    read_exactly_as(
+        &KafkaConfig { bootstrap_servers: bootstrap.into(), ..KafkaConfig::default() },
+        topic,
+        count,
+        timeout,
+    )
+    .await
 }
 
 /// As [`read_exactly`], with the connection (and credentials) of `config`.
