@@ -99,13 +99,13 @@ pub enum TopicCheckError {
 /// credentials looks, to a metadata request, just like a silent one (the request times out),
 /// so without this a wrong password would read as an outage.
 #[derive(Debug, Default)]
-pub struct AuthFailureWatch {
+struct AuthFailureWatch {
     failure: Mutex<Option<String>>,
 }
 
 impl AuthFailureWatch {
     /// The reason of the latest authentication failure, if any was reported.
-    pub fn failure(&self) -> Option<String> {
+    fn failure(&self) -> Option<String> {
         self.failure.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 }
