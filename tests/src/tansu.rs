@@ -46,8 +46,7 @@ impl Tansu {
     }
 
     /// Tansu with SASL required, knowing each `(name, password)` as a SCRAM-SHA-256 and a
-    /// SCRAM-SHA-512 user. Its SASL/PLAIN accepts any password for any name (0.6.0's
-    /// `tansu-auth` checks only that both are present), so only SCRAM proves a password check.
+    /// SCRAM-SHA-512 user. SCRAM is its only working mechanism: 0.6.0 builds rsasl without PLAIN.
     ///
     /// An authenticating broker would refuse the unauthenticated AlterUserScramCredentials
     /// request `tansu user create` sends, so the users are created first, on the same sqlite

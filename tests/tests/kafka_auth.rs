@@ -1,6 +1,9 @@
-//! SASL against Tansu with authentication on: the gateway produces with SCRAM (and PLAIN)
-//! credentials from `kafka.properties`, an authenticated consumer reads the events back, and a
-//! wrong password stops the gateway with the broker's reason instead of looking like an outage.
+//! SASL against Tansu with authentication on: the gateway produces with SCRAM credentials from
+//! `kafka.properties`, an authenticated consumer reads the events back, and a wrong password
+//! stops the gateway with the broker's reason instead of looking like an outage.
+//!
+//! PLAIN is not tested: Tansu 0.6.0 builds its SASL server (rsasl) without the PLAIN mechanism,
+//! so it fails every PLAIN handshake.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -85,13 +88,6 @@ async fn gateway_round_trip(mechanism: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scram_sha_512_gateway_events_read_back_with_scram_sha_256() {
     gateway_round_trip("SCRAM-SHA-512").await;
-}
-
-/// Tansu 0.6.0's PLAIN takes any password, so this proves only that the gateway speaks PLAIN
-/// and that a broker requiring a login lets it produce; the password check is SCRAM's test.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn plain_gateway_events_read_back() {
-    gateway_round_trip("PLAIN").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
