@@ -15,5 +15,6 @@ ensure_packages() {
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}"
 }
 
-# C libraries librdkafka builds against (ssl, sasl, zlib), plus a compiler.
-BUILD_PACKAGES=(build-essential pkg-config libssl-dev libsasl2-dev zlib1g-dev)
+# C libraries librdkafka builds against (ssl, sasl, zlib, and curl for OAUTHBEARER/OIDC token
+# fetches), plus a compiler.
+BUILD_PACKAGES=(build-essential pkg-config libssl-dev libsasl2-dev zlib1g-dev libcurl4-openssl-dev)

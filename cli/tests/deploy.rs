@@ -292,6 +292,24 @@ fn dockerfile_builds_with_the_command_ci_runs() {
     }
 }
 
+/// librdkafka links the system's OpenSSL, Cyrus SASL and libcurl (rdkafka's `ssl`, `sasl` and
+/// `curl` features; curl fetches OIDC tokens), so the runtime stage must install each.
+#[test]
+fn dockerfile_runtime_has_the_libraries_librdkafka_links() {
+    let dockerfile = read(deploy("Dockerfile"));
+    let (_, runtime) = dockerfile.rsplit_once("\nFROM ").expect("a runtime stage");
+    let manifest = read(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml"));
+    let rdkafka = manifest.lines().find(|l| l.starts_with("rdkafka = ")).expect("rdkafka in the workspace Cargo.toml");
+    for (feature, library) in [("ssl", "libssl3"), ("sasl", "libsasl2-2"), ("curl", "libcurl4")] {
+        if rdkafka.contains(&format!("\"{feature}\"")) {
+            assert!(
+                runtime.split_whitespace().any(|word| word == library),
+                "rdkafka's `{feature}` feature needs {library} in the Dockerfile's runtime stage"
+            );
+        }
+    }
+}
+
 #[test]
 fn kubernetes_topics_match_deploy_topics_toml() {
     let configmap: Value = serde_yaml::from_str(&read(deploy("k8s/configmap.yaml"))).expect("configmap");

@@ -1,13 +1,14 @@
 //! Kafka connection settings, topic specs, and the checks and provisioning built on them.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use rdkafka::client::{Client, ClientContext, DefaultClientContext};
 use rdkafka::config::ClientConfig;
 use rdkafka::error::KafkaError;
 use rdkafka::message::ToBytes;
-use rdkafka::producer::{BaseProducer, BaseRecord, ProducerContext, ThreadedProducer};
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer as _, ProducerContext, ThreadedProducer};
 use rdkafka::types::RDKafkaErrorCode;
 use serde::{Deserialize, Serialize};
 
@@ -88,17 +89,56 @@ pub fn topic_partitions<C: ClientContext>(
 pub enum TopicCheckError {
     #[error("cannot reach Kafka at {servers} to check topics: {source}")]
     Unreachable { servers: String, source: KafkaError },
+    #[error("Kafka at {servers} rejected the SASL credentials (check sasl.mechanism, sasl.username and sasl.password in [kafka.properties]): {reason}")]
+    Authentication { servers: String, reason: String },
     #[error("Kafka at {servers} lacks topic(s) {missing}; clickstream never auto-creates topics. Create them with `clickstream topics apply`")]
     Missing { servers: String, missing: String },
+}
+
+/// Keeps the latest SASL authentication failure librdkafka reports. A broker that refuses the
+/// credentials looks, to a metadata request, just like a silent one (the request times out),
+/// so without this a wrong password would read as an outage.
+#[derive(Debug, Default)]
+struct AuthFailureWatch {
+    failure: Mutex<Option<String>>,
+}
+
+impl AuthFailureWatch {
+    /// The reason of the latest authentication failure, if any was reported.
+    fn failure(&self) -> Option<String> {
+        self.failure.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+}
+
+impl ClientContext for AuthFailureWatch {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::Authentication) {
+            *self.failure.lock().unwrap_or_else(PoisonError::into_inner) = Some(reason.to_owned());
+        }
+        tracing::warn!(%error, reason, "kafka client error");
+    }
+}
+
+/// Never produces: only so a [`ThreadedProducer`] (whose thread serves the error callbacks
+/// a bare client would leave queued) can carry the watch.
+impl ProducerContext for AuthFailureWatch {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, _: &DeliveryResult<'_>, _: Self::DeliveryOpaque) {}
 }
 
 /// Checks that every named topic exists. Blocking: call from a blocking thread.
 pub fn require_topics(config: &KafkaConfig, names: &[&str], timeout: Duration) -> Result<(), TopicCheckError> {
     let servers = config.bootstrap_servers.clone();
-    let client =
-        config.metadata_client().map_err(|source| TopicCheckError::Unreachable { servers: servers.clone(), source })?;
-    let found = topic_partitions(&client, names, timeout)
+    let client: ThreadedProducer<AuthFailureWatch> = config
+        .client_config(&[("allow.auto.create.topics", "false".to_owned())])
+        .create_with_context(AuthFailureWatch::default())
         .map_err(|source| TopicCheckError::Unreachable { servers: servers.clone(), source })?;
+    let found =
+        topic_partitions(client.client(), names, timeout).map_err(|source| match client.context().failure() {
+            Some(reason) => TopicCheckError::Authentication { servers: servers.clone(), reason },
+            None => TopicCheckError::Unreachable { servers: servers.clone(), source },
+        })?;
     let mut missing: Vec<&str> = names.iter().copied().filter(|n| found.get(*n).is_some_and(Option::is_none)).collect();
     missing.sort_unstable();
     if missing.is_empty() {

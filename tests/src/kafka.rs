@@ -25,7 +25,11 @@ impl ReadBack {
 
 /// Creates topics through the admin API, as `clickstream topics apply` does.
 pub async fn create_topics(bootstrap: &str, topics: &[(&str, i32)]) {
-    let config = KafkaConfig { bootstrap_servers: bootstrap.into(), ..KafkaConfig::default() };
+    create_topics_as(&KafkaConfig { bootstrap_servers: bootstrap.into(), ..KafkaConfig::default() }, topics).await;
+}
+
+/// As [`create_topics`], with the connection (and credentials) of `config`.
+pub async fn create_topics_as(config: &KafkaConfig, topics: &[(&str, i32)]) {
     let specs: Vec<TopicSpec> = topics
         .iter()
         .map(|(name, partitions)| TopicSpec {
@@ -35,14 +39,25 @@ pub async fn create_topics(bootstrap: &str, topics: &[(&str, i32)]) {
             cleanup_policy: "delete".into(),
         })
         .collect();
-    apply_topics(&config, &specs, Duration::from_secs(10)).await.expect("create topics");
+    apply_topics(config, &specs, Duration::from_secs(10)).await.expect("create topics");
 }
 
 /// Reads `count` messages from the start of `topic`, failing if they do not all arrive in
 /// `timeout`, then waits briefly to make sure no extra message follows.
 pub async fn read_exactly(bootstrap: &str, topic: &str, count: usize, timeout: Duration) -> Vec<ReadBack> {
-    let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
+    read_exactly_as(
+        &KafkaConfig { bootstrap_servers: bootstrap.into(), ..KafkaConfig::default() },
+        topic,
+        count,
+        timeout,
+    )
+    .await
+}
+
+/// As [`read_exactly`], with the connection (and credentials) of `config`.
+pub async fn read_exactly_as(config: &KafkaConfig, topic: &str, count: usize, timeout: Duration) -> Vec<ReadBack> {
+    let consumer: StreamConsumer = config
+        .client_config(&[])
         .set("group.id", crate::unique("test-reader"))
         .set("auto.offset.reset", "earliest")
         .set("enable.auto.commit", "false")

@@ -1,4 +1,5 @@
-//! Tansu 0.6.0 as a child process on a free 127.0.0.1 port, with sqlite storage in a temp dir.
+//! Tansu 0.6.0 as a child process on a free 127.0.0.1 port, with sqlite storage in a temp dir,
+//! optionally with SASL authentication required.
 
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -15,6 +16,8 @@ pub struct Tansu {
     child: Option<Child>,
     port: u16,
     storage: &'static str,
+    /// `--authentication`: every request but ApiVersions and the SASL ones needs a login.
+    authentication: bool,
     binary: PathBuf,
     _data: tempfile::TempDir,
 }
@@ -37,9 +40,42 @@ impl Tansu {
     fn start_with_storage(storage: &'static str) -> Self {
         let binary = find_binary();
         let data = tempfile::tempdir().expect("temp dir for tansu storage");
-        let mut tansu = Self { child: None, port: free_port(), storage, binary, _data: data };
+        let mut tansu = Self { child: None, port: free_port(), storage, authentication: false, binary, _data: data };
         tansu.spawn();
         tansu
+    }
+
+    /// Tansu with SASL required, knowing each `(name, password)` as a SCRAM-SHA-256 and a
+    /// SCRAM-SHA-512 user. SCRAM is its only working mechanism: 0.6.0 builds rsasl without PLAIN.
+    ///
+    /// An authenticating broker would refuse the unauthenticated AlterUserScramCredentials
+    /// request `tansu user create` sends, so the users are created first, on the same sqlite
+    /// file, before the restart that turns authentication on.
+    pub fn start_with_scram_users(users: &[(&str, &str)]) -> Self {
+        let mut tansu = Self::start();
+        for (name, password) in users {
+            for mechanism in ["scram256", "scram512"] {
+                tansu.create_scram_user(name, password, mechanism);
+            }
+        }
+        tansu.authentication = true;
+        tansu.restart();
+        tansu
+    }
+
+    fn create_scram_user(&self, name: &str, password: &str, mechanism: &str) {
+        let broker = format!("tcp://127.0.0.1:{}", self.port);
+        let output = Command::new(&self.binary)
+            .args(["user", "create", name, password, "--mechanism", mechanism, "--broker", &broker])
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run `{} user create`: {e}", self.binary.display()));
+        assert!(
+            output.status.success(),
+            "`tansu user create {name} --mechanism {mechanism}` failed: {}\n{}",
+            String::from_utf8_lossy(&output.stderr),
+            self.log()
+        );
     }
 
     /// Starts the broker again on the same port and storage, after `stop`.
@@ -59,6 +95,7 @@ impl Tansu {
         let child = Command::new(&self.binary)
             .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
             .args(["--storage-engine", self.storage])
+            .args(self.authentication.then_some("--authentication"))
             .current_dir(self._data.path())
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())

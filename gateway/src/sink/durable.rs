@@ -140,7 +140,11 @@ impl EventSink for DurableSink {
         if self.spool.is_full() {
             SinkHealth::Unavailable(format!("Kafka is behind and the spool is full ({} bytes)", stats.bytes))
         } else if !self.kafka.is_reachable() {
-            SinkHealth::Degraded(format!("Kafka is unreachable; spooling to disk ({} events waiting)", stats.records))
+            SinkHealth::Degraded(format!(
+                "{}; spooling to disk ({} events waiting)",
+                self.kafka.unreachable_reason(),
+                stats.records
+            ))
         } else if stats.records > 0 {
             SinkHealth::Degraded(format!("replaying {} spooled events into Kafka", stats.records))
         } else {

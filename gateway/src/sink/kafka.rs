@@ -3,7 +3,7 @@
 //! cluster is known at once, and a fresh producer after a fatal idempotence error.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
@@ -30,6 +30,9 @@ struct Flags {
     reachable: AtomicBool,
     /// The producer must be replaced before the next send.
     replace: AtomicBool,
+    /// Why the brokers last refused the SASL credentials, until they answer again: readiness
+    /// names it, so a wrong or revoked password does not read as an outage.
+    auth_failure: Mutex<Option<String>>,
 }
 
 /// Hears librdkafka's global errors: every broker down (known well before a probe times out)
@@ -49,6 +52,9 @@ impl ClientContext for SinkContext {
         match error.rdkafka_error_code() {
             Some(RDKafkaErrorCode::AllBrokersDown) => self.flags.reachable.store(false, Ordering::SeqCst),
             Some(RDKafkaErrorCode::Fatal) => self.flags.replace.store(true, Ordering::SeqCst),
+            Some(RDKafkaErrorCode::Authentication) => {
+                *self.flags.auth_failure.lock().unwrap_or_else(PoisonError::into_inner) = Some(reason.to_owned());
+            }
             _ => {}
         }
         static THROTTLE: LogThrottle = LogThrottle::new();
@@ -92,7 +98,7 @@ impl std::fmt::Debug for KafkaSink {
 impl KafkaSink {
     /// Builds the producer and starts the reachability probe. Must run inside tokio.
     pub fn new(config: &GatewayConfig) -> Result<Self, KafkaError> {
-        let flags = Arc::new(Flags { reachable: AtomicBool::new(true), replace: AtomicBool::new(false) });
+        let flags = Arc::new(Flags { reachable: AtomicBool::new(true), ..Flags::default() });
         let client_config = config.producer_client_config();
         let stats = Arc::new(KafkaStatsCell::default());
         let context = SinkContext { flags: flags.clone(), stats: stats.clone() };
@@ -129,6 +135,14 @@ impl KafkaSink {
 
     pub fn is_reachable(&self) -> bool {
         self.flags.reachable.load(Ordering::SeqCst)
+    }
+
+    /// Why Kafka cannot be used, for readiness: refused credentials when the brokers said so.
+    pub fn unreachable_reason(&self) -> String {
+        match self.flags.auth_failure.lock().unwrap_or_else(PoisonError::into_inner).as_deref() {
+            Some(reason) => format!("Kafka rejected the SASL credentials: {reason}"),
+            None => "Kafka brokers are unreachable".to_owned(),
+        }
     }
 
     fn producer(&self) -> Producer_ {
@@ -218,6 +232,9 @@ async fn probe(producer: Arc<RwLock<Producer_>>, flags: Arc<Flags>, topic: Strin
             tokio::task::spawn_blocking(move || producer.client().fetch_metadata(Some(&topic), timeout).is_ok())
                 .await
                 .unwrap_or(false);
+        if answered {
+            *flags.auth_failure.lock().unwrap_or_else(PoisonError::into_inner) = None;
+        }
         if flags.reachable.swap(answered, Ordering::SeqCst) != answered {
             tracing::info!(reachable = answered, "kafka reachability changed");
             if answered {
@@ -255,7 +272,7 @@ impl EventSink for KafkaSink {
         if self.is_reachable() {
             SinkHealth::Ready
         } else {
-            SinkHealth::Unavailable("Kafka brokers are unreachable".into())
+            SinkHealth::Unavailable(self.unreachable_reason())
         }
     }
 
