@@ -79,6 +79,10 @@ pub struct SpoolConfig {
     pub fsync_interval_ms: u64,
     /// Records sent to Kafka per replay step.
     pub replay_batch: usize,
+    /// Replay steps in flight to Kafka at once. The spool's commit offset advances only past
+    /// a step whose records, and every earlier step's, Kafka has confirmed; when one fails,
+    /// replay resumes from its first record. 1 sends one step at a time.
+    pub replay_in_flight: usize,
 }
 
 impl Default for SpoolConfig {
@@ -91,9 +95,14 @@ impl Default for SpoolConfig {
             fsync: FsyncPolicy::Interval,
             fsync_interval_ms: 5,
             replay_batch: 1_000,
+            replay_in_flight: DEFAULT_REPLAY_IN_FLIGHT,
         }
     }
 }
+
+/// Enough steps in flight for replay to outpace the direct path (docs/performance.md), while
+/// the producer holds at most about 8 × `replay_batch` replayed records.
+pub const DEFAULT_REPLAY_IN_FLIGHT: usize = 8;
 
 /// Drops retried duplicates before Kafka, by `messageId` per source.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
