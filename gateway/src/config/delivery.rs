@@ -100,6 +100,10 @@ impl Default for SpoolConfig {
     }
 }
 
+/// Far above the few milliseconds of lag a busy but keeping-up gateway shows, and well below
+/// the 2 s enqueue deadline; a single preemption of the process decays within a few probes.
+pub const DEFAULT_SHED_LAG_MS: u64 = 100;
+
 /// Enough steps in flight for replay to outpace the direct path (docs/performance.md), while
 /// the producer holds at most about 8 × `replay_batch` replayed records.
 pub const DEFAULT_REPLAY_IN_FLIGHT: usize = 8;
@@ -136,6 +140,12 @@ pub struct RateLimitConfig {
     pub per_ip_burst: u32,
     /// Requests processed at once; more are shed with 503 before they can grow memory.
     pub max_in_flight: usize,
+    /// Sheds new requests with a fast 503 `cpu_overloaded` and `Retry-After` while the
+    /// gateway's runtime runs tasks later than this, in milliseconds (0: never). That lag is
+    /// how long a request waits for a CPU before its handler starts: past it, the CPU is
+    /// saturated, and accepting more would only make every request slower until events miss
+    /// `delivery.enqueue_deadline_ms` and are spooled.
+    pub shed_lag_ms: u64,
 }
 
 impl Default for RateLimitConfig {
@@ -146,6 +156,7 @@ impl Default for RateLimitConfig {
             per_ip_per_sec: 0,
             per_ip_burst: 200,
             max_in_flight: 4_096,
+            shed_lag_ms: DEFAULT_SHED_LAG_MS,
         }
     }
 }

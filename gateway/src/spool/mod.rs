@@ -16,8 +16,8 @@ use tokio::sync::{watch, Notify};
 
 use crate::config::{FsyncPolicy, SpoolConfig};
 use crate::record::Record;
-pub use record::Spooled;
 pub use cursor::ReplayMark;
+pub use record::Spooled;
 use segments::{recover, segment_path, Segment};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
