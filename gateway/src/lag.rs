@@ -11,16 +11,17 @@ use tokio::task::JoinHandle;
 /// How often the probe asks to be woken. Short enough to see a queue forming within a few
 /// tens of milliseconds; one timer wake-up per period costs nothing measurable.
 const PROBE_EVERY: Duration = Duration::from_millis(10);
-/// Weight of the newest sample: a single late wake-up (the OS preempting the process once)
-/// halves away within a few probes, while a lasting queue is seen within two or three.
-const NEWEST_WEIGHT: f64 = 0.5;
+/// Weight of the newest sample. One late wake-up (a long request on a worker, the OS
+/// preempting the process) moves the estimate by less than a third of its lateness, while a
+/// lasting queue shows within a few probes.
+const NEWEST_WEIGHT: f64 = 0.3;
 
 /// What the probe shares with requests: microseconds since `base`, so an atomic can hold them.
 #[derive(Debug)]
 struct Probe {
     base: Instant,
-    /// When the probe should next run; a request past it sees the lag as it builds up, before
-    /// the probe itself gets to run and report it.
+    /// When the probe should next run; a request past it sees the lag as it builds up, as if
+    /// the probe had run now, before the probe itself gets to run and report it.
     due_us: AtomicU64,
     /// Smoothed lateness of the probe's past wake-ups.
     smoothed_us: AtomicU64,
@@ -57,8 +58,9 @@ impl SchedulingLag {
     pub fn excess(&self) -> Option<Duration> {
         self.sampler.as_ref()?;
         let now = self.probe.now_us();
-        let overdue = now.saturating_sub(self.probe.due_us.load(Ordering::Relaxed));
-        let lag = Duration::from_micros(overdue.max(self.probe.smoothed_us.load(Ordering::Relaxed)));
+        let overdue = now.saturating_sub(self.probe.due_us.load(Ordering::Relaxed)) as f64;
+        let smoothed = self.probe.smoothed_us.load(Ordering::Relaxed) as f64;
+        let lag = Duration::from_micros(smoothed.max(smoothed + NEWEST_WEIGHT * (overdue - smoothed)) as u64);
         (lag > self.max_lag).then_some(lag)
     }
 }
@@ -95,24 +97,29 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert_eq!(lag.excess(), None, "an idle runtime runs its probe on time");
 
-        let hog = Instant::now();
-        while hog.elapsed() < Duration::from_millis(200) {
+        hog(Duration::from_millis(100));
+        assert_eq!(lag.excess(), None, "one short stall moves the estimate by 30% of it");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+
+        hog(Duration::from_millis(400));
+        let seen = lag.excess().expect("the probe is 390 ms overdue");
+        assert!(seen >= Duration::from_millis(100), "{seen:?}");
+
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(lag.excess(), None, "once the runtime keeps up, the lag decays");
+    }
+
+    fn hog(cpu: Duration) {
+        let started = Instant::now();
+        while started.elapsed() < cpu {
             std::hint::spin_loop();
         }
-        let seen = lag.excess().expect("the probe is 190 ms overdue");
-        assert!(seen >= Duration::from_millis(150), "{seen:?}");
-
-        tokio::time::sleep(Duration::from_millis(150)).await;
-        assert_eq!(lag.excess(), None, "once the runtime keeps up, the lag decays");
     }
 
     #[tokio::test(flavor = "current_thread")]
     async fn zero_turns_it_off() {
         let lag = SchedulingLag::new(Duration::ZERO);
-        let hog = Instant::now();
-        while hog.elapsed() < Duration::from_millis(100) {
-            std::hint::spin_loop();
-        }
+        hog(Duration::from_millis(400));
         assert_eq!(lag.excess(), None);
     }
 }

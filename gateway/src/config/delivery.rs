@@ -101,8 +101,8 @@ impl Default for SpoolConfig {
 }
 
 /// Far above the few milliseconds of lag a busy but keeping-up gateway shows, and well below
-/// the 2 s enqueue deadline; a single preemption of the process decays within a few probes.
-pub const DEFAULT_SHED_LAG_MS: u64 = 100;
+/// the 2 s enqueue deadline.
+pub const DEFAULT_SHED_LAG_MS: u64 = 250;
 
 /// Enough steps in flight for replay to outpace the direct path (docs/performance.md), while
 /// the producer holds at most about 8 × `replay_batch` replayed records.
