@@ -1,10 +1,14 @@
-//! Spool replay against the direct path, into one Tansu (`memory://`) in one run: the same N
+//! Spool replay against the direct path, into one broker in one run (Tansu `memory://`, or
+//! librdkafka's mock cluster with `mock`): the same N
 //! analytics.js-sized records go (1) through the durable sink with an empty spool, as
 //! concurrent requests of 100 do, (2) into a spool replayed one step at a time, and (3) into a
 //! spool replayed with `spool.replay_in_flight` steps in flight. Each pass writes its own
 //! topic; every topic is read back and its distinct keys counted, so a rate never hides a loss.
 //!
-//! `cargo run --release -p clickstream-tests --example replay_rate [EVENTS] [CONCURRENT_REQUESTS]`
+//! `cargo run --release -p clickstream-tests --example replay_rate [EVENTS] [CONCURRENT_REQUESTS] [tansu|mock]`
+//!
+//! The mock cluster keeps only about 5 MiB per partition and drops older batches silently, so
+//! its topics get 32 partitions here; the read-back tells if that was not enough.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -15,13 +19,21 @@ use clickstream_gateway::record::{Record, RecordHeaders};
 use clickstream_gateway::sink::{DurableSink, EventSink, KafkaSink};
 use clickstream_gateway::spool::Spool;
 use clickstream_gateway::GatewayConfig;
+use clickstream_platform::broker::EmbeddedBroker;
 use clickstream_tests::kafka::{assign_from_beginning, create_topics};
 use clickstream_tests::tansu::Tansu;
 use clickstream_tests::{gateway_config, unique};
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::BaseConsumer;
 use rdkafka::Message;
 
 const REQUEST_EVENTS: usize = 100;
+
+/// Held for the run; dropping it stops the broker.
+#[allow(dead_code)]
+enum Broker {
+    Tansu(Tansu),
+    Mock(EmbeddedBroker),
+}
 
 #[tokio::main]
 async fn main() {
@@ -29,14 +41,27 @@ async fn main() {
     let mut args = std::env::args().skip(1);
     let events: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(200_000);
     let concurrent: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(64);
-    let tansu = Tansu::start_in_memory();
-    let bootstrap = tansu.bootstrap();
     let topics: Vec<String> = ["warmup", "direct", "replay-1", "replay-n"].iter().map(|t| unique(t)).collect();
-    let specs: Vec<(&str, i32)> = topics.iter().map(|t| (t.as_str(), 3)).collect();
-    create_topics(&bootstrap, &specs).await;
+    let (_broker, bootstrap, broker_name) = match args.next().as_deref() {
+        Some("mock") => {
+            let mock = EmbeddedBroker::start(1).expect("mock cluster");
+            for topic in &topics {
+                mock.create_topic(topic, 32).expect("topic");
+            }
+            let bootstrap = mock.bootstrap_servers().to_owned();
+            (Broker::Mock(mock), bootstrap, "the mock cluster")
+        }
+        _ => {
+            let tansu = Tansu::start_in_memory();
+            let bootstrap = tansu.bootstrap();
+            let specs: Vec<(&str, i32)> = topics.iter().map(|t| (t.as_str(), 3)).collect();
+            create_topics(&bootstrap, &specs).await;
+            (Broker::Tansu(tansu), bootstrap, "tansu (memory)")
+        }
+    };
     let config = gateway_config(&bootstrap, &topics[1], &unique("events.dlq"));
     println!(
-        "tansu (memory) at {bootstrap}; {events} events of {} bytes; direct path: {concurrent} concurrent requests of {REQUEST_EVENTS}",
+        "{broker_name} at {bootstrap}; {events} events of {} bytes; direct path: {concurrent} concurrent requests of {REQUEST_EVENTS}",
         payload(0, 0).len()
     );
 
@@ -56,7 +81,7 @@ async fn main() {
         let (distinct, total) = count_keys(&bootstrap, topic, events);
         short |= distinct != events;
         println!(
-            "{name:<34} {secs:>9.2} {:>12.0} {:>9.2} {:>9} of {events} ({total} records)",
+            "{name:<34} {secs:>9.2} {:>12.0} {:>9.2} {distinct:>9} of {events} ({total} records)",
             events as f64 / secs,
             direct_secs / secs,
         );
@@ -131,11 +156,12 @@ async fn replay(config: &GatewayConfig, topic: &str, events: usize, in_flight: u
     let dir = std::env::temp_dir().join(unique("replay-rate"));
     let mut filled = config.spool.clone();
     filled.dir = dir.display().to_string();
+    // No group commit runs while filling, so each append syncs itself.
+    filled.fsync = clickstream_gateway::config::FsyncPolicy::Request;
     let spool = Spool::open(&filled).expect("spool");
     for chunk in records(topic, events).chunks(1_000) {
         spool.append(chunk.to_vec()).await.expect("fill the spool");
     }
-    spool.clone().sync_now().await.expect("fsync");
     drop(spool);
     let mut config = config.clone();
     config.spool.dir = dir.display().to_string();
@@ -150,7 +176,9 @@ async fn replay(config: &GatewayConfig, topic: &str, events: usize, in_flight: u
     while !spool.is_empty() {
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
-    started.elapsed().as_secs_f64()
+    let secs = started.elapsed().as_secs_f64();
+    let _ = std::fs::remove_dir_all(&dir);
+    secs
 }
 
 async fn drain(spool: &Arc<Spool>, pass: &str) {
