@@ -162,7 +162,9 @@ impl App {
         let mut response = result.unwrap_or_else(|error| {
             match &error {
                 GatewayError::RateLimited { .. } => self.state.metrics.rate_limited(),
-                GatewayError::Overloaded | GatewayError::KafkaBehind { .. } => self.state.metrics.shed(),
+                GatewayError::Overloaded | GatewayError::CpuOverloaded { .. } | GatewayError::KafkaBehind { .. } => {
+                    self.state.metrics.shed(error.kind());
+                }
                 _ => {}
             }
             if error.status().is_server_error() {

@@ -50,6 +50,8 @@ pub enum GatewayError {
     RateLimited { scope: &'static str, retry_after_secs: u64 },
     #[error("the gateway is at its in-flight request limit; retry shortly")]
     Overloaded,
+    #[error("the gateway's CPU is saturated: requests wait about {lag_ms} ms before they are handled; retry shortly")]
+    CpuOverloaded { lag_ms: u64 },
     #[error("Kafka is behind: about {wait_ms} ms of events are waiting to be delivered; retry shortly")]
     KafkaBehind { wait_ms: u64 },
     #[error("request body not received within {0} ms")]
@@ -73,7 +75,9 @@ impl GatewayError {
             | Self::InvalidJson(_)
             | Self::BadShape(_)
             | Self::NoValidEvents(_) => StatusCode::BAD_REQUEST,
-            Self::Unavailable(_) | Self::Overloaded | Self::KafkaBehind { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::Overloaded | Self::CpuOverloaded { .. } | Self::KafkaBehind { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
         }
@@ -97,6 +101,7 @@ impl GatewayError {
             Self::Unavailable(_) => "kafka_unavailable",
             Self::RateLimited { .. } => "rate_limited",
             Self::Overloaded => "overloaded",
+            Self::CpuOverloaded { .. } => "cpu_overloaded",
             Self::KafkaBehind { .. } => "kafka_behind",
             Self::BodyTimeout(_) => "body_timeout",
         }
@@ -112,7 +117,7 @@ impl GatewayError {
         let mut response = json_response(self.status(), &body);
         let retry_after = match &self {
             Self::RateLimited { retry_after_secs, .. } => Some((*retry_after_secs).max(1)),
-            Self::Overloaded | Self::KafkaBehind { .. } => Some(1),
+            Self::Overloaded | Self::CpuOverloaded { .. } | Self::KafkaBehind { .. } => Some(1),
             Self::Unavailable(_) => Some(u64::from(retry_after_secs)),
             _ => None,
         };

@@ -11,6 +11,7 @@ mod edge;
 pub mod endpoints;
 pub mod error;
 mod ingest;
+mod lag;
 pub mod metrics;
 mod protect;
 pub mod record;

@@ -69,7 +69,7 @@ impl Metrics {
                 "Events dropped because their userId or anonymousId is on the suppression list.",
             ),
             rate_limited: counter("clickstream.rate_limited", "Requests answered 429."),
-            shed: counter("clickstream.shed", "Requests shed at the in-flight cap."),
+            shed: counter("clickstream.shed", "Requests shed with a fast 503, by error kind."),
             route_fallbacks: counter(
                 "clickstream.route.fallbacks",
                 "Events sent to the default route because their dynamic topic was not allowed or missing.",
@@ -122,8 +122,9 @@ impl Metrics {
         self.rate_limited.add(1, &[]);
     }
 
-    pub fn shed(&self) {
-        self.shed.add(1, &[]);
+    /// `kind`: `overloaded` (the in-flight cap), `cpu_overloaded` or `kafka_behind`.
+    pub fn shed(&self, kind: &'static str) {
+        self.shed.add(1, &[KeyValue::new("error", kind)]);
     }
 
     pub fn route_fallback(&self) {

@@ -1,5 +1,6 @@
-//! Protection against floods: per-write-key and per-IP rate limits (governor) and a cap on
-//! requests in flight that sheds load before memory grows.
+//! Protection against floods: per-write-key and per-IP rate limits (governor), a cap on
+//! requests in flight that sheds load before memory grows, and shedding while the CPU is
+//! saturated, before requests queue up behind it.
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
@@ -12,6 +13,7 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use crate::config::RateLimitConfig;
 use crate::error::GatewayError;
+use crate::lag::SchedulingLag;
 
 /// The limiters and the in-flight counter shared by every request.
 #[derive(Debug)]
@@ -20,6 +22,7 @@ pub struct Protection {
     per_ip: Option<DefaultKeyedRateLimiter<IpAddr>>,
     in_flight: Arc<AtomicUsize>,
     max_in_flight: usize,
+    lag: SchedulingLag,
 }
 
 fn limiter<K: std::hash::Hash + Eq + Clone>(per_sec: u32, burst: u32) -> Option<DefaultKeyedRateLimiter<K>> {
@@ -35,11 +38,16 @@ impl Protection {
             per_ip: limiter(config.per_ip_per_sec, config.per_ip_burst),
             in_flight: Arc::new(AtomicUsize::new(0)),
             max_in_flight: config.max_in_flight.max(1),
+            lag: SchedulingLag::new(Duration::from_millis(config.shed_lag_ms)),
         }
     }
 
-    /// Counts a request in flight until the guard drops; sheds it when the cap is reached.
+    /// Counts a request in flight until the guard drops; sheds it when the cap is reached, or
+    /// while the runtime runs tasks later than `rate_limit.shed_lag_ms`.
     pub fn enter(&self) -> Result<InFlight, GatewayError> {
+        if let Some(lag) = self.lag.excess() {
+            return Err(GatewayError::CpuOverloaded { lag_ms: lag.as_millis() as u64 });
+        }
         if self.in_flight.fetch_add(1, Ordering::SeqCst) >= self.max_in_flight {
             self.in_flight.fetch_sub(1, Ordering::SeqCst);
             return Err(GatewayError::Overloaded);

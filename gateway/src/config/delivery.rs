@@ -79,6 +79,10 @@ pub struct SpoolConfig {
     pub fsync_interval_ms: u64,
     /// Records sent to Kafka per replay step.
     pub replay_batch: usize,
+    /// Replay steps in flight to Kafka at once. The spool's commit offset advances only past
+    /// a step whose records, and every earlier step's, Kafka has confirmed; when one fails,
+    /// replay resumes from its first record. 1 sends one step at a time.
+    pub replay_in_flight: usize,
 }
 
 impl Default for SpoolConfig {
@@ -91,9 +95,18 @@ impl Default for SpoolConfig {
             fsync: FsyncPolicy::Interval,
             fsync_interval_ms: 5,
             replay_batch: 1_000,
+            replay_in_flight: DEFAULT_REPLAY_IN_FLIGHT,
         }
     }
 }
+
+/// Far above the few milliseconds of lag a busy but keeping-up gateway shows, and well below
+/// the 2 s enqueue deadline.
+pub const DEFAULT_SHED_LAG_MS: u64 = 250;
+
+/// Enough steps in flight for replay to outpace the direct path (docs/performance.md), while
+/// the producer holds at most about 8 × `replay_batch` replayed records.
+pub const DEFAULT_REPLAY_IN_FLIGHT: usize = 8;
 
 /// Drops retried duplicates before Kafka, by `messageId` per source.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -127,6 +140,12 @@ pub struct RateLimitConfig {
     pub per_ip_burst: u32,
     /// Requests processed at once; more are shed with 503 before they can grow memory.
     pub max_in_flight: usize,
+    /// Sheds new requests with a fast 503 `cpu_overloaded` and `Retry-After` while the
+    /// gateway's runtime runs tasks later than this, in milliseconds (0: never). That lag is
+    /// how long a request waits for a CPU before its handler starts: past it, the CPU is
+    /// saturated, and accepting more would only make every request slower until events miss
+    /// `delivery.enqueue_deadline_ms` and are spooled.
+    pub shed_lag_ms: u64,
 }
 
 impl Default for RateLimitConfig {
@@ -137,6 +156,7 @@ impl Default for RateLimitConfig {
             per_ip_per_sec: 0,
             per_ip_burst: 200,
             max_in_flight: 4_096,
+            shed_lag_ms: DEFAULT_SHED_LAG_MS,
         }
     }
 }

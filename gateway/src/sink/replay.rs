@@ -1,49 +1,77 @@
 //! Replaying a spool into Kafka: the background loop a running gateway keeps, and
 //! `replay_directory`, which empties a spool left behind by a gateway that is gone.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::future::BoxFuture;
+
 use super::{KafkaSink, Record};
 use crate::config::GatewayConfig;
-use crate::spool::{Spool, SpoolError};
+use crate::spool::{ReplayMark, Spool, SpoolError};
 
-/// Moves spooled records into Kafka, oldest first; a segment is deleted only after every one
-/// of its records has a delivery report.
+/// A replay step handed to the producer: what to commit, and its delivery reports to come.
+type InFlight = (ReplayMark, BoxFuture<'static, Vec<bool>>);
+
+/// Moves spooled records into Kafka, oldest first, with up to `spool.replay_in_flight` steps
+/// queued in the producer at once; the spool is committed one step at a time, in order, and
+/// only past steps whose every record has a delivery report. A segment is deleted only once
+/// all of it is committed.
 pub(super) async fn replay(kafka: Arc<KafkaSink>, spool: Arc<Spool>) {
+    let depth = spool.replay_in_flight();
+    let mut in_flight: VecDeque<InFlight> = VecDeque::with_capacity(depth);
     let mut backoff = Duration::from_millis(100);
     loop {
-        if spool.is_empty() {
-            tokio::select! {
-                () = spool.arrived.notified() => {}
-                () = tokio::time::sleep(Duration::from_millis(500)) => {}
+        // The idempotent producer keeps each partition in the order records were queued, so
+        // queuing step after step keeps the spool's order in Kafka.
+        while in_flight.len() < depth && kafka.is_reachable() {
+            match spool.next_batch().await {
+                Ok(Some((batch, mark))) => {
+                    let records: Vec<Record> = batch.into_iter().map(|s| s.record).collect();
+                    in_flight.push_back((mark, Box::pin(kafka.enqueue(&records).outcome(None))));
+                }
+                Ok(None) => break,
+                Err(error) => {
+                    tracing::error!(%error, "cannot read the spool");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    break;
+                }
+            }
+        }
+        let Some((mark, outcome)) = in_flight.pop_front() else {
+            if !kafka.is_reachable() {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            } else {
+                tokio::select! {
+                    () = spool.arrived.notified() => {}
+                    () = tokio::time::sleep(Duration::from_millis(500)) => {}
+                }
             }
             continue;
-        }
-        if !kafka.is_reachable() {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            continue;
-        }
-        let (batch, mark) = match spool.next_batch().await {
-            Ok(Some(next)) => next,
-            Ok(None) => continue,
-            Err(error) => {
-                tracing::error!(%error, "cannot read the spool");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
-            }
         };
-        let records: Vec<Record> = batch.into_iter().map(|s| s.record).collect();
-        if kafka.produce(&records, None).await.iter().all(|ok| *ok) {
+        if outcome.await.iter().all(|ok| *ok) {
             if let Err(error) = spool.commit(mark).await {
                 tracing::error!(%error, "cannot advance the spool");
+                abandon(&mut in_flight, &spool).await;
             }
             backoff = Duration::from_millis(100);
         } else {
+            abandon(&mut in_flight, &spool).await;
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(Duration::from_secs(5));
         }
     }
+}
+
+/// After a failed step: lets the later steps settle (some of their records may land, and
+/// will be sent again, as repeats, never skipped), then reads again from the first record
+/// Kafka has not confirmed.
+async fn abandon(in_flight: &mut VecDeque<InFlight>, spool: &Spool) {
+    for (_, outcome) in in_flight.drain(..) {
+        let _ = outcome.await;
+    }
+    spool.rewind();
 }
 
 /// Why a spool directory could not be replayed.

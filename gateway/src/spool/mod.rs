@@ -1,6 +1,7 @@
 //! The disk spool: an append-only, CRC-checked segment log that holds records while Kafka
 //! cannot take them, survives restarts, and is drained in order by the replayer.
 
+mod cursor;
 mod record;
 mod segments;
 
@@ -15,8 +16,9 @@ use tokio::sync::{watch, Notify};
 
 use crate::config::{FsyncPolicy, SpoolConfig};
 use crate::record::Record;
+pub use cursor::ReplayMark;
 pub use record::Spooled;
-use segments::{read_from, recover, segment_path, Segment};
+use segments::{recover, segment_path, Segment};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SpoolError {
@@ -47,23 +49,16 @@ pub struct SpoolStats {
     pub oldest_age_ms: u64,
 }
 
-/// Where the replayer is: a segment and a byte offset in it, plus what the batch covered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ReplayMark {
-    segment_id: u64,
-    end_offset: u64,
-    records: u64,
-    last_written_ms: u64,
-}
-
 #[derive(Debug)]
 struct State {
     /// Oldest first; the last one is the active segment while `writer` is open.
     segments: VecDeque<Segment>,
     writer: Option<File>,
     next_id: u64,
-    /// Offset of the first unreplayed record in the oldest segment.
-    read_offset: u64,
+    /// Offset of the first record in the oldest segment that Kafka has not confirmed.
+    commit_offset: u64,
+    /// Where the replayer reads next: ahead of `commit_offset` by the batches in flight.
+    cursor: cursor::ReadCursor,
     /// Written time of the last replayed record, for the oldest-age metric.
     replayed_ms: Option<u64>,
     /// Bytes and records not yet replayed.
@@ -98,10 +93,11 @@ impl Spool {
             tracing::info!(records = pending_records, bytes = pending_bytes, dir = %dir.display(), "spool holds records from a previous run; replaying them");
         }
         let state = State {
+            cursor: cursor::ReadCursor::at_start(segments.front().map_or(next_id, |s| s.id)),
             segments,
             writer: None,
             next_id,
-            read_offset: 0,
+            commit_offset: 0,
             replayed_ms: None,
             pending_bytes,
             pending_records,
@@ -139,6 +135,11 @@ impl Spool {
             (_, Some(ms)) => now_ms().saturating_sub(ms),
         };
         SpoolStats { bytes: state.pending_bytes, records: state.pending_records, oldest_age_ms }
+    }
+
+    /// How many replay steps may be in flight to Kafka at once (`spool.replay_in_flight`).
+    pub fn replay_in_flight(&self) -> usize {
+        self.config.replay_in_flight.max(1)
     }
 
     pub fn is_full(&self) -> bool {
@@ -263,61 +264,6 @@ impl Spool {
                 file.sync_data()?;
             }
             spool.synced.send_replace(seq);
-            Ok(())
-        })
-        .await
-        .map_err(|e| SpoolError::Io(e.to_string()))?
-    }
-
-    /// The next records to replay, oldest first, and the mark to commit once they are safe.
-    pub async fn next_batch(self: &Arc<Self>) -> Result<Option<(Vec<Spooled>, ReplayMark)>, SpoolError> {
-        let spool = self.clone();
-        tokio::task::spawn_blocking(move || {
-            let state = spool.lock();
-            let Some(segment) = state.segments.front().filter(|_| state.pending_records > 0) else { return Ok(None) };
-            let batch = read_from(segment, state.read_offset, spool.config.replay_batch.max(1), 4 << 20)?;
-            let Some(last) = batch.last() else { return Ok(None) };
-            let end_offset = state.read_offset + batch.iter().map(|s| s.frame_len as u64).sum::<u64>();
-            let mark = ReplayMark {
-                segment_id: segment.id,
-                end_offset,
-                records: batch.len() as u64,
-                last_written_ms: last.written_at_ms,
-            };
-            Ok(Some((batch, mark)))
-        })
-        .await
-        .map_err(|e| SpoolError::Io(e.to_string()))?
-    }
-
-    /// Records that a replayed batch is in Kafka; deletes segments once fully replayed.
-    pub async fn commit(self: &Arc<Self>, mark: ReplayMark) -> Result<(), SpoolError> {
-        let spool = self.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut state = spool.lock();
-            let front = state.segments.front().ok_or_else(|| SpoolError::Io("commit without segment".into()))?;
-            if front.id != mark.segment_id {
-                return Err(SpoolError::Io("commit out of order".into()));
-            }
-            let advanced = mark.end_offset - state.read_offset;
-            let (front_bytes, front_path) = (front.bytes, front.path.clone());
-            state.read_offset = mark.end_offset;
-            state.pending_bytes -= advanced;
-            state.pending_records -= mark.records;
-            state.replayed_ms = Some(mark.last_written_ms);
-            if state.read_offset >= front_bytes {
-                let is_active = state.segments.len() == 1 && state.writer.is_some();
-                // The active segment is only retired when nothing new can race into it.
-                if is_active {
-                    state.writer = None;
-                }
-                state.segments.pop_front();
-                state.read_offset = 0;
-                std::fs::remove_file(&front_path)?;
-            }
-            if state.pending_records == 0 {
-                state.replayed_ms = None;
-            }
             Ok(())
         })
         .await

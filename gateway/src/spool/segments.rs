@@ -80,7 +80,7 @@ pub fn read_from(
     }
     let mut file = File::open(&segment.path)?;
     file.seek(SeekFrom::Start(offset))?;
-    let mut buf = vec![0u8; remaining.min(max_bytes.max(1 << 20))];
+    let mut buf = vec![0u8; remaining.min(max_bytes.max(super::record::FRAME_HEADER))];
     file.read_exact(&mut buf)?;
     let mut out = Vec::new();
     let mut at = 0usize;

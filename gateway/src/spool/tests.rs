@@ -103,3 +103,45 @@ async fn a_full_spool_refuses_and_conditional_appends_wait_for_a_backlog() {
     assert!(matches!(error, SpoolError::Full { .. }), "{error}");
     assert_eq!(drain(&spool).await, vec![record(1), record(2)]);
 }
+
+/// Reads every unread batch ahead of the commit offset, as the replayer does with several
+/// steps in flight.
+async fn read_ahead(spool: &Arc<Spool>) -> Vec<(Vec<Record>, ReplayMark)> {
+    let mut batches = Vec::new();
+    while let Some((batch, mark)) = spool.next_batch().await.expect("read") {
+        batches.push((batch.into_iter().map(|s| s.record).collect(), mark));
+    }
+    batches
+}
+
+#[tokio::test]
+async fn the_cursor_reads_ahead_of_commits_across_segments_and_rewinds_to_the_first_unconfirmed() {
+    let dir = tempfile::tempdir().expect("dir");
+    let spool = Spool::open(&config(dir.path(), FsyncPolicy::Request)).expect("open");
+    for chunk in (0..20).collect::<Vec<_>>().chunks(4) {
+        spool.append(chunk.iter().map(|n| record(*n)).collect()).await.expect("append");
+    }
+    let first_pass = read_ahead(&spool).await;
+    assert!(first_pass.len() > 2, "small batches and segments make several steps");
+    let read: Vec<Record> = first_pass.iter().flat_map(|(records, _)| records.clone()).collect();
+    assert_eq!(read, (0..20).map(record).collect::<Vec<_>>(), "everything is read once, in order, before any commit");
+    assert_eq!(spool.stats().records, 20, "reading commits nothing");
+
+    let (_, second_mark) = &first_pass[1];
+    let error = spool.commit(*second_mark).await.expect_err("a gap would drop the first step");
+    assert!(error.to_string().contains("out of order"), "{error}");
+    spool.commit(first_pass[0].1).await.expect("first step");
+    let committed = first_pass[0].1.records();
+
+    // The second step failed: its records and every later one are read again.
+    spool.rewind();
+    let again: Vec<Record> = read_ahead(&spool).await.into_iter().flat_map(|(records, _)| records).collect();
+    assert_eq!(again, (committed as usize..20).map(record).collect::<Vec<_>>());
+    spool.rewind();
+    assert_eq!(drain(&spool).await, (committed as usize..20).map(record).collect::<Vec<_>>());
+    assert!(spool.is_empty());
+    assert_eq!(segment_files(dir.path()), 0, "committed segments are deleted");
+
+    spool.append(vec![record(20)]).await.expect("append after draining");
+    assert_eq!(read_ahead(&spool).await.into_iter().flat_map(|(r, _)| r).collect::<Vec<_>>(), vec![record(20)]);
+}
