@@ -150,6 +150,22 @@ fn base64_user(key: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(format!("{key}:"))
 }
 
+/// Connects once the gateway listens; fails with its log if it exits or never listens.
+async fn connect(port: u16, gateway: &mut Child, dir: &Path) -> TcpStream {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(stream) = TcpStream::connect(("127.0.0.1", port)).await {
+            return stream;
+        }
+        let log = || std::fs::read_to_string(dir.join("gateway.log")).unwrap_or_default();
+        if let Ok(Some(status)) = gateway.try_wait() {
+            panic!("the gateway exited ({status}) before listening:\n{}", log());
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the gateway never listened:\n{}", log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 fn hangup(child: &Child) {
     let status = Command::new("kill").args(["-HUP", &child.id().to_string()]).status().expect("kill runs");
     assert!(status.success());
@@ -164,7 +180,7 @@ async fn sighup_reloads_keys_and_routes_and_refuses_a_bad_config() {
     let dir = tempfile::tempdir().expect("dir");
     let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port();
     let base = format!(
-        "[http]\nlisten = \"127.0.0.1:{port}\"\ndrain_delay_secs = 0\nshutdown_budget_secs = 2\n[kafka]\nbootstrap_servers = \"{}\"\n\
+        "[http]\nlisten = \"127.0.0.1:{port}\"\ndrain_delay_secs = 0\nshutdown_budget_secs = 2\n[admin]\nlisten = \"\"\n[kafka]\nbootstrap_servers = \"{}\"\n\
          [topics]\nraw = \"{raw}\"\ndlq = \"{dlq}\"\n[spool]\ndir = \"{}\"\n",
         tansu.bootstrap(),
         dir.path().join("spool").display()
@@ -180,12 +196,7 @@ async fn sighup_reloads_keys_and_routes_and_refuses_a_bad_config() {
         .stderr(log)
         .spawn()
         .expect("gateway starts");
-    let mut stream = loop {
-        match TcpStream::connect(("127.0.0.1", port)).await {
-            Ok(stream) => break stream,
-            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-        }
-    };
+    let mut stream = connect(port, &mut gateway, dir.path()).await;
     let order = |n: u32| format!(r#"{{"batch":[{{"type":"track","event":"Order Completed","userId":"u{n}"}}]}}"#);
     assert_eq!(request(&mut stream, "key-one", &order(1)).await.0, 200);
 
@@ -243,7 +254,7 @@ async fn sources_file_and_env_references_come_from_the_environment_and_reload_on
         dir.path(),
         &format!(
             "[http]\nlisten = \"127.0.0.1:{port}\"\ndrain_delay_secs = 0\nshutdown_budget_secs = 2\n\
-             [kafka]\nbootstrap_servers = \"{}\"\n[topics]\nraw = \"${{TEST_RAW_TOPIC}}\"\ndlq = \"${{TEST_DLQ_TOPIC}}\"\n\
+             [admin]\nlisten = \"\"\n[kafka]\nbootstrap_servers = \"{}\"\n[topics]\nraw = \"${{TEST_RAW_TOPIC}}\"\ndlq = \"${{TEST_DLQ_TOPIC}}\"\n\
              [spool]\ndir = \"{}\"\n",
             tansu.bootstrap(),
             dir.path().join("spool").display()
@@ -263,12 +274,7 @@ async fn sources_file_and_env_references_come_from_the_environment_and_reload_on
         .stderr(log)
         .spawn()
         .expect("gateway starts");
-    let mut stream = loop {
-        match TcpStream::connect(("127.0.0.1", port)).await {
-            Ok(stream) => break stream,
-            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-        }
-    };
+    let mut stream = connect(port, &mut gateway, dir.path()).await;
     let order = |n: u32| format!(r#"{{"batch":[{{"type":"track","event":"Order Completed","userId":"u{n}"}}]}}"#);
     assert_eq!(request(&mut stream, "secret-one", &order(1)).await.0, 200, "the key from sources_file works");
 
