@@ -127,7 +127,8 @@ async fn sigterm_with_kafka_down_ends_within_the_budget_and_keeps_the_spool() {
     // must turn well inside the drain delay, while the listener still serves.
     let mut statuses = Vec::new();
     while stopped_at.elapsed() < Duration::from_secs(DRAIN) / 2 {
-        let readiness = reqwest::get(format!("{}/readyz", gateway.admin_url)).await.expect("admin answers while draining");
+        let readiness =
+            reqwest::get(format!("{}/readyz", gateway.admin_url)).await.expect("admin answers while draining");
         statuses.push(readiness.status().as_u16());
         if statuses.last() == Some(&503) {
             break;

@@ -70,12 +70,7 @@ where
 /// Replaces `${NAME}` in the file's text values with the variable's value, so a secret can live
 /// in the environment (a Kubernetes Secret) while the file sits in a ConfigMap. Only the file
 /// layer is expanded: env and flag values are taken literally.
-fn expand_table(
-    table: &mut Table,
-    vars: &[(String, String)],
-    path: &str,
-    prefix: &str,
-) -> Result<(), ConfigError> {
+fn expand_table(table: &mut Table, vars: &[(String, String)], path: &str, prefix: &str) -> Result<(), ConfigError> {
     for (key, value) in table.iter_mut() {
         let dotted = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
         expand_value(value, vars, path, &dotted)?;
@@ -83,12 +78,7 @@ fn expand_table(
     Ok(())
 }
 
-fn expand_value(
-    value: &mut Value,
-    vars: &[(String, String)],
-    path: &str,
-    key: &str,
-) -> Result<(), ConfigError> {
+fn expand_value(value: &mut Value, vars: &[(String, String)], path: &str, key: &str) -> Result<(), ConfigError> {
     match value {
         Value::String(text) if text.contains('$') => *text = expand_text(text, vars, path, key)?,
         Value::Table(inner) => expand_table(inner, vars, path, key)?,
@@ -103,12 +93,7 @@ fn expand_value(
 }
 
 /// `${NAME}` becomes the variable's value and `$${` a literal `${`; any other `$` is kept.
-fn expand_text(
-    text: &str,
-    vars: &[(String, String)],
-    path: &str,
-    key: &str,
-) -> Result<String, ConfigError> {
+fn expand_text(text: &str, vars: &[(String, String)], path: &str, key: &str) -> Result<String, ConfigError> {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(at) = rest.find('$') {
@@ -122,10 +107,8 @@ fn expand_text(
                 .find('}')
                 .ok_or_else(|| ConfigError::UnterminatedReference { path: path.to_owned(), key: key.to_owned() })?;
             let name = &tail[..end];
-            let found = vars.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str()).ok_or_else(|| ConfigError::MissingVariable {
-                path: path.to_owned(),
-                key: key.to_owned(),
-                name: name.to_owned(),
+            let found = vars.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str()).ok_or_else(|| {
+                ConfigError::MissingVariable { path: path.to_owned(), key: key.to_owned(), name: name.to_owned() }
             })?;
             out.push_str(found);
             rest = &tail[end + 1..];

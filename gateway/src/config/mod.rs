@@ -290,7 +290,8 @@ struct SourcesFile {
 
 /// Reads the `[[sources]]` entries of a sources file.
 pub fn read_sources_file(path: &str) -> Result<Vec<SourceConfig>, SourcesFileError> {
-    let text = std::fs::read_to_string(path).map_err(|source| SourcesFileError::Read { path: path.to_owned(), source })?;
+    let text =
+        std::fs::read_to_string(path).map_err(|source| SourcesFileError::Read { path: path.to_owned(), source })?;
     parse_sources(path, &text)
 }
 
