@@ -15,6 +15,7 @@ use serde_json::json;
 
 use crate::app::App;
 use crate::body::read_decoded;
+use crate::dedup::DedupKey;
 use crate::edge::EdgeContext;
 use crate::endpoints::{Endpoint, IngestKind};
 use crate::error::{json_response, GatewayError, RejectedItem};
@@ -100,7 +101,7 @@ impl App {
                 .map_err(|SinkError::Unavailable(reason)| GatewayError::Unavailable(reason))?;
         }
         // Only now are these events safe, so only now may a retry of them be dropped.
-        state.dedup.remember(&source.name, batch.client_ids);
+        state.dedup.remember(batch.client_ids);
         state.metrics.accepted(accepted);
         if batch.rejected.is_empty() {
             return Ok(crate::app::success());
@@ -139,8 +140,8 @@ impl App {
                 prepared.suppressed += 1;
                 continue;
             }
-            let client_id = event.message_id().map(std::borrow::Cow::into_owned);
-            if client_id.as_deref().is_some_and(|id| state.dedup.is_duplicate(&source.name, id)) {
+            let client_id = event.message_id().map(|id| state.dedup.key(&source.name, &id));
+            if client_id.is_some_and(|key| state.dedup.is_duplicate(key)) {
                 prepared.duplicates += 1;
                 continue;
             }
@@ -180,7 +181,7 @@ struct Prepared {
     accepted: usize,
     rejected: Vec<(RejectedItem, serde_json::Value)>,
     /// Client-supplied ids of the accepted events, for dedup once they are safe.
-    client_ids: Vec<String>,
+    client_ids: Vec<DedupKey>,
     duplicates: usize,
     /// Events dropped for a suppressed identity: answered as accepted, never produced.
     suppressed: usize,

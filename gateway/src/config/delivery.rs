@@ -116,7 +116,8 @@ pub struct DedupConfig {
     pub enabled: bool,
     /// How long a delivered `messageId` is remembered, in seconds.
     pub ttl_secs: u64,
-    /// Most `messageId`s remembered; the least recently used go first.
+    /// Most `messageId`s remembered. When full, the oldest go first, a generation at a time
+    /// (half of one of 16 shards), so between half this many and this many are remembered.
     pub capacity: u64,
 }
 

@@ -37,42 +37,62 @@ fn skip_ws(bytes: &[u8], mut at: usize) -> usize {
     at
 }
 
-/// The index just past the string starting at `at` (which holds its opening quote).
+/// Whether any byte of `word` is `byte` (the classic zero-byte test on `word ^ byte…byte`).
+fn has_byte(word: u64, byte: u8) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    let x = word ^ (ONES * u64::from(byte));
+    x.wrapping_sub(ONES) & !x & (ONES << 7) != 0
+}
+
+/// The index just past the string starting at `at` (which holds its opening quote). Eight
+/// bytes at a time until one may be a quote or a backslash, then byte by byte: most strings of
+/// an event are short, where a memchr call costs more to set up than it saves.
 fn string_end(bytes: &[u8], at: usize) -> usize {
     let mut i = at + 1;
-    while let Some(found) = bytes.get(i..).and_then(|rest| memchr::memchr2(b'"', b'\\', rest)) {
-        i += found;
-        match bytes.get(i) {
-            Some(b'\\') => i += 2,
-            _ => return i + 1,
+    loop {
+        while let Some(chunk) = bytes.get(i..i + 8).and_then(|c| <[u8; 8]>::try_from(c).ok()) {
+            let word = u64::from_le_bytes(chunk);
+            if has_byte(word, b'"') || has_byte(word, b'\\') {
+                break;
+            }
+            i += 8;
+        }
+        let stop = bytes.len().min(i + 8);
+        while i < stop {
+            match bytes.get(i) {
+                Some(b'"') => return i + 1,
+                Some(b'\\') => i += 2,
+                _ => i += 1,
+            }
+        }
+        if i >= bytes.len() {
+            return bytes.len();
         }
     }
-    bytes.len()
 }
 
 /// The index just past the value starting at `at`.
 fn value_end(bytes: &[u8], at: usize) -> usize {
     match bytes.get(at) {
         Some(b'"') => string_end(bytes, at),
-        Some(&open @ (b'{' | b'[')) => {
-            // In valid JSON each bracket kind balances on its own, so only this kind is counted.
-            let close = if open == b'{' { b'}' } else { b']' };
+        Some(b'{' | b'[') => {
+            // In valid JSON brackets balance, so one depth counts both kinds.
             let mut depth = 0usize;
             let mut i = at;
-            while let Some(found) = bytes.get(i..).and_then(|rest| memchr::memchr3(b'"', open, close, rest)) {
-                i += found;
-                match bytes.get(i) {
-                    Some(b'"') => {
+            while let Some(&b) = bytes.get(i) {
+                match b {
+                    b'"' => {
                         i = string_end(bytes, i);
                         continue;
                     }
-                    Some(&b) if b == open => depth += 1,
-                    _ => {
-                        depth -= 1;
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth = depth.saturating_sub(1);
                         if depth == 0 {
                             return i + 1;
                         }
                     }
+                    _ => {}
                 }
                 i += 1;
             }
@@ -216,6 +236,16 @@ mod tests {
         assert!(members(b"{}").is_empty());
         let last: Vec<&[u8]> = members(br#"{"a":1,"b":2,"\u0061":3}"#).iter().map(|m| m.value).collect();
         assert_eq!(last, vec![&b"2"[..], &b"3"[..]]);
+    }
+
+    #[test]
+    fn strings_end_at_their_closing_quote_past_escapes_at_any_offset() {
+        for pad in 0..20 {
+            let text = format!("\"{}\\\"{}\\\\\"tail", "a".repeat(pad), "b".repeat(pad % 9));
+            let end = text.len() - "tail".len();
+            assert_eq!(string_end(text.as_bytes(), 0), end, "{text}");
+            assert_eq!(string_end(&text.as_bytes()[..end - 1], 0), end - 1, "unterminated: the whole input");
+        }
     }
 
     #[test]

@@ -8,7 +8,7 @@ use simd_json::borrowed::{Object, Value};
 use super::check::{id_text, is_null};
 use super::raw::Member;
 use super::{BatchFields, CheckedEvent, SharedObject};
-use crate::time::{format_timestamp, EdgeTimes};
+use crate::time::{write_timestamp_json, EdgeTimes};
 use crate::Connection;
 
 /// An object being written: its buffer and whether a member has been written yet.
@@ -123,7 +123,7 @@ pub(super) fn splice(
                 let slot = TIME_KEYS.iter().position(|k| &k[1..k.len() - 1] == name.as_bytes()).unwrap_or(0);
                 written.times[slot] = true;
                 if let Some(time) = times[slot] {
-                    out.string(member.key, &format_timestamp(time));
+                    write_timestamp_json(out.key(member.key), time);
                 }
             }
             _ => out.copy(member),
@@ -140,7 +140,7 @@ pub(super) fn splice(
     }
     for ((key, time), done) in TIME_KEYS.iter().zip(times).zip(written.times) {
         if let (Some(time), false) = (time, done) {
-            out.string(key, &format_timestamp(time));
+            write_timestamp_json(out.key(key), time);
         }
     }
     out.close();

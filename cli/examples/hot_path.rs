@@ -1,0 +1,138 @@
+//! The gateway's CPU per request on the ingest path, without sockets or Kafka: the handler
+//! (`App::handle`) over a null sink, fed requests built beforehand, with the binary's allocator.
+//! Made for `valgrind --tool=callgrind --toggle-collect='*measured*'`, which counts only the
+//! handler; the wall-clock figure it prints is a same-process A/B between cases.
+//!
+//! `cargo run --release -p clickstream --example hot_path -- [CASE] [REQUESTS] [dedup=off]`,
+//! CASE one of `single`, `single-small`, `batch`, `batch-small`, `all` (the default).
+
+use std::hint::black_box;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use clickstream_gateway::config::SourceConfig;
+use clickstream_gateway::sink::{EventSink, NullSink};
+use clickstream_gateway::{app, App, AppState, GatewayConfig};
+use clickstream_loadtest::payload::ids::Sequence;
+use clickstream_loadtest::payload::{Generator, Mode};
+use clickstream_loadtest::Catalog;
+use http::{Method, Request};
+use http_body_util::{BodyExt, Full};
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+const WRITE_KEY: &str = "wk_bench";
+/// `Basic base64("wk_bench:")`, as side-by-side.sh sends it.
+const BASIC: &str = "Basic d2tfYmVuY2g6";
+
+/// The small event of the shared side-by-side bench (no messageId, so dedup sees none).
+fn small_event(i: usize) -> String {
+    format!(
+        r#"{{"type": "track", "event": "Product Viewed", "anonymousId": "u-{i}", "properties": {{"product_id": "p{}", "price": 9.5, "currency": "USD"}}, "context": {{"page": {{"url": "https://shop.example.com/p/1", "referrer": "https://www.google.com/"}}}}}}"#,
+        i % 200
+    )
+}
+
+/// `run` numbers the message ids, so the warm-up's events are not duplicates of the measured ones.
+fn requests(case: &str, count: usize, run: u32) -> Vec<Request<Full<Bytes>>> {
+    let post = |path: &str, content_type: &str, auth: Option<&str>, body: Vec<u8>| {
+        let mut builder =
+            Request::builder().method(Method::POST).uri(path).header(http::header::CONTENT_TYPE, content_type);
+        if let Some(auth) = auth {
+            builder = builder.header(http::header::AUTHORIZATION, auth);
+        }
+        builder.body(Full::new(Bytes::from(body))).expect("a valid request")
+    };
+    let realistic = |mode| {
+        let catalog = Arc::new(Catalog::builtin());
+        let mut generator = Generator::new(catalog, 1000, u64::from(run), Sequence::new(run), WRITE_KEY, mode);
+        (0..count)
+            .map(|i| {
+                let mut request = generator.next_request();
+                request.stamp(i as u64);
+                let auth = request.authorization.as_deref().map(str::to_owned);
+                post(request.path, request.content_type, auth.as_deref(), request.body)
+            })
+            .collect()
+    };
+    match case {
+        // analytics.js: one realistic event per request, on its short paths, key in the body.
+        "single" => realistic(Mode::Single),
+        "batch" => realistic(Mode::Batch { events: 100 }),
+        "single-small" => {
+            (0..count).map(|i| post("/v1/track", "application/json", Some(BASIC), small_event(i).into())).collect()
+        }
+        "batch-small" => (0..count)
+            .map(|r| {
+                let events: Vec<String> = (0..100).map(|i| small_event(r * 100 + i)).collect();
+                let body = format!(r#"{{"batch": [{}]}}"#, events.join(", "));
+                post("/v1/batch", "application/json", Some(BASIC), body.into())
+            })
+            .collect(),
+        other => panic!("unknown case {other}: single, single-small, batch, batch-small"),
+    }
+}
+
+fn gateway(dedup: bool) -> App {
+    let mut config = GatewayConfig::default();
+    config.sources.push(SourceConfig { name: "bench".into(), write_key: WRITE_KEY.into(), allowed_origins: vec![] });
+    config.dedup.enabled = dedup;
+    let sink: Arc<dyn EventSink> = Arc::new(NullSink);
+    app(AppState::new(config, sink).expect("default routing compiles"))
+}
+
+/// The only code callgrind counts: every request through the handler, and its body read.
+#[inline(never)]
+fn measured(runtime: &tokio::runtime::Runtime, app: &App, requests: Vec<Request<Full<Bytes>>>) -> usize {
+    serve(runtime, app, requests)
+}
+
+/// Fills caches and pools first, outside the count.
+#[inline(never)]
+fn warm_up(runtime: &tokio::runtime::Runtime, app: &App, requests: Vec<Request<Full<Bytes>>>) -> usize {
+    serve(runtime, app, requests)
+}
+
+fn serve(runtime: &tokio::runtime::Runtime, app: &App, requests: Vec<Request<Full<Bytes>>>) -> usize {
+    let peer: SocketAddr = "198.51.100.23:50000".parse().expect("addr");
+    runtime.block_on(async {
+        let mut ok = 0;
+        for request in requests {
+            let response = app.handle(request, peer).await;
+            ok += usize::from(response.status().is_success());
+            black_box(response.into_body().collect().await.map(|b| b.to_bytes()).ok());
+        }
+        ok
+    })
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let case = args.first().map_or("all", String::as_str);
+    let count: usize = args.get(1).and_then(|n| n.parse().ok()).unwrap_or(20_000);
+    let dedup = args.get(2).is_none_or(|a| a != "dedup=off");
+    let cases: Vec<&str> =
+        if case == "all" { vec!["single-small", "single", "batch-small", "batch"] } else { vec![case] };
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    for case in cases {
+        // Batches carry 100 events each: fewer requests for the same work.
+        let count = if case.starts_with("batch") { count.div_ceil(100).max(1) } else { count };
+        let events = if case.starts_with("batch") { 100 } else { 1 };
+        let app = gateway(dedup);
+        warm_up(&runtime, &app, requests(case, count.min(100), 1));
+        let batch = requests(case, count, 2);
+        let started = Instant::now();
+        let ok = measured(&runtime, &app, batch);
+        let elapsed = started.elapsed().as_nanos() as f64;
+        assert_eq!(ok, count, "every request is accepted");
+        println!(
+            "{case:<13} dedup={} requests={count} {:.2} µs per request, {:.2} µs per event",
+            if dedup { "on " } else { "off" },
+            elapsed / count as f64 / 1000.0,
+            elapsed / (count * events) as f64 / 1000.0
+        );
+    }
+}
