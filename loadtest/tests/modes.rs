@@ -107,7 +107,10 @@ async fn overload_loses_no_acknowledged_event() {
     let tansu = Tansu::start_in_memory();
     let (raw, dlq) = (unique("events.raw"), unique("events.dlq"));
     create_topics(&tansu.bootstrap(), &[(&raw, 3), (&dlq, 1)]).await;
-    let config = gateway_config(&tansu.bootstrap(), &raw, &dlq);
+    let mut config = gateway_config(&tansu.bootstrap(), &raw, &dlq);
+    // `overload` samples the spool gauge from the port it loads, as the gateways it starts
+    // itself allow (loadtest/src/target.rs); /metrics is off the public port by default.
+    config.http.public_metrics = true;
     let gateway = clickstream_gateway::server::start(config.clone()).await.expect("gateway starts");
     let spec = TargetSpec {
         kind: TargetKind::Gateway,
