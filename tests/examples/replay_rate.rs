@@ -14,7 +14,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use clickstream_gateway::config::{AckMode, SpoolConfig};
+use clickstream_gateway::config::AckMode;
 use clickstream_gateway::record::{Record, RecordHeaders};
 use clickstream_gateway::sink::{DurableSink, EventSink, KafkaSink};
 use clickstream_gateway::spool::Spool;
@@ -68,7 +68,7 @@ async fn main() {
     direct(&config, &topics[0], events / 10, concurrent).await;
     let direct_secs = direct(&config, &topics[1], events, concurrent).await;
     let serial_secs = replay(&config, &topics[2], events, 1).await;
-    let pipelined_secs = replay(&config, &topics[3], events, SpoolConfig::default().replay_in_flight).await;
+    let pipelined_secs = replay(&config, &topics[3], events, 8).await;
 
     println!("{:<34} {:>9} {:>12} {:>9} {:>14}", "path", "seconds", "events/s", "vs direct", "distinct in Kafka");
     let rows = [
