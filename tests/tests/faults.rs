@@ -80,7 +80,11 @@ async fn acknowledged_events_survive_a_20_second_tansu_outage() {
         "acknowledged events lost: {:?}",
         &accounting.lost[..accounting.lost.len().min(20)]
     );
-    assert_eq!(outcome.failed_requests, 0, "with the spool, every request during the outage is acknowledged");
+    assert_eq!(
+        outcome.failed_requests, 0,
+        "with the spool, every request during the outage is acknowledged: {:?}",
+        outcome.endings
+    );
     assert_eq!(accounting.acked, 1_500);
     gateway.shutdown().await;
 }

@@ -129,10 +129,11 @@ impl EventSink for DurableSink {
         })
     }
 
-    /// Only while Kafka is the way in: with `ack = spool`, or while Kafka is unreachable, the
-    /// spool takes the events and there is nothing to wait behind.
+    /// Only while Kafka is the way in. With `ack = spool`, while Kafka is unreachable, or while
+    /// a backlog replays, the spool takes new events, so they wait behind nothing in Kafka; the
+    /// replayed records that fill the producer then are not theirs to wait for.
     fn shed(&self) -> Option<Duration> {
-        (self.ack != AckMode::Spool).then(|| self.kafka.shed()).flatten()
+        (self.ack != AckMode::Spool && self.spool.is_empty()).then(|| self.kafka.shed()).flatten()
     }
 
     fn health(&self) -> SinkHealth {

@@ -107,7 +107,9 @@ impl KafkaSink {
         let every = Duration::from_millis(config.producer.health_interval_ms.max(50));
         let probe = tokio::spawn(probe(producer.clone(), flags.clone(), config.topics.raw.clone(), every));
         let backlog = Arc::new(Backlog::default());
-        let shedder = Shedder::new(backlog.clone(), Duration::from_millis(config.delivery.shed_wait_ms));
+        let shed_wait = Duration::from_millis(config.delivery.shed_wait_ms);
+        let up = flags.clone();
+        let shedder = Shedder::new(backlog.clone(), shed_wait, move || up.reachable.load(Ordering::SeqCst));
         Ok(Self {
             client_config,
             producer,

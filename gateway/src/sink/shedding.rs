@@ -1,6 +1,10 @@
 //! Early load shedding: whether the events already waiting for Kafka would take longer than
 //! `delivery.shed_wait_ms` to drain at the recent delivery rate. A request that would only
 //! wait, miss `delivery.enqueue_deadline_ms` and be spooled gets a fast 503 instead.
+//!
+//! The drain rate is forgotten while Kafka is unreachable: an outage says nothing about how
+//! fast a reachable Kafka drains, and a rate of about zero learnt during one would shed every
+//! request after the brokers come back.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -29,10 +33,12 @@ pub struct Shedder {
 }
 
 impl Shedder {
-    /// `max_wait` of zero never sheds. Must run inside tokio.
-    pub fn new(backlog: Arc<Backlog>, max_wait: Duration) -> Self {
+    /// `max_wait` of zero never sheds; `reachable` says whether Kafka answers now. Must run
+    /// inside tokio.
+    pub fn new(backlog: Arc<Backlog>, max_wait: Duration, reachable: impl Fn() -> bool + Send + 'static) -> Self {
         let drain_rate = Arc::new(AtomicU64::new(f64::NAN.to_bits()));
-        let sampler = (!max_wait.is_zero()).then(|| tokio::spawn(sample(backlog.clone(), drain_rate.clone())));
+        let sampler =
+            (!max_wait.is_zero()).then(|| tokio::spawn(sample(backlog.clone(), drain_rate.clone(), reachable)));
         Self { backlog, drain_rate, max_wait, sampler }
     }
 
@@ -80,11 +86,17 @@ impl DrainRate {
     }
 }
 
-async fn sample(backlog: Arc<Backlog>, drain_rate: Arc<AtomicU64>) {
+async fn sample(backlog: Arc<Backlog>, drain_rate: Arc<AtomicU64>, reachable: impl Fn() -> bool) {
     let mut rate = DrainRate::default();
     let (mut last_reported, mut last_at, mut was_busy) = (backlog.reported(), Instant::now(), false);
     loop {
         tokio::time::sleep(SAMPLE_EVERY).await;
+        if !reachable() {
+            rate = DrainRate::default();
+            drain_rate.store(f64::NAN.to_bits(), Ordering::Relaxed);
+            (last_reported, last_at, was_busy) = (backlog.reported(), Instant::now(), false);
+            continue;
+        }
         let (reported, now, busy) = (backlog.reported(), Instant::now(), backlog.waiting() >= MIN_WAITING);
         let drained = reported.saturating_sub(last_reported);
         let smoothed = rate.observe(drained, now.duration_since(last_at), was_busy && busy);
