@@ -5,7 +5,10 @@
 //! spool replayed with `spool.replay_in_flight` steps in flight. Each pass writes its own
 //! topic; every topic is read back and its distinct keys counted, so a rate never hides a loss.
 //!
-//! `cargo run --release -p clickstream-tests --example replay_rate [EVENTS] [CONCURRENT_REQUESTS] [tansu|mock]`
+//! `cargo run --release -p clickstream-tests --example replay_rate [EVENTS] [CONCURRENT_REQUESTS] [tansu|mock] [DEPTHS]`
+//!
+//! DEPTHS lists the `spool.replay_in_flight` values to replay with, comma-separated (default
+//! `1,8`).
 //!
 //! The mock cluster keeps only about 5 MiB per partition and drops older batches silently, so
 //! its topics get 32 partitions here; the read-back tells if that was not enough.
@@ -28,6 +31,10 @@ use rdkafka::Message;
 
 const REQUEST_EVENTS: usize = 100;
 
+/// As the `clickstream` binary has it: allocation is a large part of both paths.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Held for the run; dropping it stops the broker.
 #[allow(dead_code)]
 enum Broker {
@@ -41,8 +48,12 @@ async fn main() {
     let mut args = std::env::args().skip(1);
     let events: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(200_000);
     let concurrent: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(64);
-    let topics: Vec<String> = ["warmup", "direct", "replay-1", "replay-n"].iter().map(|t| unique(t)).collect();
-    let (_broker, bootstrap, broker_name) = match args.next().as_deref() {
+    let broker = args.next();
+    let depths: Vec<usize> =
+        args.next().map_or_else(|| vec![1, 8], |list| list.split(',').filter_map(|d| d.trim().parse().ok()).collect());
+    let mut topics: Vec<String> = ["warmup", "direct"].iter().map(|t| unique(t)).collect();
+    topics.extend(depths.iter().map(|depth| unique(&format!("replay-{depth}"))));
+    let (_broker, bootstrap, broker_name) = match broker.as_deref() {
         Some("mock") => {
             let mock = EmbeddedBroker::start(1).expect("mock cluster");
             for topic in &topics {
@@ -66,24 +77,31 @@ async fn main() {
     );
 
     direct(&config, &topics[0], events / 10, concurrent).await;
-    let direct_secs = direct(&config, &topics[1], events, concurrent).await;
-    let serial_secs = replay(&config, &topics[2], events, 1).await;
-    let pipelined_secs = replay(&config, &topics[3], events, 8).await;
+    let (direct_secs, direct_cpu) = direct(&config, &topics[1], events, concurrent).await;
+    let mut rows = vec![("direct (durable sink, empty spool)".to_owned(), direct_secs, direct_cpu, &topics[1])];
+    for (depth, topic) in depths.iter().zip(&topics[2..]) {
+        let (secs, cpu) = replay(&config, topic, events, *depth).await;
+        let default = if *depth == clickstream_gateway::config::SpoolConfig::default().replay_in_flight {
+            " (default)"
+        } else {
+            ""
+        };
+        rows.push((format!("replay, {depth} steps in flight{default}"), secs, cpu, topic));
+    }
 
-    println!("{:<34} {:>9} {:>12} {:>9} {:>14}", "path", "seconds", "events/s", "vs direct", "distinct in Kafka");
-    let rows = [
-        ("direct (durable sink, empty spool)", direct_secs, &topics[1]),
-        ("replay, 1 step in flight", serial_secs, &topics[2]),
-        ("replay, 8 steps in flight (default)", pipelined_secs, &topics[3]),
-    ];
+    println!(
+        "{:<36} {:>9} {:>12} {:>9} {:>12} {:>14}",
+        "path", "seconds", "events/s", "vs direct", "CPU µs/event", "distinct in Kafka"
+    );
     let mut short = false;
-    for (name, secs, topic) in rows {
+    for (name, secs, cpu, topic) in rows {
         let (distinct, total) = count_keys(&bootstrap, topic, events);
         short |= distinct != events;
         println!(
-            "{name:<34} {secs:>9.2} {:>12.0} {:>9.2} {distinct:>9} of {events} ({total} records)",
+            "{name:<36} {secs:>9.2} {:>12.0} {:>9.2} {:>12.2} {distinct:>9} of {events} ({total} records)",
             events as f64 / secs,
             direct_secs / secs,
+            cpu * 1e6 / events as f64,
         );
     }
     if short {
@@ -126,12 +144,23 @@ async fn durable(config: &GatewayConfig, topic: &str, in_flight: usize) -> (Arc<
     (Arc::new(DurableSink::new(kafka, spool.clone(), AckMode::Kafka, deadline)), spool)
 }
 
-/// Seconds for `concurrent` requests at a time to deliver every record straight to Kafka.
-async fn direct(config: &GatewayConfig, topic: &str, events: usize, concurrent: usize) -> f64 {
+/// User and system CPU seconds of this whole process so far (librdkafka's threads included).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields count from after the parenthesised command name; utime and stime are 14 and 15,
+    // in ticks of 1/100 s.
+    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or_default().split_whitespace().collect();
+    let ticks = |at: usize| fields.get(at).and_then(|f| f.parse::<f64>().ok()).unwrap_or_default();
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// Seconds and CPU seconds for `concurrent` requests at a time to deliver every record
+/// straight to Kafka.
+async fn direct(config: &GatewayConfig, topic: &str, events: usize, concurrent: usize) -> (f64, f64) {
     let (sink, spool) = durable(config, topic, 1).await;
     let chunks: Vec<Vec<Record>> = records(topic, events).chunks(REQUEST_EVENTS).map(<[Record]>::to_vec).collect();
     let queue = Arc::new(std::sync::Mutex::new(chunks.into_iter()));
-    let started = Instant::now();
+    let (started, cpu_before) = (Instant::now(), cpu_seconds());
     let workers: Vec<_> = (0..concurrent)
         .map(|_| {
             let (sink, queue) = (sink.clone(), queue.clone());
@@ -146,13 +175,14 @@ async fn direct(config: &GatewayConfig, topic: &str, events: usize, concurrent: 
     for worker in workers {
         worker.await.expect("worker");
     }
-    let secs = started.elapsed().as_secs_f64();
+    let (secs, cpu) = (started.elapsed().as_secs_f64(), cpu_seconds() - cpu_before);
     drain(&spool, "direct").await;
-    secs
+    (secs, cpu)
 }
 
-/// Seconds for a spool of `events` records to replay with `in_flight` steps in flight.
-async fn replay(config: &GatewayConfig, topic: &str, events: usize, in_flight: usize) -> f64 {
+/// Seconds and CPU seconds for a spool of `events` records to replay with `in_flight` steps in
+/// flight.
+async fn replay(config: &GatewayConfig, topic: &str, events: usize, in_flight: usize) -> (f64, f64) {
     let dir = std::env::temp_dir().join(unique("replay-rate"));
     let mut filled = config.spool.clone();
     filled.dir = dir.display().to_string();
@@ -170,15 +200,15 @@ async fn replay(config: &GatewayConfig, topic: &str, events: usize, in_flight: u
     let kafka = Arc::new(KafkaSink::new(&config).expect("producer"));
     tokio::time::sleep(Duration::from_millis(500)).await;
     let spool = Spool::open(&config.spool).expect("spool");
-    let started = Instant::now();
+    let (started, cpu_before) = (Instant::now(), cpu_seconds());
     let deadline = Duration::from_millis(config.delivery.enqueue_deadline_ms);
     let _sink = DurableSink::new(kafka, spool.clone(), AckMode::Kafka, deadline);
     while !spool.is_empty() {
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
-    let secs = started.elapsed().as_secs_f64();
+    let (secs, cpu) = (started.elapsed().as_secs_f64(), cpu_seconds() - cpu_before);
     let _ = std::fs::remove_dir_all(&dir);
-    secs
+    (secs, cpu)
 }
 
 async fn drain(spool: &Arc<Spool>, pass: &str) {

@@ -98,10 +98,10 @@ pub fn decode(buf: &[u8]) -> Decoded {
 fn parse_body(body: &[u8], version: u8) -> Option<(Record, u64)> {
     let mut cursor = Cursor { buf: body };
     let written_at_ms = u64::from_le_bytes(cursor.take(8)?.try_into().ok()?);
-    let topic = cursor.short_str()?;
+    let topic = cursor.short_str()?.to_owned();
     let key = match cursor.take(1)?[0] {
         0 => None,
-        _ => Some(cursor.long_str()?),
+        _ => Some(cursor.long_str()?.to_owned()),
     };
     let partition = match version {
         1 => None,
@@ -113,7 +113,8 @@ fn parse_body(body: &[u8], version: u8) -> Option<(Record, u64)> {
         let name = cursor.short_str()?;
         pairs.push((name, cursor.long_str()?));
     }
-    let headers = RecordHeaders::from_pairs(pairs.iter().map(|(name, value)| (name.as_str(), value.as_str())));
+    // Borrowed from the read buffer: only what the record keeps is copied out of it.
+    let headers = RecordHeaders::from_pairs(pairs);
     let payload = cursor.long_bytes()?.to_vec();
     cursor.buf.is_empty().then_some((Record { topic, key, partition, payload, headers }, written_at_ms))
 }
@@ -129,9 +130,9 @@ impl<'a> Cursor<'a> {
         Some(head)
     }
 
-    fn short_str(&mut self) -> Option<String> {
+    fn short_str(&mut self) -> Option<&'a str> {
         let len = u16::from_le_bytes(self.take(2)?.try_into().ok()?) as usize;
-        String::from_utf8(self.take(len)?.to_vec()).ok()
+        std::str::from_utf8(self.take(len)?).ok()
     }
 
     fn long_bytes(&mut self) -> Option<&'a [u8]> {
@@ -139,8 +140,8 @@ impl<'a> Cursor<'a> {
         self.take(len)
     }
 
-    fn long_str(&mut self) -> Option<String> {
-        String::from_utf8(self.long_bytes()?.to_vec()).ok()
+    fn long_str(&mut self) -> Option<&'a str> {
+        std::str::from_utf8(self.long_bytes()?).ok()
     }
 }
 

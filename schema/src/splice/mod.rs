@@ -47,7 +47,7 @@ struct RawItem<'r, 's> {
 
 impl<'r, 's> RawItem<'r, 's> {
     fn new(raw: &'r [u8], value: Value<'s>) -> Self {
-        let members = if matches!(value, Value::Object(_)) { raw::members(raw) } else { Vec::new() };
+        let members = if matches!(value, Value::Object(_)) { raw::event_members(raw) } else { Vec::new() };
         Self::scanned(raw::Element { span: raw, members }, value)
     }
 
@@ -84,11 +84,12 @@ fn has_repeats(map: &Object<'_>) -> bool {
     (0..keys.len()).any(|i| keys[i + 1..].contains(&keys[i]))
 }
 
-/// The members of the object member `name`, with its map made to agree with them.
-fn object_members<'r>(map: &mut Object<'_>, members: &[Member<'r>], name: &str) -> Vec<Member<'r>> {
-    match (map.get_mut(name), members.iter().find(|m| m.name == name)) {
+/// The members of the object member `name` (scanned with the event's, and moved out of its
+/// member), with its map made to agree with them.
+fn object_members<'r>(map: &mut Object<'_>, members: &mut [Member<'r>], name: &str) -> Vec<Member<'r>> {
+    match (map.get_mut(name), members.iter_mut().find(|m| m.name == name)) {
         (Some(Value::Object(object)), Some(member)) => {
-            let members = raw::members(member.value);
+            let members = std::mem::take(&mut member.members);
             last_wins(object, &members);
             members
         }
@@ -136,7 +137,7 @@ impl<'r, 's> RawEnvelope<'r, 's> {
         };
         let (members, elements) = raw::batch(raw);
         last_wins(&mut map, &members);
-        let member = |name: &str| members.iter().find(|m| m.name == name);
+        let mut members = members;
         let items = match map.remove("batch") {
             Some(Value::Array(items)) => {
                 elements.into_iter().zip(*items).map(|(element, value)| Ok(RawItem::scanned(element, value))).collect()
@@ -161,9 +162,9 @@ impl<'r, 's> RawEnvelope<'r, 's> {
         if let Some(Value::String(key)) = map.remove("writeKey") {
             envelope.write_key = Some(key.into_owned());
         }
-        let mut shared = |field: &str| match (map.remove(field), member(field)) {
+        let mut shared = |field: &str| match (map.remove(field), members.iter_mut().find(|m| m.name == field)) {
             (Some(Value::Object(mut value)), Some(m)) => {
-                let members = raw::members(m.value);
+                let members = std::mem::take(&mut m.members);
                 last_wins(&mut value, &members);
                 Some(SharedObject { members, value })
             }
@@ -234,14 +235,14 @@ impl<'r, 's> RawEnvelope<'r, 's> {
             .into_iter()
             .map(|item| {
                 let item = item.map_err(|error| Rejected { error, payload: serde_json::Value::Null })?;
-                let RawItem { raw, value, members } = item;
+                let RawItem { raw, value, mut members } = item;
                 let rejected = |error| Rejected { error, payload: serde_json::from_slice(raw).unwrap_or_default() };
                 let Value::Object(mut map) = value else {
                     return Err(rejected(EventError::NotAnObject(type_name(&value))));
                 };
                 let (kind, times) = check::check(&map, endpoint_type).map_err(rejected)?;
-                let context = object_members(&mut map, &members, "context");
-                let integrations = object_members(&mut map, &members, "integrations");
+                let context = object_members(&mut map, &mut members, "context");
+                let integrations = object_members(&mut map, &mut members, "integrations");
                 Ok(CheckedEvent { members, context, integrations, map, kind, times })
             })
             .collect();

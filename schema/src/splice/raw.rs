@@ -13,7 +13,14 @@ pub(crate) struct Member<'r> {
     pub value: &'r [u8],
     /// The key unescaped (escapes are rare, so usually borrowed).
     pub name: Cow<'r, str>,
+    /// The members of the value, when it is the `context` or `integrations` object of an
+    /// event or a batch: found in the same pass, as the splice merges them member by member.
+    pub members: Vec<Member<'r>>,
 }
+
+/// The object members whose own members are scanned with their parent's (see
+/// [`Member::members`]).
+const MERGED: [&str; 2] = ["context", "integrations"];
 
 /// The unescaped text of a raw JSON string (with its quotes).
 pub(crate) fn key_name(raw: &[u8]) -> Cow<'_, str> {
@@ -123,7 +130,13 @@ pub(crate) struct Element<'r> {
 /// The members of the object `bytes` (surrounding whitespace allowed), in the order sent. Of
 /// a key sent more than once only the last stays, as serde_json (and so the owned path) reads it.
 pub(crate) fn members(bytes: &[u8]) -> Vec<Member<'_>> {
-    last_only(object_at(bytes, skip_ws(bytes, 0), None).0)
+    last_only(object_at(bytes, skip_ws(bytes, 0), None, false).0)
+}
+
+/// The members of the event `bytes`, as [`members`], with those of its `context` and
+/// `integrations` objects too.
+pub(crate) fn event_members(bytes: &[u8]) -> Vec<Member<'_>> {
+    last_only(object_at(bytes, skip_ws(bytes, 0), None, true).0)
 }
 
 /// The elements of the array `bytes` (surrounding whitespace allowed), in order.
@@ -134,7 +147,7 @@ pub(crate) fn elements(bytes: &[u8]) -> Vec<Element<'_>> {
 /// A batch body in one pass: its members, and the elements of its `batch` array.
 pub(crate) fn batch(bytes: &[u8]) -> (Vec<Member<'_>>, Vec<Element<'_>>) {
     let mut elements = Vec::new();
-    let (members, _) = object_at(bytes, skip_ws(bytes, 0), Some(("batch", &mut elements)));
+    let (members, _) = object_at(bytes, skip_ws(bytes, 0), Some(("batch", &mut elements)), true);
     (last_only(members), elements)
 }
 
@@ -149,11 +162,13 @@ fn last_only(mut out: Vec<Member<'_>>) -> Vec<Member<'_>> {
 }
 
 /// The members of the object at `at` and the index just past it. The array member named in
-/// `nested` has its elements scanned too (into the vector given), in the same pass.
+/// `nested` has its elements scanned too (into the vector given), in the same pass, and with
+/// `merged`, so do the members of its `context` and `integrations` objects.
 fn object_at<'r>(
     bytes: &'r [u8],
     mut at: usize,
     mut nested: Option<(&str, &mut Vec<Element<'r>>)>,
+    merged: bool,
 ) -> (Vec<Member<'r>>, usize) {
     let mut out = Vec::with_capacity(16);
     if bytes.get(at) != Some(&b'{') {
@@ -169,16 +184,22 @@ fn object_at<'r>(
         let start = skip_ws(bytes, colon + 1);
         let Some(key) = bytes.get(at..key_end) else { break };
         let name = key_name(key);
+        let mut inner = Vec::new();
         let end = match &mut nested {
             Some((wanted, elements)) if bytes.get(start) == Some(&b'[') && name == *wanted => {
                 let (found, end) = array_at(bytes, start);
                 **elements = found;
                 end
             }
+            _ if merged && bytes.get(start) == Some(&b'{') && MERGED.contains(&name.as_ref()) => {
+                let (found, end) = object_at(bytes, start, None, false);
+                inner = last_only(found);
+                end
+            }
             _ => value_end(bytes, start),
         };
         let Some(value) = bytes.get(start..end) else { break };
-        out.push(Member { key, value, name });
+        out.push(Member { key, value, name, members: inner });
         at = skip_ws(bytes, end);
         if bytes.get(at) != Some(&b',') {
             break;
@@ -198,7 +219,7 @@ fn array_at(bytes: &[u8], mut at: usize) -> (Vec<Element<'_>>, usize) {
     while bytes.get(at).is_some_and(|&b| b != b']') {
         let (members, end) = match bytes.get(at) {
             Some(b'{') => {
-                let (members, end) = object_at(bytes, at, None);
+                let (members, end) = object_at(bytes, at, None, true);
                 (last_only(members), end)
             }
             _ => (Vec::new(), value_end(bytes, at)),
