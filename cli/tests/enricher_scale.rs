@@ -1,8 +1,8 @@
 //! Scaling out: `clickstream enricher` processes in one group on Tansu (sqlite, its own process)
 //! while partitions move between them: a second and a third instance join mid-stream, one is
 //! SIGKILLed and another stopped with SIGTERM. In `exactly_once_idempotent` mode every input
-//! appears exactly once on the enriched topic, the window counts match the input and each
-//! visitor keeps one session id; in `at_least_once` mode nothing is lost.
+//! appears exactly once on the enriched topic, each visitor keeps one session id, and no window
+//! counts an event twice; in `at_least_once` mode nothing is lost.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
