@@ -3,104 +3,28 @@
 //! `messageId` appears exactly once on the enriched topic; in `at_least_once` mode none is lost.
 
 use std::collections::HashMap;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use clickstream_enricher::config::Guarantee;
 use clickstream_tests::enricher::{keyed, produce, track, EnricherTopics};
-use clickstream_tests::kafka::assign_from_beginning;
+use clickstream_tests::enricher_process::{
+    committed_so_far, group_reader, message_id_counts, read_until_quiet, tail, written_so_far, EnricherProcess,
+};
 use clickstream_tests::tansu::Tansu;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{ClientConfig, Message};
+use rdkafka::consumer::BaseConsumer;
+use rdkafka::ClientConfig;
 use serde_json::json;
 
-fn start_enricher(topics: &EnricherTopics, bootstrap: &str, guarantee: Guarantee, log: &std::path::Path) -> Child {
-    let log = std::fs::OpenOptions::new().create(true).append(true).open(log).expect("log");
-    let mut command = Command::new(env!("CARGO_BIN_EXE_clickstream"));
-    command.arg("enricher");
-    for flag in topics.flags(bootstrap, guarantee) {
-        command.args(["--set", &flag]);
-    }
+fn start_enricher(
+    topics: &EnricherTopics,
+    bootstrap: &str,
+    guarantee: Guarantee,
+    log: &std::path::Path,
+) -> EnricherProcess {
     // Each visitor here comes back about every 100 s of event time; a one-minute gap closes
     // sessions often, so a restart replays a bounded stretch, as with real traffic.
-    command.args(["--set", "enricher.sessions.inactivity_minutes=1"]);
-    command.stdout(Stdio::null()).stderr(log).spawn().expect("clickstream enricher starts")
-}
-
-/// Counts every messageId on `topic`, reading until `expected` distinct ids are seen and the
-/// topic then stays quiet for two seconds.
-fn count_message_ids(bootstrap: &str, topic: &str, expected: usize, timeout: Duration) -> HashMap<String, usize> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", clickstream_tests::unique("kill-reader"))
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("consumer");
-    assign_from_beginning(&consumer, topic);
-    let mut counts: HashMap<String, usize> = HashMap::new();
-    let deadline = Instant::now() + timeout;
-    let mut quiet_since = Instant::now();
-    loop {
-        match consumer.poll(Duration::from_millis(200)) {
-            Some(Ok(message)) => {
-                let value: serde_json::Value =
-                    serde_json::from_slice(message.payload().unwrap_or_default()).expect("json");
-                let id = value["messageId"].as_str().unwrap_or_default().to_owned();
-                *counts.entry(id).or_default() += 1;
-                quiet_since = Instant::now();
-            }
-            Some(Err(error)) => panic!("reading {topic}: {error}"),
-            None => {}
-        }
-        if counts.len() >= expected && quiet_since.elapsed() > Duration::from_secs(2) {
-            return counts;
-        }
-        if Instant::now() > deadline {
-            eprintln!("read {} of {expected} distinct messageIds from {topic} in {timeout:?}", counts.len());
-            return counts;
-        }
-    }
-}
-
-fn tail(text: &str) -> String {
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(40)..].join("\n")
-}
-
-/// Output written so far, summed over the enriched topic's partitions.
-fn enriched_so_far(watcher: &BaseConsumer, topic: &str) -> i64 {
-    loop {
-        let highs: Result<Vec<i64>, _> =
-            (0..3).map(|p| watcher.fetch_watermarks(topic, p, Duration::from_secs(5)).map(|(_, high)| high)).collect();
-        match highs {
-            Ok(highs) => return highs.iter().sum(),
-            Err(_) => std::thread::sleep(Duration::from_millis(200)),
-        }
-    }
-}
-
-/// Input offsets the enricher's group has committed, summed over the raw topic's partitions.
-fn committed_so_far(group_reader: &BaseConsumer, topic: &str) -> i64 {
-    let mut partitions = rdkafka::TopicPartitionList::new();
-    for partition in 0..3 {
-        partitions.add_partition(topic, partition);
-    }
-    loop {
-        if let Ok(committed) = group_reader.committed_offsets(partitions.clone(), Duration::from_secs(5)) {
-            return committed.elements().iter().filter_map(|e| e.offset().to_raw()).filter(|o| *o > 0).sum();
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-/// Kills the child on drop, so a failing test leaves no enricher behind.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+    let extra = ["enricher.sessions.inactivity_minutes=1"];
+    EnricherProcess::start(env!("CARGO_BIN_EXE_clickstream").as_ref(), topics, bootstrap, guarantee, &extra, log)
 }
 
 /// Input fed beyond each kill's output target.
@@ -142,16 +66,11 @@ async fn run_with_kills(guarantee: Guarantee, total: usize, kills: usize) -> (Ha
     let mut fed = 0;
     let dir = tempfile::tempdir().expect("dir");
     let log = dir.path().join("enricher.log");
-    let mut enricher = Running(start_enricher(&topics, &bootstrap, guarantee, &log));
+    let mut enricher = start_enricher(&topics, &bootstrap, guarantee, &log);
     // One long-lived client: a new connection every poll would load the broker for nothing.
     let watcher: BaseConsumer = ClientConfig::new().set("bootstrap.servers", &bootstrap).create().expect("watcher");
     // Reads the enricher group's committed offsets without joining the group.
-    let group_reader: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &bootstrap)
-        .set("group.id", &topics.group)
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("group reader");
+    let group_reader = group_reader(&bootstrap, &topics.group);
 
     let mut seen_at_kill = Vec::new();
     let step = (total / (kills + 1)) as i64;
@@ -166,8 +85,8 @@ async fn run_with_kills(guarantee: Guarantee, total: usize, kills: usize) -> (Ha
         produce(&bootstrap, &topics.raw, &records[fed..feed_to]);
         fed = feed_to;
         let deadline = Instant::now() + Duration::from_secs(180);
-        while enriched_so_far(&watcher, &topics.enriched) < target
-            || committed_so_far(&group_reader, &topics.raw) <= committed_before
+        while written_so_far(&watcher, &topics.enriched, 3) < target
+            || committed_so_far(&group_reader, &topics.raw, 3) <= committed_before
         {
             assert!(
                 Instant::now() < deadline,
@@ -177,21 +96,25 @@ async fn run_with_kills(guarantee: Guarantee, total: usize, kills: usize) -> (Ha
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        enricher.0.kill().expect("SIGKILL");
-        enricher.0.wait().expect("reaped");
-        committed_before = committed_so_far(&group_reader, &topics.raw);
+        enricher.kill();
+        committed_before = committed_so_far(&group_reader, &topics.raw, 3);
         // Tansu 0.6 can leave a group stuck when a member joins while a killed member is still
         // in it; wait out the killed member's 30 s session first. Apache Kafka does not need this.
         tokio::time::sleep(Duration::from_secs(31)).await;
         // Counted after the wait, so outputs the broker was still writing at the kill are in.
-        seen_at_kill.push(enriched_so_far(&watcher, &topics.enriched));
+        seen_at_kill.push(written_so_far(&watcher, &topics.enriched, 3));
         println!("kill {kill}: {} outputs, {committed_before} input offsets committed", seen_at_kill[kill - 1]);
-        enricher = Running(start_enricher(&topics, &bootstrap, guarantee, &log));
+        enricher = start_enricher(&topics, &bootstrap, guarantee, &log);
     }
     produce(&bootstrap, &topics.raw, &records[fed..]);
     let counts = tokio::task::spawn_blocking({
         let (bootstrap, enriched) = (bootstrap.clone(), topics.enriched.clone());
-        move || count_message_ids(&bootstrap, &enriched, total, Duration::from_secs(300))
+        move || {
+            let values = read_until_quiet(&bootstrap, &enriched, Duration::from_secs(300), |values| {
+                message_id_counts(values).len() >= total
+            });
+            message_id_counts(&values)
+        }
     })
     .await
     .expect("reader");

@@ -4,6 +4,7 @@
 pub mod dev;
 pub mod drill;
 pub mod enricher;
+pub mod enricher_process;
 pub mod gateway_process;
 pub mod kafka;
 pub mod markdown;

@@ -1,8 +1,9 @@
 //! Consumer-group membership: deciding where each newly assigned partition resumes (and from
 //! where it replays state), and making progress safe on revoke and at every commit interval.
 
+use std::collections::BTreeMap;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
@@ -10,7 +11,7 @@ use rdkafka::producer::Producer;
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
-use super::checkpoint::{committed, read_tail_checkpoint, WindowCommit};
+use super::checkpoint::{committed, read_tail_checkpoint, Checkpoint, WindowCommit};
 use super::core::{Core, OwnedPartition, OwnedWindows};
 use super::PipelineError;
 use crate::config::Guarantee;
@@ -107,17 +108,10 @@ impl Core {
                 input_partitions.push(*partition);
             }
         }
+        let started = Instant::now();
+        let mut checkpoints = self.tail_checkpoints(&input_partitions)?;
         for partition in input_partitions {
-            let checkpoint = match self.guarantee() {
-                Guarantee::AtLeastOnce => None,
-                _ => read_tail_checkpoint(
-                    &self.config.kafka,
-                    &settings.topics.enriched,
-                    partition,
-                    super::isolation(self.guarantee()),
-                    CALL_TIMEOUT,
-                )?,
-            };
+            let checkpoint = checkpoints.remove(&partition).flatten();
             let mut owned = OwnedPartition::new(PartitionState::new(&settings));
             for (index, topic) in self.inputs.iter().enumerate() {
                 if !assigned.contains(&(topic.clone(), partition)) {
@@ -146,7 +140,42 @@ impl Core {
             }
             self.partitions.insert(partition, owned);
         }
+        tracing::info!(
+            partitions = self.partitions.len(),
+            elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            "input partitions resumed"
+        );
         Ok(())
+    }
+
+    /// The checkpoint at the tail of each partition's enriched output (none in at-least-once
+    /// mode). Each read waits for its partition to stay quiet for a moment, so the partitions
+    /// are read at once, each by its own client: one after another, a new instance took about
+    /// 0.65 s per partition before serving.
+    fn tail_checkpoints(&self, partitions: &[i32]) -> Result<BTreeMap<i32, Option<Checkpoint>>, PipelineError> {
+        let guarantee = self.guarantee();
+        if guarantee == Guarantee::AtLeastOnce {
+            return Ok(partitions.iter().map(|p| (*p, None)).collect());
+        }
+        let (kafka, topic) = (&self.config.kafka, &self.config.enricher.topics.enriched);
+        std::thread::scope(|scope| {
+            let readers: Vec<_> = partitions
+                .iter()
+                .map(|partition| {
+                    let reader = scope.spawn(move || {
+                        read_tail_checkpoint(kafka, topic, *partition, super::isolation(guarantee), CALL_TIMEOUT)
+                    });
+                    (*partition, reader)
+                })
+                .collect();
+            readers
+                .into_iter()
+                .map(|(partition, reader)| {
+                    let checkpoint = reader.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+                    Ok((partition, checkpoint))
+                })
+                .collect()
+        })
     }
 
     /// The offsets that are safe to commit: inputs up to what has been processed, the
