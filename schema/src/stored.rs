@@ -1,0 +1,168 @@
+//! An event read back from a topic the gateway wrote, borrowed: parsed once into simd-json
+//! values, validated by the rules [`Event::from_slice`] applies, and read in place, so that a
+//! consumer (the enricher) builds no owned tree for the fields it only looks at.
+
+use std::borrow::Cow;
+
+use chrono::{DateTime, Utc};
+use simd_json::borrowed::{Object, Value};
+
+use crate::error::EventError;
+use crate::event::{Event, EventType};
+use crate::splice::{check, has_repeats};
+
+/// simd-json's borrowed JSON value, the type [`StoredEvent`]'s fields are read as.
+pub use simd_json::borrowed::{Object as BorrowedObject, Value as BorrowedValue};
+/// simd-json's scalar node (`null`, booleans, numbers) inside a [`BorrowedValue`].
+pub use simd_json::StaticNode;
+
+/// Buffers a [`StoredEvent`] borrows from: simd-json parses in place, so it needs a copy of
+/// the stored bytes. Reused from event to event, it saves an allocation per event.
+#[derive(Debug, Default)]
+pub struct StoredScratch {
+    parsed: Vec<u8>,
+    /// The event rewritten by serde_json, for the rare event with a repeated key.
+    normalized: Vec<u8>,
+}
+
+/// One valid stored event, borrowed from its scratch copy.
+#[derive(Debug)]
+pub struct StoredEvent<'s> {
+    map: Box<Object<'s>>,
+    kind: EventType,
+    times: check::CheckedTimes,
+}
+
+impl<'s> StoredEvent<'s> {
+    /// Parses and validates `bytes`. Errors are [`Event::from_slice`]'s, word for word: any
+    /// event this rejects is handed to it for the error.
+    pub fn parse(bytes: &[u8], scratch: &'s mut StoredScratch) -> Result<Self, EventError> {
+        let StoredScratch { parsed, normalized } = scratch;
+        parsed.clear();
+        parsed.extend_from_slice(bytes);
+        let first = simd_json::to_borrowed_value(parsed).ok();
+        let value = match first {
+            Some(value) if !repeats_anywhere(&value) => value,
+            // simd-json keeps every copy of a repeated key and reads the first; the owned
+            // `Event` (serde_json) keeps the last. Rewriting through serde_json agrees with it.
+            Some(_) => {
+                let rewritten = serde_json::from_slice::<serde_json::Value>(bytes).map(|v| v.to_string());
+                normalized.clear();
+                normalized.extend_from_slice(rewritten.as_deref().unwrap_or_default().as_bytes());
+                simd_json::to_borrowed_value(normalized).map_err(|_| owned_error(bytes))?
+            }
+            None => return Err(owned_error(bytes)),
+        };
+        let Value::Object(map) = value else { return Err(owned_error(bytes)) };
+        let (kind, times) = check::check(&map, None).map_err(|_| owned_error(bytes))?;
+        Ok(Self { map, kind, times })
+    }
+
+    pub fn kind(&self) -> EventType {
+        self.kind
+    }
+
+    /// A top-level member, as stored.
+    pub fn get(&self, name: &str) -> Option<&Value<'s>> {
+        self.map.get(name)
+    }
+
+    /// A top-level member that is an object (`properties`, `context`, ...).
+    pub fn object(&self, name: &str) -> Option<&Object<'s>> {
+        match self.map.get(name) {
+            Some(Value::Object(object)) => Some(object),
+            _ => None,
+        }
+    }
+
+    /// A top-level member that is a string.
+    pub fn str(&self, name: &str) -> Option<&str> {
+        match self.map.get(name) {
+            Some(Value::String(text)) => Some(text),
+            _ => None,
+        }
+    }
+
+    /// `messageId` when non-empty, a numeric id as its decimal text (as [`Event::message_id`]).
+    pub fn message_id(&self) -> Option<Cow<'_, str>> {
+        self.map.get("messageId").and_then(check::id_text).filter(|id| !id.is_empty())
+    }
+
+    /// The visitor, as [`Event::visitor_key`] names it: `anonymousId`, else `userId`.
+    pub fn visitor_key(&self) -> Option<Cow<'_, str>> {
+        let id = |field: &str| self.map.get(field).and_then(check::id_text).filter(|id| !id.is_empty());
+        id("anonymousId").or_else(|| id("userId"))
+    }
+
+    pub fn timestamp(&self) -> Option<DateTime<Utc>> {
+        self.times[0]
+    }
+
+    pub fn received_at(&self) -> Option<DateTime<Utc>> {
+        self.times[3]
+    }
+}
+
+/// What the owned path says about bytes the borrowed path would not take.
+fn owned_error(bytes: &[u8]) -> EventError {
+    match Event::from_slice(bytes) {
+        Err(error) => error,
+        // Not expected: both paths share their rules. Said as an error rather than guessed at.
+        Ok(_) => EventError::InvalidJson("the event reads differently as simd-json and serde_json values".into()),
+    }
+}
+
+/// Whether any object in `value` has a key more than once.
+fn repeats_anywhere(value: &Value<'_>) -> bool {
+    match value {
+        Value::Object(map) => has_repeats(map) || map.values().any(repeats_anywhere),
+        Value::Array(items) => items.iter().any(repeats_anywhere),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read<T>(bytes: &[u8], f: impl FnOnce(&StoredEvent<'_>) -> T) -> Result<T, EventError> {
+        let mut scratch = StoredScratch::default();
+        StoredEvent::parse(bytes, &mut scratch).map(|event| f(&event))
+    }
+
+    #[test]
+    fn reads_what_the_owned_event_reads() {
+        let stored = br#"{"type":"track","event":"E","messageId":42,"anonymousId":"","userId":"u1","timestamp":"2026-01-01T00:00:00Z","receivedAt":"2026-01-01T00:00:01Z","context":{"ip":"1.2.3.4"}}"#;
+        let owned = Event::from_slice(stored).expect("valid");
+        let got = read(stored, |e| {
+            (e.kind(), e.message_id().map(Cow::into_owned), e.visitor_key().map(Cow::into_owned), e.timestamp())
+        });
+        assert_eq!(
+            got,
+            Ok((owned.kind, owned.message_id.clone(), owned.visitor_key().map(str::to_owned), owned.timestamp))
+        );
+        assert_eq!(read(stored, |e| e.received_at()), Ok(owned.received_at));
+        assert_eq!(read(stored, |e| e.str("event").map(str::to_owned)), Ok(Some("E".to_owned())));
+        assert_eq!(read(stored, |e| e.object("context").map(|c| c.len())), Ok(Some(1)));
+    }
+
+    #[test]
+    fn a_repeated_key_reads_its_last_copy_as_serde_does() {
+        let stored = br#"{"type":"track","event":"A","userId":"u","properties":{"id":"x","id":"y"},"event":"B"}"#;
+        let got = read(stored, |e| {
+            let id = match e.object("properties").and_then(|p| p.get("id")) {
+                Some(Value::String(id)) => Some(id.to_string()),
+                _ => None,
+            };
+            (e.str("event").map(str::to_owned), id)
+        });
+        assert_eq!(got, Ok((Some("B".to_owned()), Some("y".to_owned()))));
+    }
+
+    #[test]
+    fn rejects_with_the_owned_error() {
+        for bad in [&b"{not json"[..], b"[1]", br#"{"type":"track","userId":"u"}"#, br#"{"type":"page"}"#] {
+            assert_eq!(read(bad, |_| ()), Err(Event::from_slice(bad).expect_err("invalid")), "{bad:?}");
+        }
+    }
+}
