@@ -117,7 +117,8 @@ pub fn process(enrichers: &Enrichers, state: &mut PartitionState, input: Input<'
 /// whole, with the new one in its place.
 fn enriched_payload(stored: &[u8], event: &StoredEvent<'_>, enrichment: &[u8], masked_ip: Option<&str>) -> Vec<u8> {
     let stored_ip = event.object("context").and_then(|c| c.get("ip")).and_then(crate::enrich::as_str);
-    clickstream_schema::append_member(stored, "enrichment", enrichment, masked_ip.or(stored_ip))
+    event
+        .append_member(stored, "enrichment", enrichment, masked_ip.or(stored_ip))
         .unwrap_or_else(|| whole_event(stored, enrichment, masked_ip))
 }
 

@@ -29,6 +29,9 @@ pub struct StoredScratch {
 #[derive(Debug)]
 pub struct StoredEvent<'s> {
     map: Box<Object<'s>>,
+    /// Address of the parsed copy of the stored bytes, where simd-json leaves each string at
+    /// its stored position; `None` when the event was rewritten (a repeated key).
+    parsed_at: Option<usize>,
     kind: EventType,
     times: check::CheckedTimes,
 }
@@ -40,12 +43,15 @@ impl<'s> StoredEvent<'s> {
         let StoredScratch { parsed, normalized } = scratch;
         parsed.clear();
         parsed.extend_from_slice(bytes);
+        let parsed_start = parsed.as_ptr().addr();
         let first = simd_json::to_borrowed_value(parsed).ok();
+        let mut parsed_at = Some(parsed_start);
         let value = match first {
             Some(value) if !repeats_anywhere(&value) => value,
             // simd-json keeps every copy of a repeated key and reads the first; the owned
             // `Event` (serde_json) keeps the last. Rewriting through serde_json agrees with it.
             Some(_) => {
+                parsed_at = None;
                 let rewritten = serde_json::from_slice::<serde_json::Value>(bytes).map(|v| v.to_string());
                 normalized.clear();
                 normalized.extend_from_slice(rewritten.as_deref().unwrap_or_default().as_bytes());
@@ -55,7 +61,48 @@ impl<'s> StoredEvent<'s> {
         };
         let Value::Object(map) = value else { return Err(owned_error(bytes)) };
         let (kind, times) = check::check(&map, None).map_err(|_| owned_error(bytes))?;
-        Ok(Self { map, kind, times })
+        Ok(Self { map, parsed_at, kind, times })
+    }
+
+    /// `stored`, the bytes this event was parsed from, with the member `name` added as
+    /// `value` (its JSON text) and `context.ip`, where it is a string, set to `context_ip`:
+    /// what [`crate::append_member`] writes, found from the parse rather than by scanning the
+    /// bytes again. Everything else is copied as stored, whitespace included. `None` when the
+    /// event already has a member `name`.
+    pub fn append_member(&self, stored: &[u8], name: &str, value: &[u8], context_ip: Option<&str>) -> Option<Vec<u8>> {
+        if self.map.contains_key(name) {
+            return None;
+        }
+        let start = stored.iter().position(|b| !b.is_ascii_whitespace());
+        let end = stored.iter().rposition(|b| !b.is_ascii_whitespace());
+        let (Some(start), Some(end), Some(parsed_at)) = (start, end, self.parsed_at) else {
+            return crate::append_member(stored, name, value, context_ip);
+        };
+        let stored_ip = self.object("context").and_then(|c| c.get("ip"));
+        let ip_span = match (context_ip, stored_ip) {
+            (Some(ip), Some(Value::String(old))) => match string_span(stored, parsed_at, old) {
+                Some(span) => Some((span, ip)),
+                None => return crate::append_member(stored, name, value, context_ip),
+            },
+            _ => None,
+        };
+        if stored[end] != b'}' || self.map.is_empty() {
+            return crate::append_member(stored, name, value, context_ip);
+        }
+        let mut out = Vec::with_capacity(end - start + value.len() + name.len() + 24);
+        let mut copied = start;
+        if let Some(((from, to), ip)) = ip_span {
+            out.extend_from_slice(&stored[copied..from]);
+            serde_json::to_writer(&mut out, ip).ok()?;
+            copied = to;
+        }
+        out.extend_from_slice(&stored[copied..end]);
+        out.push(b',');
+        serde_json::to_writer(&mut out, name).ok()?;
+        out.push(b':');
+        out.extend_from_slice(value);
+        out.push(b'}');
+        Some(out)
     }
 
     pub fn kind(&self) -> EventType {
@@ -112,10 +159,41 @@ fn owned_error(bytes: &[u8]) -> EventError {
     }
 }
 
+/// Where `text`, a string simd-json parsed from the copy at `parsed_at`, sits in `stored`,
+/// quotes included; `None` unless it is there verbatim (a string with escapes is not).
+fn string_span(stored: &[u8], parsed_at: usize, text: &str) -> Option<(usize, usize)> {
+    let at = text.as_ptr().addr().checked_sub(parsed_at)?;
+    let end = at.checked_add(text.len())?;
+    let verbatim = at >= 1
+        && stored.get(at - 1) == Some(&b'"')
+        && stored.get(at..end) == Some(text.as_bytes())
+        && stored.get(end) == Some(&b'"');
+    verbatim.then_some((at - 1, end + 1))
+}
+
+/// Whether an object's keys repeat: pairs compared by length and first byte before their
+/// text, on the stack for the small objects events are made of.
+fn keys_repeat(map: &Object<'_>) -> bool {
+    const SMALL: usize = 32;
+    if map.len() < 2 {
+        return false;
+    }
+    if map.len() > SMALL {
+        return has_repeats(map);
+    }
+    let mut keys = [""; SMALL];
+    for (slot, key) in keys.iter_mut().zip(map.keys()) {
+        *slot = key;
+    }
+    let keys = &keys[..map.len()];
+    let sign = |key: &str| (key.len(), key.as_bytes().first().copied());
+    (0..keys.len()).any(|i| keys[i + 1..].iter().any(|other| sign(other) == sign(keys[i]) && *other == keys[i]))
+}
+
 /// Whether any object in `value` has a key more than once.
 fn repeats_anywhere(value: &Value<'_>) -> bool {
     match value {
-        Value::Object(map) => has_repeats(map) || map.values().any(repeats_anywhere),
+        Value::Object(map) => keys_repeat(map) || map.values().any(repeats_anywhere),
         Value::Array(items) => items.iter().any(repeats_anywhere),
         _ => false,
     }
@@ -157,6 +235,31 @@ mod tests {
             (e.str("event").map(str::to_owned), id)
         });
         assert_eq!(got, Ok((Some("B".to_owned()), Some("y".to_owned()))));
+    }
+
+    /// The same event as [`crate::append_member`] writes, with or without an IP to replace,
+    /// escaped or not, and with a repeated key.
+    #[test]
+    fn appends_as_the_byte_scan_does() {
+        let cases: [&[u8]; 5] = [
+            br#"{"type":"track","event":"E","userId":"u","context":{"ip":"203.0.113.7","locale":"en"},"n":1.50}"#,
+            br#"{"type":"track","event":"E","userId":"u","context":{"locale":"en"}}"#,
+            br#"{"type":"track","event":"E","userId":"u","context":{"ip":"203.0.113.\u0037"}}"#,
+            br#"{"type":"track","event":"E","userId":"u","context":{"ip":"1.1.1.1","ip":"2.2.2.2"}}"#,
+            br#"{"type":"page","userId":"u","ip":"9.9.9.9","context":{"ip":7}}"#,
+        ];
+        for stored in cases {
+            for ip in [None, Some("203.0.113.0")] {
+                let appended = read(stored, |e| e.append_member(stored, "enrichment", br#"{"a":1}"#, ip));
+                let scanned = crate::append_member(stored, "enrichment", br#"{"a":1}"#, ip);
+                assert_eq!(appended, Ok(scanned), "{}", String::from_utf8_lossy(stored));
+            }
+        }
+        let padded = b" {\"type\":\"page\", \"userId\":\"u\"} \n";
+        let appended = read(padded, |e| e.append_member(padded, "x", b"1", None)).expect("valid").expect("appended");
+        assert_eq!(appended, b"{\"type\":\"page\", \"userId\":\"u\",\"x\":1}");
+        let twice = br#"{"type":"page","userId":"u","x":0}"#;
+        assert_eq!(read(twice, |e| e.append_member(twice, "x", b"1", None)), Ok(None));
     }
 
     #[test]
