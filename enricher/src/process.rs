@@ -1,7 +1,7 @@
 //! Turning one raw record into its outputs: the enriched event, the product activity for the
 //! windows, or a dead letter. Pure apart from the per-partition state it is handed.
 
-use clickstream_schema::{ConsumerDeadLetter, Event};
+use clickstream_schema::{ConsumerDeadLetter, Event, StoredEvent, StoredScratch};
 use serde_json::Value;
 
 use crate::config::EnricherSettings;
@@ -35,16 +35,24 @@ pub enum Processed {
     Dead(ConsumerDeadLetter),
 }
 
-/// State kept per input partition: sessions and recently seen message ids.
+/// State kept per input partition: sessions and recently seen message ids, plus buffers
+/// reused from event to event.
 #[derive(Debug)]
 pub struct PartitionState {
     pub sessions: Sessions,
     pub recent: RecentMessages,
+    scratch: StoredScratch,
+    enrichment: Vec<u8>,
 }
 
 impl PartitionState {
     pub fn new(settings: &EnricherSettings) -> Self {
-        Self { sessions: Sessions::new(&settings.sessions), recent: RecentMessages::new(&settings.dedup) }
+        Self {
+            sessions: Sessions::new(&settings.sessions),
+            recent: RecentMessages::new(&settings.dedup),
+            scratch: StoredScratch::default(),
+            enrichment: Vec::new(),
+        }
     }
 }
 
@@ -62,7 +70,8 @@ pub fn process(enrichers: &Enrichers, state: &mut PartitionState, input: Input<'
     let Some(bytes) = input.payload.filter(|b| !b.is_empty()) else {
         return dead("empty_record", "record has no value".to_owned(), Value::Null);
     };
-    let mut event = match Event::from_slice(bytes) {
+    let PartitionState { sessions, recent, scratch, enrichment } = state;
+    let event = match StoredEvent::parse(bytes, scratch) {
         Ok(event) => event,
         Err(error) => {
             let payload = serde_json::from_slice(bytes)
@@ -70,41 +79,60 @@ pub fn process(enrichers: &Enrichers, state: &mut PartitionState, input: Input<'
             return dead(error.kind(), error.to_string(), payload);
         }
     };
-    if let Some(id) = event.message_id.as_deref() {
-        if !state.recent.first_sighting(id) {
+    if let Some(id) = event.message_id() {
+        if !recent.first_sighting(&id) {
             return Processed::Duplicate;
         }
     }
-    let Some(visitor) = event.visitor_key().map(str::to_owned) else {
+    let Some(visitor) = event.visitor_key() else {
         return dead("missing_identity", "event has neither anonymousId nor userId".to_owned(), raw_json(bytes));
     };
-    let event_ms =
-        event.timestamp.or(event.received_at).map(|t| t.timestamp_millis()).or(input.timestamp_ms).unwrap_or_default();
-    let session = state.sessions.observe(&visitor, event_ms, (input.topic_index, input.offset));
-    let report = enrichers.enrich(&mut event, &session);
-    let name = event.event.clone().unwrap_or_else(|| event.kind.as_str().to_owned());
+    let event_ms = event
+        .timestamp()
+        .or(event.received_at())
+        .map(|t| t.timestamp_millis())
+        .or(input.timestamp_ms)
+        .unwrap_or_default();
+    let session = sessions.observe(&visitor, event_ms, (input.topic_index, input.offset));
+    enrichment.clear();
+    let report = enrichers.enrich(&event, &session, enrichment);
+    let name = event.str("event").unwrap_or(event.kind().as_str());
     let activities = report
         .line_items
         .into_iter()
         .map(|item| Activity {
             product_id: item.product_id,
-            event: name.clone(),
+            event: name.to_owned(),
             event_ms,
             quantity: item.quantity,
             revenue: item.revenue,
         })
         .collect();
-    Processed::Enriched { payload: enriched_payload(bytes, &event), activities, join_misses: report.join_misses }
+    let payload = enriched_payload(bytes, &event, enrichment, report.masked_ip.as_deref());
+    Processed::Enriched { payload, activities, join_misses: report.join_misses }
 }
 
 /// The stored bytes with `enrichment` appended and `context.ip` as enriching left it; the
 /// rest is copied, not rebuilt. An event that already has an `enrichment` member is written
 /// whole, with the new one in its place.
-fn enriched_payload(stored: &[u8], event: &Event) -> Vec<u8> {
-    let Some(enrichment) = event.extra.get("enrichment") else { return event.to_json() };
-    let ip = event.context.as_ref().and_then(|context| context.get("ip")).and_then(Value::as_str);
-    let enrichment = serde_json::to_vec(enrichment).unwrap_or_else(|e| unreachable!("a Value always serializes: {e}"));
-    clickstream_schema::append_member(stored, "enrichment", &enrichment, ip).unwrap_or_else(|| event.to_json())
+fn enriched_payload(stored: &[u8], event: &StoredEvent<'_>, enrichment: &[u8], masked_ip: Option<&str>) -> Vec<u8> {
+    let stored_ip = event.object("context").and_then(|c| c.get("ip")).and_then(crate::enrich::as_str);
+    event
+        .append_member(stored, "enrichment", enrichment, masked_ip.or(stored_ip))
+        .unwrap_or_else(|| whole_event(stored, enrichment, masked_ip))
+}
+
+/// The owned event written whole, as the enricher wrote every event before it learned to
+/// append: `context` present (empty when the event had none), the IP masked.
+fn whole_event(stored: &[u8], enrichment: &[u8], masked_ip: Option<&str>) -> Vec<u8> {
+    let Ok(mut event) = Event::from_slice(stored) else { return stored.to_vec() };
+    let context = event.context_mut();
+    if let Some(ip) = masked_ip {
+        context.insert("ip".into(), Value::String(ip.to_owned()));
+    }
+    let enrichment = serde_json::from_slice(enrichment).unwrap_or(Value::Null);
+    event.extra.insert("enrichment".into(), enrichment);
+    event.to_json()
 }
 
 fn raw_json(bytes: &[u8]) -> Value {

@@ -1,8 +1,9 @@
-//! Sessionization per visitor in event time, with moka holding the state, plus the bounded
+//! Sessionization per visitor in event time, in bounded two-generation maps, plus the bounded
 //! `messageId` window that drops repeats the gateway's best-effort dedup let through.
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::time::{Duration, Instant};
 
 use crate::config::{DedupSettings, SessionSettings};
 
@@ -41,54 +42,130 @@ pub struct SessionView {
 }
 
 /// Session state for the visitors of one input partition.
+///
+/// Not moka: a get clones the session, an insert costs about 6k instructions, together a
+/// tenth of the enricher's work per event (docs/performance.md). Two generations of plain
+/// maps bound it instead: a visitor seen again moves to the current one, and when that is full
+/// or older than the idle time it becomes the previous one, whose visitors are dropped.
 #[derive(Debug)]
 pub struct Sessions {
-    cache: moka::sync::Cache<String, Session>,
+    current: HashMap<String, Session>,
+    previous: HashMap<String, Session>,
+    generation: Generation,
     gap_ms: i64,
     watermark_ms: i64,
+}
+
+/// When a two-generation map turns over: at `size` entries, or `max_age` after it began.
+#[derive(Debug)]
+struct Generation {
+    size: usize,
+    max_age: Duration,
+    since: Instant,
+    /// Calls until the clock is read again: once per call would cost more than the lookup.
+    until_clock: u32,
+}
+
+const CLOCK_EVERY: u32 = 256;
+
+impl Generation {
+    fn new(capacity: u64, max_age: Duration) -> Self {
+        let size = usize::try_from(capacity / 2).unwrap_or(usize::MAX).max(1);
+        Self { size, max_age, since: Instant::now(), until_clock: CLOCK_EVERY }
+    }
+
+    /// True when a generation holding `len` entries should become the previous one.
+    fn due(&mut self, len: usize) -> bool {
+        if len >= self.size {
+            return true;
+        }
+        self.until_clock -= 1;
+        if self.until_clock > 0 {
+            return false;
+        }
+        self.until_clock = CLOCK_EVERY;
+        self.since.elapsed() >= self.max_age
+    }
+
+    fn turn(&mut self) {
+        self.since = Instant::now();
+        self.until_clock = CLOCK_EVERY;
+    }
+}
+
+impl Session {
+    fn start(visitor: &str, event_ms: i64, position: InputPosition) -> Self {
+        Self {
+            id: format!("{:016x}", stable_hash(&[visitor.as_bytes(), &event_ms.to_be_bytes()])),
+            start_ms: event_ms,
+            last_ms: event_ms,
+            sequence: 1,
+            first_offsets: vec![position],
+        }
+    }
+
+    /// The next event of this visitor: the same session within the gap, else a new one.
+    fn observe(&mut self, visitor: &str, event_ms: i64, position: InputPosition, gap_ms: i64) -> SessionView {
+        if event_ms.saturating_sub(self.last_ms) <= gap_ms {
+            self.sequence += 1;
+            self.last_ms = self.last_ms.max(event_ms);
+            if !self.first_offsets.iter().any(|(topic, _)| *topic == position.0) {
+                self.first_offsets.push(position);
+            }
+        } else {
+            *self = Self::start(visitor, event_ms, position);
+        }
+        self.view()
+    }
+
+    fn view(&self) -> SessionView {
+        SessionView { id: self.id.clone(), sequence: self.sequence, start_ms: self.start_ms }
+    }
 }
 
 impl Sessions {
     pub fn new(settings: &SessionSettings) -> Self {
         let gap = Duration::from_secs(settings.inactivity_minutes.saturating_mul(60));
-        let cache = moka::sync::Cache::builder()
-            .max_capacity(settings.max_visitors)
+        Self {
+            current: HashMap::new(),
+            previous: HashMap::new(),
             // Wall-clock idleness only frees memory; the session rule itself uses event time.
-            .time_to_idle(gap + Duration::from_secs(300))
-            .build();
-        Self { cache, gap_ms: i64::try_from(gap.as_millis()).unwrap_or(i64::MAX), watermark_ms: i64::MIN }
+            generation: Generation::new(settings.max_visitors, gap + Duration::from_secs(300)),
+            gap_ms: i64::try_from(gap.as_millis()).unwrap_or(i64::MAX),
+            watermark_ms: i64::MIN,
+        }
     }
 
     /// Places one event of `visitor` at `event_ms` in a session.
     pub fn observe(&mut self, visitor: &str, event_ms: i64, position: InputPosition) -> SessionView {
         self.watermark_ms = self.watermark_ms.max(event_ms);
-        let session = match self.cache.get(visitor) {
-            Some(mut session) if event_ms.saturating_sub(session.last_ms) <= self.gap_ms => {
-                session.sequence += 1;
-                session.last_ms = session.last_ms.max(event_ms);
-                if !session.first_offsets.iter().any(|(topic, _)| *topic == position.0) {
-                    session.first_offsets.push(position);
-                }
-                session
+        if let Some(session) = self.current.get_mut(visitor) {
+            return session.observe(visitor, event_ms, position, self.gap_ms);
+        }
+        if self.generation.due(self.current.len()) {
+            self.previous = std::mem::take(&mut self.current);
+            self.generation.turn();
+        }
+        match self.previous.remove(visitor) {
+            Some(mut session) => {
+                let view = session.observe(visitor, event_ms, position, self.gap_ms);
+                self.current.insert(visitor.to_owned(), session);
+                view
             }
-            _ => Session {
-                id: format!("{:016x}", stable_hash(&[visitor.as_bytes(), &event_ms.to_be_bytes()])),
-                start_ms: event_ms,
-                last_ms: event_ms,
-                sequence: 1,
-                first_offsets: vec![position],
-            },
-        };
-        let view = SessionView { id: session.id.clone(), sequence: session.sequence, start_ms: session.start_ms };
-        self.cache.insert(visitor.to_owned(), session);
-        view
+            None => {
+                let session = Session::start(visitor, event_ms, position);
+                let view = session.view();
+                self.current.insert(visitor.to_owned(), session);
+                view
+            }
+        }
     }
 
     /// Per input topic, the first offset of the oldest session still open at the watermark:
     /// replaying from there rebuilds every open session exactly.
     pub fn replay_from(&self) -> HashMap<usize, i64> {
         let mut from: HashMap<usize, i64> = HashMap::new();
-        for (_, session) in &self.cache {
+        for session in self.current.values().chain(self.previous.values()) {
             if session.last_ms.saturating_add(self.gap_ms) < self.watermark_ms {
                 continue;
             }
@@ -100,26 +177,67 @@ impl Sessions {
     }
 }
 
-/// Recently seen `messageId`s of one input partition.
+/// Recently seen `messageId`s of one input partition, as their stable hashes, in two
+/// generations as [`Sessions`] keeps visitors (moka's insert was its cost, too).
 #[derive(Debug)]
 pub struct RecentMessages {
-    seen: moka::sync::Cache<u64, ()>,
+    current: Seen,
+    previous: Seen,
+    generation: Generation,
+    window: Duration,
+    /// The clock of the insertions: read once per message.
+    started: Instant,
 }
+
+/// Keys are hashes already: no need to hash them again.
+type Seen = HashMap<u64, Duration, BuildHasherDefault<KeyHasher>>;
 
 impl RecentMessages {
     pub fn new(settings: &DedupSettings) -> Self {
-        let seen = moka::sync::Cache::builder()
-            .max_capacity(settings.capacity)
-            .time_to_live(Duration::from_secs(settings.window_secs))
-            .build();
-        Self { seen }
+        let window = Duration::from_secs(settings.window_secs);
+        Self {
+            current: Seen::default(),
+            previous: Seen::default(),
+            generation: Generation::new(settings.capacity, window),
+            window,
+            started: Instant::now(),
+        }
     }
 
     /// True the first time `message_id` is seen within the window.
-    pub fn first_sighting(&self, message_id: &str) -> bool {
+    pub fn first_sighting(&mut self, message_id: &str) -> bool {
         let key = stable_hash(&[message_id.as_bytes()]);
-        let entry = self.seen.entry(key).or_insert(());
-        entry.is_fresh()
+        let now = self.started.elapsed();
+        let seen = self.current.get(&key).or_else(|| self.previous.get(&key));
+        if seen.is_some_and(|&at| now.saturating_sub(at) < self.window) {
+            return false;
+        }
+        if self.generation.due(self.current.len()) {
+            self.previous = std::mem::take(&mut self.current);
+            self.generation.turn();
+        }
+        self.current.insert(key, now);
+        true
+    }
+}
+
+/// Passes a `u64` key through: keys are FNV hashes already.
+#[derive(Debug, Default)]
+struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(byte);
+        }
+    }
+
+    fn write_u64(&mut self, value: u64) {
+        self.0 = value;
     }
 }
 
@@ -163,7 +281,7 @@ mod tests {
 
     #[test]
     fn repeated_message_ids_are_dropped() {
-        let recent = RecentMessages::new(&DedupSettings { capacity: 100, window_secs: 60 });
+        let mut recent = RecentMessages::new(&DedupSettings { capacity: 100, window_secs: 60 });
         assert!(recent.first_sighting("m1"));
         assert!(recent.first_sighting("m2"));
         assert!(!recent.first_sighting("m1"));

@@ -1,6 +1,12 @@
 //! Campaign enrichment: UTM parameters from the page URL, else Segment's `context.campaign`.
 
-use serde_json::{Map, Value};
+use std::borrow::Cow;
+
+use clickstream_schema::BorrowedObject;
+#[cfg(test)]
+use serde_json::Value;
+
+use super::write_str;
 
 const UTM: [(&str, &str); 5] = [
     ("utm_source", "source"),
@@ -11,13 +17,30 @@ const UTM: [(&str, &str); 5] = [
 ];
 
 /// The campaign an event came from, or null when it names none.
-pub fn extract(page_url: Option<&str>, context_campaign: Option<&Map<String, Value>>) -> Value {
-    let mut campaign = Map::new();
-    if let Some(url) = page_url.and_then(|u| url::Url::parse(u).ok()) {
+#[cfg(test)]
+pub fn extract(page_url: Option<&str>, context_campaign: Option<&serde_json::Map<String, Value>>) -> Value {
+    let page = page_url.and_then(|u| url::Url::parse(u).ok());
+    let context = context_campaign.map(|c| serde_json::to_string(c).unwrap_or_default());
+    let mut scratch = context.map(String::into_bytes);
+    let context = scratch.as_mut().and_then(|bytes| simd_json::to_borrowed_value(bytes).ok());
+    let mut out = Vec::new();
+    extract_into(page.as_ref(), context.as_ref().and_then(super::as_object), &mut out);
+    serde_json::from_slice(&out).unwrap_or_default()
+}
+
+/// Writes the `campaign` enrichment: UTM parameters from the page URL, else Segment's
+/// `context.campaign`; null when neither names one.
+pub fn extract_into(page_url: Option<&url::Url>, context_campaign: Option<&BorrowedObject<'_>>, out: &mut Vec<u8>) {
+    let mut campaign: Vec<(&str, Cow<'_, str>)> = Vec::new();
+    if let Some(url) = page_url {
         for (key, value) in url.query_pairs() {
             if let Some((_, field)) = UTM.iter().find(|(param, _)| key.eq_ignore_ascii_case(param)) {
                 if !value.is_empty() {
-                    campaign.insert((*field).to_owned(), Value::String(value.into_owned()));
+                    // A repeated parameter keeps its first place and its last value.
+                    match campaign.iter_mut().find(|(known, _)| known == field) {
+                        Some((_, known)) => *known = value,
+                        None => campaign.push((field, value)),
+                    }
                 }
             }
         }
@@ -25,17 +48,26 @@ pub fn extract(page_url: Option<&str>, context_campaign: Option<&Map<String, Val
     if campaign.is_empty() {
         if let Some(context) = context_campaign {
             for (_, field) in UTM {
-                if let Some(Value::String(value)) = context.get(field).filter(|v| v.as_str() != Some("")) {
-                    campaign.insert(field.to_owned(), Value::String(value.clone()));
+                if let Some(value) = context.get(field).and_then(super::as_str).filter(|v| !v.is_empty()) {
+                    campaign.push((field, Cow::Borrowed(value)));
                 }
             }
         }
     }
     if campaign.is_empty() {
-        Value::Null
-    } else {
-        Value::Object(campaign)
+        out.extend_from_slice(b"null");
+        return;
     }
+    out.push(b'{');
+    for (index, (field, value)) in campaign.iter().enumerate() {
+        if index > 0 {
+            out.push(b',');
+        }
+        write_str(out, field);
+        out.push(b':');
+        write_str(out, value);
+    }
+    out.push(b'}');
 }
 
 #[cfg(test)]

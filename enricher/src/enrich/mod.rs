@@ -8,11 +8,13 @@ mod useragent;
 
 pub use geo::{mask_ip, GeoIp};
 
-use clickstream_schema::{format_timestamp, Event, EventType};
-use serde_json::{json, Map, Value};
+use std::net::IpAddr;
+
+use clickstream_schema::{format_timestamp, BorrowedObject, BorrowedValue, EventType, StaticNode, StoredEvent};
+use serde_json::Value;
 
 use crate::config::IpSettings;
-use crate::products::{id_text, ProductTable};
+use crate::products::{ProductRow, ProductTable};
 use crate::session::SessionView;
 
 /// One product an event is about, for the windowed aggregates.
@@ -30,6 +32,8 @@ pub struct EnrichReport {
     pub line_items: Vec<LineItem>,
     /// Products the event names that the table does not have.
     pub join_misses: usize,
+    /// `context.ip` masked, when masking changed it.
+    pub masked_ip: Option<String>,
 }
 
 /// The enrichments, with their reference data.
@@ -50,96 +54,169 @@ impl Enrichers {
         Ok(Self { products, geo, ip, user_agents: useragent::UserAgents::default() })
     }
 
-    /// Adds `enrichment` to `event` and masks its IP.
-    pub fn enrich(&self, event: &mut Event, session: &SessionView) -> EnrichReport {
+    /// Writes the `enrichment` object of `event` to `out` as JSON, written straight from the
+    /// borrowed event rather than built as a value tree first. Members in this order: product,
+    /// products, userAgent, referrer, campaign, geo, session.
+    pub fn enrich(&self, event: &StoredEvent<'_>, session: &SessionView, out: &mut Vec<u8>) -> EnrichReport {
         let mut report = EnrichReport::default();
-        let mut enrichment = self.describe(event, &mut report);
-        self.enrich_ip(event, &mut enrichment);
-        enrichment.insert(
-            "session".into(),
-            json!({
-                "id": session.id,
-                "sequence": session.sequence,
-                "start": chrono::DateTime::from_timestamp_millis(session.start_ms).map(format_timestamp),
-            }),
-        );
-        event.extra.insert("enrichment".into(), Value::Object(enrichment));
-        report
-    }
+        out.push(b'{');
+        self.products_into(event, &mut report, out);
 
-    /// The enrichments read from the event as it is (everything but the IP and the session).
-    fn describe(&self, event: &Event, report: &mut EnrichReport) -> Map<String, Value> {
-        let mut enrichment = Map::new();
-        let empty = Map::new();
-        let properties = event.properties.as_ref().unwrap_or(&empty);
-        let purchase = event.event.as_deref().is_some_and(|name| PURCHASE_EVENTS.contains(&name));
-
-        if let Some(id) = properties.get("product_id").and_then(id_text) {
-            let row = self.join(&id, report);
-            let quantity = properties.get("quantity").and_then(Value::as_f64).unwrap_or(1.0);
-            let price = properties.get("price").and_then(Value::as_f64).or_else(|| row_price(&row));
-            report.line_items.push(line_item(id, quantity, price, purchase));
-            enrichment.insert("product".into(), row);
-        } else {
-            enrichment.insert("product".into(), Value::Null);
-        }
-        if let Some(Value::Array(items)) = properties.get("products") {
-            let mut joined = Vec::with_capacity(items.len());
-            for item in items {
-                let Some(id) = item.get("product_id").and_then(id_text) else {
-                    joined.push(Value::Null);
-                    continue;
-                };
-                let row = self.join(&id, report);
-                let quantity = item.get("quantity").and_then(Value::as_f64).unwrap_or(1.0);
-                let price = item.get("price").and_then(Value::as_f64).or_else(|| row_price(&row));
-                report.line_items.push(line_item(id, quantity, price, purchase));
-                joined.push(row);
-            }
-            enrichment.insert("products".into(), Value::Array(joined));
-        }
-
-        let context = event.context.as_ref().unwrap_or(&empty);
-        let page = context.get("page").and_then(Value::as_object);
+        let context = event.object("context");
+        let properties = event.object("properties");
+        let page = context.and_then(|c| c.get("page")).and_then(as_object);
         let from_page = |field: &str| {
-            page.and_then(|p| p.get(field)).and_then(Value::as_str).or_else(|| {
+            page.and_then(|p| p.get(field)).and_then(as_str).or_else(|| {
                 // Page calls carry the page in their properties, too.
-                (event.kind == EventType::Page).then(|| properties.get(field).and_then(Value::as_str))?
+                (event.kind() == EventType::Page).then(|| properties.and_then(|p| p.get(field)).and_then(as_str))?
             })
         };
         let (url, referrer) = (from_page("url"), from_page("referrer"));
-        let user_agent = context.get("userAgent").and_then(Value::as_str).unwrap_or_default();
-        enrichment.insert("userAgent".into(), self.user_agents.describe(user_agent));
-        enrichment.insert("referrer".into(), referrer::classify(referrer, url));
-        let context_campaign = context.get("campaign").and_then(Value::as_object);
-        enrichment.insert("campaign".into(), campaign::extract(url, context_campaign));
-        enrichment
+        // One parse of the page URL serves the referrer (its host) and the campaign (its query).
+        let page_url = url.and_then(|u| url::Url::parse(u).ok());
+        let user_agent = context.and_then(|c| c.get("userAgent")).and_then(as_str).unwrap_or_default();
+        out.extend_from_slice(b",\"userAgent\":");
+        out.extend_from_slice(self.user_agents.json(user_agent).as_bytes());
+        out.extend_from_slice(b",\"referrer\":");
+        referrer::classify_into(referrer, page_url.as_ref(), out);
+        out.extend_from_slice(b",\"campaign\":");
+        let context_campaign = context.and_then(|c| c.get("campaign")).and_then(as_object);
+        campaign::extract_into(page_url.as_ref(), context_campaign, out);
+
+        let ip = context.and_then(|c| c.get("ip")).and_then(as_str).and_then(|s| s.parse::<IpAddr>().ok());
+        if let Some(ip) = ip {
+            if let Some(geo) = &self.geo {
+                out.extend_from_slice(b",\"geo\":");
+                write_value(out, &geo.lookup(ip));
+            }
+            if self.ip.anonymize {
+                report.masked_ip = Some(mask_ip(ip, self.ip.ipv4_prefix_bits, self.ip.ipv6_prefix_bits).to_string());
+            }
+        }
+        out.extend_from_slice(b",\"session\":{\"id\":");
+        write_str(out, &session.id);
+        out.extend_from_slice(b",\"sequence\":");
+        out.extend_from_slice(session.sequence.to_string().as_bytes());
+        out.extend_from_slice(b",\"start\":");
+        match chrono::DateTime::from_timestamp_millis(session.start_ms) {
+            Some(start) => write_str(out, &format_timestamp(start)),
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(b"}}");
+        report
     }
 
-    fn join(&self, id: &str, report: &mut EnrichReport) -> Value {
-        match self.products.get(id) {
-            Some(row) => {
-                let mut row = (*row).clone();
-                row.entry("id").or_insert_with(|| Value::String(id.to_owned()));
-                Value::Object(row)
+    /// `"product"` (and `"products"` for a list): the joined rows, with the line items.
+    fn products_into(&self, event: &StoredEvent<'_>, report: &mut EnrichReport, out: &mut Vec<u8>) {
+        let properties = event.object("properties");
+        let purchase = event.str("event").is_some_and(|name| PURCHASE_EVENTS.contains(&name));
+        out.extend_from_slice(b"\"product\":");
+        match properties.and_then(|p| p.get("product_id")).and_then(id_text) {
+            Some(id) => self.line_into(id, properties, purchase, report, out),
+            None => out.extend_from_slice(b"null"),
+        }
+        if let Some(BorrowedValue::Array(items)) = properties.and_then(|p| p.get("products")) {
+            out.extend_from_slice(b",\"products\":[");
+            for (index, item) in items.iter().enumerate() {
+                if index > 0 {
+                    out.push(b',');
+                }
+                let item = as_object(item);
+                match item.and_then(|i| i.get("product_id")).and_then(id_text) {
+                    Some(id) => self.line_into(id, item, purchase, report, out),
+                    None => out.extend_from_slice(b"null"),
+                }
             }
+            out.push(b']');
+        }
+    }
+
+    /// Joins one product id, writes its row, and notes its line item.
+    fn line_into(
+        &self,
+        id: String,
+        fields: Option<&BorrowedObject<'_>>,
+        purchase: bool,
+        report: &mut EnrichReport,
+        out: &mut Vec<u8>,
+    ) {
+        let row = self.products.get(&id);
+        match &row {
+            Some(row) => write_row(out, row, &id),
             None => {
                 report.join_misses += 1;
-                Value::Null
+                out.extend_from_slice(b"null");
             }
         }
+        let number = |field: &str| fields.and_then(|f| f.get(field)).and_then(as_f64);
+        let quantity = number("quantity").unwrap_or(1.0);
+        let price = number("price").or_else(|| row.as_deref().and_then(row_price));
+        report.line_items.push(line_item(id, quantity, price, purchase));
     }
+}
 
-    fn enrich_ip(&self, event: &mut Event, enrichment: &mut Map<String, Value>) {
-        let context = event.context_mut();
-        let Some(ip) = context.get("ip").and_then(Value::as_str).and_then(|s| s.parse().ok()) else { return };
-        if let Some(geo) = &self.geo {
-            enrichment.insert("geo".into(), geo.lookup(ip));
+/// A product row as joined: its columns in table order, then `id` when the row has none.
+fn write_row(out: &mut Vec<u8>, row: &ProductRow, id: &str) {
+    out.push(b'{');
+    for (index, (column, value)) in row.iter().enumerate() {
+        if index > 0 {
+            out.push(b',');
         }
-        if self.ip.anonymize {
-            let masked = mask_ip(ip, self.ip.ipv4_prefix_bits, self.ip.ipv6_prefix_bits);
-            context.insert("ip".into(), Value::String(masked.to_string()));
+        write_str(out, column);
+        out.push(b':');
+        write_value(out, value);
+    }
+    if !row.contains_key("id") {
+        if !row.is_empty() {
+            out.push(b',');
         }
+        out.extend_from_slice(b"\"id\":");
+        write_str(out, id);
+    }
+    out.push(b'}');
+}
+
+pub(crate) fn write_str(out: &mut Vec<u8>, text: &str) {
+    // Writing a `str` to a `Vec` cannot fail.
+    let _ = serde_json::to_writer(&mut *out, text);
+}
+
+fn write_value(out: &mut Vec<u8>, value: &Value) {
+    let _ = serde_json::to_writer(&mut *out, value);
+}
+
+pub(crate) fn as_object<'a, 'v>(value: &'a BorrowedValue<'v>) -> Option<&'a BorrowedObject<'v>> {
+    match value {
+        BorrowedValue::Object(object) => Some(object),
+        _ => None,
+    }
+}
+
+pub(crate) fn as_str<'a>(value: &'a BorrowedValue<'_>) -> Option<&'a str> {
+    match value {
+        BorrowedValue::String(text) => Some(text),
+        _ => None,
+    }
+}
+
+/// Any JSON number as `f64`, as serde_json's `Value::as_f64` reads one.
+fn as_f64(value: &BorrowedValue<'_>) -> Option<f64> {
+    match value {
+        BorrowedValue::Static(StaticNode::F64(n)) => Some(*n),
+        BorrowedValue::Static(StaticNode::I64(n)) => Some(*n as f64),
+        BorrowedValue::Static(StaticNode::U64(n)) => Some(*n as f64),
+        _ => None,
+    }
+}
+
+/// A product id as the table keys it: a non-empty string, or a number's JSON text.
+fn id_text(value: &BorrowedValue<'_>) -> Option<String> {
+    match value {
+        BorrowedValue::String(text) if !text.is_empty() => Some(text.to_string()),
+        BorrowedValue::Static(StaticNode::I64(n)) => Some(n.to_string()),
+        BorrowedValue::Static(StaticNode::U64(n)) => Some(n.to_string()),
+        BorrowedValue::Static(StaticNode::F64(n)) => serde_json::Number::from_f64(*n).map(|n| n.to_string()),
+        _ => None,
     }
 }
 
@@ -148,7 +225,7 @@ fn line_item(product_id: String, quantity: f64, price: Option<f64>, purchase: bo
     LineItem { product_id, quantity, revenue }
 }
 
-fn row_price(row: &Value) -> Option<f64> {
+fn row_price(row: &serde_json::Map<String, Value>) -> Option<f64> {
     let price = row.get("price")?;
     price.as_f64().or_else(|| price.as_str()?.parse().ok())
 }

@@ -1,7 +1,7 @@
 //! Referrer enrichment: where a visit came from, as a medium (search, social, email, internal,
 //! direct, other) and a named source.
 
-use serde_json::{json, Value};
+use super::write_str;
 
 /// Hosts, matched by suffix on a label boundary, with their medium and source name. Email
 /// webmail hosts come first because `mail.google.com` must not read as Google search.
@@ -37,26 +37,57 @@ const KNOWN_HOSTS: &[(&str, &str, &str)] = &[
     ("threads.net", "social", "Threads"),
 ];
 
-/// Classifies `referrer` relative to the page it led to.
-pub fn classify(referrer: Option<&str>, page_url: Option<&str>) -> Value {
+/// Where a visit came from.
+#[derive(Debug, Clone, PartialEq)]
+struct Referrer {
+    medium: &'static str,
+    source: Option<String>,
+    host: Option<String>,
+}
+
+fn classify_parts(referrer: Option<&str>, page_host: Option<&str>) -> Referrer {
     let Some(referrer) = referrer.map(str::trim).filter(|r| !r.is_empty()) else {
-        return json!({ "medium": "direct", "source": Value::Null, "host": Value::Null });
+        return Referrer { medium: "direct", source: None, host: None };
     };
-    let Some(host) = host_of(referrer) else {
-        return json!({ "medium": "other", "source": Value::Null, "host": Value::Null });
-    };
-    let page_host = page_url.and_then(host_of);
-    let (medium, source) = if page_host.as_deref().is_some_and(|p| bare(p) == bare(&host)) {
-        ("internal", Value::Null)
+    let Some(host) = host_of(referrer) else { return Referrer { medium: "other", source: None, host: None } };
+    let (medium, source) = if page_host.is_some_and(|p| bare(p) == bare(&host)) {
+        ("internal", None)
     } else if let Some((_, medium, source)) = KNOWN_HOSTS.iter().find(|(known, _, _)| on_domain(&host, known)) {
-        (*medium, Value::String((*source).to_owned()))
+        (*medium, Some((*source).to_owned()))
     } else if host.split('.').any(|label| label == "google") {
         // Country search domains: google.de, google.co.uk.
-        ("search", Value::String("Google".to_owned()))
+        ("search", Some("Google".to_owned()))
     } else {
-        ("other", Value::String(host.clone()))
+        ("other", Some(host.clone()))
     };
-    json!({ "medium": medium, "source": source, "host": host })
+    Referrer { medium, source, host: Some(host) }
+}
+
+/// Classifies `referrer` relative to the page it led to.
+#[cfg(test)]
+pub fn classify(referrer: Option<&str>, page_url: Option<&str>) -> serde_json::Value {
+    let page = page_url.and_then(|u| url::Url::parse(u).ok());
+    let mut out = Vec::new();
+    classify_into(referrer, page.as_ref(), &mut out);
+    serde_json::from_slice(&out).unwrap_or_default()
+}
+
+/// Writes the `referrer` enrichment, `{"medium":..,"source":..,"host":..}`, for `referrer`
+/// relative to the page it led to.
+pub fn classify_into(referrer: Option<&str>, page_url: Option<&url::Url>, out: &mut Vec<u8>) {
+    let page_host = page_url.and_then(url::Url::host_str).map(str::to_ascii_lowercase);
+    let Referrer { medium, source, host } = classify_parts(referrer, page_host.as_deref());
+    let text_or_null = |out: &mut Vec<u8>, text: Option<&str>| match text {
+        Some(text) => write_str(out, text),
+        None => out.extend_from_slice(b"null"),
+    };
+    out.extend_from_slice(b"{\"medium\":");
+    write_str(out, medium);
+    out.extend_from_slice(b",\"source\":");
+    text_or_null(out, source.as_deref());
+    out.extend_from_slice(b",\"host\":");
+    text_or_null(out, host.as_deref());
+    out.push(b'}');
 }
 
 fn host_of(url: &str) -> Option<String> {
@@ -74,6 +105,7 @@ fn on_domain(host: &str, domain: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{json, Value};
 
     fn medium_and_source(referrer: Option<&str>) -> (String, Value) {
         let v = classify(referrer, Some("https://shop.example.com/p/1"));

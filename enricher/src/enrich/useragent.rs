@@ -1,7 +1,7 @@
 //! User-agent enrichment: browser, OS, device, device class and whether the client is a bot,
 //! from the ua-parser project's shared rules (uap-core's `regexes.yaml`, compiled in).
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use serde_json::{json, Value};
 
@@ -58,10 +58,10 @@ const DESKTOP_OS: [&str; 11] = [
 /// nearly every event skips the parse.
 const CACHED_AGENTS: u64 = 20_000;
 
-/// `describe`, remembering recent answers.
+/// `describe`, remembering recent answers as their JSON text.
 #[derive(Debug)]
 pub struct UserAgents {
-    cache: moka::sync::Cache<String, Value>,
+    cache: moka::sync::Cache<String, Arc<str>>,
 }
 
 impl Default for UserAgents {
@@ -73,13 +73,20 @@ impl Default for UserAgents {
 }
 
 impl UserAgents {
-    pub fn describe(&self, user_agent: &str) -> Value {
+    /// The `userAgent` enrichment of `user_agent` as JSON text.
+    pub fn json(&self, user_agent: &str) -> Arc<str> {
         if let Some(known) = self.cache.get(user_agent) {
             return known;
         }
-        let described = describe(user_agent);
+        let described: Arc<str> = describe(user_agent).to_string().into();
         self.cache.insert(user_agent.to_owned(), described.clone());
         described
+    }
+
+    /// The `userAgent` enrichment of `user_agent`.
+    #[cfg(test)]
+    pub fn describe(&self, user_agent: &str) -> Value {
+        serde_json::from_str(&self.json(user_agent)).unwrap_or_default()
     }
 }
 

@@ -5,7 +5,6 @@
 mod change;
 mod load;
 
-pub(crate) use change::id_text;
 pub use change::{parse_change, ChangeError, ProductChange};
 pub use load::{load_catalog, parse_catalog, publish_catalog, read_catalog, CatalogError};
 

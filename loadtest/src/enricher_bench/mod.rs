@@ -3,6 +3,7 @@
 //! turns so that a noisy machine or a broker slowing with its log hits both alike.
 
 mod fill;
+pub use fill::raw_events;
 mod passthrough;
 
 use std::sync::atomic::Ordering;

@@ -5,7 +5,7 @@
 //! keep the client's key order and number formatting).
 
 mod append;
-mod check;
+pub(crate) mod check;
 mod raw;
 mod write;
 
@@ -79,7 +79,7 @@ fn last_wins(map: &mut Object<'_>, members: &[Member<'_>]) {
 }
 
 /// Whether a key occurs more than once (simd-json keeps every copy).
-fn has_repeats(map: &Object<'_>) -> bool {
+pub(crate) fn has_repeats(map: &Object<'_>) -> bool {
     let keys: Vec<&str> = map.keys().map(AsRef::as_ref).collect();
     (0..keys.len()).any(|i| keys[i + 1..].contains(&keys[i]))
 }
