@@ -2,8 +2,9 @@
 //! `messageId` window that drops repeats the gateway's best-effort dedup let through.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::time::{Duration, Instant};
+
+use clickstream_platform::hashed::HashedKeyMap;
 
 use crate::config::{DedupSettings, SessionSettings};
 
@@ -190,7 +191,7 @@ pub struct RecentMessages {
 }
 
 /// Keys are hashes already: no need to hash them again.
-type Seen = HashMap<u64, Duration, BuildHasherDefault<KeyHasher>>;
+type Seen = HashedKeyMap<Duration>;
 
 impl RecentMessages {
     pub fn new(settings: &DedupSettings) -> Self {
@@ -218,26 +219,6 @@ impl RecentMessages {
         }
         self.current.insert(key, now);
         true
-    }
-}
-
-/// Passes a `u64` key through: keys are FNV hashes already.
-#[derive(Debug, Default)]
-struct KeyHasher(u64);
-
-impl Hasher for KeyHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &byte in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(byte);
-        }
-    }
-
-    fn write_u64(&mut self, value: u64) {
-        self.0 = value;
     }
 }
 

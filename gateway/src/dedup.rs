@@ -6,11 +6,12 @@
 //! dedup, where every key is new, and its insert cost about 2 µs per event on the gateway's
 //! hot path (docs/performance.md). Here a lookup and an insert are a hash-map probe each.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+use clickstream_platform::hashed::HashedKeyMap;
 
 use crate::config::DedupConfig;
 
@@ -35,7 +36,7 @@ pub struct Dedup {
 }
 
 /// Keys are hashes already: no need to hash them again.
-type Seen = HashMap<u64, Duration, BuildHasherDefault<KeyHasher>>;
+type Seen = HashedKeyMap<Duration>;
 
 /// One shard: the keys of the current generation and of the one before. When the current one
 /// is full, or older than the TTL, it becomes the previous one and the previous one is
@@ -107,26 +108,6 @@ impl Dedup {
 
     pub fn drops(&self) -> u64 {
         self.drops.load(Ordering::Relaxed)
-    }
-}
-
-/// Passes a `u64` key through: keys are already SipHash outputs.
-#[derive(Debug, Default)]
-struct KeyHasher(u64);
-
-impl Hasher for KeyHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &byte in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(byte);
-        }
-    }
-
-    fn write_u64(&mut self, value: u64) {
-        self.0 = value;
     }
 }
 

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod broker;
 pub mod config;
+pub mod hashed;
 pub mod kafka;
 pub mod kafka_stats;
 pub mod logging;
