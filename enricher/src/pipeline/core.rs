@@ -22,7 +22,7 @@ use crate::enrich::Enrichers;
 use crate::metrics::EnricherMetrics;
 use crate::process::{process, Input, PartitionState, Processed};
 use crate::session::stable_hash;
-use crate::window::{Activity, Outcome, WindowRow, Windows};
+use crate::window::{Activity, ActivitySource, Outcome, WindowRow, Windows};
 
 /// Counts failed deliveries (any failure makes the pipeline restart from its checkpoints) and
 /// the outputs still in flight per commit epoch, so a periodic commit can wait for exactly
@@ -142,6 +142,9 @@ pub struct Core {
     pub epoch: usize,
     /// Periodic commits waiting for their epoch's outputs, oldest first.
     pub pending_commits: std::collections::VecDeque<(usize, rdkafka::TopicPartitionList)>,
+    /// Bytes of the output being built (a checkpoint header or an activity), reused from
+    /// record to record.
+    pub scratch: Vec<u8>,
 }
 
 impl std::fmt::Debug for Core {
@@ -202,7 +205,7 @@ impl Core {
             Processed::Enriched { payload, activities, join_misses } => {
                 if emit_activity {
                     for activity in &activities {
-                        self.send_activity(activity, message.topic(), partition, offset)?;
+                        self.send_activity(activity)?;
                     }
                 }
                 if emit_enriched {
@@ -217,8 +220,10 @@ impl Core {
 
     fn send_enriched(&mut self, message: &BorrowedMessage<'_>, payload: &[u8]) -> Result<(), KafkaError> {
         let partition = message.partition();
-        let mut headers = OwnedHeaders::new();
-        if let Some(input_headers) = message.headers() {
+        let input_headers = message.headers();
+        let copied = input_headers.as_ref().map_or(0, |h| h.count());
+        let mut headers = OwnedHeaders::new_with_capacity(copied + SOURCE_HEADERS + 1);
+        if let Some(input_headers) = input_headers {
             for header in input_headers.iter() {
                 headers = headers.insert(Header { key: header.key, value: header.value });
             }
@@ -226,11 +231,11 @@ impl Core {
         headers = append_source(headers, message.topic(), partition, message.offset());
         let exactly_once = self.guarantee() != Guarantee::AtLeastOnce;
         if exactly_once {
-            let checkpoint = self.checkpoint_for(partition);
-            headers = headers.insert(Header { key: HEADER_CHECKPOINT, value: Some(&checkpoint.to_header()) });
+            self.write_checkpoint(partition);
+            headers = headers.insert(Header { key: HEADER_CHECKPOINT, value: Some(self.scratch.as_slice()) });
         }
-        let topic = self.config.enricher.topics.enriched.clone();
-        let mut record = BaseRecord::with_opaque_to(&topic, self.epoch).payload(payload).headers(headers);
+        let topic = &self.config.enricher.topics.enriched;
+        let mut record = BaseRecord::with_opaque_to(topic, self.epoch).payload(payload).headers(headers);
         if let Some(key) = message.key() {
             record = record.key(key);
         }
@@ -242,21 +247,29 @@ impl Core {
         self.send(record)
     }
 
-    fn checkpoint_for(&mut self, partition: i32) -> Checkpoint {
-        let Some(owned) = self.partitions.get_mut(&partition) else { return Checkpoint::default() };
+    /// Writes the checkpoint header of `partition`'s next output into `scratch`.
+    fn write_checkpoint(&mut self, partition: i32) {
+        let inputs = &self.inputs;
+        let name = |i: &usize| inputs.get(*i).map_or("", String::as_str);
+        let Some(owned) = self.partitions.get_mut(&partition) else {
+            Checkpoint::write_header(&mut self.scratch, std::iter::empty(), std::iter::empty());
+            return;
+        };
         if owned.replay_computed.is_none_or(|at| at.elapsed() > REPLAY_REFRESH) {
             owned.replay = owned.state.sessions.replay_from();
             owned.replay_computed = Some(Instant::now());
         }
-        let name = |i: &usize| self.inputs.get(*i).cloned().unwrap_or_default();
-        Checkpoint {
-            next: owned.next.iter().map(|(i, o)| (name(i), *o)).collect(),
-            replay: owned.replay.iter().map(|(i, o)| (name(i), *o)).collect(),
-        }
+        Checkpoint::write_header(
+            &mut self.scratch,
+            owned.next.iter().map(|(i, o)| (name(i), *o)),
+            owned.replay.iter().map(|(i, o)| (name(i), *o)),
+        );
     }
 
-    fn send_activity(&self, activity: &Activity, topic: &str, partition: i32, offset: i64) -> Result<(), KafkaError> {
-        let payload = serde_json::to_vec(activity).unwrap_or_default();
+    fn send_activity(&mut self, activity: &Activity) -> Result<(), KafkaError> {
+        self.scratch.clear();
+        // Serializing plain fields into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut self.scratch, activity);
         // Our own stable hash, not the client's partitioner, so every instance and restart
         // sends a product to the same partition.
         let target =
@@ -264,9 +277,8 @@ impl Core {
                 .unwrap_or(0);
         let record = BaseRecord::with_opaque_to(&self.config.enricher.topics.repartition, self.epoch)
             .key(activity.product_id.as_bytes())
-            .payload(payload.as_slice())
-            .partition(target)
-            .headers(source_headers(topic, partition, offset));
+            .payload(self.scratch.as_slice())
+            .partition(target);
         self.send(record)?;
         EnricherMetrics::add(&self.metrics.activities_repartitioned, 1);
         Ok(())
@@ -275,11 +287,15 @@ impl Core {
     fn aggregate(&mut self, message: &BorrowedMessage<'_>) -> Result<(), KafkaError> {
         let Some(owned) = self.windows.get_mut(&message.partition()) else { return Ok(()) };
         owned.next = message.offset() + 1;
-        let Some(activity) = message.payload().and_then(|p| serde_json::from_slice::<Activity>(p).ok()) else {
+        let Some(mut activity) = message.payload().and_then(|p| serde_json::from_slice::<Activity>(p).ok()) else {
             return Ok(());
         };
-        if let Some(source) = source_of(message) {
-            let (source_key, source_offset) = source;
+        let source = match activity.source.take() {
+            Some(ActivitySource { topic, partition, offset }) => Some(((topic, partition), offset)),
+            // Written by a version that kept the source in headers.
+            None => source_of(message),
+        };
+        if let Some((source_key, source_offset)) = source {
             let seen = owned.seen.entry(source_key).or_insert(-1);
             if source_offset <= *seen {
                 EnricherMetrics::add(&self.metrics.activity_duplicates, 1);
@@ -328,11 +344,14 @@ fn source_headers(topic: &str, partition: i32, offset: i64) -> OwnedHeaders {
     append_source(OwnedHeaders::new(), topic, partition, offset)
 }
 
+/// How many headers `append_source` adds.
+const SOURCE_HEADERS: usize = 3;
+
 fn append_source(headers: OwnedHeaders, topic: &str, partition: i32, offset: i64) -> OwnedHeaders {
     headers
         .insert(Header { key: HEADER_SOURCE_TOPIC, value: Some(topic) })
-        .insert(Header { key: HEADER_SOURCE_PARTITION, value: Some(&partition.to_string()) })
-        .insert(Header { key: HEADER_SOURCE_OFFSET, value: Some(&offset.to_string()) })
+        .insert(Header { key: HEADER_SOURCE_PARTITION, value: Some(itoa::Buffer::new().format(partition)) })
+        .insert(Header { key: HEADER_SOURCE_OFFSET, value: Some(itoa::Buffer::new().format(offset)) })
 }
 
 fn source_of(message: &BorrowedMessage<'_>) -> Option<((String, i32), i64)> {

@@ -86,6 +86,7 @@ fn run_once(
         in_transaction: false,
         epoch: 0,
         pending_commits: std::collections::VecDeque::new(),
+        scratch: Vec::new(),
     };
     let context = GroupContext {
         core: Mutex::new(core),
