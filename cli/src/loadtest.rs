@@ -157,8 +157,12 @@ async fn serve_command(args: &ServeArgs) -> anyhow::Result<()> {
 }
 
 async fn bench_enricher(args: &BenchEnricherArgs) -> anyhow::Result<()> {
+    let mut config: clickstream_enricher::EnricherConfig = args.config.load_as()?;
+    if let Some(threads) = args.threads {
+        config.enricher.threads = threads;
+    }
     let options = clickstream_loadtest::enricher_bench::EnricherBenchOptions {
-        config: args.config.load_as()?,
+        config,
         events: args.events,
         partitions: args.partitions,
         rounds: args.rounds,

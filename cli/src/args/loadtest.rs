@@ -261,6 +261,10 @@ pub struct BenchEnricherArgs {
     pub visitors: usize,
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// The enricher's pipeline threads (`enricher.threads`; 0: the available cores, capped at
+    /// the partitions). The passthrough always runs one.
+    #[arg(long)]
+    pub threads: Option<usize>,
     /// Longest one contender may take over the input, in seconds.
     #[arg(long, default_value_t = 600)]
     pub phase_timeout_secs: u64,

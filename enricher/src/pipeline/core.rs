@@ -31,13 +31,15 @@ use crate::window::{Activity, ActivitySource, Outcome, WindowRow, Windows};
 pub struct OutputContext {
     pub failures: AtomicU64,
     pub metrics: Arc<EnricherMetrics>,
+    /// The pipeline thread's slot in the shared statistics.
+    stats_slot: usize,
     /// Epoch → outputs sent in it and not yet answered by Kafka.
     in_flight: Mutex<BTreeMap<usize, u64>>,
 }
 
 impl OutputContext {
-    pub fn new(metrics: Arc<EnricherMetrics>) -> Self {
-        Self { metrics, ..Self::default() }
+    pub fn new(metrics: Arc<EnricherMetrics>, stats_slot: usize) -> Self {
+        Self { metrics, stats_slot, ..Self::default() }
     }
 
     /// True when every output sent in `epoch` or earlier has been answered.
@@ -62,7 +64,7 @@ impl OutputContext {
 
 impl ClientContext for OutputContext {
     fn stats(&self, statistics: rdkafka::Statistics) {
-        self.metrics.producer_stats.record(&statistics);
+        self.metrics.producer_stats.record_slot(self.stats_slot, &statistics);
     }
 }
 

@@ -29,6 +29,8 @@ pub struct GroupContext {
     pub poisoned: std::sync::atomic::AtomicBool,
     /// Where the consumer's librdkafka statistics go (lag per partition, for the admin port).
     pub stats: std::sync::Arc<clickstream_platform::kafka_stats::KafkaStatsCell>,
+    /// The pipeline thread's slot in `stats`.
+    pub stats_slot: usize,
 }
 
 pub type GroupConsumer = BaseConsumer<GroupContext>;
@@ -49,7 +51,7 @@ pub const SETTLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl ClientContext for GroupContext {
     fn stats(&self, statistics: rdkafka::Statistics) {
-        self.stats.record(&statistics);
+        self.stats.record_slot(self.stats_slot, &statistics);
     }
 }
 

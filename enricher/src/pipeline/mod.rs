@@ -44,12 +44,18 @@ const LAG_INTERVAL: Duration = Duration::from_secs(30);
 /// How often a noted commit is checked for delivered outputs.
 const SETTLE_CHECK: Duration = Duration::from_millis(100);
 
-/// Runs until `shutdown` is set. Errors restart the consumer and producer; this returns only
-/// on shutdown.
-pub fn run(config: &EnricherConfig, enrichers: &Arc<Enrichers>, metrics: &Arc<EnricherMetrics>, shutdown: &AtomicBool) {
+/// Runs pipeline thread number `thread` until `shutdown` is set. Errors restart the consumer
+/// and producer; this returns only on shutdown.
+pub fn run(
+    config: &EnricherConfig,
+    enrichers: &Arc<Enrichers>,
+    metrics: &Arc<EnricherMetrics>,
+    shutdown: &AtomicBool,
+    thread: usize,
+) {
     let throttle = clickstream_platform::logging::LogThrottle::new();
     while !shutdown.load(Ordering::Relaxed) {
-        match run_once(config, enrichers, metrics, shutdown) {
+        match run_once(config, enrichers, metrics, shutdown, thread) {
             Ok(()) => return,
             Err(error) => {
                 metrics.ready.store(0, Ordering::Relaxed);
@@ -68,10 +74,11 @@ fn run_once(
     enrichers: &Arc<Enrichers>,
     metrics: &Arc<EnricherMetrics>,
     shutdown: &AtomicBool,
+    thread: usize,
 ) -> Result<(), PipelineError> {
     let settings = &config.enricher;
     let guarantee = settings.guarantee;
-    let producer = Arc::new(create_producer(config, metrics)?);
+    let producer = Arc::new(create_producer(config, metrics, thread)?);
     let inputs = config.input_topics();
     let repartition_partitions = partition_count(config, &settings.topics.repartition)?;
     let core = Core {
@@ -93,6 +100,7 @@ fn run_once(
         failure: Mutex::new(None),
         poisoned: AtomicBool::new(false),
         stats: metrics.consumer_stats.clone(),
+        stats_slot: thread,
     };
     let consumer: GroupConsumer = consumer_config(config).create_with_context(context)?;
     let mut topics: Vec<&str> = inputs.iter().map(String::as_str).collect();
@@ -133,45 +141,70 @@ fn poll_loop(
     let mut last_commit = Instant::now();
     let mut last_lag = Instant::now();
     let mut last_settle_check = Instant::now();
-    loop {
+    // Several pipeline threads add their lag into one gauge: each adds the change in its own.
+    let mut lag_reported = 0_i64;
+    let result = loop {
         if shutdown.load(Ordering::Relaxed) {
             // A waiting commit flushes the outputs first (transactions commit them instead).
-            return lock(&consumer.context().core).commit(consumer, Settle::Wait);
+            break lock(&consumer.context().core).commit(consumer, Settle::Wait);
         }
-        let polled = consumer.poll(POLL);
-        if let Some(error) = lock(&consumer.context().failure).take() {
-            return Err(error);
+        if let Err(error) = poll_once(consumer, producer, transactional) {
+            break Err(error);
         }
-        if let Some(message) = polled {
-            let message = message?;
-            let mut core = lock(&consumer.context().core);
-            if transactional && !core.in_transaction {
-                producer.begin_transaction().map_err(|e| core.transaction_failed(&e))?;
-                core.in_transaction = true;
-            }
-            core.handle(&message)?;
-        }
-        producer.poll(Duration::ZERO);
-        let failures = producer.context().failures.load(Ordering::Relaxed);
-        if failures > 0 {
-            return Err(PipelineError::Delivery(failures));
-        }
-        if last_commit.elapsed() >= interval {
-            lock(&consumer.context().core).commit(consumer, Settle::WhenDelivered)?;
+        let settled = if last_commit.elapsed() >= interval {
             last_commit = Instant::now();
+            lock(&consumer.context().core).commit(consumer, Settle::WhenDelivered)
         } else if last_settle_check.elapsed() >= SETTLE_CHECK {
             // A commit noted earlier may have all its outputs delivered by now.
-            let mut core = lock(&consumer.context().core);
-            if !core.pending_commits.is_empty() {
-                core.commit_delivered(consumer)?;
-            }
             last_settle_check = Instant::now();
+            let mut core = lock(&consumer.context().core);
+            if core.pending_commits.is_empty() {
+                Ok(())
+            } else {
+                core.commit_delivered(consumer)
+            }
+        } else {
+            Ok(())
+        };
+        if let Err(error) = settled {
+            break Err(error);
         }
         if last_lag.elapsed() >= LAG_INTERVAL {
-            metrics.consumer_lag.store(lag(consumer), Ordering::Relaxed);
+            let now = lag(consumer);
+            metrics.consumer_lag.fetch_add(now - lag_reported, Ordering::Relaxed);
+            lag_reported = now;
             last_lag = Instant::now();
         }
+    };
+    metrics.consumer_lag.fetch_sub(lag_reported, Ordering::Relaxed);
+    result
+}
+
+/// Polls one record, handles it, and serves the producer's delivery reports.
+fn poll_once(
+    consumer: &GroupConsumer,
+    producer: &core::OutputProducer,
+    transactional: bool,
+) -> Result<(), PipelineError> {
+    let polled = consumer.poll(POLL);
+    if let Some(error) = lock(&consumer.context().failure).take() {
+        return Err(error);
     }
+    if let Some(message) = polled {
+        let message = message?;
+        let mut core = lock(&consumer.context().core);
+        if transactional && !core.in_transaction {
+            producer.begin_transaction().map_err(|e| core.transaction_failed(&e))?;
+            core.in_transaction = true;
+        }
+        core.handle(&message)?;
+    }
+    producer.poll(Duration::ZERO);
+    let failures = producer.context().failures.load(Ordering::Relaxed);
+    if failures > 0 {
+        return Err(PipelineError::Delivery(failures));
+    }
+    Ok(())
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -224,10 +257,11 @@ pub fn producer_config(config: &EnricherConfig) -> rdkafka::ClientConfig {
 fn create_producer(
     config: &EnricherConfig,
     metrics: &Arc<EnricherMetrics>,
+    thread: usize,
 ) -> Result<core::OutputProducer, PipelineError> {
     let settings = &config.enricher;
     let client = producer_config(config);
-    let context = OutputContext::new(metrics.clone());
+    let context = OutputContext::new(metrics.clone(), thread);
     let producer: core::OutputProducer = client.create_with_context(context)?;
     EnricherMetrics::add(&metrics.producers_created, 1);
     if settings.guarantee == Guarantee::ExactlyOnceTransactional {
