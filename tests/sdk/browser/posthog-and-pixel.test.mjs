@@ -59,9 +59,14 @@ const escapeScript = (code) => code.replaceAll('</script', '<\\/script')
 test('posthog-js: $pageview, a custom capture and identify arrive mapped, with no console errors', async () => {
   const marker = unique('posthog')
   const user = `user-${marker}`
-  pages.add(`/${marker}/`, `<!doctype html><html><head><meta charset="utf-8"><title>PostHog ${marker}</title>
+  pages.add(`/${marker}/`, `<!doctype html><html><head><meta charset="utf-8"><title>PostHog ${marker}</title><link rel="icon" href="data:,">
 <script>${escapeScript(posthogBundle)}</script>
-<script>posthog.init(${JSON.stringify(WRITE_KEY)}, { api_host: ${JSON.stringify(dev.gateway)}, autocapture: false, capture_pageleave: false })</script>
+<script>posthog.init(${JSON.stringify(WRITE_KEY)}, {
+  api_host: ${JSON.stringify(dev.gateway)}, autocapture: false, capture_pageleave: false,
+  // Headless Chromium under playwright is a bot to posthog-js; this is its documented switch
+  // for end-to-end tests. Everything else is the SDK's default.
+  opt_out_useragent_filter: true,
+})</script>
 </head><body><h1>PostHog page</h1></body></html>`)
   const { context, page, problems } = await watchedPage()
   const gatewayPaths = []
@@ -72,7 +77,9 @@ test('posthog-js: $pageview, a custom capture and identify arrive mapped, with n
   await page.evaluate(() => window.posthog.capture('Product Viewed', { sku: 'p1', price: 12.5 }))
   await page.evaluate((user) => window.posthog.identify(user, { email: 'ph@example.com' }), user)
   const ours = (event) => event.context?.page?.url?.includes(marker)
-  const events = await settledEvents(dev.bootstrap, ours, 3)
+  const events = await settledEvents(dev.bootstrap, ours, 3).catch((error) => {
+    throw new Error(`${error.message}\nrequests to the gateway: ${gatewayPaths}\nproblems: ${problems.join('\n')}`)
+  })
   await context.close()
 
   const one = (match, what) => {
@@ -111,7 +118,7 @@ test('a Segment pixel in an <img> tag loads and its event arrives', async () => 
   const marker = unique('pixel')
   const event = { writeKey: WRITE_KEY, userId: `reader-${marker}`, event: 'Email Opened', properties: { marker } }
   const data = Buffer.from(JSON.stringify(event)).toString('base64')
-  pages.add(`/${marker}/`, `<!doctype html><html><head><meta charset="utf-8"><title>Mail</title></head>
+  pages.add(`/${marker}/`, `<!doctype html><html><head><meta charset="utf-8"><title>Mail</title><link rel="icon" href="data:,"></head>
 <body><img id="pixel" src="${dev.gateway}/v1/pixel/track?data=${encodeURIComponent(data)}" width="1" height="1" alt=""></body></html>`)
   const { context, page, problems } = await watchedPage()
   await page.goto(`${pages.origin}/${marker}/`)
