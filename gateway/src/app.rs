@@ -143,7 +143,7 @@ impl App {
         let result = match endpoint {
             Endpoint::Health => Ok(json_response(StatusCode::OK, &json!({"status": "ok"}))),
             Endpoint::Ready => Ok(self.readiness()),
-            Endpoint::Preflight => Ok(cors::preflight(self.state.config.http.cors_max_age_secs)),
+            Endpoint::Preflight { .. } => Ok(cors::preflight(self.state.config.http.cors_max_age_secs)),
             Endpoint::SdkTelemetry => Ok(success()),
             Endpoint::Settings(key) => self.settings(key, request.headers()),
             Endpoint::Metrics if self.state.config.http.public_metrics => Ok(self.metrics()),
@@ -176,7 +176,12 @@ impl App {
             }
             error.into_response(self.state.config.http.retry_after_secs)
         });
-        cors::decorate(&mut response, origin);
+        let credentialed = match endpoint {
+            Endpoint::Preflight { credentialed } => *credentialed,
+            Endpoint::Ingest(adapter) => adapter.credentialed(),
+            _ => false,
+        };
+        cors::decorate(&mut response, origin, credentialed);
         if self.state.is_draining() {
             // Keep-alive clients reconnect, and so reach an instance that is staying.
             response.headers_mut().insert(header::CONNECTION, header::HeaderValue::from_static("close"));

@@ -4,7 +4,7 @@
 use clickstream_schema::EventType;
 use http::Method;
 
-use crate::protocols::{Adapter, PostHogConfigRoute};
+use crate::protocols::{Adapter, PostHogConfigRoute, SnowplowRoute, SNOWPLOW_POST_PATH};
 
 /// What an ingest endpoint's body holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,7 +23,10 @@ pub enum Endpoint {
     Ready,
     /// Prometheus scrape.
     Metrics,
-    Preflight,
+    /// `OPTIONS`; `credentialed` when the path's protocol sends cookies (Snowplow's).
+    Preflight {
+        credentialed: bool,
+    },
     /// Events in, by any protocol.
     Ingest(Adapter),
     /// What posthog-js loads on start: an empty configuration.
@@ -42,7 +45,8 @@ impl Endpoint {
     pub fn resolve(method: &Method, path: &str) -> Self {
         let path = path.strip_suffix('/').filter(|p| !p.is_empty()).unwrap_or(path);
         if method == Method::OPTIONS {
-            return Self::Preflight;
+            let credentialed = matches!(path, SNOWPLOW_POST_PATH | "/i");
+            return Self::Preflight { credentialed };
         }
         let (endpoint, wanted) = match path {
             "/healthz" => (Self::Health, Method::GET),
@@ -53,6 +57,8 @@ impl Endpoint {
             "/v1/m" => (Self::SdkTelemetry, Method::POST),
             "/t.js" => (Self::TrackerScript, Method::GET),
             "/e" | "/capture" | "/batch" | "/i/v0/e" | "/track" => (Self::Ingest(Adapter::PostHog), Method::POST),
+            SNOWPLOW_POST_PATH => (Self::Ingest(Adapter::Snowplow(SnowplowRoute::Post)), Method::POST),
+            "/i" => (Self::Ingest(Adapter::Snowplow(SnowplowRoute::Pixel)), Method::GET),
             _ => match path.strip_prefix("/v1/") {
                 Some(rest) => match Self::typed_or_settings(rest) {
                     Some(found) => found,
@@ -88,7 +94,7 @@ impl Endpoint {
             Self::Health => "/healthz",
             Self::Ready => "/readyz",
             Self::Metrics => "/metrics",
-            Self::Preflight => "OPTIONS *",
+            Self::Preflight { .. } => "OPTIONS *",
             Self::Ingest(adapter) => adapter.template(),
             Self::PostHogConfig(route) => route.template(),
             Self::SdkTelemetry => "/v1/m",
@@ -118,7 +124,7 @@ mod tests {
         assert_eq!(post("/v1/nope"), Endpoint::NotFound);
         assert_eq!(Endpoint::resolve(&Method::GET, "/v1/batch"), Endpoint::MethodNotAllowed);
         assert_eq!(Endpoint::resolve(&Method::GET, "/v1/projects/wk_1/settings"), Endpoint::Settings("wk_1".into()));
-        assert_eq!(Endpoint::resolve(&Method::OPTIONS, "/v1/t"), Endpoint::Preflight);
+        assert_eq!(Endpoint::resolve(&Method::OPTIONS, "/v1/t"), Endpoint::Preflight { credentialed: false });
         assert_eq!(Endpoint::resolve(&Method::GET, "/t.js"), Endpoint::TrackerScript);
         assert_eq!(Endpoint::resolve(&Method::HEAD, "/t.js"), Endpoint::TrackerScript);
         assert_eq!(post("/t.js"), Endpoint::MethodNotAllowed);
@@ -137,5 +143,16 @@ mod tests {
         assert_eq!(get("/e"), Endpoint::MethodNotAllowed);
         assert!(matches!(get("/array/phc_x/config.js"), Endpoint::PostHogConfig(_)));
         assert!(matches!(Endpoint::resolve(&Method::POST, "/flags/"), Endpoint::PostHogConfig(_)));
+    }
+
+    #[test]
+    fn snowplow_paths_resolve_and_their_preflight_allows_credentials() {
+        let snowplow = |route| Endpoint::Ingest(Adapter::Snowplow(route));
+        assert_eq!(Endpoint::resolve(&Method::POST, SNOWPLOW_POST_PATH), snowplow(SnowplowRoute::Post));
+        assert_eq!(Endpoint::resolve(&Method::GET, "/i"), snowplow(SnowplowRoute::Pixel));
+        assert_eq!(Endpoint::resolve(&Method::GET, SNOWPLOW_POST_PATH), Endpoint::MethodNotAllowed);
+        assert_eq!(Endpoint::resolve(&Method::POST, "/i/v0/e"), Endpoint::Ingest(Adapter::PostHog));
+        assert_eq!(Endpoint::resolve(&Method::OPTIONS, SNOWPLOW_POST_PATH), Endpoint::Preflight { credentialed: true });
+        assert_eq!(Endpoint::resolve(&Method::OPTIONS, "/i"), Endpoint::Preflight { credentialed: true });
     }
 }

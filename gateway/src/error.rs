@@ -28,6 +28,10 @@ pub enum GatewayError {
     MissingWriteKey,
     #[error("unknown write key")]
     UnknownWriteKey,
+    #[error("no source is named {0:?}: `snowplow.app_sources` maps an app id to a source that is not configured")]
+    UnknownSource(String),
+    #[error("no source for these Snowplow events: set the tracker's appId (`aid`) to a write key, map it to a source in `snowplow.app_sources`, or send the key in the `X-Write-Key` header")]
+    MissingSnowplowKey,
     #[error("origin {0} is not allowed for this source")]
     OriginNotAllowed(String),
     #[error("request body is over the {limit}-byte limit")]
@@ -65,7 +69,9 @@ impl GatewayError {
         match self {
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::MissingWriteKey | Self::UnknownWriteKey => StatusCode::UNAUTHORIZED,
+            Self::MissingWriteKey | Self::MissingSnowplowKey | Self::UnknownWriteKey | Self::UnknownSource(_) => {
+                StatusCode::UNAUTHORIZED
+            }
             Self::OriginNotAllowed(_) => StatusCode::FORBIDDEN,
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedEncoding(_) | Self::UnsupportedCompression(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -90,8 +96,8 @@ impl GatewayError {
         match self {
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
-            Self::MissingWriteKey => "missing_write_key",
-            Self::UnknownWriteKey => "unknown_write_key",
+            Self::MissingWriteKey | Self::MissingSnowplowKey => "missing_write_key",
+            Self::UnknownWriteKey | Self::UnknownSource(_) => "unknown_write_key",
             Self::OriginNotAllowed(_) => "origin_not_allowed",
             Self::BodyTooLarge { .. } => "body_too_large",
             Self::UnsupportedEncoding(_) => "unsupported_encoding",

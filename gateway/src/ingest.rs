@@ -66,7 +66,8 @@ impl App {
         let (limit, timeout) = (state.config.limits.max_batch_bytes, state.config.http.body_read_timeout_ms);
         let parsing = trace.phase("parse");
         let bytes = read_decoded(body, &parts.headers, limit, Duration::from_millis(timeout)).await?;
-        let Canonical { body, write_key, rejected, positions } = adapter.translate(&parts, bytes, limit)?;
+        let Canonical { body, write_key, source_name, set_cookie, rejected, positions } =
+            adapter.translate(&parts, bytes, &state.config)?;
         // simd-json parses a copy; the events are written out from the client's own bytes.
         let mut scratch = Vec::new();
         let (envelope, endpoint_type) = match &body {
@@ -76,7 +77,11 @@ impl App {
         drop(parsing);
         let source = match header_source {
             Some(source) => Ok(source),
-            None => self.body_or_header_source(envelope.write_key.clone().or(write_key), &parts.headers),
+            None => self.body_or_header_source(
+                envelope.write_key.clone().or(write_key),
+                source_name.as_deref(),
+                &parts.headers,
+            ),
         };
         let source = source.inspect_err(|_| rejected.iter().for_each(|(item, _)| state.metrics.rejected(item.kind)))?;
         let source = &*source;
@@ -118,7 +123,7 @@ impl App {
         if nothing_accepted {
             return Err(GatewayError::NoValidEvents(rejected));
         }
-        Ok(Outcome { rejected })
+        Ok(Outcome { rejected, set_cookie })
     }
 
     /// Validates, stamps and encodes each event; drops retried duplicates.
@@ -177,13 +182,18 @@ impl App {
         prepared
     }
 
+    /// A write key wins over a source named by protocol configuration: it is the more explicit.
     fn body_or_header_source(
         &self,
         body_write_key: Option<String>,
+        configured_source: Option<&str>,
         headers: &http::HeaderMap,
     ) -> Result<Arc<Source>, GatewayError> {
-        let key = body_write_key.or_else(|| header_write_key(headers)).ok_or(GatewayError::MissingWriteKey)?;
-        self.state.sources.lookup(&key)
+        match (body_write_key.or_else(|| header_write_key(headers)), configured_source) {
+            (Some(key), _) => self.state.sources.lookup(&key),
+            (None, Some(name)) => self.state.sources.lookup_name(name),
+            (None, None) => Err(GatewayError::MissingWriteKey),
+        }
     }
 }
 

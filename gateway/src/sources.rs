@@ -31,11 +31,16 @@ impl Source {
 #[derive(Debug, Default)]
 pub struct SourceRegistry {
     by_key: RwLock<Arc<HashMap<String, Arc<Source>>>>,
+    /// Source name → source, for protocols whose configuration names a source rather than a
+    /// key (Snowplow's `app_sources`). Keys that share a name share their origins too.
+    by_name: RwLock<Arc<HashMap<Arc<str>, Arc<Source>>>>,
 }
 
 impl SourceRegistry {
     pub fn new(configs: &[SourceConfig]) -> Self {
-        Self { by_key: RwLock::new(Arc::new(index(configs))) }
+        let by_key = index(configs);
+        let by_name = RwLock::new(Arc::new(by_name(&by_key)));
+        Self { by_key: RwLock::new(Arc::new(by_key)), by_name }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -47,9 +52,17 @@ impl SourceRegistry {
         by_key.get(write_key).cloned().ok_or(GatewayError::UnknownWriteKey)
     }
 
+    /// The source of that name, when some key has it.
+    pub fn lookup_name(&self, name: &str) -> Result<Arc<Source>, GatewayError> {
+        let by_name = self.by_name.read().unwrap_or_else(|p| p.into_inner());
+        by_name.get(name).cloned().ok_or_else(|| GatewayError::UnknownSource(name.to_owned()))
+    }
+
     /// Puts a new set of sources in force: keys not in it stop working at once.
     pub fn replace(&self, configs: &[SourceConfig]) {
-        *self.by_key.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(index(configs));
+        let by_key = index(configs);
+        *self.by_name.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(by_name(&by_key));
+        *self.by_key.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(by_key);
     }
 
     pub fn len(&self) -> usize {
@@ -65,6 +78,10 @@ fn index(configs: &[SourceConfig]) -> HashMap<String, Arc<Source>> {
             (c.write_key.clone(), Arc::new(source))
         })
         .collect()
+}
+
+fn by_name(by_key: &HashMap<String, Arc<Source>>) -> HashMap<Arc<str>, Arc<Source>> {
+    by_key.values().map(|source| (source.name.clone(), source.clone())).collect()
 }
 
 /// The user part of `Authorization: Basic base64(user:password)`, where Segment SDKs put the key.
@@ -113,5 +130,7 @@ mod tests {
         registry.replace(&[SourceConfig { name: "app".into(), write_key: "k2".into(), allowed_origins: vec![] }]);
         assert!(matches!(registry.lookup("k"), Err(GatewayError::UnknownWriteKey)), "old keys stop working");
         assert_eq!(&*registry.lookup("k2").expect("new key").name, "app");
+        assert_eq!(&*registry.lookup_name("app").expect("by name").name, "app");
+        assert!(matches!(registry.lookup_name("web"), Err(GatewayError::UnknownSource(_))), "old names too");
     }
 }

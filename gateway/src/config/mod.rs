@@ -3,8 +3,10 @@
 
 mod cidr;
 mod delivery;
+mod snowplow;
 
 pub use cidr::Cidr;
+pub use snowplow::{SnowplowConfig, DEFAULT_SNOWPLOW_COOKIE_MAX_AGE_DAYS, DEFAULT_SNOWPLOW_COOKIE_NAME};
 
 pub use delivery::{AckMode, DedupConfig, DeliveryConfig, FsyncPolicy, RateLimitConfig, SpoolConfig};
 
@@ -40,6 +42,8 @@ pub struct GatewayConfig {
     pub rate_limit: RateLimitConfig,
     /// What the edge does to personal data before Kafka.
     pub privacy: PrivacyConfig,
+    /// Snowplow's tracker protocol: app ids to sources, and the network user id cookie.
+    pub snowplow: SnowplowConfig,
     /// The admin listener: Prometheus `/metrics`, `/healthz` and `/readyz`.
     pub admin: AdminConfig,
     /// OTLP export of traces and metrics.
@@ -130,6 +134,7 @@ impl Default for GatewayConfig {
             dedup: DedupConfig::default(),
             rate_limit: RateLimitConfig::default(),
             privacy: PrivacyConfig::default(),
+            snowplow: SnowplowConfig::default(),
             admin: AdminConfig::default(),
             telemetry: TelemetryConfig::default(),
             sources: Vec::new(),

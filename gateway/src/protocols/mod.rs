@@ -12,6 +12,8 @@ mod posthog;
 mod posthog_config;
 mod posthog_map;
 mod segment;
+mod snowplow;
+mod snowplow_map;
 
 use bytes::Bytes;
 use clickstream_schema::EventType;
@@ -20,11 +22,13 @@ use http::Response;
 use http_body_util::Full;
 use serde_json::Value;
 
+use crate::config::GatewayConfig;
 use crate::endpoints::IngestKind;
 use crate::error::{GatewayError, RejectedItem};
 use crate::metrics::Metrics;
 
 pub use posthog_config::PostHogConfigRoute;
+pub use snowplow::{SnowplowRoute, SNOWPLOW_POST_PATH};
 
 /// The wire protocol an event arrived in: the value of each record's `protocol` header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -35,16 +39,19 @@ pub enum Protocol {
     Pixel,
     /// PostHog's capture API.
     PostHog,
+    /// Snowplow's tracker protocol.
+    Snowplow,
 }
 
 impl Protocol {
-    pub const ALL: [Protocol; 3] = [Self::Segment, Self::Pixel, Self::PostHog];
+    pub const ALL: [Protocol; 4] = [Self::Segment, Self::Pixel, Self::PostHog, Self::Snowplow];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Segment => "segment",
             Self::Pixel => "pixel",
             Self::PostHog => "posthog",
+            Self::Snowplow => "snowplow",
         }
     }
 
@@ -61,6 +68,8 @@ pub enum Adapter {
     Pixel(EventType),
     /// `POST /e`, `/capture`, `/batch`, `/i/v0/e`, `/track`.
     PostHog,
+    /// `POST /com.snowplowanalytics.snowplow/tp2` and `GET /i`.
+    Snowplow(SnowplowRoute),
 }
 
 /// What an adapter made of a request: a Segment body for the shared pipeline, and the events it
@@ -72,6 +81,11 @@ pub(crate) struct Canonical {
     /// A write key the adapter found outside the Segment body (PostHog's `api_key`, or a
     /// pixel's key recovered from JSON that does not parse).
     pub write_key: Option<String>,
+    /// The source named by the protocol's own configuration (a Snowplow app id mapped in
+    /// `snowplow.app_sources`), used when no write key was sent.
+    pub source_name: Option<String>,
+    /// A cookie the answer sets (Snowplow's network user id).
+    pub set_cookie: Option<http::HeaderValue>,
     /// Events that never became canonical, with their position in the request and what was
     /// received (for the dead-letter topic).
     pub rejected: Vec<(RejectedItem, Value)>,
@@ -128,6 +142,8 @@ pub(crate) fn rejected(index: usize, kind: &'static str, reason: String, payload
 #[derive(Debug, Default)]
 pub(crate) struct Outcome {
     pub rejected: Vec<RejectedItem>,
+    /// Passed on from [`Canonical::set_cookie`].
+    pub set_cookie: Option<http::HeaderValue>,
 }
 
 impl Adapter {
@@ -136,6 +152,7 @@ impl Adapter {
             Self::Segment(_) => Protocol::Segment,
             Self::Pixel(_) => Protocol::Pixel,
             Self::PostHog => Protocol::PostHog,
+            Self::Snowplow(_) => Protocol::Snowplow,
         }
     }
 
@@ -147,6 +164,7 @@ impl Adapter {
             Self::Segment(IngestKind::Single(_)) => "/v1/{type}",
             Self::Pixel(_) => "/v1/pixel/{type}",
             Self::PostHog => "posthog:/{e,capture,batch,i/v0/e,track}",
+            Self::Snowplow(route) => route.template(),
         }
     }
 
@@ -154,20 +172,32 @@ impl Adapter {
     /// dead-letter topic. Only where the client cannot be told (the pixel always answers a
     /// GIF); others get a 400 naming the problem and can fix their request.
     pub fn dead_letters_when_nothing_accepted(self) -> bool {
-        matches!(self, Self::Pixel(_))
+        matches!(self, Self::Pixel(_) | Self::Snowplow(SnowplowRoute::Pixel))
     }
 
     /// Whether dead letters record each event's position in its request.
     pub fn indexed(self) -> bool {
-        !matches!(self, Self::Segment(IngestKind::Single(_)) | Self::Pixel(_))
+        !matches!(self, Self::Segment(IngestKind::Single(_)) | Self::Pixel(_) | Self::Snowplow(SnowplowRoute::Pixel))
+    }
+
+    /// Whether browsers may send with credentials (cookies), as Snowplow's browser tracker
+    /// does: its answers then name the origin and allow credentials.
+    pub fn credentialed(self) -> bool {
+        matches!(self, Self::Snowplow(_))
     }
 
     /// Turns the request into canonical events.
-    pub(crate) fn translate(self, parts: &Parts, body: Vec<u8>, limit: usize) -> Result<Canonical, GatewayError> {
+    pub(crate) fn translate(
+        self,
+        parts: &Parts,
+        body: Vec<u8>,
+        config: &GatewayConfig,
+    ) -> Result<Canonical, GatewayError> {
         match self {
             Self::Segment(kind) => Ok(segment::translate(kind, body)),
             Self::Pixel(kind) => Ok(pixel::translate(kind, parts.uri.query())),
-            Self::PostHog => posthog::translate(parts, body, limit),
+            Self::PostHog => posthog::translate(parts, body, config.limits.max_batch_bytes),
+            Self::Snowplow(route) => snowplow::translate(route, parts, &body, config),
         }
     }
 
@@ -181,6 +211,7 @@ impl Adapter {
             Self::Segment(_) => result.map(|outcome| segment::respond(&outcome)),
             Self::Pixel(_) => Ok(pixel::respond(&result, metrics)),
             Self::PostHog => result.map(|outcome| posthog::respond(&outcome)),
+            Self::Snowplow(route) => snowplow::respond(route, result, metrics),
         }
     }
 }
