@@ -20,7 +20,7 @@ fn fixture() -> &'static (tokio::runtime::Runtime, App) {
         config.sources.push(SourceConfig { name: "fuzz".into(), write_key: "k".into(), allowed_origins: vec!["*".into()] });
         config.dedup.enabled = false;
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-        (runtime, app(AppState::new(config, Arc::new(NullSink))))
+        (runtime, app(AppState::new(config, Arc::new(NullSink)).expect("valid routing")))
     })
 }
 
