@@ -32,7 +32,8 @@ impl Source {
 pub struct SourceRegistry {
     by_key: RwLock<Arc<HashMap<String, Arc<Source>>>>,
     /// Source name → source, for protocols whose configuration names a source rather than a
-    /// key (Snowplow's `app_sources`). Keys that share a name share their origins too.
+    /// key (Snowplow's `app_sources`). Where several keys share a name (a key being rotated),
+    /// any one of them stands for it.
     by_name: RwLock<Arc<HashMap<Arc<str>, Arc<Source>>>>,
 }
 
