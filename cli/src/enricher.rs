@@ -10,8 +10,8 @@ use clickstream_enricher::metrics::EnricherMetrics;
 use clickstream_enricher::EnricherConfig;
 use clickstream_gateway::GatewayConfig;
 use clickstream_platform::admin::AdminServer;
-use clickstream_platform::kafka::TopicSpec;
 use clickstream_platform::telemetry::Telemetry;
+use clickstream_platform::topics::TopicDef;
 
 use crate::args::ConfigArgs;
 use crate::commands::shutdown_signal;
@@ -77,8 +77,8 @@ pub async fn products_load(file: &Path, args: &ConfigArgs) -> anyhow::Result<()>
 }
 
 /// Every topic the gateway and the enricher need.
-pub fn topic_specs(gateway: &GatewayConfig, enricher: &EnricherConfig) -> Vec<TopicSpec> {
-    let mut specs = gateway.topic_specs();
+pub fn topic_specs(gateway: &GatewayConfig, enricher: &EnricherConfig) -> Vec<TopicDef> {
+    let mut specs: Vec<TopicDef> = gateway.topic_specs().iter().map(Into::into).collect();
     specs.extend(enricher.enricher.topic_specs(gateway.topics.partitions, gateway.topics.replication));
     specs
 }

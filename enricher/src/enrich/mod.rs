@@ -8,13 +8,14 @@ mod useragent;
 
 pub use geo::{mask_ip, GeoIp};
 
+use std::io::Write as _;
 use std::net::IpAddr;
 
 use clickstream_schema::{format_timestamp, BorrowedObject, BorrowedValue, EventType, StaticNode, StoredEvent};
 use serde_json::Value;
 
 use crate::config::IpSettings;
-use crate::products::{ProductRow, ProductTable};
+use crate::products::{Basis, Joined, Origin, ProductTable};
 use crate::session::SessionView;
 
 /// One product an event is about, for the windowed aggregates.
@@ -56,11 +57,18 @@ impl Enrichers {
 
     /// Writes the `enrichment` object of `event` to `out` as JSON, written straight from the
     /// borrowed event rather than built as a value tree first. Members in this order: product,
-    /// products, userAgent, referrer, campaign, geo, session.
-    pub fn enrich(&self, event: &StoredEvent<'_>, session: &SessionView, out: &mut Vec<u8>) -> EnrichReport {
+    /// products, userAgent, referrer, campaign, geo, session. Products join the row valid at
+    /// `event_ms` (or the current row, as the table is configured).
+    pub fn enrich(
+        &self,
+        event: &StoredEvent<'_>,
+        event_ms: i64,
+        session: &SessionView,
+        out: &mut Vec<u8>,
+    ) -> EnrichReport {
         let mut report = EnrichReport::default();
         out.push(b'{');
-        self.products_into(event, &mut report, out);
+        self.products_into(event, event_ms, &mut report, out);
 
         let context = event.object("context");
         let properties = event.object("properties");
@@ -107,12 +115,12 @@ impl Enrichers {
     }
 
     /// `"product"` (and `"products"` for a list): the joined rows, with the line items.
-    fn products_into(&self, event: &StoredEvent<'_>, report: &mut EnrichReport, out: &mut Vec<u8>) {
+    fn products_into(&self, event: &StoredEvent<'_>, event_ms: i64, report: &mut EnrichReport, out: &mut Vec<u8>) {
         let properties = event.object("properties");
         let purchase = event.str("event").is_some_and(|name| PURCHASE_EVENTS.contains(&name));
         out.extend_from_slice(b"\"product\":");
         match properties.and_then(|p| p.get("product_id")).and_then(id_text) {
-            Some(id) => self.line_into(id, properties, purchase, report, out),
+            Some(id) => self.line_into(id, event_ms, properties, purchase, report, out),
             None => out.extend_from_slice(b"null"),
         }
         if let Some(BorrowedValue::Array(items)) = properties.and_then(|p| p.get("products")) {
@@ -123,7 +131,7 @@ impl Enrichers {
                 }
                 let item = as_object(item);
                 match item.and_then(|i| i.get("product_id")).and_then(id_text) {
-                    Some(id) => self.line_into(id, item, purchase, report, out),
+                    Some(id) => self.line_into(id, event_ms, item, purchase, report, out),
                     None => out.extend_from_slice(b"null"),
                 }
             }
@@ -135,14 +143,15 @@ impl Enrichers {
     fn line_into(
         &self,
         id: String,
+        event_ms: i64,
         fields: Option<&BorrowedObject<'_>>,
         purchase: bool,
         report: &mut EnrichReport,
         out: &mut Vec<u8>,
     ) {
-        let row = self.products.get(&id);
-        match &row {
-            Some(row) => write_row(out, row, &id),
+        let joined = self.products.join(&id, event_ms);
+        match &joined {
+            Some(joined) => write_row(out, joined, &id),
             None => {
                 report.join_misses += 1;
                 out.extend_from_slice(b"null");
@@ -150,13 +159,16 @@ impl Enrichers {
         }
         let number = |field: &str| fields.and_then(|f| f.get(field)).and_then(as_f64);
         let quantity = number("quantity").unwrap_or(1.0);
-        let price = number("price").or_else(|| row.as_deref().and_then(row_price));
+        let price = number("price").or_else(|| joined.as_ref().and_then(|j| row_price(&j.row)));
         report.line_items.push(line_item(id, quantity, price, purchase));
     }
 }
 
-/// A product row as joined: its columns in table order, then `id` when the row has none.
-fn write_row(out: &mut Vec<u8>, row: &ProductRow, id: &str) {
+/// A product row as joined: its columns in table order, `id` when the row has none, then
+/// `_version`: the version joined (its valid-from time, where that time came from, and the
+/// products record that made it).
+fn write_row(out: &mut Vec<u8>, joined: &Joined, id: &str) {
+    let row = &joined.row;
     out.push(b'{');
     for (index, (column, value)) in row.iter().enumerate() {
         if index > 0 {
@@ -172,6 +184,27 @@ fn write_row(out: &mut Vec<u8>, row: &ProductRow, id: &str) {
         }
         out.extend_from_slice(b"\"id\":");
         write_str(out, id);
+    }
+    // Either a column or `id` came before.
+    out.push(b',');
+    write_version(out, &joined.origin);
+    out.push(b'}');
+}
+
+fn write_version(out: &mut Vec<u8>, origin: &Origin) {
+    out.extend_from_slice(b"\"_version\":{\"validFrom\":");
+    match (origin.basis != Basis::Always)
+        .then(|| chrono::DateTime::from_timestamp_millis(origin.valid_from_ms))
+        .flatten()
+    {
+        Some(time) => write_str(out, &format_timestamp(time)),
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(b",\"basis\":");
+    write_str(out, origin.basis.as_str());
+    if origin.offset >= 0 {
+        // Writing to a `Vec` cannot fail.
+        let _ = write!(out, ",\"partition\":{},\"offset\":{}", origin.partition, origin.offset);
     }
     out.push(b'}');
 }

@@ -118,6 +118,7 @@ impl BenchTopics {
             }
             specs.push(spec(self.output(round, "aggregates"), 1, "compact"));
             specs.push(spec(self.output(round, "dlq"), 1, "delete"));
+            specs.push(spec(self.output(round, "product-versions"), 1, "compact,delete"));
         }
         specs
     }
@@ -132,6 +133,7 @@ impl BenchTopics {
         settings.topics.repartition = self.output(round, "repartition");
         settings.topics.aggregates = self.output(round, "aggregates");
         settings.topics.dlq = self.output(round, "dlq");
+        settings.topics.product_versions = self.output(round, "product-versions");
         config
     }
 }
@@ -160,7 +162,8 @@ pub async fn run(options: &EnricherBenchOptions) -> anyhow::Result<EnricherBench
 fn run_blocking(options: &EnricherBenchOptions, topics: &BenchTopics) -> anyhow::Result<EnricherBenchReport> {
     let kafka = &options.config.kafka;
     let rows = clickstream_enricher::products::parse_catalog(BUILTIN, false, "sample catalog")?;
-    clickstream_enricher::products::publish_catalog(kafka, &topics.products, &rows)?;
+    // Valid since the epoch, so every generated event joins it whatever its timestamp.
+    clickstream_enricher::products::publish_catalog(kafka, &topics.products, &rows, Some(0))?;
     let catalog = Arc::new(Catalog::builtin());
     let records = fill::raw_events(&catalog, options.events, options.visitors, options.seed);
     fill::produce_raw(kafka, &topics.raw, &records)?;
