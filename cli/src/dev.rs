@@ -73,7 +73,12 @@ pub async fn run(args: &DevArgs) -> anyhow::Result<()> {
     tokio::task::spawn_blocking(move || {
         // Valid since the epoch: the event-time join then finds it for any event sent to dev,
         // whatever timestamp its client gave it.
-        clickstream_enricher::products::publish_catalog(&kafka, &products_topic, &catalog, Some(0))
+        clickstream_enricher::products::publish_catalog(
+            &kafka,
+            &products_topic,
+            &catalog,
+            Some(clickstream_enricher::products::VALID_SINCE_THE_EPOCH_MS),
+        )
     })
     .await??;
     let enriched_topic = enricher_config.enricher.topics.enriched.clone();

@@ -21,6 +21,10 @@ pub enum CatalogError {
     Kafka(#[from] rdkafka::error::KafkaError),
 }
 
+/// A `valid_from_ms` for [`publish_catalog`] that makes rows valid at any event time (a demo or
+/// benchmark catalog). Not 0: librdkafka takes a zero timestamp to mean "now".
+pub const VALID_SINCE_THE_EPOCH_MS: i64 = 1;
+
 /// Reads the catalog (JSONL, or CSV with a header row when the file ends in `.csv`) and
 /// produces every row to `topic`. Returns how many products were published.
 pub fn load_catalog(kafka: &KafkaConfig, topic: &str, path: &Path) -> Result<usize, CatalogError> {

@@ -11,7 +11,7 @@ mod versioned;
 
 pub use change::{parse_change, parse_record, ChangeError, ParsedChange, ProductChange};
 pub use follow::{bootstrap, TableError, TableFollower, TableTopics};
-pub use load::{load_catalog, parse_catalog, publish_catalog, read_catalog, CatalogError};
+pub use load::{load_catalog, parse_catalog, publish_catalog, read_catalog, CatalogError, VALID_SINCE_THE_EPOCH_MS};
 pub use versioned::{Basis, Closed, History, Origin, VersionedRows};
 
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -163,7 +163,12 @@ fn run_blocking(options: &EnricherBenchOptions, topics: &BenchTopics) -> anyhow:
     let kafka = &options.config.kafka;
     let rows = clickstream_enricher::products::parse_catalog(BUILTIN, false, "sample catalog")?;
     // Valid since the epoch, so every generated event joins it whatever its timestamp.
-    clickstream_enricher::products::publish_catalog(kafka, &topics.products, &rows, Some(0))?;
+    clickstream_enricher::products::publish_catalog(
+        kafka,
+        &topics.products,
+        &rows,
+        Some(clickstream_enricher::products::VALID_SINCE_THE_EPOCH_MS),
+    )?;
     let catalog = Arc::new(Catalog::builtin());
     let records = fill::raw_events(&catalog, options.events, options.visitors, options.seed);
     fill::produce_raw(kafka, &topics.raw, &records)?;
