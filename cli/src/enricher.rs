@@ -64,14 +64,22 @@ pub async fn start(config: EnricherConfig) -> anyhow::Result<RunningEnricher> {
     Ok(RunningEnricher { handle, telemetry, admin })
 }
 
-pub async fn products_load(file: &Path, args: &ConfigArgs) -> anyhow::Result<()> {
+pub async fn products_load(file: &Path, valid_from: Option<&str>, args: &ConfigArgs) -> anyhow::Result<()> {
     let config: EnricherConfig = args.load_as()?;
+    let valid_from_ms = valid_from
+        .map(|text| {
+            chrono::DateTime::parse_from_rfc3339(text)
+                .map(|time| time.timestamp_millis())
+                .with_context(|| format!("--valid-from {text}: not an RFC 3339 time such as 2026-01-01T00:00:00Z"))
+        })
+        .transpose()?;
     let topic = config.enricher.topics.products.clone();
     let path = file.to_owned();
-    let count =
-        tokio::task::spawn_blocking(move || clickstream_enricher::products::load_catalog(&config.kafka, &topic, &path))
-            .await?
-            .with_context(|| format!("loading {}", file.display()))?;
+    let count = tokio::task::spawn_blocking(move || {
+        clickstream_enricher::products::load_catalog(&config.kafka, &topic, &path, valid_from_ms)
+    })
+    .await?
+    .with_context(|| format!("loading {}", file.display()))?;
     println!("published {count} products to {}", args.load_as::<EnricherConfig>()?.enricher.topics.products);
     Ok(())
 }

@@ -100,8 +100,11 @@ async fn a_replay_after_a_price_change_gets_the_old_price_and_earlier_events_mis
     assert_eq!(products["m1-replayed"]["_version"]["offset"], 0);
     assert_eq!(products["m0-replayed"], Value::Null, "never a later version");
     assert_eq!(enricher.metrics.join_misses.load(Ordering::Relaxed), 2);
-    let stats = &enricher.metrics.product_table;
-    assert_eq!((stats.products.load(Ordering::Relaxed), stats.versions.load(Ordering::Relaxed)), (1, 2));
+    // The table's size, as /metrics exports it.
+    let exported: HashMap<&str, f64> = enricher.metrics.snapshot().into_iter().map(|(name, _, v)| (name, v)).collect();
+    assert_eq!(exported["enricher_product_table_products"], 1.0);
+    assert_eq!(exported["enricher_product_table_versions"], 2.0);
+    assert_eq!(exported["enricher_product_changelog_written_total"], 1.0);
 
     // The superseded version is in the changelog, timestamped with when it ended.
     let changelog = read_exactly(&bootstrap, &topics.product_versions, 1, Duration::from_secs(20)).await;

@@ -8,14 +8,13 @@ mod useragent;
 
 pub use geo::{mask_ip, GeoIp};
 
-use std::io::Write as _;
 use std::net::IpAddr;
 
 use clickstream_schema::{format_timestamp, BorrowedObject, BorrowedValue, EventType, StaticNode, StoredEvent};
 use serde_json::Value;
 
 use crate::config::IpSettings;
-use crate::products::{Basis, Joined, Origin, ProductTable};
+use crate::products::ProductTable;
 use crate::session::SessionView;
 
 /// One product an event is about, for the windowed aggregates.
@@ -151,7 +150,7 @@ impl Enrichers {
     ) {
         let joined = self.products.join(&id, event_ms);
         match &joined {
-            Some(joined) => write_row(out, joined, &id),
+            Some(joined) => out.extend_from_slice(&joined.json),
             None => {
                 report.join_misses += 1;
                 out.extend_from_slice(b"null");
@@ -162,51 +161,6 @@ impl Enrichers {
         let price = number("price").or_else(|| joined.as_ref().and_then(|j| row_price(&j.row)));
         report.line_items.push(line_item(id, quantity, price, purchase));
     }
-}
-
-/// A product row as joined: its columns in table order, `id` when the row has none, then
-/// `_version`: the version joined (its valid-from time, where that time came from, and the
-/// products record that made it).
-fn write_row(out: &mut Vec<u8>, joined: &Joined, id: &str) {
-    let row = &joined.row;
-    out.push(b'{');
-    for (index, (column, value)) in row.iter().enumerate() {
-        if index > 0 {
-            out.push(b',');
-        }
-        write_str(out, column);
-        out.push(b':');
-        write_value(out, value);
-    }
-    if !row.contains_key("id") {
-        if !row.is_empty() {
-            out.push(b',');
-        }
-        out.extend_from_slice(b"\"id\":");
-        write_str(out, id);
-    }
-    // Either a column or `id` came before.
-    out.push(b',');
-    write_version(out, &joined.origin);
-    out.push(b'}');
-}
-
-fn write_version(out: &mut Vec<u8>, origin: &Origin) {
-    out.extend_from_slice(b"\"_version\":{\"validFrom\":");
-    match (origin.basis != Basis::Always)
-        .then(|| chrono::DateTime::from_timestamp_millis(origin.valid_from_ms))
-        .flatten()
-    {
-        Some(time) => write_str(out, &format_timestamp(time)),
-        None => out.extend_from_slice(b"null"),
-    }
-    out.extend_from_slice(b",\"basis\":");
-    write_str(out, origin.basis.as_str());
-    if origin.offset >= 0 {
-        // Writing to a `Vec` cannot fail.
-        let _ = write!(out, ",\"partition\":{},\"offset\":{}", origin.partition, origin.offset);
-    }
-    out.push(b'}');
 }
 
 pub(crate) fn write_str(out: &mut Vec<u8>, text: &str) {

@@ -26,9 +26,15 @@ pub enum CatalogError {
 pub const VALID_SINCE_THE_EPOCH_MS: i64 = 1;
 
 /// Reads the catalog (JSONL, or CSV with a header row when the file ends in `.csv`) and
-/// produces every row to `topic`. Returns how many products were published.
-pub fn load_catalog(kafka: &KafkaConfig, topic: &str, path: &Path) -> Result<usize, CatalogError> {
-    publish_catalog(kafka, topic, &read_catalog(path)?, None)
+/// produces every row to `topic`, valid from `valid_from_ms` (else now). Returns how many
+/// products were published.
+pub fn load_catalog(
+    kafka: &KafkaConfig,
+    topic: &str,
+    path: &Path,
+    valid_from_ms: Option<i64>,
+) -> Result<usize, CatalogError> {
+    publish_catalog(kafka, topic, &read_catalog(path)?, valid_from_ms)
 }
 
 /// Produces catalog rows to `topic`, keyed by id, and waits until Kafka has them all. The

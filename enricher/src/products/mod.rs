@@ -7,6 +7,7 @@ mod change;
 mod changelog;
 mod follow;
 mod load;
+mod render;
 mod versioned;
 
 pub use change::{parse_change, parse_record, ChangeError, ParsedChange, ProductChange};
@@ -29,6 +30,8 @@ pub type ProductRow = Arc<Map<String, Value>>;
 pub struct Joined {
     pub row: ProductRow,
     pub origin: Origin,
+    /// The row as `enrichment.product` shows it: columns, `id`, `_version`.
+    pub json: Arc<[u8]>,
 }
 
 /// The table's size and what happened to it, for metrics and tests.
@@ -83,7 +86,7 @@ impl ProductTable {
 
     /// The current row: the last change applied.
     pub fn get(&self, id: &str) -> Option<ProductRow> {
-        self.read().latest(id).map(|(row, _)| row.clone())
+        self.read().latest(id).map(|(row, _, _)| row.clone())
     }
 
     /// The row an event at `event_ms` joins: the one valid then, or the current one with the
@@ -94,7 +97,7 @@ impl ProductTable {
             ProductJoin::EventTime => rows.at(id, event_ms),
             ProductJoin::Latest => rows.latest(id),
         };
-        found.map(|(row, origin)| Joined { row: row.clone(), origin: *origin })
+        found.map(|(row, origin, json)| Joined { row: row.clone(), origin: *origin, json: json.clone() })
     }
 
     /// Products with a row or a kept version.

@@ -4,6 +4,9 @@
 
 use std::collections::HashMap;
 
+use std::sync::Arc;
+
+use super::render::product_json;
 use super::ProductRow;
 
 /// Where a version's valid-from time came from.
@@ -56,6 +59,8 @@ impl Origin {
 pub struct Version {
     pub origin: Origin,
     pub row: Option<ProductRow>,
+    /// The row as `enrichment.product` shows it, serialized once.
+    json: Option<Arc<[u8]>>,
     /// The valid-to time last written to the changelog for this version, to write each end once.
     persisted_to: Option<i64>,
 }
@@ -91,6 +96,16 @@ pub struct VersionedRows {
     history: History,
 }
 
+impl Version {
+    fn new(id: &str, origin: Origin, row: Option<ProductRow>, persisted_to: Option<i64>) -> Self {
+        let json = row.as_ref().map(|row| product_json(id, row, &origin));
+        Self { origin, row, json, persisted_to }
+    }
+}
+
+/// A version found by a lookup: its row, where it came from, and its JSON for events.
+pub type Found<'a> = (&'a ProductRow, &'a Origin, &'a Arc<[u8]>);
+
 impl Default for VersionedRows {
     fn default() -> Self {
         Self::new(History::LATEST_ONLY)
@@ -121,17 +136,15 @@ impl VersionedRows {
 
     /// The row valid at `at_ms`: the last version starting at or before it. None before the
     /// first version kept, and while the product was deleted.
-    pub fn at(&self, id: &str, at_ms: i64) -> Option<(&ProductRow, &Origin)> {
+    pub fn at(&self, id: &str, at_ms: i64) -> Option<Found<'_>> {
         let versions = self.by_id.get(id)?;
         let after = versions.partition_point(|v| v.origin.valid_from_ms <= at_ms);
-        let version = versions.get(after.checked_sub(1)?)?;
-        version.row.as_ref().map(|row| (row, &version.origin))
+        found(versions.get(after.checked_sub(1)?)?)
     }
 
     /// The last change's row, whatever its time.
-    pub fn latest(&self, id: &str) -> Option<(&ProductRow, &Origin)> {
-        let version = self.by_id.get(id)?.last()?;
-        version.row.as_ref().map(|row| (row, &version.origin))
+    pub fn latest(&self, id: &str) -> Option<Found<'_>> {
+        found(self.by_id.get(id)?.last()?)
     }
 
     /// Records a change (`row` None: a delete) and returns the versions it closed, for the
@@ -140,7 +153,7 @@ impl VersionedRows {
         if !self.keeps_history() {
             match row {
                 Some(row) => {
-                    self.by_id.insert(id.to_owned(), vec![Version { origin, row: Some(row), persisted_to: None }]);
+                    self.by_id.insert(id.to_owned(), vec![Version::new(id, origin, Some(row), None)]);
                 }
                 None => {
                     self.by_id.remove(id);
@@ -157,10 +170,10 @@ impl VersionedRows {
             Some(existing) => {
                 let same_row = existing.row == row;
                 let persisted_to = existing.persisted_to.filter(|_| same_row);
-                *existing = Version { origin, row, persisted_to };
+                *existing = Version::new(id, origin, row, persisted_to);
             }
             None => {
-                versions.insert(index, Version { origin, row, persisted_to: None });
+                versions.insert(index, Version::new(id, origin, row, None));
                 self.versions += 1;
             }
         }
@@ -240,6 +253,10 @@ impl VersionedRows {
             self.by_id.remove(id);
         }
     }
+}
+
+fn found(version: &Version) -> Option<Found<'_>> {
+    Some((version.row.as_ref()?, &version.origin, version.json.as_ref()?))
 }
 
 #[cfg(test)]

@@ -23,7 +23,7 @@ fn history(retention_hours: i64) -> VersionedRows {
 }
 
 fn price_at(rows: &VersionedRows, at_ms: i64) -> Option<f64> {
-    rows.at("p1", at_ms).and_then(|(row, _)| row["price"].as_f64())
+    rows.at("p1", at_ms).and_then(|(row, _, _)| row["price"].as_f64())
 }
 
 #[test]
@@ -36,8 +36,8 @@ fn the_row_valid_at_the_event_time_and_never_a_later_one() {
     assert_eq!(price_at(&rows, NOW - 2 * HOUR), Some(10.0));
     assert_eq!(price_at(&rows, NOW - HOUR - 1), Some(10.0));
     assert_eq!(price_at(&rows, NOW), Some(12.0));
-    assert_eq!(rows.at("p1", NOW - 2 * HOUR).map(|(_, o)| o.offset), Some(0));
-    assert_eq!(rows.latest("p1").map(|(r, _)| r["price"].clone()), Some(json!(12.0)));
+    assert_eq!(rows.at("p1", NOW - 2 * HOUR).map(|(_, o, _)| o.offset), Some(0));
+    assert_eq!(rows.latest("p1").map(|(r, _, _)| r["price"].clone()), Some(json!(12.0)));
     assert_eq!((rows.products(), rows.versions()), (1, 2));
 }
 
@@ -102,7 +102,7 @@ fn latest_only_keeps_the_last_change_whatever_its_time() {
     let mut rows = VersionedRows::new(History::LATEST_ONLY);
     rows.insert("p1", origin(NOW, 0), Some(row(10.0)), NOW);
     rows.insert("p1", origin(NOW - HOUR, 1), Some(row(12.0)), NOW);
-    assert_eq!(rows.latest("p1").map(|(r, _)| r["price"].clone()), Some(json!(12.0)));
+    assert_eq!(rows.latest("p1").map(|(r, _, _)| r["price"].clone()), Some(json!(12.0)));
     assert_eq!(rows.versions(), 1);
     rows.insert("p1", origin(NOW, 2), None, NOW);
     assert_eq!((rows.products(), rows.versions()), (0, 0));
