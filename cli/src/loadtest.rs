@@ -21,7 +21,11 @@ pub async fn run(args: &LoadtestArgs) -> anyhow::Result<()> {
         None => run_profile(&args.run).await,
         Some(LoadtestCommand::Run(run)) => run_profile(run).await,
         Some(LoadtestCommand::Compare(compare)) => {
-            let settings = settings(&compare.common, clickstream_loadtest::TargetKind::Gateway, Mode::Single)?;
+            let mut settings = settings(&compare.common, clickstream_loadtest::TargetKind::Gateway, Mode::Single)?;
+            if compare.peak && !compare.peak_keep_shedding {
+                println!("peak runs: the gateway's CPU shedding is off (rate_limit.shed_lag_ms=0; --peak-keep-shedding keeps it)");
+                settings.target.gateway.rate_limit.shed_lag_ms = 0;
+            }
             let search = search_options(&compare.common);
             let batch_search = SearchOptions {
                 start_rate: compare.batch_start_rate,
@@ -157,8 +161,12 @@ async fn serve_command(args: &ServeArgs) -> anyhow::Result<()> {
 }
 
 async fn bench_enricher(args: &BenchEnricherArgs) -> anyhow::Result<()> {
+    let mut config: clickstream_enricher::EnricherConfig = args.config.load_as()?;
+    if let Some(threads) = args.threads {
+        config.enricher.threads = threads;
+    }
     let options = clickstream_loadtest::enricher_bench::EnricherBenchOptions {
-        config: args.config.load_as()?,
+        config,
         events: args.events,
         partitions: args.partitions,
         rounds: args.rounds,

@@ -68,6 +68,11 @@ pub struct EnricherSettings {
     /// Topics to consume. Empty: every fixed topic the gateway's routing can produce to
     /// (`topics.raw` when there are no rules).
     pub inputs: Vec<String>,
+    /// Pipeline threads in this instance. Each is a member of the consumer group with its own
+    /// partitions, sessions, windows and producer, so nothing on the per-event path is
+    /// shared. 0: the available cores, capped at the input partitions. Instances × threads
+    /// beyond the input partitions leave members idle.
+    pub threads: usize,
     /// The admin listener: `/metrics`, `/healthz` and `/readyz`.
     pub admin: AdminConfig,
     /// How often outputs are flushed and progress is committed, in milliseconds.
@@ -208,6 +213,8 @@ pub const DEFAULT_INPUT: &str = "events.raw";
 /// Default admin address: next to the gateway's 9464.
 pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9465";
 pub const DEFAULT_COMMIT_INTERVAL_MS: u64 = 500;
+/// `enricher.threads`: as many as the machine has cores, no more than there are partitions.
+pub const DEFAULT_THREADS: usize = 0;
 pub const DEFAULT_SESSION_INACTIVITY_MINUTES: u64 = 30;
 pub const DEFAULT_WINDOW_SECS: u64 = 60;
 pub const DEFAULT_GRACE_SECS: u64 = 30;
@@ -223,6 +230,7 @@ impl Default for EnricherSettings {
             guarantee: Guarantee::ExactlyOnceIdempotent,
             allow_unenforced_transactions: false,
             inputs: Vec::new(),
+            threads: DEFAULT_THREADS,
             admin: AdminConfig { listen: DEFAULT_ADMIN_LISTEN.to_owned() },
             commit_interval_ms: DEFAULT_COMMIT_INTERVAL_MS,
             startup_timeout_secs: 30,

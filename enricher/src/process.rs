@@ -7,7 +7,7 @@ use serde_json::Value;
 use crate::config::EnricherSettings;
 use crate::enrich::Enrichers;
 use crate::session::{RecentMessages, Sessions};
-use crate::window::Activity;
+use crate::window::{Activity, ActivitySource};
 
 /// A record read from an input topic.
 #[derive(Debug, Clone, Copy)]
@@ -106,6 +106,11 @@ pub fn process(enrichers: &Enrichers, state: &mut PartitionState, input: Input<'
             event_ms,
             quantity: item.quantity,
             revenue: item.revenue,
+            source: Some(ActivitySource {
+                topic: input.topic.to_owned(),
+                partition: input.partition,
+                offset: input.offset,
+            }),
         })
         .collect();
     let payload = enriched_payload(bytes, &event, enrichment, report.masked_ip.as_deref());

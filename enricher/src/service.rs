@@ -28,6 +28,8 @@ pub enum StartError {
     GeoIp(String),
     #[error("Kafka: {0}")]
     Kafka(#[from] rdkafka::error::KafkaError),
+    #[error("cannot start an enricher pipeline thread: {0}")]
+    Thread(std::io::Error),
 }
 
 /// A running enricher.
@@ -36,17 +38,15 @@ pub struct EnricherHandle {
     pub metrics: Arc<EnricherMetrics>,
     pub products: ProductTable,
     shutdown: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    threads: Vec<JoinHandle<()>>,
     _follower: TableFollower,
 }
 
 impl EnricherHandle {
     /// Asks the pipeline to commit and leave its group, and waits for it.
-    pub fn stop(mut self) {
+    pub fn stop(self) {
         self.shutdown.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+        self.wait();
     }
 
     /// A flag that stops the enricher when set, for signal handlers.
@@ -54,9 +54,14 @@ impl EnricherHandle {
         self.shutdown.clone()
     }
 
-    /// Blocks until the pipeline thread ends (after the shutdown flag is set).
+    /// How many pipeline threads run.
+    pub fn threads(&self) -> usize {
+        self.threads.len()
+    }
+
+    /// Blocks until the pipeline threads end (after the shutdown flag is set).
     pub fn wait(mut self) {
-        if let Some(thread) = self.thread.take() {
+        for thread in self.threads.drain(..) {
             let _ = thread.join();
         }
     }
@@ -82,6 +87,7 @@ pub fn start_with_metrics(config: EnricherConfig, metrics: Arc<EnricherMetrics>)
     }
     crate::pipeline::validate_clients(&config)?;
     require_topics(&config.kafka, &needed, timeout)?;
+    let input_partitions = input_partitions(&config, &inputs, timeout)?;
     if settings.guarantee == Guarantee::ExactlyOnceIdempotent {
         check_copartitioning(&config, &inputs, timeout)?;
     }
@@ -101,14 +107,49 @@ pub fn start_with_metrics(config: EnricherConfig, metrics: Arc<EnricherMetrics>)
     let (products, follower) = bootstrap(&config.kafka, table_topics, &settings.products, stats, timeout)?;
     let enrichers = Arc::new(Enrichers::new(products.clone(), settings.ip.clone()).map_err(StartError::GeoIp)?);
     let shutdown = Arc::new(AtomicBool::new(false));
-    let thread = {
-        let (metrics, shutdown) = (metrics.clone(), shutdown.clone());
-        std::thread::Builder::new()
-            .name("enricher".into())
-            .spawn(move || crate::pipeline::run(&config, &enrichers, &metrics, &shutdown))
-            .map_err(|e| StartError::GeoIp(format!("cannot start the enricher thread: {e}")))?
+    let count = thread_count(settings.threads, input_partitions);
+    let mut threads = Vec::with_capacity(count);
+    for (index, config) in std::iter::repeat_n(config, count).enumerate() {
+        let config = thread_config(config, index, count);
+        let (enrichers, metrics, shutdown) = (enrichers.clone(), metrics.clone(), shutdown.clone());
+        let name = if count == 1 { "enricher".to_owned() } else { format!("enricher-{index}") };
+        let thread = std::thread::Builder::new()
+            .name(name)
+            .spawn(move || crate::pipeline::run(&config, &enrichers, &metrics, &shutdown, index))
+            .map_err(StartError::Thread)?;
+        threads.push(thread);
+    }
+    tracing::info!(threads = count, input_partitions, "enricher pipeline threads started");
+    Ok(EnricherHandle { metrics, products, shutdown, threads, _follower: follower })
+}
+
+/// `enricher.threads`, or the available cores when 0, and never more threads than input
+/// partitions: a thread without a partition would only add a group member.
+fn thread_count(configured: usize, input_partitions: usize) -> usize {
+    let wanted = if configured == 0 {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    } else {
+        configured
     };
-    Ok(EnricherHandle { metrics, products, shutdown, thread: Some(thread), _follower: follower })
+    wanted.min(input_partitions).max(1)
+}
+
+/// One thread's config: with several threads under transactions, each needs its own
+/// `transactional.id`, or the threads would fence each other.
+fn thread_config(mut config: EnricherConfig, index: usize, count: usize) -> EnricherConfig {
+    if count > 1 && config.enricher.guarantee == Guarantee::ExactlyOnceTransactional {
+        let base = crate::pipeline::producer_config(&config).get("transactional.id").unwrap_or_default().to_owned();
+        config.enricher.producer_properties.insert("transactional.id".to_owned(), format!("{base}-t{index}"));
+    }
+    config
+}
+
+/// The most partitions any input topic has.
+fn input_partitions(config: &EnricherConfig, inputs: &[String], timeout: Duration) -> Result<usize, StartError> {
+    let client = config.kafka.metadata_client()?;
+    let names: Vec<&str> = inputs.iter().map(String::as_str).collect();
+    let counts = topic_partitions(&client, &names, timeout)?;
+    Ok(counts.values().filter_map(|count| *count).max().unwrap_or(1))
 }
 
 fn check_copartitioning(config: &EnricherConfig, inputs: &[String], timeout: Duration) -> Result<(), StartError> {

@@ -15,6 +15,19 @@ pub struct Activity {
     pub event_ms: i64,
     pub quantity: f64,
     pub revenue: f64,
+    /// The input record the activity came from. It travels in the record itself rather than
+    /// in headers, because librdkafka allocates every header twice per record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<ActivitySource>,
+}
+
+/// Where an activity came from: a replayed input record repeats its position, so the
+/// aggregator can drop it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActivitySource {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
 }
 
 /// One window's totals for one product and event, as written to the aggregates topic.
@@ -172,6 +185,7 @@ mod tests {
             event_ms: ms,
             quantity: 1.0,
             revenue: 0.0,
+            source: None,
         }
     }
 

@@ -149,10 +149,14 @@ impl App {
             Endpoint::Metrics if self.state.config.http.public_metrics => Ok(self.metrics()),
             // Off by default: metrics name sources and topics, which the public need not see.
             Endpoint::Metrics => Err(GatewayError::NotFound),
-            Endpoint::Ingest(kind) => match self.state.protection.enter() {
-                Ok(_in_flight) => self.ingest(*kind, request, peer).await,
-                Err(shed) => Err(shed),
-            },
+            Endpoint::Ingest(adapter) => {
+                let result = match self.state.protection.enter() {
+                    Ok(_in_flight) => self.ingest(*adapter, request, peer).await,
+                    Err(shed) => Err(shed),
+                };
+                adapter.respond(result, &self.state.metrics)
+            }
+            Endpoint::PostHogConfig(route) => Ok(route.respond(request.uri().query())),
             // A public static file with its own Vary and CORS headers, which the API's
             // decoration below would overwrite.
             Endpoint::TrackerScript => return assets::tracker_script(request.headers()),
@@ -216,7 +220,7 @@ impl App {
     }
 }
 
-/// `{"success":true}`: the answer to nearly every request, so a static body rather than a
+/// `{"success":true}`: the answer to nearly every Segment request, so a static body rather than a
 /// JSON value built and serialized each time.
 pub(crate) fn success() -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from_static(br#"{"success":true}"#)));

@@ -64,7 +64,8 @@ fn content_encoding(headers: &HeaderMap) -> Result<Encoding, GatewayError> {
     }
 }
 
-fn decode(reader: impl Read, encoding: &'static str, limit: usize) -> Result<Vec<u8>, GatewayError> {
+/// Reads `reader` to its end, refusing more than `limit` bytes (a decompression bomb).
+pub(crate) fn decode(reader: impl Read, encoding: &'static str, limit: usize) -> Result<Vec<u8>, GatewayError> {
     let mut out = Vec::new();
     // One byte past the limit tells "exactly at the limit" from "over it".
     reader

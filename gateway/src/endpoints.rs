@@ -4,6 +4,8 @@
 use clickstream_schema::EventType;
 use http::Method;
 
+use crate::protocols::{Adapter, PostHogConfigRoute};
+
 /// What an ingest endpoint's body holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IngestKind {
@@ -22,7 +24,10 @@ pub enum Endpoint {
     /// Prometheus scrape.
     Metrics,
     Preflight,
-    Ingest(IngestKind),
+    /// Events in, by any protocol.
+    Ingest(Adapter),
+    /// What posthog-js loads on start: an empty configuration.
+    PostHogConfig(PostHogConfigRoute),
     /// analytics.js telemetry: accepted and discarded.
     SdkTelemetry,
     /// analytics.js settings for a write key.
@@ -43,16 +48,20 @@ impl Endpoint {
             "/healthz" => (Self::Health, Method::GET),
             "/readyz" => (Self::Ready, Method::GET),
             "/metrics" => (Self::Metrics, Method::GET),
-            "/v1/batch" | "/v1/import" | "/v1/b" => (Self::Ingest(IngestKind::Batch), Method::POST),
-            "/v1/events" => (Self::Ingest(IngestKind::Events), Method::POST),
+            "/v1/batch" | "/v1/import" | "/v1/b" => (Self::Ingest(Adapter::Segment(IngestKind::Batch)), Method::POST),
+            "/v1/events" => (Self::Ingest(Adapter::Segment(IngestKind::Events)), Method::POST),
             "/v1/m" => (Self::SdkTelemetry, Method::POST),
             "/t.js" => (Self::TrackerScript, Method::GET),
+            "/e" | "/capture" | "/batch" | "/i/v0/e" | "/track" => (Self::Ingest(Adapter::PostHog), Method::POST),
             _ => match path.strip_prefix("/v1/") {
                 Some(rest) => match Self::typed_or_settings(rest) {
                     Some(found) => found,
                     None => return Self::NotFound,
                 },
-                None => return Self::NotFound,
+                None => match PostHogConfigRoute::resolve(method, path) {
+                    Some(route) => return Self::PostHogConfig(route),
+                    None => return Self::NotFound,
+                },
             },
         };
         if method == wanted || (wanted == Method::GET && method == Method::HEAD) {
@@ -64,7 +73,10 @@ impl Endpoint {
 
     fn typed_or_settings(rest: &str) -> Option<(Self, Method)> {
         if let Some(kind) = EventType::parse(rest).or_else(|| EventType::from_short_path(rest)) {
-            return Some((Self::Ingest(IngestKind::Single(kind)), Method::POST));
+            return Some((Self::Ingest(Adapter::Segment(IngestKind::Single(kind))), Method::POST));
+        }
+        if let Some(kind) = rest.strip_prefix("pixel/").and_then(EventType::parse) {
+            return Some((Self::Ingest(Adapter::Pixel(kind)), Method::GET));
         }
         let key = rest.strip_prefix("projects/")?.strip_suffix("/settings")?;
         (!key.is_empty() && !key.contains('/')).then(|| (Self::Settings(key.to_owned()), Method::GET))
@@ -77,9 +89,8 @@ impl Endpoint {
             Self::Ready => "/readyz",
             Self::Metrics => "/metrics",
             Self::Preflight => "OPTIONS *",
-            Self::Ingest(IngestKind::Batch) => "/v1/batch",
-            Self::Ingest(IngestKind::Events) => "/v1/events",
-            Self::Ingest(IngestKind::Single(_)) => "/v1/{type}",
+            Self::Ingest(adapter) => adapter.template(),
+            Self::PostHogConfig(route) => route.template(),
             Self::SdkTelemetry => "/v1/m",
             Self::Settings(_) => "/v1/projects/{writeKey}/settings",
             Self::TrackerScript => "/t.js",
@@ -96,12 +107,13 @@ mod tests {
     #[test]
     fn segment_paths_resolve() {
         let post = |p| Endpoint::resolve(&Method::POST, p);
-        assert_eq!(post("/v1/batch"), Endpoint::Ingest(IngestKind::Batch));
-        assert_eq!(post("/v1/import"), Endpoint::Ingest(IngestKind::Batch));
-        assert_eq!(post("/v1/b"), Endpoint::Ingest(IngestKind::Batch));
-        assert_eq!(post("/v1/t"), Endpoint::Ingest(IngestKind::Single(EventType::Track)));
-        assert_eq!(post("/v1/identify"), Endpoint::Ingest(IngestKind::Single(EventType::Identify)));
-        assert_eq!(post("/v1/s"), Endpoint::Ingest(IngestKind::Single(EventType::Screen)));
+        let segment = |kind| Endpoint::Ingest(Adapter::Segment(kind));
+        assert_eq!(post("/v1/batch"), segment(IngestKind::Batch));
+        assert_eq!(post("/v1/import"), segment(IngestKind::Batch));
+        assert_eq!(post("/v1/b"), segment(IngestKind::Batch));
+        assert_eq!(post("/v1/t"), segment(IngestKind::Single(EventType::Track)));
+        assert_eq!(post("/v1/identify"), segment(IngestKind::Single(EventType::Identify)));
+        assert_eq!(post("/v1/s"), segment(IngestKind::Single(EventType::Screen)));
         assert_eq!(post("/v1/m"), Endpoint::SdkTelemetry);
         assert_eq!(post("/v1/nope"), Endpoint::NotFound);
         assert_eq!(Endpoint::resolve(&Method::GET, "/v1/batch"), Endpoint::MethodNotAllowed);
@@ -110,5 +122,20 @@ mod tests {
         assert_eq!(Endpoint::resolve(&Method::GET, "/t.js"), Endpoint::TrackerScript);
         assert_eq!(Endpoint::resolve(&Method::HEAD, "/t.js"), Endpoint::TrackerScript);
         assert_eq!(post("/t.js"), Endpoint::MethodNotAllowed);
+    }
+
+    #[test]
+    fn pixel_and_posthog_paths_resolve() {
+        let get = |p| Endpoint::resolve(&Method::GET, p);
+        assert_eq!(get("/v1/pixel/track"), Endpoint::Ingest(Adapter::Pixel(EventType::Track)));
+        assert_eq!(get("/v1/pixel/page"), Endpoint::Ingest(Adapter::Pixel(EventType::Page)));
+        assert_eq!(get("/v1/pixel/nope"), Endpoint::NotFound);
+        assert_eq!(Endpoint::resolve(&Method::POST, "/v1/pixel/track"), Endpoint::MethodNotAllowed);
+        for path in ["/e/", "/capture", "/batch/", "/i/v0/e/", "/track"] {
+            assert_eq!(Endpoint::resolve(&Method::POST, path), Endpoint::Ingest(Adapter::PostHog), "{path}");
+        }
+        assert_eq!(get("/e"), Endpoint::MethodNotAllowed);
+        assert!(matches!(get("/array/phc_x/config.js"), Endpoint::PostHogConfig(_)));
+        assert!(matches!(Endpoint::resolve(&Method::POST, "/flags/"), Endpoint::PostHogConfig(_)));
     }
 }

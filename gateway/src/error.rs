@@ -34,6 +34,8 @@ pub enum GatewayError {
     BodyTooLarge { limit: usize },
     #[error("unsupported Content-Encoding {0:?}; use gzip, deflate or none")]
     UnsupportedEncoding(String),
+    #[error("unsupported compression {0:?}: send plain JSON, gzip (`compression=gzip-js` or `gzip`), or a base64 form body (`data=`)")]
+    UnsupportedCompression(String),
     #[error("body is not valid {encoding}: {reason}")]
     BadCompression { encoding: &'static str, reason: String },
     #[error("could not read request body: {0}")]
@@ -66,7 +68,7 @@ impl GatewayError {
             Self::MissingWriteKey | Self::UnknownWriteKey => StatusCode::UNAUTHORIZED,
             Self::OriginNotAllowed(_) => StatusCode::FORBIDDEN,
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::UnsupportedEncoding(_) | Self::UnsupportedCompression(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::NoValidEvents(items) if !items.is_empty() && items.iter().all(|i| i.kind == "event_too_large") => {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
@@ -93,6 +95,7 @@ impl GatewayError {
             Self::OriginNotAllowed(_) => "origin_not_allowed",
             Self::BodyTooLarge { .. } => "body_too_large",
             Self::UnsupportedEncoding(_) => "unsupported_encoding",
+            Self::UnsupportedCompression(_) => "unsupported_compression",
             Self::BadCompression { .. } => "bad_compression",
             Self::BodyRead(_) => "body_read",
             Self::InvalidJson(_) => "invalid_json",

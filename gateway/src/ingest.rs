@@ -1,5 +1,5 @@
-//! The ingest pipeline: body → events → validation → edge fields → Kafka records, answered
-//! only after the sink reports every record safe.
+//! The ingest pipeline shared by every protocol: body → adapter → canonical events → validation
+//! → edge fields → Kafka records, answered only after the sink reports every record safe.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -7,18 +7,17 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use chrono::Utc;
-use clickstream_schema::{format_timestamp, DeadLetter, EventError, PayloadError, RawEnvelope};
-use http::{header, Request, Response, StatusCode};
-use http_body_util::Full;
+use clickstream_schema::{format_timestamp, DeadLetter, EventError, EventType, PayloadError, RawEnvelope};
+use http::{header, Request};
 use hyper::body::Body;
-use serde_json::json;
 
 use crate::app::App;
 use crate::body::read_decoded;
 use crate::dedup::DedupKey;
 use crate::edge::EdgeContext;
-use crate::endpoints::{Endpoint, IngestKind};
-use crate::error::{json_response, GatewayError, RejectedItem};
+use crate::endpoints::IngestKind;
+use crate::error::{GatewayError, RejectedItem};
+use crate::protocols::{Adapter, Canonical, Outcome, Protocol};
 use crate::record::{Record, RecordHeaders};
 use crate::routing::Target;
 use crate::sink::SinkError;
@@ -26,29 +25,30 @@ use crate::sources::{basic_auth_user, header_write_key, Source};
 use crate::trace::RequestTrace;
 
 impl App {
+    /// Runs the shared pipeline over what `adapter` makes of the request.
     pub(crate) async fn ingest<B>(
         &self,
-        kind: IngestKind,
+        adapter: Adapter,
         request: Request<B>,
         peer: SocketAddr,
-    ) -> Result<Response<Full<Bytes>>, GatewayError>
+    ) -> Result<Outcome, GatewayError>
     where
         B: Body<Data = Bytes>,
         B::Error: std::error::Error + Send + Sync + 'static,
     {
-        let trace = RequestTrace::start(self.state.metrics.telemetry().tracer(), Endpoint::Ingest(kind).template());
-        let result = self.ingest_traced(kind, request, peer, &trace).await;
+        let trace = RequestTrace::start(self.state.metrics.telemetry().tracer(), adapter.template());
+        let result = self.ingest_traced(adapter, request, peer, &trace).await;
         trace.finish(result.as_ref().err().map(GatewayError::kind));
         result
     }
 
     async fn ingest_traced<B>(
         &self,
-        kind: IngestKind,
+        adapter: Adapter,
         request: Request<B>,
         peer: SocketAddr,
         trace: &RequestTrace,
-    ) -> Result<Response<Full<Bytes>>, GatewayError>
+    ) -> Result<Outcome, GatewayError>
     where
         B: Body<Data = Bytes>,
         B::Error: std::error::Error + Send + Sync + 'static,
@@ -66,33 +66,44 @@ impl App {
         let (limit, timeout) = (state.config.limits.max_batch_bytes, state.config.http.body_read_timeout_ms);
         let parsing = trace.phase("parse");
         let bytes = read_decoded(body, &parts.headers, limit, Duration::from_millis(timeout)).await?;
+        let Canonical { body, write_key, rejected, positions } = adapter.translate(&parts, bytes, limit)?;
         // simd-json parses a copy; the events are written out from the client's own bytes.
         let mut scratch = Vec::new();
-        let envelope = parse_envelope(kind, &parts.headers, &bytes, &mut scratch)?;
+        let (envelope, endpoint_type) = match &body {
+            Some((bytes, kind)) => (parse_envelope(*kind, &parts.headers, bytes, &mut scratch)?, kind.endpoint_type()),
+            None => (RawEnvelope::default(), None),
+        };
         drop(parsing);
         let source = match header_source {
-            Some(source) => source,
-            None => self.body_or_header_source(envelope.write_key.clone(), &parts.headers)?,
+            Some(source) => Ok(source),
+            None => self.body_or_header_source(envelope.write_key.clone().or(write_key), &parts.headers),
         };
+        let source = source.inspect_err(|_| rejected.iter().for_each(|(item, _)| state.metrics.rejected(item.kind)))?;
         let source = &*source;
         source.check_origin(parts.headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()))?;
         state.protection.check_source(&source.name)?;
 
         let validating = trace.phase("validate");
-        let mut batch = self.to_records(kind, envelope, source, &edge);
+        let position = |index: usize| positions.as_ref().and_then(|p| p.get(index).copied()).unwrap_or(index);
+        let mut batch = self.to_records(endpoint_type, envelope, source, &edge, adapter.protocol(), position);
+        if !rejected.is_empty() {
+            batch.rejected.extend(rejected);
+            batch.rejected.sort_by_key(|(item, _)| item.index);
+        }
         drop(validating);
         // Fan-out makes several records of one event, so events are counted, not records.
         let (accepted, rejected) = (batch.accepted, batch.rejected.len());
         trace.counts(accepted, rejected);
         batch.rejected.iter().for_each(|(item, _)| state.metrics.rejected(item.kind));
         state.metrics.suppressed(batch.suppressed);
-        if accepted == 0 && batch.duplicates == 0 && batch.suppressed == 0 {
+        let nothing_accepted = accepted == 0 && batch.duplicates == 0 && batch.suppressed == 0;
+        if nothing_accepted && !(rejected > 0 && adapter.dead_letters_when_nothing_accepted()) {
             return Err(match rejected {
                 0 => GatewayError::BadShape("request holds no events".into()),
                 _ => GatewayError::NoValidEvents(batch.rejected.into_iter().map(|(item, _)| item).collect()),
             });
         }
-        let letters = dead_letters(&batch, source, !matches!(kind, IngestKind::Single(_)), &state.config.topics.dlq);
+        let letters = dead_letters(&batch, source, adapter, &state.config.topics.dlq);
         batch.records.extend(letters);
         if !batch.records.is_empty() {
             trace
@@ -103,20 +114,22 @@ impl App {
         // Only now are these events safe, so only now may a retry of them be dropped.
         state.dedup.remember(batch.client_ids);
         state.metrics.accepted(accepted);
-        if batch.rejected.is_empty() {
-            return Ok(crate::app::success());
+        let rejected: Vec<RejectedItem> = batch.rejected.into_iter().map(|(item, _)| item).collect();
+        if nothing_accepted {
+            return Err(GatewayError::NoValidEvents(rejected));
         }
-        let items: Vec<RejectedItem> = batch.rejected.into_iter().map(|(item, _)| item).collect();
-        Ok(json_response(StatusCode::OK, &json!({"success": true, "rejected": items})))
+        Ok(Outcome { rejected })
     }
 
     /// Validates, stamps and encodes each event; drops retried duplicates.
     fn to_records(
         &self,
-        kind: IngestKind,
+        endpoint_type: Option<EventType>,
         envelope: RawEnvelope<'_, '_>,
         source: &Source,
         edge: &EdgeContext,
+        protocol: Protocol,
+        position: impl Fn(usize) -> usize,
     ) -> Prepared {
         let state = &self.state;
         let received_at = Utc::now();
@@ -125,8 +138,9 @@ impl App {
         let with_properties = routes.reads_properties();
         let connection = edge.connection();
         let mut prepared = Prepared::default();
-        let (batch, events) = envelope.into_events(kind.endpoint_type());
+        let (batch, events) = envelope.into_events(endpoint_type);
         for (index, outcome) in events.into_iter().enumerate() {
+            let index = position(index);
             let event = match outcome {
                 Ok(event) => event,
                 Err(rejection) => {
@@ -156,7 +170,7 @@ impl App {
             prepared.accepted += 1;
             let facts = event.routing_view(&batch, received_at, with_properties);
             let targets = routes.targets(&facts, &source.name, received_at);
-            let headers = RecordHeaders::new(source.name.clone(), Some(event.kind()));
+            let headers = RecordHeaders::new(source.name.clone(), Some(event.kind()), protocol);
             push_records(&mut prepared.records, targets, payload, &headers);
         }
         prepared.received_at = format_timestamp(received_at);
@@ -199,7 +213,7 @@ fn push_records(out: &mut Vec<Record>, targets: Vec<Target>, payload: Vec<u8>, h
 }
 
 /// Dead-letter records for the rejected events of an accepted request.
-fn dead_letters(prepared: &Prepared, source: &Source, indexed: bool, topic: &str) -> Vec<Record> {
+fn dead_letters(prepared: &Prepared, source: &Source, adapter: Adapter, topic: &str) -> Vec<Record> {
     prepared
         .rejected
         .iter()
@@ -208,7 +222,7 @@ fn dead_letters(prepared: &Prepared, source: &Source, indexed: bool, topic: &str
                 reason_kind: item.kind.to_owned(),
                 reason: item.reason.clone(),
                 source: source.name.to_string(),
-                index: indexed.then_some(item.index),
+                index: adapter.indexed().then_some(item.index),
                 received_at: prepared.received_at.clone(),
                 payload: payload.clone(),
             };
@@ -217,14 +231,14 @@ fn dead_letters(prepared: &Prepared, source: &Source, indexed: bool, topic: &str
                 key: None,
                 partition: None,
                 payload: letter.to_json(),
-                headers: RecordHeaders::new(source.name.clone(), None),
+                headers: RecordHeaders::new(source.name.clone(), None, adapter.protocol()),
             }
         })
         .collect()
 }
 
 impl IngestKind {
-    fn endpoint_type(self) -> Option<clickstream_schema::EventType> {
+    pub(crate) fn endpoint_type(self) -> Option<clickstream_schema::EventType> {
         match self {
             Self::Single(kind) => Some(kind),
             Self::Batch | Self::Events => None,

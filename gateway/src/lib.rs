@@ -14,6 +14,7 @@ mod ingest;
 mod lag;
 pub mod metrics;
 mod protect;
+pub mod protocols;
 pub mod record;
 pub mod reload;
 pub mod routing;

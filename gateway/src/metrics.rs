@@ -30,6 +30,7 @@ pub struct Metrics {
     shed: Counter<u64>,
     route_fallbacks: Counter<u64>,
     hot_key_overflows: Counter<u64>,
+    pixels_dropped: Counter<u64>,
     /// Held so the series exists from the start; the Kafka sink records into it.
     _produce_duration: Histogram<f64>,
     /// Observable instruments, kept for as long as the gateway runs.
@@ -77,6 +78,10 @@ impl Metrics {
             hot_key_overflows: counter(
                 "clickstream.hot_key.overflows",
                 "Events rerouted to the overflow topic because their key was hot.",
+            ),
+            pixels_dropped: counter(
+                "clickstream.pixel.dropped",
+                "Pixel requests answered with the GIF but not delivered as an event, by error kind.",
             ),
             _produce_duration: Self::produce_duration_histogram(&telemetry),
             observers: Mutex::new(Vec::new()),
@@ -133,6 +138,11 @@ impl Metrics {
 
     pub fn hot_key_overflow(&self) {
         self.hot_key_overflows.add(1, &[]);
+    }
+
+    /// A pixel whose event did not reach `events.raw`: the image still loaded, so only this says so.
+    pub fn pixel_dropped(&self, kind: &'static str) {
+        self.pixels_dropped.add(1, &[KeyValue::new("error", kind)]);
     }
 
     /// The produce-latency histogram, for the Kafka sink (which exists before `Metrics`; the

@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use clickstream_schema::{EventType, HEADER_EVENT_TYPE, HEADER_SOURCE};
+use clickstream_schema::{EventType, HEADER_EVENT_TYPE, HEADER_PROTOCOL, HEADER_SOURCE};
+
+use crate::protocols::Protocol;
 
 /// One message to produce.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,30 +18,33 @@ pub struct Record {
     pub headers: RecordHeaders,
 }
 
-/// The Kafka headers of a record. The gateway writes only these two, so they are fields: the
-/// source name is shared by every record of a request and the event type is static, and a
-/// record's headers cost no allocation of their own.
+/// The Kafka headers of a record. The gateway writes only these three, so they are fields: the
+/// source name is shared by every record of a request, and the event type and protocol are
+/// static, so a record's headers cost no allocation of their own.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordHeaders {
     /// `source`: the name of the source whose write key sent the event.
     pub source: Arc<str>,
     /// `event-type`: set on events, absent on dead letters.
     pub event_type: Option<EventType>,
+    /// `protocol`: the wire protocol the event arrived in.
+    pub protocol: Protocol,
 }
 
 impl RecordHeaders {
-    pub fn new(source: Arc<str>, event_type: Option<EventType>) -> Self {
-        Self { source, event_type }
+    pub fn new(source: Arc<str>, event_type: Option<EventType>, protocol: Protocol) -> Self {
+        Self { source, event_type, protocol }
     }
 
     /// Name and value of each header, in the order they are produced.
     pub fn pairs(&self) -> impl Iterator<Item = (&'static str, &str)> {
         std::iter::once((HEADER_SOURCE, &*self.source))
             .chain(self.event_type.map(|kind| (HEADER_EVENT_TYPE, kind.as_str())))
+            .chain(std::iter::once((HEADER_PROTOCOL, self.protocol.as_str())))
     }
 
     pub fn len(&self) -> usize {
-        1 + usize::from(self.event_type.is_some())
+        2 + usize::from(self.event_type.is_some())
     }
 
     pub fn is_empty(&self) -> bool {
@@ -47,13 +52,15 @@ impl RecordHeaders {
     }
 
     /// Rebuilds the headers from name–value pairs (a spooled record). Names the gateway does
-    /// not write are dropped; an unknown event type drops only that header.
+    /// not write are dropped; an unknown event type drops only that header. A record spooled
+    /// before the protocol header existed came in by the Segment protocol, the only one then.
     pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
-        let mut headers = Self { source: Arc::from(""), event_type: None };
+        let mut headers = Self { source: Arc::from(""), event_type: None, protocol: Protocol::Segment };
         for (name, value) in pairs {
             match name {
                 HEADER_SOURCE => headers.source = Arc::from(value),
                 HEADER_EVENT_TYPE => headers.event_type = EventType::parse(value),
+                HEADER_PROTOCOL => headers.protocol = Protocol::parse(value).unwrap_or(Protocol::Segment),
                 _ => {}
             }
         }
@@ -66,13 +73,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn pairs_round_trip_and_dead_letters_carry_only_the_source() {
-        let event = RecordHeaders::new("web".into(), Some(EventType::Track));
+    fn pairs_round_trip_and_dead_letters_carry_no_event_type() {
+        let event = RecordHeaders::new("web".into(), Some(EventType::Track), Protocol::PostHog);
         let pairs: Vec<_> = event.pairs().collect();
-        assert_eq!(pairs, [("source", "web"), ("event-type", "track")]);
+        assert_eq!(pairs, [("source", "web"), ("event-type", "track"), ("protocol", "posthog")]);
         assert_eq!(RecordHeaders::from_pairs(pairs), event);
-        let letter = RecordHeaders::new("web".into(), None);
-        assert_eq!(letter.pairs().collect::<Vec<_>>(), [("source", "web")]);
-        assert_eq!(RecordHeaders::from_pairs([("source", "web"), ("x-other", "1")]), letter);
+        let letter = RecordHeaders::new("web".into(), None, Protocol::Segment);
+        assert_eq!(letter.pairs().collect::<Vec<_>>(), [("source", "web"), ("protocol", "segment")]);
+        assert_eq!(letter.len(), letter.pairs().count());
+        assert_eq!(RecordHeaders::from_pairs([("source", "web"), ("x-other", "1")]), letter, "spooled before 0.2");
     }
 }

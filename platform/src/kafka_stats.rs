@@ -1,6 +1,7 @@
 //! librdkafka statistics (`statistics.interval.ms`) as metrics: a context stores the latest
 //! snapshot, and observable gauges read it at each scrape or OTLP export.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
 use opentelemetry::metrics::{Meter, ObservableGauge};
@@ -62,21 +63,55 @@ impl KafkaStatsSnapshot {
     }
 }
 
-/// The latest snapshot, written by a client context's `stats` callback.
+/// The latest snapshot of each client in a slot, written by a client context's `stats`
+/// callback. A service that runs several clients of one kind (the enricher's pipeline
+/// threads) gives each its own slot, and reads them merged.
 #[derive(Debug, Default)]
 pub struct KafkaStatsCell {
-    latest: RwLock<Option<KafkaStatsSnapshot>>,
+    latest: RwLock<BTreeMap<usize, KafkaStatsSnapshot>>,
 }
 
 impl KafkaStatsCell {
-    /// Call from `ClientContext::stats`.
+    /// Call from `ClientContext::stats` of a service's only client of its kind.
     pub fn record(&self, stats: &Statistics) {
-        let snapshot = KafkaStatsSnapshot::from_statistics(stats);
-        *self.latest.write().unwrap_or_else(|p| p.into_inner()) = Some(snapshot);
+        self.record_slot(0, stats);
     }
 
+    /// Call from `ClientContext::stats`; a client replaces the snapshot of its slot.
+    pub fn record_slot(&self, slot: usize, stats: &Statistics) {
+        self.put(slot, KafkaStatsSnapshot::from_statistics(stats));
+    }
+
+    fn put(&self, slot: usize, snapshot: KafkaStatsSnapshot) {
+        self.latest.write().unwrap_or_else(|p| p.into_inner()).insert(slot, snapshot);
+    }
+
+    /// Every slot's latest snapshot merged: queues summed, a broker up only if it is up for
+    /// every client (with the worst round trip), and every client's partitions.
     pub fn latest(&self) -> Option<KafkaStatsSnapshot> {
-        self.latest.read().unwrap_or_else(|p| p.into_inner()).clone()
+        let slots = self.latest.read().unwrap_or_else(|p| p.into_inner());
+        let mut snapshots = slots.values();
+        let mut merged = snapshots.next()?.clone();
+        for other in snapshots {
+            merged.queue_messages += other.queue_messages;
+            merged.queue_bytes += other.queue_bytes;
+            for broker in &other.brokers {
+                match merged.brokers.iter_mut().find(|b| b.name == broker.name) {
+                    Some(known) => {
+                        known.up &= broker.up;
+                        known.rtt_avg_secs = known.rtt_avg_secs.max(broker.rtt_avg_secs);
+                        known.rtt_p99_secs = known.rtt_p99_secs.max(broker.rtt_p99_secs);
+                    }
+                    None => merged.brokers.push(broker.clone()),
+                }
+            }
+            merged.consumer_lag.extend(other.consumer_lag.iter().cloned());
+        }
+        merged.brokers.sort_by(|a, b| a.name.cmp(&b.name));
+        merged.consumer_lag.sort();
+        // Right after a rebalance, two clients can both report a partition for one interval.
+        merged.consumer_lag.dedup_by(|a, b| a.0 == b.0 && a.1 == b.1);
+        Some(merged)
     }
 }
 
@@ -148,4 +183,39 @@ pub fn register_kafka_stats(
 
 fn broker_labels(client: &str, broker: &str) -> Vec<KeyValue> {
     vec![KeyValue::new("client", client.to_owned()), KeyValue::new("broker", broker.to_owned())]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn broker(name: &str, up: bool, rtt: f64) -> BrokerStats {
+        BrokerStats { name: name.to_owned(), up, rtt_avg_secs: rtt, rtt_p99_secs: rtt }
+    }
+
+    #[test]
+    fn slots_merge_into_one_view_of_every_client() {
+        let cell = KafkaStatsCell::default();
+        assert_eq!(cell.latest(), None);
+        let first = KafkaStatsSnapshot {
+            queue_messages: 2,
+            queue_bytes: 20,
+            brokers: vec![broker("b1", true, 0.001)],
+            consumer_lag: vec![("raw".to_owned(), 0, 5), ("raw".to_owned(), 2, 1)],
+        };
+        let second = KafkaStatsSnapshot {
+            queue_messages: 3,
+            queue_bytes: 30,
+            brokers: vec![broker("b1", false, 0.004), broker("b2", true, 0.002)],
+            consumer_lag: vec![("raw".to_owned(), 1, 7), ("raw".to_owned(), 2, 1)],
+        };
+        cell.put(0, first.clone());
+        assert_eq!(cell.latest(), Some(first));
+        cell.put(1, second);
+        let merged = cell.latest().expect("two slots");
+        assert_eq!((merged.queue_messages, merged.queue_bytes), (5, 50));
+        assert_eq!(merged.brokers, vec![broker("b1", false, 0.004), broker("b2", true, 0.002)]);
+        let lags: Vec<(i32, i64)> = merged.consumer_lag.iter().map(|(_, p, lag)| (*p, *lag)).collect();
+        assert_eq!(lags, vec![(0, 5), (1, 7), (2, 1)]);
+    }
 }

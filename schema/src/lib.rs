@@ -21,4 +21,4 @@ pub use privacy::anonymize_ip;
 pub use splice::{append_member, BatchFields, CheckedEvent, RawEnvelope};
 pub use stored::{BorrowedObject, BorrowedValue, StaticNode, StoredEvent, StoredScratch};
 pub use time::{format_timestamp, parse_timestamp, EdgeTimes};
-pub use wire::{ConsumerDeadLetter, DeadLetter, HEADER_EVENT_TYPE, HEADER_SOURCE};
+pub use wire::{ConsumerDeadLetter, DeadLetter, HEADER_EVENT_TYPE, HEADER_PROTOCOL, HEADER_SOURCE};

@@ -7,6 +7,9 @@ use serde_json::Value;
 pub const HEADER_SOURCE: &str = "source";
 /// Header carrying the event type, so consumers can filter without parsing.
 pub const HEADER_EVENT_TYPE: &str = "event-type";
+/// Header naming the protocol the event arrived in (`segment`, `pixel`, `posthog`), so
+/// consumers can tell translated events from native ones.
+pub const HEADER_PROTOCOL: &str = "protocol";
 
 /// A record that could not be accepted, written to the dead-letter topic with its reason.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

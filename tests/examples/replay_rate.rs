@@ -127,7 +127,7 @@ fn records(topic: &str, events: usize) -> Vec<Record> {
             key: Some(format!("{n:012}")),
             partition: None,
             payload: payload(n, 0),
-            headers: RecordHeaders::new(source.clone(), None),
+            headers: RecordHeaders::new(source.clone(), None, clickstream_gateway::protocols::Protocol::Segment),
         })
         .collect()
 }

@@ -255,3 +255,60 @@ async fn sessions_split_at_the_gap_and_windows_count_late_events() {
     );
     tokio::task::spawn_blocking(move || enricher.stop()).await.expect("stop");
 }
+
+/// Two pipeline threads in one instance: each is a group member with its own partitions, and
+/// together they write every event exactly once, keep each visitor in one session, and count
+/// every product view once in the windows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_pipeline_threads_share_the_partitions_exactly_once() {
+    let tansu = Tansu::start();
+    let bootstrap = tansu.bootstrap();
+    let topics = EnricherTopics::new();
+    topics.create(&bootstrap, 4).await;
+    produce(
+        &bootstrap,
+        &topics.products,
+        &[(Some("px".into()), Some(json!({"id": "px", "name": "Kettle", "price": 30})))],
+    );
+    let mut config = topics.config(&bootstrap, Guarantee::ExactlyOnceIdempotent);
+    config.enricher.threads = 2;
+    let metrics = Arc::new(EnricherMetrics::default());
+    let enricher = tokio::task::spawn_blocking(move || clickstream_enricher::start_with_metrics(config, metrics))
+        .await
+        .expect("join")
+        .expect("enricher starts");
+    assert_eq!(enricher.threads(), 2);
+
+    // 40 visitors, 10 views each, one second apart: one session per visitor.
+    let events: Vec<Value> = (0..400)
+        .map(|i| {
+            let at = format!("2026-01-01T10:00:{:02}.000Z", i / 40);
+            track(&format!("m{i}"), &format!("visitor-{}", i % 40), "Product Viewed", json!({"product_id": "px"}), &at)
+        })
+        .collect();
+    produce(&bootstrap, &topics.raw, &keyed(&events));
+    let read = read_exactly(&bootstrap, &topics.enriched, events.len(), Duration::from_secs(60)).await;
+    let enriched = by_message_id(&read);
+    assert_eq!(enriched.len(), events.len(), "every messageId exactly once");
+    let partitions: std::collections::BTreeSet<i32> = read.iter().map(|m| m.partition).collect();
+    assert_eq!(partitions.len(), 4, "output partition p holds input partition p: {partitions:?}");
+    let mut sessions: HashMap<String, (Value, Vec<u64>)> = HashMap::new();
+    for event in enriched.values() {
+        let visitor = event["anonymousId"].as_str().unwrap_or_default().to_owned();
+        let session = &event["enrichment"]["session"];
+        let entry = sessions.entry(visitor).or_insert_with(|| (session["id"].clone(), Vec::new()));
+        assert_eq!(entry.0, session["id"], "a visitor kept one session: {event}");
+        entry.1.push(session["sequence"].as_u64().unwrap_or_default());
+    }
+    for (visitor, (_, mut sequences)) in sessions {
+        sequences.sort_unstable();
+        assert_eq!(sequences, (1..=10).collect::<Vec<u64>>(), "{visitor}");
+    }
+    // The 10:00 window closes once an event passes 10:00:00 + 60 s + grace; send one.
+    let closing =
+        track("closing", "visitor-0", "Product Viewed", json!({"product_id": "px"}), "2026-01-01T10:05:00.000Z");
+    produce(&bootstrap, &topics.raw, &keyed(&[closing]));
+    let rows = read_exactly(&bootstrap, &topics.aggregates, 1, Duration::from_secs(30)).await;
+    assert_eq!(rows[0].value["count"], json!(400), "{:?}", rows[0].value);
+    tokio::task::spawn_blocking(move || enricher.stop()).await.expect("stop");
+}

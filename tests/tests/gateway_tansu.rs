@@ -79,6 +79,7 @@ async fn batch_lands_in_kafka_with_edge_fields() {
     assert_eq!(message.key.as_deref(), Some("a1"), "keyed by anonymousId");
     assert_eq!(message.header("source"), Some(SOURCE_NAME));
     assert_eq!(message.header("event-type"), Some("track"));
+    assert_eq!(message.header("protocol"), Some("segment"));
     assert!(!message.headers.iter().any(|(_, v)| v == WRITE_KEY), "write key must not reach Kafka");
     assert!(event.get("writeKey").is_none());
     assert_eq!(event["event"], "Product Viewed");

@@ -155,7 +155,11 @@ mod tests {
             key: Some("visitor-1".into()),
             partition: None,
             payload: br#"{"type":"track"}"#.to_vec(),
-            headers: RecordHeaders::new("web".into(), Some(clickstream_schema::EventType::Track)),
+            headers: RecordHeaders::new(
+                "web".into(),
+                Some(clickstream_schema::EventType::Track),
+                crate::protocols::Protocol::Segment,
+            ),
         }
     }
 
@@ -164,7 +168,12 @@ mod tests {
         let mut buf = Vec::new();
         encode(&sample(), 42, &mut buf);
         encode(
-            &Record { key: None, partition: Some(2), headers: RecordHeaders::new("api".into(), None), ..sample() },
+            &Record {
+                key: None,
+                partition: Some(2),
+                headers: RecordHeaders::new("api".into(), None, crate::protocols::Protocol::Segment),
+                ..sample()
+            },
             43,
             &mut buf,
         );
@@ -172,7 +181,7 @@ mod tests {
         assert_eq!((first.record, first.written_at_ms), (sample(), 42));
         let Decoded::Record(second) = decode(&buf[first.frame_len..]) else { panic!("second record") };
         assert_eq!((second.record.key, second.record.partition), (None, Some(2)));
-        assert_eq!(second.record.headers, RecordHeaders::new("api".into(), None));
+        assert_eq!(second.record.headers, RecordHeaders::new("api".into(), None, crate::protocols::Protocol::Segment));
         assert_eq!(first.frame_len + second.frame_len, buf.len());
     }
 
@@ -196,7 +205,7 @@ mod tests {
             (read.record.key.as_deref(), read.record.partition, read.written_at_ms),
             (Some("visitor-1"), None, 7)
         );
-        assert_eq!(read.record.headers, RecordHeaders::new("web".into(), None));
+        assert_eq!(read.record.headers, RecordHeaders::new("web".into(), None, crate::protocols::Protocol::Segment));
         assert_eq!(read.frame_len, frame.len());
     }
 

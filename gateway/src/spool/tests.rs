@@ -20,7 +20,7 @@ fn record(n: usize) -> Record {
         key: Some(format!("k{n}")),
         partition: (n % 2 == 1).then_some(n as i32 % 3),
         payload: format!("{{\"n\":{n}}}").into_bytes(),
-        headers: RecordHeaders::new("web".into(), None),
+        headers: RecordHeaders::new("web".into(), None, crate::protocols::Protocol::Segment),
     }
 }
 

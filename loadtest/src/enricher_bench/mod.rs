@@ -67,6 +67,8 @@ impl Contender {
 pub struct PhaseResult {
     pub contender: Contender,
     pub round: usize,
+    /// Pipeline threads the contender ran.
+    pub threads: usize,
     /// Input records processed.
     pub events: u64,
     /// Output records Kafka acknowledged (the enricher's include repartitioned activities,
@@ -77,6 +79,13 @@ pub struct PhaseResult {
     pub events_per_sec: f64,
     /// CPU seconds this process used meanwhile: the contender, librdkafka and the watcher.
     pub cpu_seconds: Option<f64>,
+}
+
+impl PhaseResult {
+    /// CPU of the whole process per input event, in microseconds.
+    pub fn cpu_micros_per_event(&self) -> Option<f64> {
+        self.cpu_seconds.filter(|_| self.events > 0).map(|cpu| cpu * 1e6 / self.events as f64)
+    }
 }
 
 /// Every phase, and the ratio of the medians.
@@ -206,7 +215,7 @@ fn run_passthrough(options: &EnricherBenchOptions, topics: &BenchTopics, round: 
     let output = topics.output(round, "passthrough");
     let (counters, stop, thread) = passthrough::spawn(config, topics.raw.clone(), output);
     let expected = options.events as u64;
-    let measured = watch(options, Contender::Passthrough, round, || {
+    let measured = watch(options, Contender::Passthrough, round, 1, || {
         let written = counters.delivered.load(Ordering::Relaxed);
         Progress {
             consumed: counters.consumed.load(Ordering::Relaxed),
@@ -226,7 +235,7 @@ fn run_enricher(options: &EnricherBenchOptions, topics: &BenchTopics, round: usi
     let metrics = Arc::new(EnricherMetrics::default());
     let handle = clickstream_enricher::start_with_metrics(config.clone(), metrics.clone())?;
     let expected = options.events as u64;
-    let measured = watch(options, Contender::Enricher, round, || {
+    let measured = watch(options, Contender::Enricher, round, handle.threads(), || {
         let get = |counter: &std::sync::atomic::AtomicU64| counter.load(Ordering::Relaxed);
         let handled = get(&metrics.events_enriched) + get(&metrics.dead_letters) + get(&metrics.duplicates_dropped);
         let consumed = get(&metrics.records_consumed);
@@ -256,6 +265,7 @@ fn watch(
     options: &EnricherBenchOptions,
     contender: Contender,
     round: usize,
+    threads: usize,
     mut look: impl FnMut() -> Progress,
 ) -> anyhow::Result<PhaseResult> {
     let launched = Instant::now();
@@ -273,6 +283,7 @@ fn watch(
             return Ok(PhaseResult {
                 contender,
                 round,
+                threads,
                 events,
                 outputs: progress.outputs,
                 seconds,
@@ -329,18 +340,16 @@ fn summarize(options: &EnricherBenchOptions, phases: Vec<PhaseResult>) -> Enrich
 
 fn print_report(report: &EnricherBenchReport) {
     println!();
-    println!("| round | contender | events | seconds | events/s | CPU s (this process) | events per CPU s |");
-    println!("|---|---|---|---|---|---|---|");
+    println!("| round | contender | threads | events | seconds | events/s | CPU s (this process) | CPU µs per event |");
+    println!("|---|---|---|---|---|---|---|---|");
     for phase in &report.phases {
         let cpu = phase.cpu_seconds.map_or("n/a".to_owned(), |c| format!("{c:.2}"));
-        let per_cpu = phase
-            .cpu_seconds
-            .filter(|c| *c > 0.0)
-            .map_or("n/a".to_owned(), |c| format!("{:.0}", phase.events as f64 / c));
+        let per_event = phase.cpu_micros_per_event().map_or("n/a".to_owned(), |us| format!("{us:.1}"));
         println!(
-            "| {} | {} | {} | {:.2} | {:.0} | {cpu} | {per_cpu} |",
+            "| {} | {} | {} | {} | {:.2} | {:.0} | {cpu} | {per_event} |",
             phase.round,
             phase.contender.label(),
+            phase.threads,
             phase.events,
             phase.seconds,
             phase.events_per_sec
@@ -350,5 +359,17 @@ fn print_report(report: &EnricherBenchReport) {
     println!(
         "enricher ({}) {:.0} events/s vs passthrough {:.0} events/s (medians): ratio {:.2} (goal >= {RATIO_GOAL})",
         report.guarantee, report.enricher_events_per_sec, report.passthrough_events_per_sec, report.ratio
+    );
+    let cpu = |who: Contender| {
+        median(
+            report.phases.iter().filter(|p| p.contender == who).filter_map(PhaseResult::cpu_micros_per_event).collect(),
+        )
+    };
+    let threads = report.phases.iter().find(|p| p.contender == Contender::Enricher).map_or(1, |p| p.threads);
+    println!(
+        "CPU per event (medians): enricher {:.1} µs with {threads} pipeline thread(s), passthrough {:.1} µs: {:.1}x",
+        cpu(Contender::Enricher),
+        cpu(Contender::Passthrough),
+        cpu(Contender::Enricher) / cpu(Contender::Passthrough).max(1e-9)
     );
 }
