@@ -69,7 +69,7 @@ pub async fn run(args: &DevArgs) -> anyhow::Result<()> {
     };
     enricher_config.kafka = config.kafka.clone();
     let catalog = clickstream_enricher::products::parse_catalog(crate::demo::CATALOG, false, "sample catalog")?;
-    let (kafka, products_topic) = (config.kafka.clone(), enricher_config.enricher.topics.products.clone());
+    let (kafka, products_topic) = (config.kafka.clone(), enricher_config.topics.products.clone());
     tokio::task::spawn_blocking(move || {
         // Valid since the epoch: the event-time join then finds it for any event sent to dev,
         // whatever timestamp its client gave it.

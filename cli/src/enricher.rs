@@ -73,14 +73,14 @@ pub async fn products_load(file: &Path, valid_from: Option<&str>, args: &ConfigA
                 .with_context(|| format!("--valid-from {text}: not an RFC 3339 time such as 2026-01-01T00:00:00Z"))
         })
         .transpose()?;
-    let topic = config.enricher.topics.products.clone();
+    let topic = config.topics.products.clone();
     let path = file.to_owned();
     let count = tokio::task::spawn_blocking(move || {
         clickstream_enricher::products::load_catalog(&config.kafka, &topic, &path, valid_from_ms)
     })
     .await?
     .with_context(|| format!("loading {}", file.display()))?;
-    println!("published {count} products to {}", args.load_as::<EnricherConfig>()?.enricher.topics.products);
+    println!("published {count} products to {}", args.load_as::<EnricherConfig>()?.topics.products);
     Ok(())
 }
 

@@ -20,7 +20,7 @@ async fn a_csv_catalog_lands_keyed_by_id() {
     let output = Command::new(env!("CARGO_BIN_EXE_clickstream"))
         .args(["products", "load"])
         .arg(&catalog)
-        .args(["--kafka-brokers", &tansu.bootstrap(), "--set", &format!("enricher.topics.products={topic}")])
+        .args(["--kafka-brokers", &tansu.bootstrap(), "--set", &format!("topics.products={topic}")])
         .output()
         .expect("run");
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
@@ -40,7 +40,7 @@ async fn a_csv_catalog_lands_keyed_by_id() {
     let output = Command::new(env!("CARGO_BIN_EXE_clickstream"))
         .args(["products", "load", "--valid-from", "2026-01-01T00:00:00Z"])
         .arg(&catalog)
-        .args(["--kafka-brokers", &tansu.bootstrap(), "--set", &format!("enricher.topics.products={dated}")])
+        .args(["--kafka-brokers", &tansu.bootstrap(), "--set", &format!("topics.products={dated}")])
         .output()
         .expect("run");
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));

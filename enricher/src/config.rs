@@ -31,11 +31,14 @@ pub struct EnricherConfig {
 pub struct GatewayTopics {
     /// Topic the gateway's default route produces to.
     pub raw: String,
+    /// Compacted product catalog topic, keyed by product id: the enricher's product table.
+    /// One key for the gateway, `products load`, `topics apply` and the enricher.
+    pub products: String,
 }
 
 impl Default for GatewayTopics {
     fn default() -> Self {
-        Self { raw: DEFAULT_INPUT.to_owned() }
+        Self { raw: DEFAULT_INPUT.to_owned(), products: DEFAULT_PRODUCTS_TOPIC.to_owned() }
     }
 }
 
@@ -124,8 +127,6 @@ impl Guarantee {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct EnricherTopics {
-    /// Compacted topic holding the product catalog, keyed by product id.
-    pub products: String,
     /// Every event, enriched, keyed as its input.
     pub enriched: String,
     /// One-minute product activity windows (compacted, keyed by product, window and event).
@@ -210,6 +211,8 @@ pub struct IpSettings {
 
 pub const DEFAULT_GROUP_ID: &str = "clickstream-enricher";
 pub const DEFAULT_INPUT: &str = "events.raw";
+/// `topics.products`.
+pub const DEFAULT_PRODUCTS_TOPIC: &str = "products";
 /// Default admin address: next to the gateway's 9464.
 pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9465";
 pub const DEFAULT_COMMIT_INTERVAL_MS: u64 = 500;
@@ -270,7 +273,6 @@ impl ProductTableSettings {
 impl Default for EnricherTopics {
     fn default() -> Self {
         Self {
-            products: "products".to_owned(),
             enriched: "events.enriched".to_owned(),
             aggregates: "agg.product_activity.1m".to_owned(),
             repartition: "enricher.repartition.product".to_owned(),

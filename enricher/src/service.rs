@@ -80,7 +80,8 @@ pub fn start_with_metrics(config: EnricherConfig, metrics: Arc<EnricherMetrics>)
     let topics = &settings.topics;
     let mut needed: Vec<&str> = inputs.iter().map(String::as_str).collect();
     needed.extend(
-        [&topics.products, &topics.enriched, &topics.aggregates, &topics.repartition, &topics.dlq].map(String::as_str),
+        [&config.topics.products, &topics.enriched, &topics.aggregates, &topics.repartition, &topics.dlq]
+            .map(String::as_str),
     );
     if settings.products.versioned() {
         needed.push(&topics.product_versions);
@@ -102,7 +103,7 @@ pub fn start_with_metrics(config: EnricherConfig, metrics: Arc<EnricherMetrics>)
             }
         }
     }
-    let table_topics = TableTopics { products: &topics.products, versions: &topics.product_versions };
+    let table_topics = TableTopics { products: &config.topics.products, versions: &topics.product_versions };
     let stats = metrics.product_table.clone();
     let (products, follower) = bootstrap(&config.kafka, table_topics, &settings.products, stats, timeout)?;
     let enrichers = Arc::new(Enrichers::new(products.clone(), settings.ip.clone()).map_err(StartError::GeoIp)?);

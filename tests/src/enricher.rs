@@ -64,7 +64,7 @@ impl EnricherTopics {
             format!("enricher.group_id={}", self.group),
             format!("enricher.guarantee={}", guarantee.as_str()),
             format!("enricher.inputs={}", self.raw),
-            format!("enricher.topics.products={}", self.products),
+            format!("topics.products={}", self.products),
             format!("enricher.topics.enriched={}", self.enriched),
             format!("enricher.topics.aggregates={}", self.aggregates),
             format!("enricher.topics.repartition={}", self.repartition),

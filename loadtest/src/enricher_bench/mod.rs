@@ -137,7 +137,7 @@ impl BenchTopics {
         let settings = &mut config.enricher;
         settings.group_id = self.output(round, "enricher");
         settings.inputs = vec![self.raw.clone()];
-        settings.topics.products = self.products.clone();
+        config.topics.products = self.products.clone();
         settings.topics.enriched = self.output(round, "enriched");
         settings.topics.repartition = self.output(round, "repartition");
         settings.topics.aggregates = self.output(round, "aggregates");
