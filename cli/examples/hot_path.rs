@@ -4,7 +4,9 @@
 //! handler; the wall-clock figure it prints is a same-process A/B between cases.
 //!
 //! `cargo run --release -p clickstream --example hot_path -- [CASE] [REQUESTS] [dedup=off]`,
-//! CASE one of `single`, `single-small`, `batch`, `batch-small`, `all` (the default).
+//! CASE one of `single`, `single-small`, `batch`, `batch-small`, `posthog-batch`, `pixel`,
+//! `all` (the default). The last two send the small event by PostHog's `/batch` (100 per
+//! request) and by Segment's pixel, for each protocol's cost next to Segment's.
 
 use std::hint::black_box;
 use std::net::SocketAddr;
@@ -32,6 +34,14 @@ const BASIC: &str = "Basic d2tfYmVuY2g6";
 fn small_event(i: usize) -> String {
     format!(
         r#"{{"type": "track", "event": "Product Viewed", "anonymousId": "u-{i}", "properties": {{"product_id": "p{}", "price": 9.5, "currency": "USD"}}, "context": {{"page": {{"url": "https://shop.example.com/p/1", "referrer": "https://www.google.com/"}}}}}}"#,
+        i % 200
+    )
+}
+
+/// The small event as posthog-js would send it.
+fn small_posthog_event(i: usize) -> String {
+    format!(
+        r#"{{"event": "Product Viewed", "distinct_id": "u-{i}", "properties": {{"product_id": "p{}", "price": 9.5, "currency": "USD", "$current_url": "https://shop.example.com/p/1", "$referrer": "https://www.google.com/"}}, "timestamp": "2026-12-06T10:00:00.000Z"}}"#,
         i % 200
     )
 }
@@ -72,7 +82,23 @@ fn requests(case: &str, count: usize, run: u32) -> Vec<Request<Full<Bytes>>> {
                 post("/v1/batch", "application/json", Some(BASIC), body.into())
             })
             .collect(),
-        other => panic!("unknown case {other}: single, single-small, batch, batch-small"),
+        "posthog-batch" => (0..count)
+            .map(|r| {
+                let events: Vec<String> = (0..100).map(|i| small_posthog_event(r * 100 + i)).collect();
+                let body = format!(r#"{{"api_key": "{WRITE_KEY}", "batch": [{}]}}"#, events.join(", "));
+                post("/batch/", "application/json", None, body.into())
+            })
+            .collect(),
+        "pixel" => (0..count)
+            .map(|i| {
+                use base64::Engine as _;
+                let event = small_event(i).replacen('{', &format!(r#"{{"writeKey": "{WRITE_KEY}", "#), 1);
+                let data = base64::engine::general_purpose::URL_SAFE.encode(event);
+                let uri = format!("/v1/pixel/track?data={data}");
+                Request::builder().method(Method::GET).uri(uri).body(Full::new(Bytes::new())).expect("a valid request")
+            })
+            .collect(),
+        other => panic!("unknown case {other}: single, single-small, batch, batch-small, posthog-batch, pixel"),
     }
 }
 
@@ -115,12 +141,13 @@ fn main() {
     let count: usize = args.get(1).and_then(|n| n.parse().ok()).unwrap_or(20_000);
     let dedup = args.get(2).is_none_or(|a| a != "dedup=off");
     let cases: Vec<&str> =
-        if case == "all" { vec!["single-small", "single", "batch-small", "batch"] } else { vec![case] };
+        if case == "all" { vec!["single-small", "single", "batch-small", "batch", "posthog-batch", "pixel"] } else { vec![case] };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     for case in cases {
         // Batches carry 100 events each: fewer requests for the same work.
-        let count = if case.starts_with("batch") { count.div_ceil(100).max(1) } else { count };
-        let events = if case.starts_with("batch") { 100 } else { 1 };
+        let batched = case.contains("batch");
+        let count = if batched { count.div_ceil(100).max(1) } else { count };
+        let events = if batched { 100 } else { 1 };
         let app = gateway(dedup);
         warm_up(&runtime, &app, requests(case, count.min(100), 1));
         let batch = requests(case, count, 2);

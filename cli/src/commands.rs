@@ -14,7 +14,7 @@ pub async fn topics_apply(args: &TopicsApplyArgs) -> anyhow::Result<()> {
     let config = args.config.load()?;
     let mut defs: Vec<TopicDef> = match &args.file {
         Some(path) => TopicsFile::load(path)?.topics,
-        None => crate::enricher::topic_specs(&config, &args.config.load_as()?).iter().map(Into::into).collect(),
+        None => crate::enricher::topic_specs(&config, &args.config.load_as()?),
     };
     if let Some(replication) = args.replication {
         defs.iter_mut().for_each(|d| d.replication = replication);

@@ -9,7 +9,6 @@ use bytes::Bytes;
 use clickstream_gateway::config::{SourceConfig, SpoolConfig};
 use clickstream_gateway::server::serve;
 use clickstream_platform::broker::EmbeddedBroker;
-use clickstream_platform::kafka::apply_topics;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
@@ -57,7 +56,7 @@ pub async fn run(args: &DevArgs) -> anyhow::Result<()> {
         // enricher's. Drift is reported and left alone, as there.
         let specs = crate::enricher::topic_specs(&config, &enricher_config);
         println!("topics on {}:", config.kafka.bootstrap_servers);
-        let outcomes = apply_topics(&config.kafka, &specs, Duration::from_secs(15)).await?;
+        let outcomes = clickstream_platform::topics::apply(&config.kafka, &specs, Duration::from_secs(15)).await?;
         if print_outcomes(&outcomes) {
             println!("some topics differ from the config; dev uses them as they are");
         }
@@ -70,9 +69,16 @@ pub async fn run(args: &DevArgs) -> anyhow::Result<()> {
     };
     enricher_config.kafka = config.kafka.clone();
     let catalog = clickstream_enricher::products::parse_catalog(crate::demo::CATALOG, false, "sample catalog")?;
-    let (kafka, products_topic) = (config.kafka.clone(), enricher_config.enricher.topics.products.clone());
+    let (kafka, products_topic) = (config.kafka.clone(), enricher_config.topics.products.clone());
     tokio::task::spawn_blocking(move || {
-        clickstream_enricher::products::publish_catalog(&kafka, &products_topic, &catalog)
+        // Valid since the epoch: the event-time join then finds it for any event sent to dev,
+        // whatever timestamp its client gave it.
+        clickstream_enricher::products::publish_catalog(
+            &kafka,
+            &products_topic,
+            &catalog,
+            Some(clickstream_enricher::products::VALID_SINCE_THE_EPOCH_MS),
+        )
     })
     .await??;
     let enriched_topic = enricher_config.enricher.topics.enriched.clone();

@@ -10,8 +10,8 @@ use clickstream_enricher::metrics::EnricherMetrics;
 use clickstream_enricher::EnricherConfig;
 use clickstream_gateway::GatewayConfig;
 use clickstream_platform::admin::AdminServer;
-use clickstream_platform::kafka::TopicSpec;
 use clickstream_platform::telemetry::Telemetry;
+use clickstream_platform::topics::TopicDef;
 
 use crate::args::ConfigArgs;
 use crate::commands::shutdown_signal;
@@ -64,21 +64,29 @@ pub async fn start(config: EnricherConfig) -> anyhow::Result<RunningEnricher> {
     Ok(RunningEnricher { handle, telemetry, admin })
 }
 
-pub async fn products_load(file: &Path, args: &ConfigArgs) -> anyhow::Result<()> {
+pub async fn products_load(file: &Path, valid_from: Option<&str>, args: &ConfigArgs) -> anyhow::Result<()> {
     let config: EnricherConfig = args.load_as()?;
-    let topic = config.enricher.topics.products.clone();
+    let valid_from_ms = valid_from
+        .map(|text| {
+            chrono::DateTime::parse_from_rfc3339(text)
+                .map(|time| time.timestamp_millis())
+                .with_context(|| format!("--valid-from {text}: not an RFC 3339 time such as 2026-01-01T00:00:00Z"))
+        })
+        .transpose()?;
+    let topic = config.topics.products.clone();
     let path = file.to_owned();
-    let count =
-        tokio::task::spawn_blocking(move || clickstream_enricher::products::load_catalog(&config.kafka, &topic, &path))
-            .await?
-            .with_context(|| format!("loading {}", file.display()))?;
-    println!("published {count} products to {}", args.load_as::<EnricherConfig>()?.enricher.topics.products);
+    let count = tokio::task::spawn_blocking(move || {
+        clickstream_enricher::products::load_catalog(&config.kafka, &topic, &path, valid_from_ms)
+    })
+    .await?
+    .with_context(|| format!("loading {}", file.display()))?;
+    println!("published {count} products to {}", args.load_as::<EnricherConfig>()?.topics.products);
     Ok(())
 }
 
 /// Every topic the gateway and the enricher need.
-pub fn topic_specs(gateway: &GatewayConfig, enricher: &EnricherConfig) -> Vec<TopicSpec> {
-    let mut specs = gateway.topic_specs();
+pub fn topic_specs(gateway: &GatewayConfig, enricher: &EnricherConfig) -> Vec<TopicDef> {
+    let mut specs: Vec<TopicDef> = gateway.topic_specs().iter().map(Into::into).collect();
     specs.extend(enricher.enricher.topic_specs(gateway.topics.partitions, gateway.topics.replication));
     specs
 }

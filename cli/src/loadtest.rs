@@ -21,7 +21,11 @@ pub async fn run(args: &LoadtestArgs) -> anyhow::Result<()> {
         None => run_profile(&args.run).await,
         Some(LoadtestCommand::Run(run)) => run_profile(run).await,
         Some(LoadtestCommand::Compare(compare)) => {
-            let settings = settings(&compare.common, clickstream_loadtest::TargetKind::Gateway, Mode::Single)?;
+            let mut settings = settings(&compare.common, clickstream_loadtest::TargetKind::Gateway, Mode::Single)?;
+            if compare.peak && !compare.peak_keep_shedding {
+                println!("peak runs: the gateway's CPU shedding is off (rate_limit.shed_lag_ms=0; --peak-keep-shedding keeps it)");
+                settings.target.gateway.rate_limit.shed_lag_ms = 0;
+            }
             let search = search_options(&compare.common);
             let batch_search = SearchOptions {
                 start_rate: compare.batch_start_rate,

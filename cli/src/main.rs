@@ -35,8 +35,8 @@ async fn main() -> anyhow::Result<()> {
         args::Command::Loadtest(loadtest) => loadtest::run(&loadtest).await,
         args::Command::Enricher(config) => enricher::run(&config).await,
         args::Command::Spool { action: args::SpoolAction::Replay(replay) } => spool::replay(&replay).await,
-        args::Command::Products { action: args::ProductsAction::Load { file, config } } => {
-            enricher::products_load(&file, &config).await
+        args::Command::Products { action: args::ProductsAction::Load { file, valid_from, config } } => {
+            enricher::products_load(&file, valid_from.as_deref(), &config).await
         }
     }
 }

@@ -20,7 +20,7 @@ async fn a_csv_catalog_lands_keyed_by_id() {
     let output = Command::new(env!("CARGO_BIN_EXE_clickstream"))
         .args(["products", "load"])
         .arg(&catalog)
-        .args(["--kafka-brokers", &tansu.bootstrap(), "--set", &format!("enricher.topics.products={topic}")])
+        .args(["--kafka-brokers", &tansu.bootstrap(), "--set", &format!("topics.products={topic}")])
         .output()
         .expect("run");
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
@@ -31,6 +31,33 @@ async fn a_csv_catalog_lands_keyed_by_id() {
     assert_eq!(rows[1].key.as_deref(), Some("p2"));
     assert_eq!(rows[1].value["name"], "Cup, large");
     assert_eq!(rows[1].value["price"], 12);
+    let loaded_at = rows[0].timestamp_ms.expect("a timestamp");
+    assert!((chrono::Utc::now().timestamp_millis() - loaded_at).abs() < 60_000, "valid from now by default");
+
+    // A catalog valid since a date: the records carry it, for the enricher's event-time join.
+    let dated = unique("products");
+    create_topics(&tansu.bootstrap(), &[(&dated, 1)]).await;
+    let output = Command::new(env!("CARGO_BIN_EXE_clickstream"))
+        .args(["products", "load", "--valid-from", "2026-01-01T00:00:00Z"])
+        .arg(&catalog)
+        .args(["--kafka-brokers", &tansu.bootstrap(), "--set", &format!("topics.products={dated}")])
+        .output()
+        .expect("run");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let rows = read_exactly(&tansu.bootstrap(), &dated, 2, Duration::from_secs(20)).await;
+    assert!(rows.iter().all(|r| r.timestamp_ms == Some(1_767_225_600_000)), "{rows:?}");
+    let bad = Command::new(env!("CARGO_BIN_EXE_clickstream"))
+        .args(["products", "load", "--valid-from", "yesterday"])
+        .arg(&catalog)
+        .args(["--kafka-brokers", &tansu.bootstrap()])
+        .output()
+        .expect("run");
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("--valid-from yesterday"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
 
     let missing = Command::new(env!("CARGO_BIN_EXE_clickstream"))
         .args(["products", "load", "/nonexistent/catalog.jsonl", "--kafka-brokers", &tansu.bootstrap()])

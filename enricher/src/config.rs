@@ -3,8 +3,9 @@
 
 use std::path::PathBuf;
 
-use clickstream_platform::kafka::{KafkaConfig, TopicSpec};
+use clickstream_platform::kafka::KafkaConfig;
 use clickstream_platform::telemetry::{AdminConfig, TelemetryConfig};
+use clickstream_platform::topics::TopicDef;
 use clickstream_routing::RoutingConfig;
 use serde::{Deserialize, Serialize};
 
@@ -30,11 +31,14 @@ pub struct EnricherConfig {
 pub struct GatewayTopics {
     /// Topic the gateway's default route produces to.
     pub raw: String,
+    /// Compacted product catalog topic, keyed by product id: the enricher's product table.
+    /// One key for the gateway, `products load`, `topics apply` and the enricher.
+    pub products: String,
 }
 
 impl Default for GatewayTopics {
     fn default() -> Self {
-        Self { raw: DEFAULT_INPUT.to_owned() }
+        Self { raw: DEFAULT_INPUT.to_owned(), products: DEFAULT_PRODUCTS_TOPIC.to_owned() }
     }
 }
 
@@ -92,6 +96,8 @@ pub struct EnricherSettings {
     pub windows: WindowSettings,
     /// IP geolocation and anonymization.
     pub ip: IpSettings,
+    /// The product table: which row an event joins, and how much history is kept for it.
+    pub products: ProductTableSettings,
 }
 
 /// Which exactly-once mechanism, if any, protects the outputs.
@@ -121,8 +127,6 @@ impl Guarantee {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct EnricherTopics {
-    /// Compacted topic holding the product catalog, keyed by product id.
-    pub products: String,
     /// Every event, enriched, keyed as its input.
     pub enriched: String,
     /// One-minute product activity windows (compacted, keyed by product, window and event).
@@ -131,6 +135,34 @@ pub struct EnricherTopics {
     pub repartition: String,
     /// Records the enricher could not read, with the reason and where they came from.
     pub dlq: String,
+    /// The product table's changelog: superseded product versions keyed by product id and
+    /// valid-from time (compact and delete, `retention.ms` = the history retention), read back
+    /// at start because the compacted products topic keeps only each product's last row.
+    pub product_versions: String,
+}
+
+/// Which product row an event joins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ProductJoin {
+    /// The row valid at the event's `timestamp`: a replay or a lagging enricher gets the price
+    /// the visitor saw. Keeps each product's history and a changelog topic.
+    EventTime,
+    /// The row as the table holds it when the event is processed, whatever the event's time.
+    Latest,
+}
+
+/// The versioned product table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProductTableSettings {
+    /// `event_time` (join the row valid at the event's timestamp) or `latest` (the current row).
+    pub join: ProductJoin,
+    /// How long a superseded product version stays joinable, in seconds after the change that
+    /// replaced it; also the changelog topic's `retention.ms`.
+    pub history_retention_secs: u64,
+    /// Most versions kept per product within the retention; the oldest are dropped first.
+    pub max_versions_per_product: u64,
 }
 
 /// Dropping repeated `messageId`s within a bounded window.
@@ -179,6 +211,8 @@ pub struct IpSettings {
 
 pub const DEFAULT_GROUP_ID: &str = "clickstream-enricher";
 pub const DEFAULT_INPUT: &str = "events.raw";
+/// `topics.products`.
+pub const DEFAULT_PRODUCTS_TOPIC: &str = "products";
 /// Default admin address: next to the gateway's 9464.
 pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9465";
 pub const DEFAULT_COMMIT_INTERVAL_MS: u64 = 500;
@@ -187,6 +221,10 @@ pub const DEFAULT_THREADS: usize = 0;
 pub const DEFAULT_SESSION_INACTIVITY_MINUTES: u64 = 30;
 pub const DEFAULT_WINDOW_SECS: u64 = 60;
 pub const DEFAULT_GRACE_SECS: u64 = 30;
+/// Seven days, as Kafka Streams' versioned stores are typically kept.
+pub const DEFAULT_PRODUCT_HISTORY_RETENTION_SECS: u64 = 7 * 24 * 3600;
+pub const DEFAULT_MAX_VERSIONS_PER_PRODUCT: u64 = 100;
+pub const DEFAULT_PRODUCT_VERSIONS_TOPIC: &str = "enricher.changelog.product-versions";
 
 impl Default for EnricherSettings {
     fn default() -> Self {
@@ -206,18 +244,40 @@ impl Default for EnricherSettings {
             sessions: SessionSettings::default(),
             windows: WindowSettings::default(),
             ip: IpSettings::default(),
+            products: ProductTableSettings::default(),
         }
+    }
+}
+
+impl Default for ProductTableSettings {
+    fn default() -> Self {
+        Self {
+            join: ProductJoin::EventTime,
+            history_retention_secs: DEFAULT_PRODUCT_HISTORY_RETENTION_SECS,
+            max_versions_per_product: DEFAULT_MAX_VERSIONS_PER_PRODUCT,
+        }
+    }
+}
+
+impl ProductTableSettings {
+    /// Whether the table keeps history (and so reads and writes the changelog topic).
+    pub fn versioned(&self) -> bool {
+        self.join == ProductJoin::EventTime
+    }
+
+    pub fn history_retention_ms(&self) -> i64 {
+        i64::try_from(self.history_retention_secs.saturating_mul(1000)).unwrap_or(i64::MAX)
     }
 }
 
 impl Default for EnricherTopics {
     fn default() -> Self {
         Self {
-            products: "products".to_owned(),
             enriched: "events.enriched".to_owned(),
             aggregates: "agg.product_activity.1m".to_owned(),
             repartition: "enricher.repartition.product".to_owned(),
             dlq: "enricher.dlq".to_owned(),
+            product_versions: DEFAULT_PRODUCT_VERSIONS_TOPIC.to_owned(),
         }
     }
 }
@@ -249,18 +309,28 @@ impl Default for IpSettings {
 impl EnricherSettings {
     /// The topics the enricher writes or keeps internally, for `clickstream topics apply`.
     /// The enriched and repartition topics get the inputs' partition count.
-    pub fn topic_specs(&self, partitions: i32, replication: i32) -> Vec<TopicSpec> {
-        let spec = |name: &str, partitions: i32, cleanup_policy: &str| TopicSpec {
+    pub fn topic_specs(&self, partitions: i32, replication: i32) -> Vec<TopicDef> {
+        let spec = |name: &str, partitions: i32, cleanup_policy: &str| TopicDef {
             name: name.to_owned(),
             partitions,
             replication,
             cleanup_policy: cleanup_policy.to_owned(),
+            retention_ms: None,
+            config: std::collections::BTreeMap::new(),
         };
-        vec![
+        let mut specs = vec![
             spec(&self.topics.enriched, partitions, "delete"),
             spec(&self.topics.repartition, partitions, "delete"),
             spec(&self.topics.aggregates, 1, "compact"),
             spec(&self.topics.dlq, 1, "delete"),
-        ]
+        ];
+        if self.products.versioned() {
+            // Compaction keeps one record per (product, valid-from); deletion drops versions
+            // superseded longer ago than the history retention (their timestamp is that time).
+            let mut changelog = spec(&self.topics.product_versions, 1, "compact,delete");
+            changelog.retention_ms = Some(self.products.history_retention_ms());
+            specs.push(changelog);
+        }
+        specs
     }
 }

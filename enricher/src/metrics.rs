@@ -6,6 +6,8 @@ use std::sync::Arc;
 
 use clickstream_platform::kafka_stats::KafkaStatsCell;
 
+use crate::products::ProductTableStats;
+
 /// Monotonic counters (and a few gauges) of what the enricher did.
 #[derive(Debug, Default)]
 pub struct EnricherMetrics {
@@ -40,6 +42,8 @@ pub struct EnricherMetrics {
     pub consumer_stats: Arc<KafkaStatsCell>,
     /// The output producer's latest librdkafka statistics.
     pub producer_stats: Arc<KafkaStatsCell>,
+    /// The product table's size and changes.
+    pub product_table: Arc<ProductTableStats>,
 }
 
 impl EnricherMetrics {
@@ -54,6 +58,7 @@ impl EnricherMetrics {
     /// (name, help, value) for every counter, for exposition.
     pub fn snapshot(&self) -> Vec<(&'static str, &'static str, f64)> {
         let c = |a: &AtomicU64| a.load(Ordering::Relaxed) as f64;
+        let table = &self.product_table;
         vec![
             ("enricher_records_consumed_total", "Input records read", c(&self.records_consumed)),
             ("enricher_events_enriched_total", "Events written to the enriched topic", c(&self.events_enriched)),
@@ -104,6 +109,29 @@ impl EnricherMetrics {
             ),
             ("enricher_consumer_lag", "Input records not yet read", self.consumer_lag.load(Ordering::Relaxed) as f64),
             ("enricher_ready", "1 when the product table is loaded and the consumer runs", c(&self.ready)),
+            ("enricher_product_table_products", "Products in the product table", c(&table.products)),
+            (
+                "enricher_product_table_versions",
+                "Product versions kept (current rows and history within retention)",
+                c(&table.versions),
+            ),
+            ("enricher_product_changes_total", "Product changes applied to the table", c(&table.changes_applied)),
+            ("enricher_product_bad_records_total", "Product or changelog records not readable", c(&table.bad_changes)),
+            (
+                "enricher_product_versions_expired_total",
+                "Product versions dropped by retention or the per-product cap",
+                c(&table.versions_expired),
+            ),
+            (
+                "enricher_product_changelog_written_total",
+                "Superseded product versions written to the changelog topic",
+                c(&table.changelog_written),
+            ),
+            (
+                "enricher_product_changelog_restored_total",
+                "Product versions read back from the changelog topic at start",
+                c(&table.changelog_restored),
+            ),
         ]
     }
 }

@@ -95,7 +95,7 @@ pub fn process(enrichers: &Enrichers, state: &mut PartitionState, input: Input<'
         .unwrap_or_default();
     let session = sessions.observe(&visitor, event_ms, (input.topic_index, input.offset));
     enrichment.clear();
-    let report = enrichers.enrich(&event, &session, enrichment);
+    let report = enrichers.enrich(&event, event_ms, &session, enrichment);
     let name = event.str("event").unwrap_or(event.kind().as_str());
     let activities = report
         .line_items

@@ -12,7 +12,7 @@ use crate::config::{EnricherConfig, Guarantee};
 use crate::enrich::Enrichers;
 use crate::metrics::EnricherMetrics;
 use crate::pipeline::probe::{probe_transactions, TransactionSupport};
-use crate::products::{bootstrap, ProductTable, TableError, TableFollower};
+use crate::products::{bootstrap, ProductTable, TableError, TableFollower, TableTopics};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -80,8 +80,12 @@ pub fn start_with_metrics(config: EnricherConfig, metrics: Arc<EnricherMetrics>)
     let topics = &settings.topics;
     let mut needed: Vec<&str> = inputs.iter().map(String::as_str).collect();
     needed.extend(
-        [&topics.products, &topics.enriched, &topics.aggregates, &topics.repartition, &topics.dlq].map(String::as_str),
+        [&config.topics.products, &topics.enriched, &topics.aggregates, &topics.repartition, &topics.dlq]
+            .map(String::as_str),
     );
+    if settings.products.versioned() {
+        needed.push(&topics.product_versions);
+    }
     crate::pipeline::validate_clients(&config)?;
     require_topics(&config.kafka, &needed, timeout)?;
     let input_partitions = input_partitions(&config, &inputs, timeout)?;
@@ -99,7 +103,9 @@ pub fn start_with_metrics(config: EnricherConfig, metrics: Arc<EnricherMetrics>)
             }
         }
     }
-    let (products, follower) = bootstrap(&config.kafka, &topics.products, timeout)?;
+    let table_topics = TableTopics { products: &config.topics.products, versions: &topics.product_versions };
+    let stats = metrics.product_table.clone();
+    let (products, follower) = bootstrap(&config.kafka, table_topics, &settings.products, stats, timeout)?;
     let enrichers = Arc::new(Enrichers::new(products.clone(), settings.ip.clone()).map_err(StartError::GeoIp)?);
     let shutdown = Arc::new(AtomicBool::new(false));
     let count = thread_count(settings.threads, input_partitions);

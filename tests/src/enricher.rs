@@ -21,6 +21,8 @@ pub struct EnricherTopics {
     pub aggregates: String,
     pub repartition: String,
     pub dlq: String,
+    /// The product table's changelog.
+    pub product_versions: String,
     pub group: String,
 }
 
@@ -33,6 +35,7 @@ impl EnricherTopics {
             aggregates: unique("agg.product_activity"),
             repartition: unique("enricher.repartition"),
             dlq: unique("enricher.dlq"),
+            product_versions: unique("enricher.product-versions"),
             group: unique("enricher"),
         }
     }
@@ -48,6 +51,7 @@ impl EnricherTopics {
                 (&self.products, 1),
                 (&self.aggregates, 1),
                 (&self.dlq, 1),
+                (&self.product_versions, 1),
             ],
         )
         .await;
@@ -60,11 +64,12 @@ impl EnricherTopics {
             format!("enricher.group_id={}", self.group),
             format!("enricher.guarantee={}", guarantee.as_str()),
             format!("enricher.inputs={}", self.raw),
-            format!("enricher.topics.products={}", self.products),
+            format!("topics.products={}", self.products),
             format!("enricher.topics.enriched={}", self.enriched),
             format!("enricher.topics.aggregates={}", self.aggregates),
             format!("enricher.topics.repartition={}", self.repartition),
             format!("enricher.topics.dlq={}", self.dlq),
+            format!("enricher.topics.product_versions={}", self.product_versions),
             // Tests run side by side: each admin listener takes a free port.
             "enricher.admin.listen=127.0.0.1:0".to_owned(),
         ];
@@ -105,6 +110,16 @@ pub fn producer(bootstrap: &str) -> ThreadedProducer<DefaultProducerContext> {
 
 /// Produces records (`None` value = tombstone) and waits until Kafka has them.
 pub fn produce(bootstrap: &str, topic: &str, records: &[(Option<String>, Option<Value>)]) {
+    produce_records(bootstrap, topic, records, None);
+}
+
+/// As [`produce`], every record with the Kafka timestamp `timestamp_ms` (for products, the
+/// time their rows become valid for the event-time join).
+pub fn produce_at(bootstrap: &str, topic: &str, records: &[(Option<String>, Option<Value>)], timestamp_ms: i64) {
+    produce_records(bootstrap, topic, records, Some(timestamp_ms));
+}
+
+fn produce_records(bootstrap: &str, topic: &str, records: &[(Option<String>, Option<Value>)], at: Option<i64>) {
     let producer = producer(bootstrap);
     for (key, value) in records {
         let payload = value.as_ref().map(Value::to_string);
@@ -115,6 +130,9 @@ pub fn produce(bootstrap: &str, topic: &str, records: &[(Option<String>, Option<
         }
         if let Some(payload) = &payload {
             record = record.payload(payload.as_str());
+        }
+        if let Some(timestamp_ms) = at {
+            record = record.timestamp(timestamp_ms);
         }
         let mut pending = record;
         loop {

@@ -15,6 +15,8 @@ pub struct ReadBack {
     pub headers: Vec<(String, String)>,
     pub value: Value,
     pub partition: i32,
+    /// The record's Kafka timestamp, in ms.
+    pub timestamp_ms: Option<i64>,
 }
 
 impl ReadBack {
@@ -111,6 +113,7 @@ fn to_read_back(message: &rdkafka::message::BorrowedMessage<'_>) -> ReadBack {
         headers,
         value: serde_json::from_slice(message.payload().unwrap_or_default()).expect("message is JSON"),
         partition: message.partition(),
+        timestamp_ms: message.timestamp().to_millis(),
     }
 }
 

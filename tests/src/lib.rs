@@ -22,8 +22,9 @@ pub const ALLOWED_ORIGIN: &str = "https://shop.example";
 
 /// Every topic of the default config: the gateway's and the enricher's, as `topics apply`
 /// creates them without `--file` (and as deploy/topics.toml lists them), sorted.
-pub const PIPELINE_TOPICS: [&str; 7] = [
+pub const PIPELINE_TOPICS: [&str; 8] = [
     "agg.product_activity.1m",
+    "enricher.changelog.product-versions",
     "enricher.dlq",
     "enricher.repartition.product",
     "events.dlq",

@@ -5,12 +5,12 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use clickstream_enricher::config::Guarantee;
+use clickstream_enricher::config::{Guarantee, ProductJoin};
 use std::sync::Arc;
 
 use clickstream_enricher::metrics::EnricherMetrics;
 use clickstream_enricher::{EnricherConfig, EnricherHandle};
-use clickstream_tests::enricher::{keyed, produce, track, EnricherTopics};
+use clickstream_tests::enricher::{keyed, produce, produce_at, track, EnricherTopics};
 use clickstream_tests::kafka::read_exactly;
 use clickstream_tests::tansu::Tansu;
 use serde_json::{json, Value};
@@ -52,6 +52,9 @@ async fn product_join_follows_updates_tombstones_and_debezium() {
         ],
     );
     let mut config = topics.config(&bootstrap, Guarantee::ExactlyOnceIdempotent);
+    // The events are from January and the products from now: this test is about the
+    // latest-row join (the event-time join has tests/tests/enricher_versioned.rs).
+    config.enricher.products.join = ProductJoin::Latest;
     config.enricher.admin.listen = "127.0.0.1:0".into();
     config.kafka.properties.insert("statistics.interval.ms".into(), "1000".into());
     let metrics = Arc::new(EnricherMetrics::default());
@@ -187,10 +190,12 @@ async fn sessions_split_at_the_gap_and_windows_count_late_events() {
     let bootstrap = tansu.bootstrap();
     let topics = EnricherTopics::new();
     topics.create(&bootstrap, 2).await;
-    produce(
+    // On sale since the day before the events, so the event-time join finds its price.
+    produce_at(
         &bootstrap,
         &topics.products,
         &[(Some("px".into()), Some(json!({"id": "px", "name": "Kettle", "price": 30})))],
+        1_767_139_200_000,
     );
     let mut config = topics.config(&bootstrap, Guarantee::ExactlyOnceIdempotent);
     config.enricher.windows.size_secs = 60;

@@ -50,6 +50,7 @@ async fn transactional_mode_aborts_recreates_fenced_producers_and_commits_only_i
         (&topics.products, 1),
         (&topics.aggregates, 1),
         (&topics.dlq, 1),
+        (&topics.product_versions, 1),
     ] {
         broker.create_topic(name, partitions).expect("topic");
     }

@@ -193,6 +193,11 @@ pub struct LoadCompareArgs {
     /// Seconds each peak run lasts.
     #[arg(long, default_value_t = 10.0)]
     pub peak_secs: f64,
+    /// Keep the gateway's CPU shedding (`rate_limit.shed_lag_ms`) in peak runs. By default a
+    /// peak run turns it off: its connections send again as soon as they are answered, so a
+    /// shed request only turns capacity into 503s.
+    #[arg(long, requires = "peak")]
+    pub peak_keep_shedding: bool,
 }
 
 #[derive(Debug, Clone, Args)]

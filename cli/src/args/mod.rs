@@ -83,6 +83,10 @@ pub enum ProductsAction {
     Load {
         /// The catalog file; `.csv` is read as CSV, anything else as JSON lines.
         file: PathBuf,
+        /// When the rows became valid, for the enricher's event-time join (RFC 3339, such as
+        /// `2026-01-01T00:00:00Z`); events before it miss them. Default: now.
+        #[arg(long)]
+        valid_from: Option<String>,
         #[command(flatten)]
         config: ConfigArgs,
     },

@@ -317,8 +317,15 @@ fn kubernetes_topics_match_deploy_topics_toml() {
     assert_eq!(embedded.trim(), read(deploy("topics.toml")).trim(), "k8s/configmap.yaml's topics.toml is stale");
     let file = clickstream_platform::topics::TopicsFile::parse(embedded).expect("topics.toml parses");
     let names: BTreeSet<&str> = file.topics.iter().map(|t| t.name.as_str()).collect();
-    for wanted in ["events.raw", "events.dlq", "products", "events.enriched", "agg.product_activity.1m", "enricher.dlq"]
-    {
+    for wanted in [
+        "events.raw",
+        "events.dlq",
+        "products",
+        "events.enriched",
+        "agg.product_activity.1m",
+        "enricher.dlq",
+        clickstream_enricher::config::DEFAULT_PRODUCT_VERSIONS_TOPIC,
+    ] {
         assert!(names.contains(wanted), "topics.toml lacks {wanted}");
     }
     let compacted: Vec<&str> =

@@ -14,7 +14,7 @@ use clickstream_schema::{format_timestamp, BorrowedObject, BorrowedValue, EventT
 use serde_json::Value;
 
 use crate::config::IpSettings;
-use crate::products::{ProductRow, ProductTable};
+use crate::products::ProductTable;
 use crate::session::SessionView;
 
 /// One product an event is about, for the windowed aggregates.
@@ -56,11 +56,18 @@ impl Enrichers {
 
     /// Writes the `enrichment` object of `event` to `out` as JSON, written straight from the
     /// borrowed event rather than built as a value tree first. Members in this order: product,
-    /// products, userAgent, referrer, campaign, geo, session.
-    pub fn enrich(&self, event: &StoredEvent<'_>, session: &SessionView, out: &mut Vec<u8>) -> EnrichReport {
+    /// products, userAgent, referrer, campaign, geo, session. Products join the row valid at
+    /// `event_ms` (or the current row, as the table is configured).
+    pub fn enrich(
+        &self,
+        event: &StoredEvent<'_>,
+        event_ms: i64,
+        session: &SessionView,
+        out: &mut Vec<u8>,
+    ) -> EnrichReport {
         let mut report = EnrichReport::default();
         out.push(b'{');
-        self.products_into(event, &mut report, out);
+        self.products_into(event, event_ms, &mut report, out);
 
         let context = event.object("context");
         let properties = event.object("properties");
@@ -107,12 +114,12 @@ impl Enrichers {
     }
 
     /// `"product"` (and `"products"` for a list): the joined rows, with the line items.
-    fn products_into(&self, event: &StoredEvent<'_>, report: &mut EnrichReport, out: &mut Vec<u8>) {
+    fn products_into(&self, event: &StoredEvent<'_>, event_ms: i64, report: &mut EnrichReport, out: &mut Vec<u8>) {
         let properties = event.object("properties");
         let purchase = event.str("event").is_some_and(|name| PURCHASE_EVENTS.contains(&name));
         out.extend_from_slice(b"\"product\":");
         match properties.and_then(|p| p.get("product_id")).and_then(id_text) {
-            Some(id) => self.line_into(id, properties, purchase, report, out),
+            Some(id) => self.line_into(id, event_ms, properties, purchase, report, out),
             None => out.extend_from_slice(b"null"),
         }
         if let Some(BorrowedValue::Array(items)) = properties.and_then(|p| p.get("products")) {
@@ -123,7 +130,7 @@ impl Enrichers {
                 }
                 let item = as_object(item);
                 match item.and_then(|i| i.get("product_id")).and_then(id_text) {
-                    Some(id) => self.line_into(id, item, purchase, report, out),
+                    Some(id) => self.line_into(id, event_ms, item, purchase, report, out),
                     None => out.extend_from_slice(b"null"),
                 }
             }
@@ -135,14 +142,15 @@ impl Enrichers {
     fn line_into(
         &self,
         id: String,
+        event_ms: i64,
         fields: Option<&BorrowedObject<'_>>,
         purchase: bool,
         report: &mut EnrichReport,
         out: &mut Vec<u8>,
     ) {
-        let row = self.products.get(&id);
-        match &row {
-            Some(row) => write_row(out, row, &id),
+        let joined = self.products.join(&id, event_ms);
+        match &joined {
+            Some(joined) => out.extend_from_slice(&joined.json),
             None => {
                 report.join_misses += 1;
                 out.extend_from_slice(b"null");
@@ -150,30 +158,9 @@ impl Enrichers {
         }
         let number = |field: &str| fields.and_then(|f| f.get(field)).and_then(as_f64);
         let quantity = number("quantity").unwrap_or(1.0);
-        let price = number("price").or_else(|| row.as_deref().and_then(row_price));
+        let price = number("price").or_else(|| joined.as_ref().and_then(|j| row_price(&j.row)));
         report.line_items.push(line_item(id, quantity, price, purchase));
     }
-}
-
-/// A product row as joined: its columns in table order, then `id` when the row has none.
-fn write_row(out: &mut Vec<u8>, row: &ProductRow, id: &str) {
-    out.push(b'{');
-    for (index, (column, value)) in row.iter().enumerate() {
-        if index > 0 {
-            out.push(b',');
-        }
-        write_str(out, column);
-        out.push(b':');
-        write_value(out, value);
-    }
-    if !row.contains_key("id") {
-        if !row.is_empty() {
-            out.push(b',');
-        }
-        out.extend_from_slice(b"\"id\":");
-        write_str(out, id);
-    }
-    out.push(b'}');
 }
 
 pub(crate) fn write_str(out: &mut Vec<u8>, text: &str) {

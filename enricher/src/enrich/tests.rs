@@ -10,7 +10,7 @@ fn enrich(enrichers: &Enrichers, event: &mut Event, session: &SessionView) -> En
     let mut scratch = StoredScratch::default();
     let parsed = StoredEvent::parse(&stored, &mut scratch).expect("valid stored event");
     let mut out = Vec::new();
-    let report = enrichers.enrich(&parsed, session, &mut out);
+    let report = enrichers.enrich(&parsed, 0, session, &mut out);
     event.extra.insert("enrichment".into(), serde_json::from_slice(&out).expect("enrichment is JSON"));
     if let Some(ip) = &report.masked_ip {
         event.context_mut().insert("ip".into(), json!(ip));

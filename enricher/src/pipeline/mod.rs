@@ -2,7 +2,9 @@
 //! guarantee, polls, commits at each interval, and rebuilds both after any error so that
 //! processing resumes from the last safe point.
 
+mod aggregator;
 mod checkpoint;
+mod committer;
 mod core;
 mod group;
 pub mod probe;
@@ -11,7 +13,6 @@ pub use checkpoint::{
     Checkpoint, HEADER_CHECKPOINT, HEADER_SOURCE_OFFSET, HEADER_SOURCE_PARTITION, HEADER_SOURCE_TOPIC,
 };
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -21,7 +22,8 @@ use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
 use rdkafka::producer::Producer;
 
-use self::core::{Core, OutputContext};
+use self::committer::{OutputContext, OutputProducer};
+use self::core::Core;
 use self::group::{GroupConsumer, GroupContext, Settle};
 use crate::config::{EnricherConfig, Guarantee};
 use crate::enrich::Enrichers;
@@ -81,20 +83,7 @@ fn run_once(
     let producer = Arc::new(create_producer(config, metrics, thread)?);
     let inputs = config.input_topics();
     let repartition_partitions = partition_count(config, &settings.topics.repartition)?;
-    let core = Core {
-        config: config.clone(),
-        inputs: inputs.clone(),
-        enrichers: enrichers.clone(),
-        producer: producer.clone(),
-        metrics: metrics.clone(),
-        partitions: BTreeMap::new(),
-        windows: BTreeMap::new(),
-        repartition_partitions,
-        in_transaction: false,
-        epoch: 0,
-        pending_commits: std::collections::VecDeque::new(),
-        scratch: Vec::new(),
-    };
+    let core = Core::new(config.clone(), enrichers.clone(), producer.clone(), metrics.clone(), repartition_partitions);
     let context = GroupContext {
         core: Mutex::new(core),
         failure: Mutex::new(None),
@@ -107,17 +96,10 @@ fn run_once(
     topics.push(&settings.topics.repartition);
     consumer.subscribe(&topics)?;
     metrics.ready.store(1, Ordering::Relaxed);
-    let result = poll_loop(&consumer, &producer, config, metrics, shutdown);
+    let result = poll_loop(&consumer, config, metrics, shutdown);
     if result.is_err() {
         consumer.context().poisoned.store(true, Ordering::Relaxed);
-        let mut core = lock(&consumer.context().core);
-        if core.in_transaction {
-            // Whatever failed, the open transaction's records must not become visible.
-            core.in_transaction = false;
-            if producer.abort_transaction(Duration::from_secs(5)).is_ok() {
-                EnricherMetrics::add(&metrics.transaction_aborts, 1);
-            }
-        }
+        lock(&consumer.context().core).committer().abort_open();
     }
     drop(consumer);
     if guarantee != Guarantee::ExactlyOnceTransactional {
@@ -131,12 +113,10 @@ fn run_once(
 
 fn poll_loop(
     consumer: &GroupConsumer,
-    producer: &core::OutputProducer,
     config: &EnricherConfig,
     metrics: &EnricherMetrics,
     shutdown: &AtomicBool,
 ) -> Result<(), PipelineError> {
-    let transactional = config.enricher.guarantee == Guarantee::ExactlyOnceTransactional;
     let interval = Duration::from_millis(config.enricher.commit_interval_ms.max(10));
     let mut last_commit = Instant::now();
     let mut last_lag = Instant::now();
@@ -148,7 +128,7 @@ fn poll_loop(
             // A waiting commit flushes the outputs first (transactions commit them instead).
             break lock(&consumer.context().core).commit(consumer, Settle::Wait);
         }
-        if let Err(error) = poll_once(consumer, producer, transactional) {
+        if let Err(error) = poll_once(consumer) {
             break Err(error);
         }
         let settled = if last_commit.elapsed() >= interval {
@@ -158,10 +138,11 @@ fn poll_loop(
             // A commit noted earlier may have all its outputs delivered by now.
             last_settle_check = Instant::now();
             let mut core = lock(&consumer.context().core);
-            if core.pending_commits.is_empty() {
-                Ok(())
+            let committer = core.committer();
+            if committer.has_pending() {
+                committer.commit_delivered(consumer)
             } else {
-                core.commit_delivered(consumer)
+                Ok(())
             }
         } else {
             Ok(())
@@ -181,30 +162,18 @@ fn poll_loop(
 }
 
 /// Polls one record, handles it, and serves the producer's delivery reports.
-fn poll_once(
-    consumer: &GroupConsumer,
-    producer: &core::OutputProducer,
-    transactional: bool,
-) -> Result<(), PipelineError> {
+fn poll_once(consumer: &GroupConsumer) -> Result<(), PipelineError> {
     let polled = consumer.poll(POLL);
     if let Some(error) = lock(&consumer.context().failure).take() {
         return Err(error);
     }
+    let mut core = lock(&consumer.context().core);
     if let Some(message) = polled {
         let message = message?;
-        let mut core = lock(&consumer.context().core);
-        if transactional && !core.in_transaction {
-            producer.begin_transaction().map_err(|e| core.transaction_failed(&e))?;
-            core.in_transaction = true;
-        }
+        core.committer().begin()?;
         core.handle(&message)?;
     }
-    producer.poll(Duration::ZERO);
-    let failures = producer.context().failures.load(Ordering::Relaxed);
-    if failures > 0 {
-        return Err(PipelineError::Delivery(failures));
-    }
-    Ok(())
+    core.committer().poll()
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -258,11 +227,11 @@ fn create_producer(
     config: &EnricherConfig,
     metrics: &Arc<EnricherMetrics>,
     thread: usize,
-) -> Result<core::OutputProducer, PipelineError> {
+) -> Result<OutputProducer, PipelineError> {
     let settings = &config.enricher;
     let client = producer_config(config);
     let context = OutputContext::new(metrics.clone(), thread);
-    let producer: core::OutputProducer = client.create_with_context(context)?;
+    let producer: OutputProducer = client.create_with_context(context)?;
     EnricherMetrics::add(&metrics.producers_created, 1);
     if settings.guarantee == Guarantee::ExactlyOnceTransactional {
         producer.init_transactions(Duration::from_secs(settings.startup_timeout_secs))?;

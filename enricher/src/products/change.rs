@@ -28,20 +28,37 @@ pub enum ChangeError {
     UnknownOp(String),
 }
 
+/// A change and, for a Debezium event, when the database made it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParsedChange {
+    pub change: ProductChange,
+    /// Debezium's `source.ts_ms`: the commit time in the source database.
+    pub source_ts_ms: Option<i64>,
+}
+
 /// Interprets one record. `key` and `value` are the raw Kafka key and value.
 pub fn parse_change(key: Option<&[u8]>, value: Option<&[u8]>) -> Result<ProductChange, ChangeError> {
+    parse_record(key, value).map(|parsed| parsed.change)
+}
+
+/// As [`parse_change`], with the source database's commit time when the record carries one.
+pub fn parse_record(key: Option<&[u8]>, value: Option<&[u8]>) -> Result<ParsedChange, ChangeError> {
+    let untimed = |change| ParsedChange { change, source_ts_ms: None };
     let key_id = key.and_then(id_from_key);
     let Some(bytes) = value.filter(|v| !v.is_empty()) else {
-        return key_id.map(|id| ProductChange::Delete { id }).ok_or(ChangeError::MissingId);
+        return key_id.map(|id| untimed(ProductChange::Delete { id })).ok_or(ChangeError::MissingId);
     };
     let parsed: Value = serde_json::from_slice(bytes).map_err(|e| ChangeError::NotJson(e.to_string()))?;
     let body = unwrap_schema(parsed);
     match body {
-        Value::Null => key_id.map(|id| ProductChange::Delete { id }).ok_or(ChangeError::MissingId),
-        Value::Object(map) if is_debezium(&map) => debezium_change(map, key_id),
+        Value::Null => key_id.map(|id| untimed(ProductChange::Delete { id })).ok_or(ChangeError::MissingId),
+        Value::Object(map) if is_debezium(&map) => {
+            let source_ts_ms = map.get("source").and_then(|s| s.get("ts_ms")).and_then(Value::as_i64);
+            debezium_change(map, key_id).map(|change| ParsedChange { change, source_ts_ms })
+        }
         Value::Object(row) => {
             let id = row.get("id").and_then(id_text).or(key_id).ok_or(ChangeError::MissingId)?;
-            Ok(ProductChange::Upsert { id, row })
+            Ok(untimed(ProductChange::Upsert { id, row }))
         }
         other => Err(ChangeError::NotAnObject(type_name(&other))),
     }
@@ -154,6 +171,16 @@ mod tests {
         let key = br#"{"schema":{},"payload":{"id":7}}"#;
         assert_eq!(parse_change(Some(key), None), Ok(ProductChange::Delete { id: "7".into() }));
         assert_eq!(parse_change(None, Some(br#"{"op":"t","before":null,"after":null}"#)), Ok(ProductChange::Truncate));
+    }
+
+    #[test]
+    fn debezium_source_ts_is_the_change_time() {
+        let update =
+            br#"{"before":null,"after":{"id":7,"price":"5"},"op":"u","ts_ms":9,"source":{"ts_ms":1767261600000}}"#;
+        assert_eq!(parse_record(None, Some(update)).expect("u").source_ts_ms, Some(1_767_261_600_000));
+        let no_source = br#"{"before":null,"after":{"id":7},"op":"c","ts_ms":9}"#;
+        assert_eq!(parse_record(None, Some(no_source)).expect("c").source_ts_ms, None);
+        assert_eq!(parse_record(Some(b"p1"), Some(br#"{"id":"p1"}"#)).expect("plain").source_ts_ms, None);
     }
 
     #[test]

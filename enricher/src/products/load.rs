@@ -21,17 +21,30 @@ pub enum CatalogError {
     Kafka(#[from] rdkafka::error::KafkaError),
 }
 
+/// A `valid_from_ms` for [`publish_catalog`] that makes rows valid at any event time (a demo or
+/// benchmark catalog). Not 0: librdkafka takes a zero timestamp to mean "now".
+pub const VALID_SINCE_THE_EPOCH_MS: i64 = 1;
+
 /// Reads the catalog (JSONL, or CSV with a header row when the file ends in `.csv`) and
-/// produces every row to `topic`. Returns how many products were published.
-pub fn load_catalog(kafka: &KafkaConfig, topic: &str, path: &Path) -> Result<usize, CatalogError> {
-    publish_catalog(kafka, topic, &read_catalog(path)?)
+/// produces every row to `topic`, valid from `valid_from_ms` (else now). Returns how many
+/// products were published.
+pub fn load_catalog(
+    kafka: &KafkaConfig,
+    topic: &str,
+    path: &Path,
+    valid_from_ms: Option<i64>,
+) -> Result<usize, CatalogError> {
+    publish_catalog(kafka, topic, &read_catalog(path)?, valid_from_ms)
 }
 
-/// Produces catalog rows to `topic`, keyed by id, and waits until Kafka has them all.
+/// Produces catalog rows to `topic`, keyed by id, and waits until Kafka has them all. The
+/// records' timestamp is when the rows become valid for the event-time join: `valid_from_ms`,
+/// or now when `None`.
 pub fn publish_catalog(
     kafka: &KafkaConfig,
     topic: &str,
     rows: &[(String, Map<String, Value>)],
+    valid_from_ms: Option<i64>,
 ) -> Result<usize, CatalogError> {
     let producer: ThreadedProducer<DefaultProducerContext> = kafka
         .client_config(&[
@@ -42,7 +55,11 @@ pub fn publish_catalog(
         .create()?;
     for (id, row) in rows {
         let payload = Value::Object(row.clone()).to_string();
-        send_threaded_waiting(&producer, BaseRecord::to(topic).key(id.as_str()).payload(payload.as_str()))?;
+        let mut record = BaseRecord::to(topic).key(id.as_str()).payload(payload.as_str());
+        if let Some(valid_from_ms) = valid_from_ms {
+            record = record.timestamp(valid_from_ms);
+        }
+        send_threaded_waiting(&producer, record)?;
     }
     producer.flush(Duration::from_secs(30))?;
     Ok(rows.len())

@@ -127,6 +127,7 @@ impl BenchTopics {
             }
             specs.push(spec(self.output(round, "aggregates"), 1, "compact"));
             specs.push(spec(self.output(round, "dlq"), 1, "delete"));
+            specs.push(spec(self.output(round, "product-versions"), 1, "compact,delete"));
         }
         specs
     }
@@ -136,11 +137,12 @@ impl BenchTopics {
         let settings = &mut config.enricher;
         settings.group_id = self.output(round, "enricher");
         settings.inputs = vec![self.raw.clone()];
-        settings.topics.products = self.products.clone();
+        config.topics.products = self.products.clone();
         settings.topics.enriched = self.output(round, "enriched");
         settings.topics.repartition = self.output(round, "repartition");
         settings.topics.aggregates = self.output(round, "aggregates");
         settings.topics.dlq = self.output(round, "dlq");
+        settings.topics.product_versions = self.output(round, "product-versions");
         config
     }
 }
@@ -169,7 +171,13 @@ pub async fn run(options: &EnricherBenchOptions) -> anyhow::Result<EnricherBench
 fn run_blocking(options: &EnricherBenchOptions, topics: &BenchTopics) -> anyhow::Result<EnricherBenchReport> {
     let kafka = &options.config.kafka;
     let rows = clickstream_enricher::products::parse_catalog(BUILTIN, false, "sample catalog")?;
-    clickstream_enricher::products::publish_catalog(kafka, &topics.products, &rows)?;
+    // Valid since the epoch, so every generated event joins it whatever its timestamp.
+    clickstream_enricher::products::publish_catalog(
+        kafka,
+        &topics.products,
+        &rows,
+        Some(clickstream_enricher::products::VALID_SINCE_THE_EPOCH_MS),
+    )?;
     let catalog = Arc::new(Catalog::builtin());
     let records = fill::raw_events(&catalog, options.events, options.visitors, options.seed);
     fill::produce_raw(kafka, &topics.raw, &records)?;
