@@ -140,8 +140,11 @@ fn main() {
     let case = args.first().map_or("all", String::as_str);
     let count: usize = args.get(1).and_then(|n| n.parse().ok()).unwrap_or(20_000);
     let dedup = args.get(2).is_none_or(|a| a != "dedup=off");
-    let cases: Vec<&str> =
-        if case == "all" { vec!["single-small", "single", "batch-small", "batch", "posthog-batch", "pixel"] } else { vec![case] };
+    let cases: Vec<&str> = if case == "all" {
+        vec!["single-small", "single", "batch-small", "batch", "posthog-batch", "pixel"]
+    } else {
+        vec![case]
+    };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     for case in cases {
         // Batches carry 100 events each: fewer requests for the same work.

@@ -167,3 +167,25 @@ pub fn track(message_id: &str, anonymous_id: &str, event: &str, properties: Valu
 pub fn keyed(events: &[Value]) -> Vec<(Option<String>, Option<Value>)> {
     events.iter().map(|e| (e["anonymousId"].as_str().map(str::to_owned), Some(e.clone()))).collect()
 }
+
+/// Starts an enricher in-process (its start-up blocks, so off the async runtime's threads).
+pub async fn start_enricher(config: EnricherConfig) -> clickstream_enricher::EnricherHandle {
+    tokio::task::spawn_blocking(move || clickstream_enricher::start(config))
+        .await
+        .expect("join")
+        .expect("enricher starts")
+}
+
+/// Commits, leaves the group and waits for the pipeline threads.
+pub async fn stop_enricher(enricher: clickstream_enricher::EnricherHandle) {
+    tokio::task::spawn_blocking(move || enricher.stop()).await.expect("stop");
+}
+
+/// Polls `done` every 50 ms for up to 20 s.
+pub async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -3,35 +3,21 @@
 //! windows with in-order, late-within-grace and too-late events; and dead letters.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clickstream_enricher::config::{Guarantee, ProductJoin};
 use std::sync::Arc;
 
 use clickstream_enricher::metrics::EnricherMetrics;
-use clickstream_enricher::{EnricherConfig, EnricherHandle};
-use clickstream_tests::enricher::{keyed, produce, produce_at, track, EnricherTopics};
+use clickstream_tests::enricher::{
+    keyed, produce, produce_at, start_enricher, stop_enricher, track, wait_until, EnricherTopics,
+};
 use clickstream_tests::kafka::read_exactly;
 use clickstream_tests::tansu::Tansu;
 use serde_json::{json, Value};
 
-async fn start(config: EnricherConfig) -> EnricherHandle {
-    tokio::task::spawn_blocking(move || clickstream_enricher::start(config))
-        .await
-        .expect("join")
-        .expect("enricher starts")
-}
-
 fn by_message_id(messages: &[clickstream_tests::kafka::ReadBack]) -> HashMap<String, Value> {
     messages.iter().map(|m| (m.value["messageId"].as_str().unwrap_or_default().to_owned(), m.value.clone())).collect()
-}
-
-async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -181,7 +167,7 @@ async fn product_join_follows_updates_tombstones_and_debezium() {
     assert_eq!(all["m5"]["enrichment"]["product"]["price"], 11.0);
     assert_eq!(all["m6"]["enrichment"]["product"], Value::Null);
     assert_eq!(all["m7"]["enrichment"]["product"], Value::Null);
-    tokio::task::spawn_blocking(move || enricher.stop()).await.expect("stop");
+    stop_enricher(enricher).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -201,7 +187,7 @@ async fn sessions_split_at_the_gap_and_windows_count_late_events() {
     config.enricher.windows.size_secs = 60;
     config.enricher.windows.grace_secs = 10;
     config.enricher.sessions.inactivity_minutes = 30;
-    let enricher = start(config).await;
+    let enricher = start_enricher(config).await;
 
     let view = |id: &str, at: &str| track(id, "shopper", "Product Viewed", json!({"product_id": "px"}), at);
     let events = vec![
@@ -253,7 +239,7 @@ async fn sessions_split_at_the_gap_and_windows_count_late_events() {
         (purchases["count"].clone(), purchases["quantity"].clone(), purchases["revenue"].clone()),
         (json!(1), json!(2.0), json!(60.0))
     );
-    tokio::task::spawn_blocking(move || enricher.stop()).await.expect("stop");
+    stop_enricher(enricher).await;
 }
 
 /// Two pipeline threads in one instance: each is a group member with its own partitions, and
@@ -310,5 +296,5 @@ async fn two_pipeline_threads_share_the_partitions_exactly_once() {
     produce(&bootstrap, &topics.raw, &keyed(&[closing]));
     let rows = read_exactly(&bootstrap, &topics.aggregates, 1, Duration::from_secs(30)).await;
     assert_eq!(rows[0].value["count"], json!(400), "{:?}", rows[0].value);
-    tokio::task::spawn_blocking(move || enricher.stop()).await.expect("stop");
+    stop_enricher(enricher).await;
 }

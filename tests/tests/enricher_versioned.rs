@@ -5,29 +5,19 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clickstream_enricher::config::Guarantee;
-use clickstream_enricher::{EnricherConfig, EnricherHandle};
 use clickstream_schema::format_timestamp;
-use clickstream_tests::enricher::{keyed, produce, produce_at, track, EnricherTopics};
+use clickstream_tests::enricher::{
+    keyed, produce, produce_at, start_enricher, stop_enricher, track, wait_until, EnricherTopics,
+};
 use clickstream_tests::kafka::{read_exactly, ReadBack};
 use clickstream_tests::tansu::Tansu;
 use serde_json::{json, Value};
 
 const MINUTE: i64 = 60_000;
 const HOUR: i64 = 60 * MINUTE;
-
-async fn start(config: EnricherConfig) -> EnricherHandle {
-    tokio::task::spawn_blocking(move || clickstream_enricher::start(config))
-        .await
-        .expect("join")
-        .expect("enricher starts")
-}
-
-async fn stop(enricher: EnricherHandle) {
-    tokio::task::spawn_blocking(move || enricher.stop()).await.expect("stop");
-}
 
 fn iso(ms: i64) -> String {
     format_timestamp(chrono::DateTime::from_timestamp_millis(ms).expect("valid time"))
@@ -55,14 +45,6 @@ fn products_by_id(messages: &[ReadBack]) -> HashMap<String, Value> {
         .collect()
 }
 
-async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replay_after_a_price_change_gets_the_old_price_and_earlier_events_miss() {
     let tansu = Tansu::start();
@@ -72,7 +54,7 @@ async fn a_replay_after_a_price_change_gets_the_old_price_and_earlier_events_mis
     let now = now_ms();
     let (first_version, second_version) = (now - 2 * HOUR, now - HOUR);
     produce_at(&bootstrap, &topics.products, &[(Some("p1".into()), mug(10.0))], first_version);
-    let enricher = start(topics.config(&bootstrap, Guarantee::ExactlyOnceIdempotent)).await;
+    let enricher = start_enricher(topics.config(&bootstrap, Guarantee::ExactlyOnceIdempotent)).await;
 
     let before = vec![view("m1", "p1", now - 90 * MINUTE), view("m0", "p1", now - 3 * HOUR)];
     produce(&bootstrap, &topics.raw, &keyed(&before));
@@ -113,7 +95,7 @@ async fn a_replay_after_a_price_change_gets_the_old_price_and_earlier_events_mis
         (changelog[0].value["validTo"].clone(), changelog[0].value["row"]["price"].clone()),
         (json!(second_version), json!(10.0))
     );
-    stop(enricher).await;
+    stop_enricher(enricher).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -128,7 +110,7 @@ async fn retention_drops_versions_superseded_before_it() {
     }
     let mut config = topics.config(&bootstrap, Guarantee::ExactlyOnceIdempotent);
     config.enricher.products.history_retention_secs = 3600;
-    let enricher = start(config).await;
+    let enricher = start_enricher(config).await;
     let events = vec![
         view("in-8", "p1", now - 270 * MINUTE),
         view("in-9", "p1", now - 3 * HOUR),
@@ -145,7 +127,7 @@ async fn retention_drops_versions_superseded_before_it() {
     assert_eq!(stats.versions_expired.load(Ordering::Relaxed), 1);
     let changelog = read_exactly(&bootstrap, &topics.product_versions, 1, Duration::from_secs(20)).await;
     assert_eq!(changelog[0].value["row"]["price"], 9.0, "only the version within retention is persisted");
-    stop(enricher).await;
+    stop_enricher(enricher).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -167,7 +149,7 @@ async fn debezium_source_ts_dates_the_change() {
         &topics.products,
         &[(Some(r#"{"id":7}"#.into()), Some(create)), (Some(r#"{"id":7}"#.into()), Some(update))],
     );
-    let enricher = start(topics.config(&bootstrap, Guarantee::ExactlyOnceIdempotent)).await;
+    let enricher = start_enricher(topics.config(&bootstrap, Guarantee::ExactlyOnceIdempotent)).await;
     let events = vec![
         view("between", "7", created + 30 * MINUTE),
         view("after", "7", updated + 30 * MINUTE),
@@ -183,7 +165,7 @@ async fn debezium_source_ts_dates_the_change() {
     assert_eq!(products["after"]["price"], 24.99);
     assert_eq!(products["after"]["_version"]["validFrom"], iso(updated));
     assert_eq!(products["before"], Value::Null);
-    stop(enricher).await;
+    stop_enricher(enricher).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -196,11 +178,11 @@ async fn a_restart_rebuilds_the_history_from_the_changelog() {
     let (first_version, second_version) = (now - 2 * HOUR, now - HOUR);
     produce_at(&bootstrap, &topics.products, &[(Some("p1".into()), mug(10.0))], first_version);
     produce_at(&bootstrap, &topics.products, &[(Some("p1".into()), mug(12.0))], second_version);
-    let enricher = start(topics.config(&bootstrap, Guarantee::ExactlyOnceIdempotent)).await;
+    let enricher = start_enricher(topics.config(&bootstrap, Guarantee::ExactlyOnceIdempotent)).await;
     assert_eq!(enricher.products.versions(), 2);
     let written = enricher.metrics.product_table.clone();
     wait_until("the changelog write", || written.changelog_written.load(Ordering::Relaxed) == 1).await;
-    stop(enricher).await;
+    stop_enricher(enricher).await;
 
     // Compaction leaves the products topic with each product's last row only. Tansu does not
     // compact, so the restarted enricher reads a products topic that holds just that row.
@@ -208,7 +190,7 @@ async fn a_restart_rebuilds_the_history_from_the_changelog() {
     restarted.product_versions = topics.product_versions.clone();
     restarted.create(&bootstrap, 2).await;
     produce_at(&bootstrap, &restarted.products, &[(Some("p1".into()), mug(12.0))], second_version);
-    let enricher = start(restarted.config(&bootstrap, Guarantee::ExactlyOnceIdempotent)).await;
+    let enricher = start_enricher(restarted.config(&bootstrap, Guarantee::ExactlyOnceIdempotent)).await;
     assert_eq!(enricher.metrics.product_table.changelog_restored.load(Ordering::Relaxed), 1);
     let events = vec![
         view("old", "p1", now - 90 * MINUTE),
@@ -224,5 +206,5 @@ async fn a_restart_rebuilds_the_history_from_the_changelog() {
     assert_eq!(enricher.products.versions(), 2);
     // Nothing new was superseded, so nothing was written again.
     assert_eq!(enricher.metrics.product_table.changelog_written.load(Ordering::Relaxed), 0);
-    stop(enricher).await;
+    stop_enricher(enricher).await;
 }
