@@ -8,6 +8,7 @@ pub mod enricher_process;
 pub mod gateway_process;
 pub mod kafka;
 pub mod markdown;
+pub mod python_sdk;
 pub mod tansu;
 
 use clickstream_gateway::config::SourceConfig;

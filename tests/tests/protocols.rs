@@ -1,23 +1,14 @@
 //! The pixel and PostHog protocols end to end: a plain HTTP client and PostHog's own Python
 //! SDK send to a gateway on Tansu, and the events are read back from Kafka.
 
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 
 use base64::Engine as _;
 use clickstream_tests::kafka::{create_topics, read_exactly};
+use clickstream_tests::python_sdk::run_sdk_script;
 use clickstream_tests::tansu::Tansu;
 use clickstream_tests::{gateway_config, unique, SOURCE_NAME, WRITE_KEY};
 use serde_json::json;
-
-/// Where `scripts/test` installs the PostHog SDK; `CLICKSTREAM_VENV` names another venv.
-fn python() -> PathBuf {
-    if let Some(venv) = std::env::var_os("CLICKSTREAM_VENV") {
-        return PathBuf::from(venv).join("bin/python");
-    }
-    PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/clickstream/venv/bin/python")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pixel_from_a_plain_http_client_arrives_and_a_broken_one_is_dead_lettered() {
@@ -59,33 +50,19 @@ async fn a_pixel_from_a_plain_http_client_arrives_and_a_broken_one_is_dead_lette
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn posthogs_python_sdk_events_arrive_mapped() {
-    let python = python();
-    let probe = Command::new(&python).args(["-c", "import posthog"]).output();
-    assert!(
-        probe.as_ref().is_ok_and(|o| o.status.success()),
-        "PostHog's Python SDK is not installed in {}: run ./scripts/test, which installs it ({probe:?})",
-        python.display()
-    );
     let tansu = Tansu::start();
     let (raw, dlq) = (unique("events.raw"), unique("events.dlq"));
     create_topics(&tansu.bootstrap(), &[(&raw, 3), (&dlq, 1)]).await;
     let gateway = clickstream_gateway::start(gateway_config(&tansu.bootstrap(), &raw, &dlq)).await.expect("gateway");
     let run = unique("run");
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("sdk/posthog-python.py");
     let host = format!("http://{}", gateway.addr);
-    let output = tokio::task::spawn_blocking({
-        let run = run.clone();
-        move || Command::new(python).arg(script).args([&host, WRITE_KEY, &run]).output()
-    })
-    .await
-    .expect("join")
-    .expect("python runs");
-    assert!(
-        output.status.success(),
-        "SDK script failed: {}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    run_sdk_script(
+        "PostHog's Python SDK",
+        "posthog",
+        "posthog-python.py",
+        vec![host, WRITE_KEY.to_owned(), run.clone()],
+    )
+    .await;
 
     let messages = read_exactly(&tansu.bootstrap(), &raw, 4, Duration::from_secs(30)).await;
     assert!(messages.iter().all(|m| m.header("protocol") == Some("posthog")), "{messages:#?}");

@@ -2,52 +2,24 @@
 //! POST and GET emitters to a gateway on Tansu; its events are read back from Kafka and
 //! compared field by field with what the tracker was told.
 
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 
 use clickstream_tests::kafka::{create_topics, read_exactly};
+use clickstream_tests::python_sdk::run_sdk_script;
 use clickstream_tests::tansu::Tansu;
 use clickstream_tests::{gateway_config, unique, SOURCE_NAME, WRITE_KEY};
 
-/// Where `scripts/test` installs the tracker; `CLICKSTREAM_VENV` names another venv.
-fn python() -> PathBuf {
-    if let Some(venv) = std::env::var_os("CLICKSTREAM_VENV") {
-        return PathBuf::from(venv).join("bin/python");
-    }
-    PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/clickstream/venv/bin/python")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn snowplows_python_tracker_events_arrive_mapped_by_post_and_get() {
-    let python = python();
-    let probe = Command::new(&python).args(["-c", "import snowplow_tracker"]).output();
-    assert!(
-        probe.as_ref().is_ok_and(|o| o.status.success()),
-        "Snowplow's Python tracker is not installed in {}: run ./scripts/test, which installs it ({probe:?})",
-        python.display()
-    );
     let tansu = Tansu::start();
     let (raw, dlq) = (unique("events.raw"), unique("events.dlq"));
     create_topics(&tansu.bootstrap(), &[(&raw, 3), (&dlq, 1)]).await;
     let gateway = clickstream_gateway::start(gateway_config(&tansu.bootstrap(), &raw, &dlq)).await.expect("gateway");
     let run = unique("run");
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("sdk/snowplow-python.py");
     let (host, port) = (gateway.addr.ip().to_string(), gateway.addr.port().to_string());
-    let output = tokio::task::spawn_blocking({
-        let run = run.clone();
-        // The app id is the write key: the tracker has nowhere else to carry one.
-        move || Command::new(python).arg(script).args([&host, &port, WRITE_KEY, &run]).output()
-    })
-    .await
-    .expect("join")
-    .expect("python runs");
-    assert!(
-        output.status.success(),
-        "tracker script failed: {}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    // The app id is the write key: the tracker has nowhere else to carry one.
+    let args = vec![host, port, WRITE_KEY.to_owned(), run.clone()];
+    run_sdk_script("Snowplow's Python tracker", "snowplow_tracker", "snowplow-python.py", args).await;
 
     let messages = read_exactly(&tansu.bootstrap(), &raw, 8, Duration::from_secs(30)).await;
     assert!(
