@@ -10,22 +10,14 @@ use clickstream_platform::kafka_stats::register_kafka_stats;
 use clickstream_platform::telemetry::{Telemetry, TelemetryError};
 
 use crate::config::EnricherConfig;
-use crate::metrics::EnricherMetrics;
+use crate::metrics::{EnricherMetrics, EXPORTED};
 
 pub const SERVICE_NAME: &str = "clickstream-enricher";
 
 /// Telemetry for `metrics`, exported over OTLP when configured.
 pub fn telemetry(config: &EnricherConfig, metrics: &Arc<EnricherMetrics>) -> Result<Arc<Telemetry>, TelemetryError> {
     let telemetry = Arc::new(Telemetry::new(SERVICE_NAME, &config.telemetry)?);
-    for (index, (name, help, _)) in metrics.snapshot().into_iter().enumerate() {
-        let metrics = metrics.clone();
-        let read = move || metrics.snapshot().get(index).map_or(0.0, |(_, _, value)| *value);
-        match name.strip_suffix("_total") {
-            // Prometheus adds `_total` to counters itself.
-            Some(counter) => telemetry.observe_counter(counter, help, move || read() as u64),
-            None => telemetry.observe_gauge(name, help, read),
-        }
-    }
+    telemetry.observe_kept(metrics, EXPORTED);
     for (client, cell) in [("consumer", &metrics.consumer_stats), ("producer", &metrics.producer_stats)] {
         telemetry.keep(register_kafka_stats(telemetry.meter(), client, cell));
     }

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use clickstream_platform::kafka::KafkaConfig;
+use clickstream_platform::producer::ProducerSettings;
 use clickstream_platform::telemetry::{AdminConfig, TelemetryConfig};
 use clickstream_platform::topics::TopicDef;
 use clickstream_routing::RoutingConfig;
@@ -86,7 +87,12 @@ pub struct EnricherSettings {
     pub topics: EnricherTopics,
     /// Librdkafka properties for the consumer only, such as `max.partition.fetch.bytes`.
     pub consumer_properties: std::collections::BTreeMap<String, String>,
-    /// Librdkafka properties for the producer only, such as `linger.ms`.
+    /// The output producer's settings, each named after its librdkafka key (`.` written as
+    /// `_`). A longer linger than the gateway's: outputs come in bursts per poll, and no client
+    /// waits on them.
+    pub producer: ProducerSettings,
+    /// Any other librdkafka property for the producer only, such as `transactional.id`; these
+    /// win over `producer` and `kafka.properties`.
     pub producer_properties: std::collections::BTreeMap<String, String>,
     /// Dropping repeated `messageId`s that slipped past the gateway.
     pub dedup: DedupSettings,
@@ -139,6 +145,11 @@ pub struct EnricherTopics {
     /// valid-from time (compact and delete, `retention.ms` = the history retention), read back
     /// at start because the compacted products topic keeps only each product's last row.
     pub product_versions: String,
+    /// Each repartition partition's window watermark, written at every commit to the partition
+    /// of the same number (compacted, keyed by that number; as many partitions as the
+    /// repartition topic). A new owner reads it back, so windows that already closed are not
+    /// counted again after a partition moves, on brokers that drop commit metadata (Tansu).
+    pub window_watermarks: String,
 }
 
 /// Which product row an event joins.
@@ -225,6 +236,13 @@ pub const DEFAULT_GRACE_SECS: u64 = 30;
 pub const DEFAULT_PRODUCT_HISTORY_RETENTION_SECS: u64 = 7 * 24 * 3600;
 pub const DEFAULT_MAX_VERSIONS_PER_PRODUCT: u64 = 100;
 pub const DEFAULT_PRODUCT_VERSIONS_TOPIC: &str = "enricher.changelog.product-versions";
+/// The enricher's producer defaults: a 20 ms linger fills batches from each poll's outputs, and
+/// the message timeout is librdkafka's `transaction.timeout.ms` (60 s), which a transactional
+/// producer's must not exceed.
+pub fn enricher_producer_defaults() -> ProducerSettings {
+    ProducerSettings { linger_ms: 20, message_timeout_ms: 60_000, ..ProducerSettings::default() }
+}
+pub const DEFAULT_WINDOW_WATERMARKS_TOPIC: &str = "enricher.changelog.window-watermarks";
 
 impl Default for EnricherSettings {
     fn default() -> Self {
@@ -239,6 +257,7 @@ impl Default for EnricherSettings {
             startup_timeout_secs: 30,
             topics: EnricherTopics::default(),
             consumer_properties: std::collections::BTreeMap::new(),
+            producer: enricher_producer_defaults(),
             producer_properties: std::collections::BTreeMap::new(),
             dedup: DedupSettings::default(),
             sessions: SessionSettings::default(),
@@ -278,6 +297,7 @@ impl Default for EnricherTopics {
             repartition: "enricher.repartition.product".to_owned(),
             dlq: "enricher.dlq".to_owned(),
             product_versions: DEFAULT_PRODUCT_VERSIONS_TOPIC.to_owned(),
+            window_watermarks: DEFAULT_WINDOW_WATERMARKS_TOPIC.to_owned(),
         }
     }
 }
@@ -308,7 +328,7 @@ impl Default for IpSettings {
 
 impl EnricherSettings {
     /// The topics the enricher writes or keeps internally, for `clickstream topics apply`.
-    /// The enriched and repartition topics get the inputs' partition count.
+    /// The enriched, repartition and window watermark topics get the inputs' partition count.
     pub fn topic_specs(&self, partitions: i32, replication: i32) -> Vec<TopicDef> {
         let spec = |name: &str, partitions: i32, cleanup_policy: &str| TopicDef {
             name: name.to_owned(),
@@ -321,6 +341,7 @@ impl EnricherSettings {
         let mut specs = vec![
             spec(&self.topics.enriched, partitions, "delete"),
             spec(&self.topics.repartition, partitions, "delete"),
+            spec(&self.topics.window_watermarks, partitions, "compact"),
             spec(&self.topics.aggregates, 1, "compact"),
             spec(&self.topics.dlq, 1, "delete"),
         ];

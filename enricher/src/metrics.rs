@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use clickstream_platform::kafka_stats::KafkaStatsCell;
+use clickstream_platform::telemetry::{Kept, KeptValue};
 
 use crate::products::ProductTableStats;
 
@@ -55,83 +56,161 @@ impl EnricherMetrics {
         counter.load(Ordering::Relaxed)
     }
 
-    /// (name, help, value) for every counter, for exposition.
-    pub fn snapshot(&self) -> Vec<(&'static str, &'static str, f64)> {
-        let c = |a: &AtomicU64| a.load(Ordering::Relaxed) as f64;
-        let table = &self.product_table;
-        vec![
-            ("enricher_records_consumed_total", "Input records read", c(&self.records_consumed)),
-            ("enricher_events_enriched_total", "Events written to the enriched topic", c(&self.events_enriched)),
-            ("enricher_duplicates_dropped_total", "Events dropped as repeated messageIds", c(&self.duplicates_dropped)),
-            ("enricher_dead_letters_total", "Records written to the dead-letter topic", c(&self.dead_letters)),
-            ("enricher_join_misses_total", "Product ids not found in the product table", c(&self.join_misses)),
-            (
-                "enricher_activities_aggregated_total",
-                "Product activities counted in windows",
-                c(&self.activities_aggregated),
-            ),
-            (
-                "enricher_activity_duplicates_total",
-                "Repartitioned activities dropped as replays",
-                c(&self.activity_duplicates),
-            ),
-            ("enricher_windows_emitted_total", "Window rows written to the aggregates topic", c(&self.windows_emitted)),
-            (
-                "enricher_window_late_dropped_total",
-                "Activities too late for their window",
-                c(&self.window_late_dropped),
-            ),
-            (
-                "enricher_records_replayed_total",
-                "Records re-read after a restart to rebuild state",
-                c(&self.records_replayed),
-            ),
-            ("enricher_offset_commits_total", "Consumer offset commits outside transactions", c(&self.offset_commits)),
-            ("enricher_transaction_commits_total", "Kafka transactions committed", c(&self.transaction_commits)),
-            ("enricher_transaction_aborts_total", "Kafka transactions aborted", c(&self.transaction_aborts)),
-            (
-                "enricher_producers_created_total",
-                "Producers created (more than one means a restart or fencing)",
-                c(&self.producers_created),
-            ),
-            (
-                "enricher_pipeline_restarts_total",
-                "Consumer and producer rebuilt after an error",
-                c(&self.pipeline_restarts),
-            ),
-            ("enricher_delivery_errors_total", "Output records Kafka did not accept", c(&self.delivery_errors)),
-            ("enricher_outputs_sent_total", "Output records handed to the producer", c(&self.outputs_sent)),
-            ("enricher_outputs_delivered_total", "Output records Kafka acknowledged", c(&self.outputs_delivered)),
-            (
-                "enricher_activities_repartitioned_total",
-                "Product activities written to the repartition topic",
-                c(&self.activities_repartitioned),
-            ),
-            ("enricher_consumer_lag", "Input records not yet read", self.consumer_lag.load(Ordering::Relaxed) as f64),
-            ("enricher_ready", "1 when the product table is loaded and the consumer runs", c(&self.ready)),
-            ("enricher_product_table_products", "Products in the product table", c(&table.products)),
-            (
-                "enricher_product_table_versions",
-                "Product versions kept (current rows and history within retention)",
-                c(&table.versions),
-            ),
-            ("enricher_product_changes_total", "Product changes applied to the table", c(&table.changes_applied)),
-            ("enricher_product_bad_records_total", "Product or changelog records not readable", c(&table.bad_changes)),
-            (
-                "enricher_product_versions_expired_total",
-                "Product versions dropped by retention or the per-product cap",
-                c(&table.versions_expired),
-            ),
-            (
-                "enricher_product_changelog_written_total",
-                "Superseded product versions written to the changelog topic",
-                c(&table.changelog_written),
-            ),
-            (
-                "enricher_product_changelog_restored_total",
-                "Product versions read back from the changelog topic at start",
-                c(&table.changelog_restored),
-            ),
-        ]
+    /// (name, help, value) of every exported value, named as Prometheus shows it.
+    pub fn snapshot(&self) -> Vec<(String, &'static str, f64)> {
+        EXPORTED
+            .iter()
+            .map(|kept| {
+                let name = match kept.read {
+                    KeptValue::Counter(_) => format!("{}_total", kept.name),
+                    KeptValue::Gauge(_) => kept.name.to_owned(),
+                };
+                (name, kept.help, kept.value(self))
+            })
+            .collect()
     }
 }
+
+/// Every value the enricher exports, by name, as /metrics shows it (counters with `_total`).
+pub const EXPORTED: &[Kept<EnricherMetrics>] = &[
+    Kept {
+        name: "enricher_records_consumed",
+        help: "Input records read",
+        read: KeptValue::Counter(|m| m.records_consumed.load(Ordering::Relaxed)),
+    },
+    Kept {
+        name: "enricher_events_enriched",
+        help: "Events written to the enriched topic",
+        read: KeptValue::Counter(|m| m.events_enriched.load(Ordering::Relaxed)),
+    },
+    Kept {
+        name: "enricher_duplicates_dropped",
+        help: "Events dropped as repeated messageIds",
+        read: KeptValue::Counter(|m| m.duplicates_dropped.load(Ordering::Relaxed)),
+    },
+    Kept {
+        name: "enricher_dead_letters",
+        help: "Records written to the dead-letter topic",
+        read: KeptValue::Counter(|m| m.dead_letters.load(Ordering::Relaxed)),
+    },
+    Kept {
+        name: "enricher_join_misses",
+        help: "Product ids not found in the product table",
+        read: KeptValue::Counter(|m| m.join_misses.load(Ordering::Relaxed)),
+    },
+    Kept {
+        name: "enricher_activities_aggregated",
+        help: "Product activities counted in windows",
+        read: KeptValue::Counter(|m| m.activities_aggregated.load(Ordering::Relaxed)),
+    },
+    Kept {
+        name: "enricher_activity_duplicates",
+        help: "Repartitioned activities dropped as replays",
+        read: KeptValue::Counter(|m| m.activity_duplicates.load(Ordering::Relaxed)),
+    },
+    Kept {
+        name: "enricher_windows_emitted",
+        help: "Window rows written to the aggregates topic",
+        read: KeptValue::Counter(|m| m.windows_emitted.load(Ordering::Relaxed)),
+    },
+    Kept {
+        name: "enricher_window_late_dropped",
+        help: "Activities too late for their window",
+        read: KeptValue::Counter(|m| m.window_late_dropped.load(Ordering::Relaxed)),
+    },
+    Kept {
+        name: "enricher_records_replayed",
+        help: "Records re-read after a restart to rebuild state",
+        read: KeptValue::Counter(|m| m.records_replayed.load(Ordering::Relaxed)),
+    },
+    Kept {
+        name: "enricher_offset_commits",
+        help: "Consumer offset commits outside transactions",
+        read: KeptValue::Counter(|m| m.offset_commits.load(Ordering::Relaxed)),
+    },
+    Kept {
+        name: "enricher_transaction_commits",
+        help: "Kafka transactions committed",
+        read: KeptValue::Counter(|m| m.transaction_commits.load(Ordering::Relaxed)),
+    },
+    Kept {
+        name: "enricher_transaction_aborts",
+        help: "Kafka transactions aborted",
+        read: KeptValue::Counter(|m| m.transaction_aborts.load(Ordering::Relaxed)),
+    },
+    Kept {
+        name: "enricher_producers_created",
+        help: "Producers created (more than one means a restart or fencing)",
+        read: KeptValue::Counter(|m| m.producers_created.load(Ordering::Relaxed)),
+    },
+    Kept {
+        name: "enricher_pipeline_restarts",
+        help: "Consumer and producer rebuilt after an error",
+        read: KeptValue::Counter(|m| m.pipeline_restarts.load(Ordering::Relaxed)),
+    },
+    Kept {
+        name: "enricher_delivery_errors",
+        help: "Output records Kafka did not accept",
+        read: KeptValue::Counter(|m| m.delivery_errors.load(Ordering::Relaxed)),
+    },
+    Kept {
+        name: "enricher_outputs_sent",
+        help: "Output records handed to the producer",
+        read: KeptValue::Counter(|m| m.outputs_sent.load(Ordering::Relaxed)),
+    },
+    Kept {
+        name: "enricher_outputs_delivered",
+        help: "Output records Kafka acknowledged",
+        read: KeptValue::Counter(|m| m.outputs_delivered.load(Ordering::Relaxed)),
+    },
+    Kept {
+        name: "enricher_activities_repartitioned",
+        help: "Product activities written to the repartition topic",
+        read: KeptValue::Counter(|m| m.activities_repartitioned.load(Ordering::Relaxed)),
+    },
+    Kept {
+        name: "enricher_consumer_lag",
+        help: "Input records not yet read",
+        read: KeptValue::Gauge(|m| m.consumer_lag.load(Ordering::Relaxed) as f64),
+    },
+    Kept {
+        name: "enricher_ready",
+        help: "1 when the product table is loaded and the consumer runs",
+        read: KeptValue::Gauge(|m| m.ready.load(Ordering::Relaxed) as f64),
+    },
+    Kept {
+        name: "enricher_product_table_products",
+        help: "Products in the product table",
+        read: KeptValue::Gauge(|m| m.product_table.products.load(Ordering::Relaxed) as f64),
+    },
+    Kept {
+        name: "enricher_product_table_versions",
+        help: "Product versions kept (current rows and history within retention)",
+        read: KeptValue::Gauge(|m| m.product_table.versions.load(Ordering::Relaxed) as f64),
+    },
+    Kept {
+        name: "enricher_product_changes",
+        help: "Product changes applied to the table",
+        read: KeptValue::Counter(|m| m.product_table.changes_applied.load(Ordering::Relaxed)),
+    },
+    Kept {
+        name: "enricher_product_bad_records",
+        help: "Product or changelog records not readable",
+        read: KeptValue::Counter(|m| m.product_table.bad_changes.load(Ordering::Relaxed)),
+    },
+    Kept {
+        name: "enricher_product_versions_expired",
+        help: "Product versions dropped by retention or the per-product cap",
+        read: KeptValue::Counter(|m| m.product_table.versions_expired.load(Ordering::Relaxed)),
+    },
+    Kept {
+        name: "enricher_product_changelog_written",
+        help: "Superseded product versions written to the changelog topic",
+        read: KeptValue::Counter(|m| m.product_table.changelog_written.load(Ordering::Relaxed)),
+    },
+    Kept {
+        name: "enricher_product_changelog_restored",
+        help: "Product versions read back from the changelog topic at start",
+        read: KeptValue::Counter(|m| m.product_table.changelog_restored.load(Ordering::Relaxed)),
+    },
+];

@@ -20,6 +20,8 @@ pub enum StartError {
     Topics(#[from] TopicCheckError),
     #[error("guarantee `exactly_once_idempotent` writes output partition p for input partition p, so `{output}` needs at least as many partitions as `{input}` ({needed}); it has {has}. Add partitions or use `at_least_once`")]
     TooFewOutputPartitions { output: String, input: String, needed: usize, has: usize },
+    #[error("`{watermarks}` keeps the window watermark of repartition partition q in its partition q, so it needs at least as many partitions as `{repartition}` ({needed}); it has {has}")]
+    TooFewWatermarkPartitions { watermarks: String, repartition: String, needed: usize, has: usize },
     #[error("guarantee `exactly_once_transactional` needs a broker that enforces Kafka transactions (Apache Kafka 2.5 or later): {0}. On this broker use `exactly_once_idempotent`")]
     Transactions(String),
     #[error(transparent)]
@@ -80,18 +82,22 @@ pub fn start_with_metrics(config: EnricherConfig, metrics: Arc<EnricherMetrics>)
     let topics = &settings.topics;
     let mut needed: Vec<&str> = inputs.iter().map(String::as_str).collect();
     needed.extend(
-        [&config.topics.products, &topics.enriched, &topics.aggregates, &topics.repartition, &topics.dlq]
-            .map(String::as_str),
+        [
+            &config.topics.products,
+            &topics.enriched,
+            &topics.aggregates,
+            &topics.repartition,
+            &topics.window_watermarks,
+            &topics.dlq,
+        ]
+        .map(String::as_str),
     );
     if settings.products.versioned() {
         needed.push(&topics.product_versions);
     }
     crate::pipeline::validate_clients(&config)?;
     require_topics(&config.kafka, &needed, timeout)?;
-    let input_partitions = input_partitions(&config, &inputs, timeout)?;
-    if settings.guarantee == Guarantee::ExactlyOnceIdempotent {
-        check_copartitioning(&config, &inputs, timeout)?;
-    }
+    let input_partitions = check_partitions(&config, &inputs, timeout)?;
     if settings.guarantee == Guarantee::ExactlyOnceTransactional {
         match probe_transactions(&config.kafka, timeout) {
             TransactionSupport::Enforced => {}
@@ -145,26 +151,28 @@ fn thread_config(mut config: EnricherConfig, index: usize, count: usize) -> Enri
     config
 }
 
-/// The most partitions any input topic has.
-fn input_partitions(config: &EnricherConfig, inputs: &[String], timeout: Duration) -> Result<usize, StartError> {
+/// Checks that the topics written partition for partition have enough partitions, and returns
+/// the most partitions any input topic has.
+fn check_partitions(config: &EnricherConfig, inputs: &[String], timeout: Duration) -> Result<usize, StartError> {
     let client = config.kafka.metadata_client()?;
-    let names: Vec<&str> = inputs.iter().map(String::as_str).collect();
-    let counts = topic_partitions(&client, &names, timeout)?;
-    Ok(counts.values().filter_map(|count| *count).max().unwrap_or(1))
-}
-
-fn check_copartitioning(config: &EnricherConfig, inputs: &[String], timeout: Duration) -> Result<(), StartError> {
-    let client = config.kafka.metadata_client()?;
-    let output = config.enricher.topics.enriched.clone();
+    let topics = &config.enricher.topics;
     let mut names: Vec<&str> = inputs.iter().map(String::as_str).collect();
-    names.push(&output);
+    names.extend([topics.enriched.as_str(), topics.repartition.as_str(), topics.window_watermarks.as_str()]);
     let counts = topic_partitions(&client, &names, timeout)?;
-    let has = counts.get(&output).copied().flatten().unwrap_or(0);
-    for input in inputs {
-        let needed = counts.get(input).copied().flatten().unwrap_or(0);
-        if needed > has {
-            return Err(StartError::TooFewOutputPartitions { output, input: input.clone(), needed, has });
+    let count = |topic: &str| counts.get(topic).copied().flatten().unwrap_or(0);
+    if config.enricher.guarantee == Guarantee::ExactlyOnceIdempotent {
+        for input in inputs {
+            let (needed, has) = (count(input), count(&topics.enriched));
+            if needed > has {
+                let output = topics.enriched.clone();
+                return Err(StartError::TooFewOutputPartitions { output, input: input.clone(), needed, has });
+            }
         }
     }
-    Ok(())
+    let (needed, has) = (count(&topics.repartition), count(&topics.window_watermarks));
+    if needed > has {
+        let (watermarks, repartition) = (topics.window_watermarks.clone(), topics.repartition.clone());
+        return Err(StartError::TooFewWatermarkPartitions { watermarks, repartition, needed, has });
+    }
+    Ok(inputs.iter().map(|input| count(input)).max().unwrap_or(1).max(1))
 }

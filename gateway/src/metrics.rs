@@ -1,12 +1,12 @@
 //! The gateway's instruments on its OpenTelemetry meter: requests, events, protection, spool
 //! and dedup. Labels are route templates and fixed kinds, never paths or user data.
 
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use clickstream_platform::telemetry::Telemetry;
 use http::StatusCode;
-use opentelemetry::metrics::{Counter, Histogram, ObservableCounter, ObservableGauge};
+use opentelemetry::metrics::{Counter, Histogram};
 use opentelemetry::KeyValue;
 
 use crate::dedup::Dedup;
@@ -33,14 +33,6 @@ pub struct Metrics {
     pixels_dropped: Counter<u64>,
     /// Held so the series exists from the start; the Kafka sink records into it.
     _produce_duration: Histogram<f64>,
-    /// Observable instruments, kept for as long as the gateway runs.
-    observers: Mutex<Vec<Observer>>,
-}
-
-#[allow(dead_code)] // held only to keep the callbacks registered
-enum Observer {
-    Gauge(ObservableGauge<f64>),
-    Counter(ObservableCounter<u64>),
 }
 
 impl std::fmt::Debug for Metrics {
@@ -84,7 +76,6 @@ impl Metrics {
                 "Pixel requests answered with the GIF but not delivered as an event, by error kind.",
             ),
             _produce_duration: Self::produce_duration_histogram(&telemetry),
-            observers: Mutex::new(Vec::new()),
             telemetry,
         };
         metrics.observe_dedup(dedup);
@@ -94,11 +85,6 @@ impl Metrics {
 
     pub fn telemetry(&self) -> &Arc<Telemetry> {
         &self.telemetry
-    }
-
-    /// Keeps observable gauges (such as Kafka statistics) registered for the gateway's life.
-    pub fn keep_gauges(&self, gauges: Vec<ObservableGauge<f64>>) {
-        self.observers.lock().unwrap_or_else(|p| p.into_inner()).extend(gauges.into_iter().map(Observer::Gauge));
     }
 
     pub fn request(&self, route: &'static str, status: StatusCode, elapsed: Duration) {
@@ -159,41 +145,23 @@ impl Metrics {
     }
 
     fn observe_dedup(&self, dedup: Weak<Dedup>) {
-        let drops = self
-            .telemetry
-            .meter()
-            .u64_observable_counter("clickstream.dedup.drops")
-            .with_description("Retried duplicates dropped before Kafka.")
-            .with_callback(move |observer| {
-                if let Some(dedup) = dedup.upgrade() {
-                    observer.observe(dedup.drops(), &[]);
-                }
-            })
-            .build();
-        self.observers.lock().unwrap_or_else(|p| p.into_inner()).push(Observer::Counter(drops));
+        self.telemetry.observe_counter(
+            "clickstream.dedup.drops",
+            "Retried duplicates dropped before Kafka.",
+            move || dedup.upgrade().map_or(0, |dedup| dedup.drops()),
+        );
     }
 
     fn observe_spool(&self, sink: &Weak<dyn EventSink>) {
-        let meter = self.telemetry.meter();
         let gauge = |name: &'static str, help: &'static str, read: fn(&crate::spool::SpoolStats) -> f64| {
             let sink = sink.clone();
-            meter
-                .f64_observable_gauge(name)
-                .with_description(help)
-                .with_callback(move |observer| {
-                    if let Some(stats) = sink.upgrade().and_then(|s| s.spool_stats()) {
-                        observer.observe(read(&stats), &[]);
-                    }
-                })
-                .build()
+            let current = move || sink.upgrade().and_then(|s| s.spool_stats()).map_or(0.0, |stats| read(&stats));
+            self.telemetry.observe_gauge(name, help, current);
         };
-        let gauges = vec![
-            gauge("clickstream.spool.bytes", "Bytes waiting in the spool.", |s| s.bytes as f64),
-            gauge("clickstream.spool.events", "Events waiting in the spool.", |s| s.records as f64),
-            gauge("clickstream.spool.oldest.age.seconds", "Age of the oldest spooled event, in seconds.", |s| {
-                s.oldest_age_ms as f64 / 1000.0
-            }),
-        ];
-        self.keep_gauges(gauges);
+        gauge("clickstream.spool.bytes", "Bytes waiting in the spool.", |s| s.bytes as f64);
+        gauge("clickstream.spool.events", "Events waiting in the spool.", |s| s.records as f64);
+        gauge("clickstream.spool.oldest.age.seconds", "Age of the oldest spooled event, in seconds.", |s| {
+            s.oldest_age_ms as f64 / 1000.0
+        });
     }
 }

@@ -207,7 +207,7 @@ pub async fn start(loaded: GatewayConfig) -> anyhow::Result<GatewayHandle> {
     };
     let reload_every = Duration::from_secs(config.privacy.suppression_reload_secs.max(1));
     let state = AppState::with_telemetry(config, sink.clone(), telemetry.clone(), routing);
-    state.metrics.keep_gauges(clickstream_platform::kafka_stats::register_kafka_stats(
+    telemetry.keep(clickstream_platform::kafka_stats::register_kafka_stats(
         telemetry.meter(),
         "producer",
         &kafka_stats,

@@ -8,5 +8,6 @@ pub mod hashed;
 pub mod kafka;
 pub mod kafka_stats;
 pub mod logging;
+pub mod producer;
 pub mod telemetry;
 pub mod topics;

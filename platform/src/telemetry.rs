@@ -2,6 +2,7 @@
 //! registry (scraped on the admin port) and, when an endpoint is configured, OTLP; and an OTLP
 //! tracer that exists only when an endpoint is configured, so tracing costs nothing otherwise.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use opentelemetry::metrics::{Meter, MeterProvider as _};
@@ -175,6 +176,19 @@ impl Telemetry {
         self.observers.lock().unwrap_or_else(|p| p.into_inner()).push(Box::new(gauge));
     }
 
+    /// Exports each value in `kept` that `source` keeps itself, read at each scrape or export:
+    /// the service counts in plain atomics on its hot path, and names and describes each value
+    /// once, in a table.
+    pub fn observe_kept<M: Send + Sync + 'static>(&self, source: &Arc<M>, kept: &'static [Kept<M>]) {
+        for value in kept {
+            let source = source.clone();
+            match value.read {
+                KeptValue::Counter(read) => self.observe_counter(value.name, value.help, move || read(&source)),
+                KeptValue::Gauge(read) => self.observe_gauge(value.name, value.help, move || read(&source)),
+            }
+        }
+    }
+
     /// Keeps instruments (such as `kafka_stats::register_kafka_stats`'s gauges) registered.
     pub fn keep<T: Send + Sync + 'static>(&self, instruments: T) {
         self.observers.lock().unwrap_or_else(|p| p.into_inner()).push(Box::new(instruments));
@@ -195,6 +209,33 @@ impl Telemetry {
             let _ = provider.shutdown();
         }
         let _ = self.meter_provider.shutdown();
+    }
+}
+
+/// A value a service keeps itself, and how to export it.
+#[derive(Debug)]
+pub struct Kept<M: 'static> {
+    /// The instrument's name; Prometheus shows a counter as `<name>_total`, dots as `_`.
+    pub name: &'static str,
+    pub help: &'static str,
+    pub read: KeptValue<M>,
+}
+
+/// Whether a kept value only grows (a counter) or goes up and down (a gauge), and how to read
+/// it from its keeper.
+#[derive(Debug)]
+pub enum KeptValue<M: 'static> {
+    Counter(fn(&M) -> u64),
+    Gauge(fn(&M) -> f64),
+}
+
+impl<M> Kept<M> {
+    /// The value's current reading, for tests and logs.
+    pub fn value(&self, source: &M) -> f64 {
+        match self.read {
+            KeptValue::Counter(read) => read(source) as f64,
+            KeptValue::Gauge(read) => read(source),
+        }
     }
 }
 

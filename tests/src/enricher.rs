@@ -23,6 +23,8 @@ pub struct EnricherTopics {
     pub dlq: String,
     /// The product table's changelog.
     pub product_versions: String,
+    /// Each repartition partition's window watermark.
+    pub window_watermarks: String,
     pub group: String,
 }
 
@@ -36,11 +38,13 @@ impl EnricherTopics {
             repartition: unique("enricher.repartition"),
             dlq: unique("enricher.dlq"),
             product_versions: unique("enricher.product-versions"),
+            window_watermarks: unique("enricher.window-watermarks"),
             group: unique("enricher"),
         }
     }
 
-    /// Creates every topic; the raw, enriched and repartition topics get `partitions`.
+    /// Creates every topic; the raw, enriched, repartition and window watermark topics get
+    /// `partitions`.
     pub async fn create(&self, bootstrap: &str, partitions: i32) {
         crate::kafka::create_topics(
             bootstrap,
@@ -48,6 +52,7 @@ impl EnricherTopics {
                 (&self.raw, partitions),
                 (&self.enriched, partitions),
                 (&self.repartition, partitions),
+                (&self.window_watermarks, partitions),
                 (&self.products, 1),
                 (&self.aggregates, 1),
                 (&self.dlq, 1),
@@ -70,6 +75,7 @@ impl EnricherTopics {
             format!("enricher.topics.repartition={}", self.repartition),
             format!("enricher.topics.dlq={}", self.dlq),
             format!("enricher.topics.product_versions={}", self.product_versions),
+            format!("enricher.topics.window_watermarks={}", self.window_watermarks),
             // Tests run side by side: each admin listener takes a free port.
             "enricher.admin.listen=127.0.0.1:0".to_owned(),
         ];

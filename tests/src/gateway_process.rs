@@ -39,8 +39,8 @@ impl GatewayProcess {
                 "[http]\nlisten = \"127.0.0.1:{port}\"\n{http_extra}\n\
                  [admin]\nlisten = \"127.0.0.1:{admin_port}\"\n\
                  [kafka]\nbootstrap_servers = \"{bootstrap}\"\n\
-                 [producer]\nhealth_interval_ms = 250\nmessage_timeout_ms = 3000\n\
-                 [delivery]\nack = \"kafka\"\n\
+                 [producer]\nmessage_timeout_ms = 3000\n\
+                 [delivery]\nack = \"kafka\"\nkafka_health_interval_ms = 250\n\
                  [topics]\nraw = \"{raw}\"\ndlq = \"{dlq}\"\n\
                  [spool]\ndir = \"{}\"\n\
                  [[sources]]\nname = \"drill\"\nwrite_key = \"{WRITE_KEY}\"\n",

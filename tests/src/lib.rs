@@ -23,9 +23,10 @@ pub const ALLOWED_ORIGIN: &str = "https://shop.example";
 
 /// Every topic of the default config: the gateway's and the enricher's, as `topics apply`
 /// creates them without `--file` (and as deploy/topics.toml lists them), sorted.
-pub const PIPELINE_TOPICS: [&str; 8] = [
+pub const PIPELINE_TOPICS: [&str; 9] = [
     "agg.product_activity.1m",
     "enricher.changelog.product-versions",
+    "enricher.changelog.window-watermarks",
     "enricher.dlq",
     "enricher.repartition.product",
     "events.dlq",
@@ -50,7 +51,7 @@ pub fn gateway_config(bootstrap: &str, raw_topic: &str, dlq_topic: &str) -> Gate
     config.topics.raw = raw_topic.into();
     config.topics.dlq = dlq_topic.into();
     config.producer.message_timeout_ms = 3_000;
-    config.producer.health_interval_ms = 250;
+    config.delivery.kafka_health_interval_ms = 250;
     config.spool.dir = std::env::temp_dir().join(unique("clickstream-spool")).display().to_string();
     config.sources.push(SourceConfig {
         name: SOURCE_NAME.into(),

@@ -47,6 +47,7 @@ async fn transactional_mode_aborts_recreates_fenced_producers_and_commits_only_i
         (&topics.raw, 2),
         (&topics.enriched, 2),
         (&topics.repartition, 2),
+        (&topics.window_watermarks, 2),
         (&topics.products, 1),
         (&topics.aggregates, 1),
         (&topics.dlq, 1),

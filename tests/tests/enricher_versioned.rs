@@ -83,7 +83,8 @@ async fn a_replay_after_a_price_change_gets_the_old_price_and_earlier_events_mis
     assert_eq!(products["m0-replayed"], Value::Null, "never a later version");
     assert_eq!(enricher.metrics.join_misses.load(Ordering::Relaxed), 2);
     // The table's size, as /metrics exports it.
-    let exported: HashMap<&str, f64> = enricher.metrics.snapshot().into_iter().map(|(name, _, v)| (name, v)).collect();
+    let exported: HashMap<String, f64> =
+        enricher.metrics.snapshot().into_iter().map(|(name, _, v)| (name, v)).collect();
     assert_eq!(exported["enricher_product_table_products"], 1.0);
     assert_eq!(exported["enricher_product_table_versions"], 2.0);
     assert_eq!(exported["enricher_product_changelog_written_total"], 1.0);

@@ -325,12 +325,16 @@ fn kubernetes_topics_match_deploy_topics_toml() {
         "agg.product_activity.1m",
         "enricher.dlq",
         clickstream_enricher::config::DEFAULT_PRODUCT_VERSIONS_TOPIC,
+        clickstream_enricher::config::DEFAULT_WINDOW_WATERMARKS_TOPIC,
     ] {
         assert!(names.contains(wanted), "topics.toml lacks {wanted}");
     }
     let compacted: Vec<&str> =
         file.topics.iter().filter(|t| t.cleanup_policy == "compact").map(|t| t.name.as_str()).collect();
-    assert_eq!(compacted, ["products", "agg.product_activity.1m"]);
+    assert_eq!(
+        compacted,
+        ["products", clickstream_enricher::config::DEFAULT_WINDOW_WATERMARKS_TOPIC, "agg.product_activity.1m"]
+    );
 }
 
 /// The lines of a TOML or YAML text that are not comments.

@@ -8,7 +8,9 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::checkpoint::{WindowCommit, HEADER_SOURCE_OFFSET, HEADER_SOURCE_PARTITION, HEADER_SOURCE_TOPIC};
+use super::checkpoint::{
+    WatermarkMark, WindowCommit, HEADER_SOURCE_OFFSET, HEADER_SOURCE_PARTITION, HEADER_SOURCE_TOPIC,
+};
 use crate::config::WindowSettings;
 use crate::metrics::EnricherMetrics;
 use crate::window::{Activity, ActivitySource, Outcome, WindowRow, Windows};
@@ -21,6 +23,8 @@ struct OwnedWindows {
     /// in source order per source partition, so anything at or below it is a replay.
     seen: HashMap<(String, i32), i64>,
     next: i64,
+    /// The watermark last handed out to be written to the window watermark topic.
+    published_ms: Option<i64>,
 }
 
 /// Every owned repartition partition's windows.
@@ -41,13 +45,31 @@ impl Aggregator {
     }
 
     /// Takes `partition` over from its committed offset (`None`: the start), with the
-    /// watermark kept in the commit's metadata; returns where to read from.
-    pub fn place(&mut self, partition: i32, committed: Option<i64>, metadata: &str) -> i64 {
+    /// watermark kept in the commit's metadata or, where the broker drops that metadata, the
+    /// last one in the window watermark topic; returns where to read from.
+    pub fn place(&mut self, partition: i32, committed: Option<i64>, metadata: &str, published: Option<i64>) -> i64 {
         let restored: WindowCommit = serde_json::from_str(metadata).unwrap_or_default();
-        let windows = Windows::new(self.size_ms, self.grace_ms, restored.watermark_ms);
+        // Both were written no earlier than the commit this resumes from: the later is right.
+        let watermark_ms = restored.watermark_ms.max(published);
+        let windows = Windows::new(self.size_ms, self.grace_ms, watermark_ms);
         let start = committed.unwrap_or(0);
-        self.partitions.insert(partition, OwnedWindows { windows, seen: HashMap::new(), next: start });
+        let owned = OwnedWindows { windows, seen: HashMap::new(), next: start, published_ms: watermark_ms };
+        self.partitions.insert(partition, owned);
         start
+    }
+
+    /// The watermarks that moved since they were last handed out, to be written to the window
+    /// watermark topic once the rows of the windows they closed are delivered.
+    pub fn moved_watermarks(&mut self) -> Vec<WatermarkMark> {
+        let mut moved = Vec::new();
+        for (partition, owned) in &mut self.partitions {
+            let current = owned.windows.watermark_ms();
+            if let Some(watermark_ms) = current.filter(|_| current > owned.published_ms) {
+                moved.push(WatermarkMark { partition: *partition, watermark_ms });
+                owned.published_ms = current;
+            }
+        }
+        moved
     }
 
     /// Forgets every partition (they were revoked).

@@ -1,6 +1,6 @@
 //! Where a restarted enricher resumes: the checkpoint each enriched record carries in its
-//! headers, reading it back from the tail of an output partition, and the watermark kept in
-//! the metadata of committed repartition offsets.
+//! headers, the window watermarks it keeps in commit metadata and in a topic of its own, and
+//! reading either back from the tail of a partition.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use clickstream_platform::kafka::KafkaConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Headers, Message};
+use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
@@ -68,11 +68,19 @@ fn write_positions<'a>(out: &mut Vec<u8>, positions: impl Iterator<Item = (&'a s
     out.push(b'}');
 }
 
-/// What the committed offset of a repartition partition carries besides the offset.
+/// The window watermark of a repartition partition: in the metadata of its committed offset,
+/// and as the payload of its records in the window watermark topic.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WindowCommit {
     /// The event-time watermark the partition had reached.
     pub watermark_ms: Option<i64>,
+}
+
+/// A repartition partition's watermark, to be written to the window watermark topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WatermarkMark {
+    pub partition: i32,
+    pub watermark_ms: i64,
 }
 
 /// Reads the checkpoint of the last record in `topic`/`partition`, or `None` when the
@@ -88,6 +96,42 @@ pub fn read_tail_checkpoint(
     isolation: &str,
     timeout: Duration,
 ) -> Result<Option<Checkpoint>, KafkaError> {
+    read_tail(kafka, topic, partition, isolation, timeout, checkpoint_of)
+}
+
+/// Reads the watermark of the last record in `topic`/`partition` of the window watermark
+/// topic, or `None` when no watermark was written there.
+pub fn read_tail_watermark(
+    kafka: &KafkaConfig,
+    topic: &str,
+    partition: i32,
+    isolation: &str,
+    timeout: Duration,
+) -> Result<Option<i64>, KafkaError> {
+    let watermark_of = |message: &BorrowedMessage<'_>| {
+        message.payload().and_then(|p| serde_json::from_slice::<WindowCommit>(p).ok()).and_then(|c| c.watermark_ms)
+    };
+    read_tail(kafka, topic, partition, isolation, timeout, watermark_of)
+}
+
+fn checkpoint_of(message: &BorrowedMessage<'_>) -> Option<Checkpoint> {
+    let headers = message.headers()?;
+    headers
+        .iter()
+        .filter(|header| header.key == HEADER_CHECKPOINT)
+        .filter_map(|header| header.value.and_then(Checkpoint::from_header))
+        .last()
+}
+
+/// The last value `extract` finds in `topic`/`partition`, read from its tail.
+fn read_tail<T>(
+    kafka: &KafkaConfig,
+    topic: &str,
+    partition: i32,
+    isolation: &str,
+    timeout: Duration,
+    extract: impl Fn(&BorrowedMessage<'_>) -> Option<T>,
+) -> Result<Option<T>, KafkaError> {
     let consumer: BaseConsumer<TailContext> = kafka
         .client_config(&[
             ("group.id", "clickstream-enricher-tail".to_owned()),
@@ -99,12 +143,12 @@ pub fn read_tail_checkpoint(
         ])
         .create_with_context(TailContext)?;
     let (low, high) = consumer.fetch_watermarks(topic, partition, timeout)?;
-    // Widen the window until a checkpointed record turns up: control records and records
-    // without a checkpoint can sit at the very end.
+    // Widen the window until a record with a value turns up: control records and records
+    // without one can sit at the very end.
     let mut span = 16_i64;
     loop {
         let start = (high - span).max(low);
-        if let Some(found) = last_checkpoint_from(&consumer, topic, partition, start, timeout)? {
+        if let Some(found) = last_value_from(&consumer, topic, partition, start, timeout, &extract)? {
             return Ok(Some(found));
         }
         if start == low {
@@ -131,13 +175,14 @@ impl ClientContext for TailContext {
 
 impl ConsumerContext for TailContext {}
 
-fn last_checkpoint_from(
+fn last_value_from<T>(
     consumer: &BaseConsumer<TailContext>,
     topic: &str,
     partition: i32,
     start: i64,
     timeout: Duration,
-) -> Result<Option<Checkpoint>, KafkaError> {
+    extract: impl Fn(&BorrowedMessage<'_>) -> Option<T>,
+) -> Result<Option<T>, KafkaError> {
     let mut assignment = TopicPartitionList::new();
     assignment.add_partition_offset(topic, partition, Offset::Offset(start))?;
     consumer.assign(&assignment)?;
@@ -155,14 +200,8 @@ fn last_checkpoint_from(
             Some(Err(error)) => return Err(error),
             Some(Ok(message)) => {
                 at_end_since = None;
-                if let Some(headers) = message.headers() {
-                    for header in headers.iter() {
-                        if header.key == HEADER_CHECKPOINT {
-                            if let Some(checkpoint) = header.value.and_then(Checkpoint::from_header) {
-                                found = Some(checkpoint);
-                            }
-                        }
-                    }
+                if let Some(value) = extract(&message) {
+                    found = Some(value);
                 }
             }
             None => {}

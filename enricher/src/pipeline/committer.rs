@@ -12,6 +12,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::{ClientContext, TopicPartitionList};
 
+use super::checkpoint::{WatermarkMark, WindowCommit};
 use super::group::{GroupConsumer, Settle, SETTLE_TIMEOUT};
 use super::{lock, PipelineError};
 use crate::config::Guarantee;
@@ -86,17 +87,28 @@ impl ProducerContext for OutputContext {
 pub type OutputProducer = BaseProducer<OutputContext>;
 pub type OutputRecord<'a> = BaseRecord<'a, [u8], [u8], usize>;
 
+/// A periodic commit waiting for its epoch's outputs.
+struct PendingCommit {
+    epoch: usize,
+    progress: TopicPartitionList,
+    /// Window watermarks to write once the epoch's window rows are delivered; the progress
+    /// waits for them in turn.
+    watermarks: Vec<WatermarkMark>,
+}
+
 /// Sends outputs and commits the progress behind them, as the guarantee requires.
 pub struct Committer {
     producer: Arc<OutputProducer>,
     guarantee: Guarantee,
     metrics: Arc<EnricherMetrics>,
+    /// Where each repartition partition's window watermark is kept.
+    watermarks_topic: String,
     /// True while a Kafka transaction is open (transactional mode).
     in_transaction: bool,
     /// Commit epoch of the outputs being sent: each periodic commit closes one.
     epoch: usize,
     /// Periodic commits waiting for their epoch's outputs, oldest first.
-    pending: VecDeque<(usize, TopicPartitionList)>,
+    pending: VecDeque<PendingCommit>,
 }
 
 impl std::fmt::Debug for Committer {
@@ -110,8 +122,14 @@ impl std::fmt::Debug for Committer {
 }
 
 impl Committer {
-    pub fn new(producer: Arc<OutputProducer>, guarantee: Guarantee, metrics: Arc<EnricherMetrics>) -> Self {
-        Self { producer, guarantee, metrics, in_transaction: false, epoch: 0, pending: VecDeque::new() }
+    pub fn new(
+        producer: Arc<OutputProducer>,
+        guarantee: Guarantee,
+        metrics: Arc<EnricherMetrics>,
+        watermarks_topic: String,
+    ) -> Self {
+        let pending = VecDeque::new();
+        Self { producer, guarantee, metrics, watermarks_topic, in_transaction: false, epoch: 0, pending }
     }
 
     /// A record to `topic`, counted in the current epoch.
@@ -149,18 +167,31 @@ impl Committer {
         self.check_deliveries()
     }
 
-    /// Makes everything produced so far safe, then records `progress`: a consumer commit, or
-    /// the offsets inside the open transaction followed by its commit.
+    /// Makes everything produced so far safe, then records `progress` and the window
+    /// `watermarks` it reached: a consumer commit, or the offsets inside the open transaction
+    /// followed by its commit.
+    ///
+    /// Without a transaction, a watermark is written only after the rows of the windows it
+    /// closed are delivered, and the progress only after the watermark: a partition's next
+    /// owner then never takes a window for closed whose row is missing, nor resumes past
+    /// records of a closed window without knowing it closed.
     pub fn commit(
         &mut self,
         consumer: &GroupConsumer,
         progress: TopicPartitionList,
+        watermarks: Vec<WatermarkMark>,
         settle: Settle,
     ) -> Result<(), PipelineError> {
         match (self.guarantee, settle) {
-            (Guarantee::ExactlyOnceTransactional, _) => self.commit_transaction(consumer, &progress),
+            (Guarantee::ExactlyOnceTransactional, _) => {
+                if !watermarks.is_empty() {
+                    self.begin()?;
+                    self.send_watermarks(&watermarks, self.epoch)?;
+                }
+                self.commit_transaction(consumer, &progress)
+            }
             (_, Settle::WhenDelivered) => {
-                self.pending.push_back((self.epoch, progress));
+                self.pending.push_back(PendingCommit { epoch: self.epoch, progress, watermarks });
                 self.epoch += 1;
                 self.commit_delivered(consumer)
             }
@@ -168,10 +199,34 @@ impl Committer {
                 self.flush()?;
                 self.check_deliveries()?;
                 // Everything is answered now, and this progress covers every pending one.
-                self.pending.clear();
+                let mut unsent: Vec<WatermarkMark> =
+                    self.pending.drain(..).flat_map(|pending| pending.watermarks).collect();
+                unsent.extend(watermarks);
+                if !unsent.is_empty() {
+                    self.send_watermarks(&unsent, self.epoch)?;
+                    self.flush()?;
+                    self.check_deliveries()?;
+                }
                 self.commit_offsets(consumer, &progress)
             }
         }
+    }
+
+    /// Writes each watermark to the partition of its repartition partition's number, counted
+    /// in `epoch`. Later marks of a partition follow earlier ones, so its last record is the
+    /// latest.
+    fn send_watermarks(&self, watermarks: &[WatermarkMark], epoch: usize) -> Result<(), KafkaError> {
+        for mark in watermarks {
+            let payload =
+                serde_json::to_vec(&WindowCommit { watermark_ms: Some(mark.watermark_ms) }).unwrap_or_default();
+            let key = itoa::Buffer::new().format(mark.partition).to_owned();
+            let record = BaseRecord::with_opaque_to(self.watermarks_topic.as_str(), epoch)
+                .partition(mark.partition)
+                .key(key.as_bytes())
+                .payload(payload.as_slice());
+            self.send(record)?;
+        }
+        Ok(())
     }
 
     fn commit_transaction(
@@ -211,14 +266,20 @@ impl Committer {
         self.pending.clear();
     }
 
-    /// Commits the newest pending progress whose outputs Kafka has all answered.
+    /// Commits the newest pending progress whose outputs Kafka has all answered, its window
+    /// watermarks included: those are sent once the rest is answered.
     pub fn commit_delivered(&mut self, consumer: &GroupConsumer) -> Result<(), PipelineError> {
         let mut ready = None;
-        while let Some((epoch, _)) = self.pending.front() {
-            if !self.producer.context().settled_through(*epoch) {
+        while let Some(front) = self.pending.front_mut() {
+            if !self.producer.context().settled_through(front.epoch) {
                 break;
             }
-            ready = self.pending.pop_front().map(|(_, progress)| progress);
+            if !front.watermarks.is_empty() {
+                let (watermarks, epoch) = (std::mem::take(&mut front.watermarks), front.epoch);
+                self.send_watermarks(&watermarks, epoch)?;
+                break;
+            }
+            ready = self.pending.pop_front().map(|pending| pending.progress);
         }
         let Some(progress) = ready else { return Ok(()) };
         self.check_deliveries()?;

@@ -11,11 +11,11 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use super::aggregator::Aggregator;
 use super::checkpoint::{
-    committed, read_tail_checkpoint, Checkpoint, HEADER_CHECKPOINT, HEADER_SOURCE_OFFSET, HEADER_SOURCE_PARTITION,
-    HEADER_SOURCE_TOPIC,
+    committed, Checkpoint, HEADER_CHECKPOINT, HEADER_SOURCE_OFFSET, HEADER_SOURCE_PARTITION, HEADER_SOURCE_TOPIC,
 };
 use super::committer::{Committer, OutputProducer};
 use super::group::{GroupConsumer, Settle};
+use super::tails::read_tails;
 use super::PipelineError;
 use crate::config::{EnricherConfig, Guarantee};
 use crate::enrich::Enrichers;
@@ -92,7 +92,12 @@ impl Core {
         Self {
             inputs: config.input_topics(),
             aggregator: Aggregator::new(&config.enricher.windows),
-            committer: Committer::new(producer, config.enricher.guarantee, metrics.clone()),
+            committer: Committer::new(
+                producer,
+                config.enricher.guarantee,
+                metrics.clone(),
+                config.enricher.topics.window_watermarks.clone(),
+            ),
             config,
             enrichers,
             metrics,
@@ -243,17 +248,24 @@ impl Core {
         let committed = committed(consumer, &assigned, CALL_TIMEOUT)?;
         let settings = self.config.enricher.clone();
         let mut input_partitions: Vec<i32> = Vec::new();
+        let mut repartition_partitions: Vec<i32> = Vec::new();
         for (topic, partition) in &assigned {
             if *topic == settings.topics.repartition {
-                let (offset, metadata) = committed.get(&(topic.clone(), *partition)).cloned().unwrap_or_default();
-                let start = self.aggregator.place(*partition, offset, &metadata);
-                tpl.set_partition_offset(topic, *partition, Offset::Offset(start))?;
+                repartition_partitions.push(*partition);
             } else if !input_partitions.contains(partition) {
                 input_partitions.push(*partition);
             }
         }
         let started = Instant::now();
-        let mut checkpoints = self.tail_checkpoints(&input_partitions)?;
+        let tails = read_tails(&self.config, &input_partitions, &repartition_partitions, CALL_TIMEOUT)?;
+        let mut checkpoints = tails.checkpoints;
+        for partition in repartition_partitions {
+            let topic = &settings.topics.repartition;
+            let (offset, metadata) = committed.get(&(topic.clone(), partition)).cloned().unwrap_or_default();
+            let published = tails.watermarks.get(&partition).copied().flatten();
+            let start = self.aggregator.place(partition, offset, &metadata, published);
+            tpl.set_partition_offset(topic, partition, Offset::Offset(start))?;
+        }
         for partition in input_partitions {
             let checkpoint = checkpoints.remove(&partition).flatten();
             let mut owned = OwnedPartition::new(PartitionState::new(&settings));
@@ -292,36 +304,6 @@ impl Core {
         Ok(())
     }
 
-    /// The checkpoint at the tail of each partition's enriched output (none in at-least-once
-    /// mode). Each read waits for its partition to stay quiet for a moment, so the partitions
-    /// are read at once, each by its own client: one after another, a new instance took about
-    /// 0.65 s per partition before serving.
-    fn tail_checkpoints(&self, partitions: &[i32]) -> Result<BTreeMap<i32, Option<Checkpoint>>, PipelineError> {
-        let guarantee = self.guarantee();
-        if guarantee == Guarantee::AtLeastOnce {
-            return Ok(partitions.iter().map(|p| (*p, None)).collect());
-        }
-        let (kafka, topic) = (&self.config.kafka, &self.config.enricher.topics.enriched);
-        std::thread::scope(|scope| {
-            let readers: Vec<_> = partitions
-                .iter()
-                .map(|partition| {
-                    let reader = scope.spawn(move || {
-                        read_tail_checkpoint(kafka, topic, *partition, super::isolation(guarantee), CALL_TIMEOUT)
-                    });
-                    (*partition, reader)
-                })
-                .collect();
-            readers
-                .into_iter()
-                .map(|(partition, reader)| {
-                    let checkpoint = reader.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
-                    Ok((partition, checkpoint))
-                })
-                .collect()
-        })
-    }
-
     /// The offsets that are safe to commit: inputs up to what has been processed, the
     /// repartition topic only up to the oldest record of a still-open window.
     fn progress(&self) -> Result<TopicPartitionList, KafkaError> {
@@ -341,7 +323,8 @@ impl Core {
     /// the offsets inside the open transaction followed by its commit.
     pub fn commit(&mut self, consumer: &GroupConsumer, settle: Settle) -> Result<(), PipelineError> {
         let progress = self.progress()?;
-        self.committer.commit(consumer, progress, settle)
+        let watermarks = self.aggregator.moved_watermarks();
+        self.committer.commit(consumer, progress, watermarks, settle)
     }
 
     /// Gives every partition up, after a final commit unless the pipeline failed (then the

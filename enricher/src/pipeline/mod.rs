@@ -8,6 +8,7 @@ mod committer;
 mod core;
 mod group;
 pub mod probe;
+mod tails;
 
 pub use checkpoint::{
     Checkpoint, HEADER_CHECKPOINT, HEADER_SOURCE_OFFSET, HEADER_SOURCE_PARTITION, HEADER_SOURCE_TOPIC,
@@ -205,14 +206,7 @@ pub fn validate_clients(config: &EnricherConfig) -> Result<(), KafkaError> {
 /// The output producer's librdkafka settings (public so a benchmark's baseline can match them).
 pub fn producer_config(config: &EnricherConfig) -> rdkafka::ClientConfig {
     let settings = &config.enricher;
-    let mut defaults = vec![
-        ("enable.idempotence", "true".to_owned()),
-        ("acks", "all".to_owned()),
-        ("compression.type", "lz4".to_owned()),
-        ("linger.ms", "20".to_owned()),
-        ("allow.auto.create.topics", "false".to_owned()),
-        ("statistics.interval.ms", DEFAULT_STATISTICS_INTERVAL_MS.to_string()),
-    ];
+    let mut defaults = settings.producer.properties();
     if settings.guarantee == Guarantee::ExactlyOnceTransactional {
         defaults.push(("transactional.id", transactional_id(&settings.group_id)));
     }

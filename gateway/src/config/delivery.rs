@@ -25,6 +25,7 @@ pub struct DeliveryConfig {
     pub ack: AckMode,
     /// How long a request waits for Kafka's delivery reports before its undelivered events
     /// are purged from the producer queue and written to the spool instead, in milliseconds.
+    /// With the spool off, `producer.message_timeout_ms` bounds the wait before a 503.
     pub enqueue_deadline_ms: u64,
     /// Sheds new requests with a fast 503 and `Retry-After` while the events already waiting
     /// for Kafka would take longer than this to drain at the recent delivery rate, in
@@ -32,6 +33,9 @@ pub struct DeliveryConfig {
     /// out `enqueue_deadline_ms` and having their events spooled. Not applied with
     /// `ack = spool` or while Kafka is unreachable, when the spool takes the events.
     pub shed_wait_ms: u64,
+    /// How often the gateway checks that Kafka answers metadata requests, in milliseconds: an
+    /// unreachable cluster sends events to the spool at once instead of after their timeout.
+    pub kafka_health_interval_ms: u64,
 }
 
 impl Default for DeliveryConfig {
@@ -40,6 +44,7 @@ impl Default for DeliveryConfig {
             ack: AckMode::Kafka,
             enqueue_deadline_ms: DEFAULT_ENQUEUE_DEADLINE_MS,
             shed_wait_ms: DEFAULT_SHED_WAIT_MS,
+            kafka_health_interval_ms: DEFAULT_KAFKA_HEALTH_INTERVAL_MS,
         }
     }
 }
@@ -48,6 +53,8 @@ impl Default for DeliveryConfig {
 pub const DEFAULT_SHED_WAIT_MS: u64 = 500;
 
 pub const DEFAULT_ENQUEUE_DEADLINE_MS: u64 = 2_000;
+
+pub const DEFAULT_KAFKA_HEALTH_INTERVAL_MS: u64 = 1_000;
 
 /// When spool writes reach the disk.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]

@@ -11,7 +11,7 @@ pub use snowplow::{SnowplowConfig, DEFAULT_SNOWPLOW_COOKIE_MAX_AGE_DAYS, DEFAULT
 pub use delivery::{AckMode, DedupConfig, DeliveryConfig, FsyncPolicy, RateLimitConfig, SpoolConfig};
 
 use clickstream_platform::kafka::{KafkaConfig, TopicSpec};
-use clickstream_platform::kafka_stats::DEFAULT_STATISTICS_INTERVAL_MS;
+use clickstream_platform::producer::ProducerSettings;
 use clickstream_platform::telemetry::{AdminConfig, TelemetryConfig};
 use clickstream_schema::Limits;
 use serde::{Deserialize, Serialize};
@@ -24,8 +24,9 @@ pub struct GatewayConfig {
     pub http: HttpConfig,
     /// How to reach Kafka.
     pub kafka: KafkaConfig,
-    /// Producer settings, each named after its librdkafka key.
-    pub producer: ProducerConfig,
+    /// Producer settings, each named after its librdkafka key (`.` written as `_`); any other
+    /// librdkafka property goes in `[kafka.properties]`, which wins over these.
+    pub producer: ProducerSettings,
     /// Topic names, and how `clickstream topics apply` creates them.
     pub topics: TopicsConfig,
     /// Which topics each event goes to, and with which partition key. Reloaded on SIGHUP.
@@ -125,7 +126,7 @@ impl Default for GatewayConfig {
         Self {
             http: HttpConfig::default(),
             kafka: KafkaConfig::default(),
-            producer: ProducerConfig::default(),
+            producer: gateway_producer_defaults(),
             topics: TopicsConfig::default(),
             routing: clickstream_routing::RoutingConfig::default(),
             limits: Limits::default(),
@@ -154,45 +155,10 @@ pub const DEFAULT_CORS_MAX_AGE_SECS: u32 = 86_400;
 pub const DEFAULT_DRAIN_DELAY_SECS: u64 = 5;
 pub const DEFAULT_SHUTDOWN_BUDGET_SECS: u64 = 20;
 
-/// Producer settings. Each field is the librdkafka key with `.` written as `_`; anything else
-/// goes in `[kafka.properties]`, which wins over these.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(default, deny_unknown_fields)]
-pub struct ProducerConfig {
-    /// librdkafka `acks`: `all` so an acknowledged event survives a broker loss.
-    pub acks: String,
-    /// librdkafka `enable.idempotence`: no duplicates or reordering from producer retries.
-    pub enable_idempotence: bool,
-    /// librdkafka `compression.type`: `lz4` or `zstd` (snappy breaks Tansu's sqlite storage).
-    pub compression_type: String,
-    /// librdkafka `linger.ms`: how long to wait to fill a batch.
-    pub linger_ms: u32,
-    /// librdkafka `batch.size`: largest batch in bytes.
-    pub batch_size: u32,
-    /// librdkafka `message.timeout.ms`: how long the producer keeps trying to deliver an event.
-    /// With the spool on, `delivery.enqueue_deadline_ms` usually ends a request's wait first;
-    /// with it off, this bounds the wait before a 503.
-    pub message_timeout_ms: u32,
-    /// How often the gateway checks that Kafka answers metadata requests, in milliseconds.
-    pub health_interval_ms: u64,
-    /// librdkafka `statistics.interval.ms`: how often queue depth, broker RTT and broker state
-    /// are refreshed for the metrics (0 turns them off).
-    pub statistics_interval_ms: u64,
-}
-
-impl Default for ProducerConfig {
-    fn default() -> Self {
-        Self {
-            acks: "all".to_owned(),
-            enable_idempotence: true,
-            compression_type: "lz4".to_owned(),
-            linger_ms: 5,
-            batch_size: 1_000_000,
-            message_timeout_ms: 5_000,
-            health_interval_ms: 1_000,
-            statistics_interval_ms: DEFAULT_STATISTICS_INTERVAL_MS,
-        }
-    }
+/// The gateway's producer defaults: a short linger keeps a single event's wait small, and a
+/// short message timeout hands undelivered events to the spool soon.
+pub fn gateway_producer_defaults() -> ProducerSettings {
+    ProducerSettings { linger_ms: 5, message_timeout_ms: 5_000, ..ProducerSettings::default() }
 }
 
 /// Topic names and provisioning.
@@ -340,16 +306,6 @@ impl GatewayConfig {
 
     /// Producer properties: clickstream's defaults, then `[kafka]` and its passthrough.
     pub fn producer_client_config(&self) -> rdkafka::ClientConfig {
-        let p = &self.producer;
-        self.kafka.client_config(&[
-            ("acks", p.acks.clone()),
-            ("enable.idempotence", p.enable_idempotence.to_string()),
-            ("compression.type", p.compression_type.clone()),
-            ("linger.ms", p.linger_ms.to_string()),
-            ("batch.size", p.batch_size.to_string()),
-            ("message.timeout.ms", p.message_timeout_ms.to_string()),
-            ("allow.auto.create.topics", "false".to_owned()),
-            ("statistics.interval.ms", p.statistics_interval_ms.to_string()),
-        ])
+        self.kafka.client_config(&self.producer.properties())
     }
 }

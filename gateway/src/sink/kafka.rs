@@ -104,7 +104,7 @@ impl KafkaSink {
         let context = SinkContext { flags: flags.clone(), stats: stats.clone() };
         let producer = Producer_::from_config_and_context(&client_config, context)?;
         let producer = Arc::new(RwLock::new(producer));
-        let every = Duration::from_millis(config.producer.health_interval_ms.max(50));
+        let every = Duration::from_millis(config.delivery.kafka_health_interval_ms.max(50));
         let probe = tokio::spawn(probe(producer.clone(), flags.clone(), config.topics.raw.clone(), every));
         let backlog = Arc::new(Backlog::default());
         let shed_wait = Duration::from_millis(config.delivery.shed_wait_ms);

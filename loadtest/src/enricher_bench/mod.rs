@@ -122,7 +122,7 @@ impl BenchTopics {
         };
         let mut specs = vec![spec(self.raw.clone(), partitions, "delete"), spec(self.products.clone(), 1, "compact")];
         for round in 1..=rounds {
-            for name in ["passthrough", "enriched", "repartition"] {
+            for name in ["passthrough", "enriched", "repartition", "window-watermarks"] {
                 specs.push(spec(self.output(round, name), partitions, "delete"));
             }
             specs.push(spec(self.output(round, "aggregates"), 1, "compact"));
@@ -143,6 +143,7 @@ impl BenchTopics {
         settings.topics.aggregates = self.output(round, "aggregates");
         settings.topics.dlq = self.output(round, "dlq");
         settings.topics.product_versions = self.output(round, "product-versions");
+        settings.topics.window_watermarks = self.output(round, "window-watermarks");
         config
     }
 }
