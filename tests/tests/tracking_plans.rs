@@ -156,7 +156,7 @@ async fn dlq_rejects_to_the_dead_letter_topic_and_drop_discards() {
     assert!(reason.contains("schema path /properties/properties/properties/currency/enum"), "{reason}");
     let letters = s.read(&s.dlq, 1).await;
     let letter = &letters[0].value;
-    assert_eq!((&letter["reason_kind"], &letter["source"]), (&json!("tracking_plan_violation"), &json!("plan-dlq")));
+    assert_eq!((&letter["reasonKind"], &letter["source"]), (&json!("tracking_plan_violation"), &json!("plan-dlq")));
     assert_eq!(letter["reason"], rejected["reason"], "the dead letter says what the client was told");
     assert_eq!(letter["payload"]["userId"], "d2");
     assert!(letter["payload"].get("writeKey").is_none());
