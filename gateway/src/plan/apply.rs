@@ -35,7 +35,11 @@ pub fn apply<'p>(
     let Some(schema) = plan.schema_for(event.kind(), event.event_name()) else {
         return PlanOutcome::Pass;
     };
-    let value = event.to_value();
+    let mut value = event.to_value();
+    // The endpoint may imply the type (`/v1/track`); a schema can rely on it all the same.
+    if let Value::Object(members) = &mut value {
+        members.entry("type").or_insert_with(|| Value::from(event.kind().as_str()));
+    }
     let Some(verdict) = schema.check(&value) else {
         return PlanOutcome::Pass;
     };
