@@ -46,17 +46,17 @@ fn write_plan(dir: &Path, source: &str, schema: &Value) {
     std::fs::write(folder.join("Order Completed.json"), schema.to_string()).expect("schema");
 }
 
-fn order(user: &str, properties: Value) -> Value {
+fn order(user: &str, properties: &Value) -> Value {
     json!({"type": "track", "event": "Order Completed", "userId": user, "properties": properties})
 }
 
 fn good_order(user: &str) -> Value {
-    order(user, json!({"order_id": "o1", "total": 10.5, "currency": "EUR", "products": [{"sku": "a", "price": 1}]}))
+    order(user, &json!({"order_id": "o1", "total": 10.5, "currency": "EUR", "products": [{"sku": "a", "price": 1}]}))
 }
 
 /// Missing `total`, an unknown currency, and a product with a string price and no sku.
 fn bad_order(user: &str) -> Value {
-    order(user, json!({"order_id": "o2", "currency": "GBP", "products": [{"price": "12"}]}))
+    order(user, &json!({"order_id": "o2", "currency": "GBP", "products": [{"price": "12"}]}))
 }
 
 struct Setup {
@@ -262,7 +262,7 @@ async fn a_plan_that_does_not_compile_is_refused_at_start() {
     // No broker: the plan is checked before Kafka is asked anything.
     let mut config = gateway_config("127.0.0.1:9", "events.raw", "events.dlq");
     config.tracking_plan.dir = plans.path().display().to_string();
-    let error = clickstream_gateway::start(config).await.err().expect("refused");
+    let Err(error) = clickstream_gateway::start(config).await else { panic!("a broken plan must be refused") };
     let message = format!("{error:#}");
     assert!(message.contains("invalid tracking plan"), "{message}");
     assert!(message.contains(&format!("{SOURCE_NAME}/Order Completed.json is not a valid JSON Schema")), "{message}");
