@@ -3,10 +3,12 @@
 //! Made for `valgrind --tool=callgrind --toggle-collect='*measured*'`, which counts only the
 //! handler; the wall-clock figure it prints is a same-process A/B between cases.
 //!
-//! `cargo run --release -p clickstream --example hot_path -- [CASE] [REQUESTS] [dedup=off]`,
-//! CASE one of `single`, `single-small`, `batch`, `batch-small`, `posthog-batch`, `pixel`,
-//! `all` (the default). The last two send the small event by PostHog's `/batch` (100 per
-//! request) and by Segment's pixel, for each protocol's cost next to Segment's.
+//! `cargo run --release -p clickstream --example hot_path -- [CASE] [REQUESTS] [dedup=off]
+//! [plan=conforming|plan=violating]`, CASE one of `single`, `single-small`, `batch`,
+//! `batch-small`, `posthog-batch`, `pixel`, `all` (the default). The last two send the small
+//! event by PostHog's `/batch` (100 per request) and by Segment's pixel, for each protocol's
+//! cost next to Segment's. `plan=` gives the source a tracking plan (action `allow`) that
+//! every event meets, or that every event breaks once, for the cost of validation.
 
 use std::hint::black_box;
 use std::net::SocketAddr;
@@ -102,10 +104,46 @@ fn requests(case: &str, count: usize, run: u32) -> Vec<Request<Full<Bytes>>> {
     }
 }
 
-fn gateway(dedup: bool) -> App {
+/// A plan for the `bench` source: the small event's own schema and a `_default` for the load
+/// generator's events. `violating` requires a property no event has.
+fn write_plan(dir: &std::path::Path, violating: bool) {
+    let folder = dir.join("bench");
+    std::fs::create_dir_all(&folder).expect("plan folder");
+    let mut required = vec!["product_id"];
+    if violating {
+        required.push("sku");
+    }
+    let product_viewed = serde_json::json!({
+        "type": "object",
+        "required": ["properties", "anonymousId"],
+        "properties": {
+            "anonymousId": {"type": "string"},
+            "properties": {"type": "object", "required": required, "properties": {
+                "product_id": {"type": "string"},
+                "price": {"type": "number", "minimum": 0},
+                "currency": {"enum": ["USD", "EUR", "GBP"]}
+            }},
+            "context": {"type": "object", "properties": {"page": {"type": "object", "properties": {
+                "url": {"type": "string"}, "referrer": {"type": "string"}
+            }}}}
+        }
+    });
+    let default = serde_json::json!({
+        "type": "object",
+        "required": if violating { vec!["type", "sku"] } else { vec!["type"] },
+        "properties": {"properties": {"type": "object"}, "context": {"type": "object"}}
+    });
+    std::fs::write(folder.join("Product Viewed.json"), product_viewed.to_string()).expect("schema");
+    std::fs::write(folder.join("_default.json"), default.to_string()).expect("schema");
+}
+
+fn gateway(dedup: bool, plan: Option<&std::path::Path>) -> App {
     let mut config = GatewayConfig::default();
     config.sources.push(SourceConfig { name: "bench".into(), write_key: WRITE_KEY.into(), allowed_origins: vec![] });
     config.dedup.enabled = dedup;
+    if let Some(plan) = plan {
+        config.tracking_plan.dir = plan.display().to_string();
+    }
     let sink: Arc<dyn EventSink> = Arc::new(NullSink);
     app(AppState::new(config, sink).expect("default routing compiles"))
 }
@@ -139,7 +177,17 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let case = args.first().map_or("all", String::as_str);
     let count: usize = args.get(1).and_then(|n| n.parse().ok()).unwrap_or(20_000);
-    let dedup = args.get(2).is_none_or(|a| a != "dedup=off");
+    let dedup = !args.iter().any(|a| a == "dedup=off");
+    let plan_kind = args.iter().find_map(|a| a.strip_prefix("plan=")).unwrap_or("none");
+    let plan_dir = tempfile::tempdir().expect("plan dir");
+    let plan = match plan_kind {
+        "none" => None,
+        "conforming" | "violating" => {
+            write_plan(plan_dir.path(), plan_kind == "violating");
+            Some(plan_dir.path())
+        }
+        other => panic!("unknown plan={other}: conforming or violating"),
+    };
     let cases: Vec<&str> = if case == "all" {
         vec!["single-small", "single", "batch-small", "batch", "posthog-batch", "pixel"]
     } else {
@@ -151,7 +199,7 @@ fn main() {
         let batched = case.contains("batch");
         let count = if batched { count.div_ceil(100).max(1) } else { count };
         let events = if batched { 100 } else { 1 };
-        let app = gateway(dedup);
+        let app = gateway(dedup, plan);
         warm_up(&runtime, &app, requests(case, count.min(100), 1));
         let batch = requests(case, count, 2);
         let started = Instant::now();
@@ -159,7 +207,7 @@ fn main() {
         let elapsed = started.elapsed().as_nanos() as f64;
         assert_eq!(ok, count, "every request is accepted");
         println!(
-            "{case:<13} dedup={} requests={count} {:.2} µs per request, {:.2} µs per event",
+            "{case:<13} dedup={} plan={plan_kind} requests={count} {:.2} µs per request, {:.2} µs per event",
             if dedup { "on " } else { "off" },
             elapsed / count as f64 / 1000.0,
             elapsed / (count * events) as f64 / 1000.0

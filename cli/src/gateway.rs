@@ -1,5 +1,5 @@
 //! `clickstream gateway`: runs the gateway against a Kafka cluster until Ctrl-C or SIGTERM, and
-//! reloads its sources and routing rules on SIGHUP.
+//! reloads its sources, routing rules and tracking plans on SIGHUP.
 
 use clickstream_gateway::reload::Reloader;
 

@@ -7,6 +7,7 @@ mod dev;
 mod enricher;
 mod gateway;
 mod loadtest;
+mod plan;
 mod routing;
 mod shop;
 mod spool;
@@ -28,6 +29,7 @@ async fn main() -> anyhow::Result<()> {
         args::Command::Broker(broker) => commands::broker(&broker).await,
         args::Command::Dev(dev) => dev::run(&dev).await,
         args::Command::Routing { action: args::RoutingAction::Check(check) } => routing::check(&check).await,
+        args::Command::Plan { action: args::PlanCommand::Check(check) } => plan::check(&check),
         args::Command::Config { action: args::ConfigAction::Keys { markdown } } => {
             commands::config_keys(markdown);
             Ok(())

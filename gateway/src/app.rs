@@ -22,6 +22,7 @@ use crate::dedup::Dedup;
 use crate::endpoints::Endpoint;
 use crate::error::{json_response, GatewayError};
 use crate::metrics::Metrics;
+use crate::plan::{InvalidPlan, TrackingPlans};
 use crate::protect::Protection;
 use crate::routing::{InvalidRouting, Routing};
 use crate::sink::{EventSink, SinkHealth};
@@ -40,6 +41,8 @@ pub struct AppState {
     /// Identities whose events are dropped at the edge.
     pub suppression: Arc<Suppression>,
     pub routing: Arc<Routing>,
+    /// Each source's tracking plan, if it has one.
+    pub plans: Arc<TrackingPlans>,
     /// Set when shutdown begins: `/readyz` turns 503 and connections close after their
     /// response, while requests are still served.
     pub(crate) draining: Arc<AtomicBool>,
@@ -47,10 +50,12 @@ pub struct AppState {
 
 impl AppState {
     /// State with Prometheus-only telemetry and the suppression file (if any) loaded once;
-    /// refuses a routing config that does not compile.
-    pub fn new(config: GatewayConfig, sink: Arc<dyn EventSink>) -> Result<Self, InvalidRouting> {
+    /// refuses a routing config or a tracking plan that does not compile.
+    pub fn new(config: GatewayConfig, sink: Arc<dyn EventSink>) -> Result<Self, InvalidConfig> {
         let routing = Routing::new(&config)?;
-        Ok(Self::with_telemetry(config, sink, Arc::new(Telemetry::local(crate::metrics::SERVICE_NAME)), routing))
+        let plans = TrackingPlans::new(crate::plan::compile(&config.tracking_plan)?);
+        let telemetry = Arc::new(Telemetry::local(crate::metrics::SERVICE_NAME));
+        Ok(Self::with_telemetry(config, sink, telemetry, routing, plans))
     }
 
     /// State whose instruments live on `telemetry`, with routing already compiled.
@@ -59,6 +64,7 @@ impl AppState {
         sink: Arc<dyn EventSink>,
         telemetry: Arc<Telemetry>,
         routing: Routing,
+        plans: TrackingPlans,
     ) -> Self {
         let sources = Arc::new(SourceRegistry::new(&config.sources));
         let protection = Arc::new(Protection::new(&config.rate_limit));
@@ -67,7 +73,9 @@ impl AppState {
         let metrics = Arc::new(Metrics::new(telemetry, &Arc::downgrade(&sink), Arc::downgrade(&dedup)));
         let suppression = Arc::new(Suppression::open(&config.privacy.suppression_file));
         let draining = Arc::new(AtomicBool::new(false));
-        Self { config: Arc::new(config), sources, sink, protection, dedup, metrics, suppression, routing, draining }
+        let plans = Arc::new(plans);
+        let config = Arc::new(config);
+        Self { config, sources, sink, protection, dedup, metrics, suppression, routing, plans, draining }
     }
 
     /// Starts the drain: from now on the instance asks to be taken out of load balancing.
@@ -101,6 +109,15 @@ impl AppState {
             }
         }
     }
+}
+
+/// A config the gateway cannot start with.
+#[derive(Debug, thiserror::Error)]
+pub enum InvalidConfig {
+    #[error(transparent)]
+    Routing(#[from] InvalidRouting),
+    #[error(transparent)]
+    TrackingPlan(#[from] InvalidPlan),
 }
 
 /// The gateway as a request → response function.

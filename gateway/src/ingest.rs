@@ -17,6 +17,7 @@ use crate::dedup::DedupKey;
 use crate::edge::EdgeContext;
 use crate::endpoints::IngestKind;
 use crate::error::{GatewayError, RejectedItem};
+use crate::plan::PlanOutcome;
 use crate::protocols::{Adapter, Canonical, Outcome, Protocol};
 use crate::record::{Record, RecordHeaders};
 use crate::routing::Target;
@@ -101,8 +102,11 @@ impl App {
         trace.counts(accepted, rejected);
         batch.rejected.iter().for_each(|(item, _)| state.metrics.rejected(item.kind));
         state.metrics.suppressed(batch.suppressed);
-        let nothing_accepted = accepted == 0 && batch.duplicates == 0 && batch.suppressed == 0;
-        if nothing_accepted && !(rejected > 0 && adapter.dead_letters_when_nothing_accepted()) {
+        let nothing_accepted =
+            accepted == 0 && batch.duplicates == 0 && batch.suppressed == 0 && batch.dropped_by_plan == 0;
+        // A plan's `dlq` asks for the dead letter even when the client is told to fix its request.
+        let plan_rejected = batch.rejected.iter().any(|(item, _)| item.kind == crate::plan::VIOLATION_KIND);
+        if nothing_accepted && !(rejected > 0 && (adapter.dead_letters_when_nothing_accepted() || plan_rejected)) {
             return Err(match rejected {
                 0 => GatewayError::BadShape("request holds no events".into()),
                 _ => GatewayError::NoValidEvents(batch.rejected.into_iter().map(|(item, _)| item).collect()),
@@ -142,6 +146,8 @@ impl App {
         let routes = state.routing.for_request(&state.metrics);
         let with_properties = routes.reads_properties();
         let connection = edge.connection();
+        // One lookup per request; a source without a plan costs nothing more per event.
+        let plan = state.plans.for_source(&source.name);
         let mut prepared = Prepared::default();
         let (batch, events) = envelope.into_events(endpoint_type);
         for (index, outcome) in events.into_iter().enumerate() {
@@ -164,7 +170,23 @@ impl App {
                 prepared.duplicates += 1;
                 continue;
             }
-            let payload = event.splice(&batch, received_at, &connection);
+            let annotation =
+                match plan.as_deref().map(|p| crate::plan::apply(p, &source.name, &event, index, &state.metrics)) {
+                    None | Some(PlanOutcome::Pass) => None,
+                    Some(PlanOutcome::Annotate(verdict)) => Some(verdict),
+                    Some(PlanOutcome::Reject(item, payload)) => {
+                        prepared.rejected.push((item, payload));
+                        continue;
+                    }
+                    Some(PlanOutcome::Drop) => {
+                        prepared.dropped_by_plan += 1;
+                        continue;
+                    }
+                };
+            let mut payload = event.splice(&batch, received_at, &connection);
+            if let Some(annotated) = annotation.and_then(|verdict| crate::plan::annotate(&payload, &verdict)) {
+                payload = annotated;
+            }
             if payload.len() > max_event_bytes {
                 let error = EventError::TooLarge { size: payload.len(), limit: max_event_bytes };
                 let item = RejectedItem { index, kind: error.kind(), reason: error.to_string() };
@@ -209,6 +231,8 @@ struct Prepared {
     duplicates: usize,
     /// Events dropped for a suppressed identity: answered as accepted, never produced.
     suppressed: usize,
+    /// Events discarded by a tracking plan's `drop`: answered as accepted, never produced.
+    dropped_by_plan: usize,
     received_at: String,
 }
 

@@ -13,6 +13,7 @@ pub mod error;
 mod ingest;
 mod lag;
 pub mod metrics;
+pub mod plan;
 mod protect;
 pub mod protocols;
 pub mod record;
@@ -25,7 +26,7 @@ pub mod spool;
 pub mod suppression;
 mod trace;
 
-pub use app::{app, App, AppState};
+pub use app::{app, App, AppState, InvalidConfig};
 pub use config::GatewayConfig;
 pub use error::GatewayError;
 pub use server::{start, GatewayHandle};

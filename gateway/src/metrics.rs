@@ -31,6 +31,8 @@ pub struct Metrics {
     route_fallbacks: Counter<u64>,
     hot_key_overflows: Counter<u64>,
     pixels_dropped: Counter<u64>,
+    plan_violations: Counter<u64>,
+    plan_reload_failures: Counter<u64>,
     /// Held so the series exists from the start; the Kafka sink records into it.
     _produce_duration: Histogram<f64>,
 }
@@ -74,6 +76,14 @@ impl Metrics {
             pixels_dropped: counter(
                 "clickstream.pixel.dropped",
                 "Pixel requests answered with the GIF but not delivered as an event, by error kind.",
+            ),
+            plan_violations: counter(
+                "clickstream.tracking_plan.violations",
+                "Events that violated their source's tracking plan, by source, event (named in the plan, else `other`) and action.",
+            ),
+            plan_reload_failures: counter(
+                "clickstream.tracking_plan.reload.failures",
+                "Reloads refused because a tracking plan did not compile; the running plans were kept.",
             ),
             _produce_duration: Self::produce_duration_histogram(&telemetry),
             telemetry,
@@ -129,6 +139,21 @@ impl Metrics {
     /// A pixel whose event did not reach `events.raw`: the image still loaded, so only this says so.
     pub fn pixel_dropped(&self, kind: &'static str) {
         self.pixels_dropped.add(1, &[KeyValue::new("error", kind)]);
+    }
+
+    /// An event that violated its plan. `event` is the schema's label, never the event's own
+    /// name, so the series stay as few as the plan's files.
+    pub fn plan_violation(&self, source: &str, event: &std::sync::Arc<str>, action: &'static str) {
+        let labels = [
+            KeyValue::new("source", source.to_owned()),
+            KeyValue::new("event", event.to_string()),
+            KeyValue::new("action", action),
+        ];
+        self.plan_violations.add(1, &labels);
+    }
+
+    pub fn plan_reload_failed(&self) {
+        self.plan_reload_failures.add(1, &[]);
     }
 
     /// The produce-latency histogram, for the Kafka sink (which exists before `Metrics`; the

@@ -1,4 +1,4 @@
-//! Reloading `[[sources]]`, `sources_file` and `[routing]` in a running gateway (the CLI does
+//! Reloading `[[sources]]`, `sources_file`, `[routing]` and `[tracking_plan]` in a running gateway (the CLI does
 //! it on SIGHUP; a changed `sources_file` is picked up by itself). The new config is checked
 //! first; a bad one is refused and the running one kept. Open connections and requests in
 //! flight are untouched: each request keeps what it started with.
@@ -10,6 +10,8 @@ use clickstream_routing::Problem;
 
 use crate::app::AppState;
 use crate::config::{GatewayConfig, SourcesFileError};
+use crate::metrics::Metrics;
+use crate::plan::{InvalidPlan, TrackingPlans};
 use crate::routing::Routing;
 use crate::sources::SourceRegistry;
 
@@ -22,6 +24,8 @@ pub enum ReloadError {
     Routing(Vec<Problem>),
     #[error(transparent)]
     SourcesFile(#[from] SourcesFileError),
+    #[error(transparent)]
+    TrackingPlan(#[from] InvalidPlan),
 }
 
 fn list(problems: &[Problem]) -> String {
@@ -33,17 +37,21 @@ fn list(problems: &[Problem]) -> String {
 pub struct Reloaded {
     pub sources: usize,
     pub rules: usize,
+    /// Sources with a tracking plan.
+    pub plans: usize,
     /// Whether the fixed topics were checked against the cluster (false when unreachable).
     pub topics_checked: bool,
     /// Whether the new config also changes settings that only a restart applies.
     pub restart_needed: bool,
 }
 
-/// Swaps sources and routing rules in a running gateway.
+/// Swaps sources, routing rules and tracking plans in a running gateway.
 #[derive(Debug, Clone)]
 pub struct Reloader {
     sources: Arc<SourceRegistry>,
     routing: Arc<Routing>,
+    plans: Arc<TrackingPlans>,
+    metrics: Arc<Metrics>,
     /// The config as loaded, with `sources_file` not yet read, so a file reload starts from it.
     running: Arc<Mutex<GatewayConfig>>,
 }
@@ -51,12 +59,19 @@ pub struct Reloader {
 impl Reloader {
     /// `loaded` is the config the gateway started from, before `sources_file` was read.
     pub fn new(state: &AppState, loaded: GatewayConfig) -> Self {
-        Self { sources: state.sources.clone(), routing: state.routing.clone(), running: Arc::new(Mutex::new(loaded)) }
+        Self {
+            sources: state.sources.clone(),
+            routing: state.routing.clone(),
+            plans: state.plans.clone(),
+            metrics: state.metrics.clone(),
+            running: Arc::new(Mutex::new(loaded)),
+        }
     }
 
-    /// Checks `config` and puts its sources (with `sources_file`'s) and routing rules in
-    /// force, or refuses it.
+    /// Checks `config` and puts its sources (with `sources_file`'s), routing rules and tracking
+    /// plans in force, or refuses it whole.
     pub async fn reload(&self, config: GatewayConfig) -> Result<Reloaded, ReloadError> {
+        let plans = crate::plan::compile(&config.tracking_plan).inspect_err(|_| self.metrics.plan_reload_failed())?;
         let sources = config.all_sources()?;
         if sources.is_empty() {
             return Err(ReloadError::NoSources);
@@ -82,21 +97,26 @@ impl Reloader {
         let rules = config.routing.rules.len();
         self.sources.replace(&sources);
         self.routing.replace(router);
+        let plan_count = plans.source_names().len();
+        self.plans.replace(plans);
         let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
         let rest = |c: &GatewayConfig| GatewayConfig {
             sources: Vec::new(),
             sources_file: String::new(),
             routing: Default::default(),
+            tracking_plan: Default::default(),
             ..c.clone()
         };
         let restart_needed = rest(&running) != rest(&config);
         *running = config;
-        let reloaded = Reloaded { sources: self.sources.len(), rules, topics_checked, restart_needed };
+        let reloaded =
+            Reloaded { sources: self.sources.len(), rules, plans: plan_count, topics_checked, restart_needed };
         tracing::info!(
             sources = reloaded.sources,
             rules,
+            plans = plan_count,
             topics_checked,
-            "reloaded sources and routing rules{}",
+            "reloaded sources, routing rules and tracking plans{}",
             if restart_needed { "; other changed settings apply only after a restart" } else { "" }
         );
         Ok(reloaded)

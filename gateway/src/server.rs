@@ -24,6 +24,7 @@ use tokio::task::JoinHandle;
 use crate::app::{app, AppState};
 use crate::config::GatewayConfig;
 use crate::metrics::{Metrics, SERVICE_NAME};
+use crate::plan::TrackingPlans;
 use crate::reload::Reloader;
 use crate::routing::Routing;
 use crate::sink::{DurableSink, EventSink, KafkaSink};
@@ -160,6 +161,7 @@ pub async fn start(loaded: GatewayConfig) -> anyhow::Result<GatewayHandle> {
     }
     let config = GatewayConfig { sources, ..loaded.clone() };
     let routing = Routing::new(&config)?;
+    let plans = TrackingPlans::new(crate::plan::compile(&config.tracking_plan)?);
     let kafka = config.kafka.clone();
     let mut topics = vec![config.topics.raw.clone(), config.topics.dlq.clone()];
     for topic in config.routing.with_raw_topic(&config.topics.raw).target_topics() {
@@ -206,7 +208,7 @@ pub async fn start(loaded: GatewayConfig) -> anyhow::Result<GatewayHandle> {
         grace: budget,
     };
     let reload_every = Duration::from_secs(config.privacy.suppression_reload_secs.max(1));
-    let state = AppState::with_telemetry(config, sink.clone(), telemetry.clone(), routing);
+    let state = AppState::with_telemetry(config, sink.clone(), telemetry.clone(), routing, plans);
     telemetry.keep(clickstream_platform::kafka_stats::register_kafka_stats(
         telemetry.meter(),
         "producer",

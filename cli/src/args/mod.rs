@@ -37,6 +37,11 @@ pub enum Command {
         #[command(subcommand)]
         action: RoutingAction,
     },
+    /// Check a tracking-plan folder, and explain the violations of events given on stdin.
+    Plan {
+        #[command(subcommand)]
+        action: PlanCommand,
+    },
     /// Inspect configuration.
     Config {
         #[command(subcommand)]
@@ -147,6 +152,24 @@ impl RoutingCheckArgs {
             kafka_brokers: self.kafka_brokers.clone(),
         }
     }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PlanCommand {
+    /// Compile every JSON Schema under PLAN (a `tracking_plan.dir` folder: one subfolder per
+    /// source) as the gateway would, and report each problem. With events on stdin as JSON
+    /// lines, print the schema each is checked against and its violations; exits 1 when any
+    /// event violates the plan.
+    Check(PlanCheckArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PlanCheckArgs {
+    /// The tracking-plan folder (`tracking_plan.dir`).
+    pub plan: PathBuf,
+    /// Source whose plan checks the events on stdin. Default: the only source with a plan.
+    #[arg(long)]
+    pub source: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

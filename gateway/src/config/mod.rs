@@ -3,9 +3,11 @@
 
 mod cidr;
 mod delivery;
+mod plan;
 mod snowplow;
 
 pub use cidr::Cidr;
+pub use plan::{PlanAction, TrackingPlanConfig};
 pub use snowplow::{SnowplowConfig, DEFAULT_SNOWPLOW_COOKIE_MAX_AGE_DAYS, DEFAULT_SNOWPLOW_COOKIE_NAME};
 
 pub use delivery::{AckMode, DedupConfig, DeliveryConfig, FsyncPolicy, RateLimitConfig, SpoolConfig};
@@ -31,6 +33,8 @@ pub struct GatewayConfig {
     pub topics: TopicsConfig,
     /// Which topics each event goes to, and with which partition key. Reloaded on SIGHUP.
     pub routing: clickstream_routing::RoutingConfig,
+    /// JSON Schemas for each source's events, checked at the edge. Reloaded on SIGHUP.
+    pub tracking_plan: TrackingPlanConfig,
     /// Size limits on events and requests.
     pub limits: Limits,
     /// When a request is answered, and what a 200 promises.
@@ -129,6 +133,7 @@ impl Default for GatewayConfig {
             producer: gateway_producer_defaults(),
             topics: TopicsConfig::default(),
             routing: clickstream_routing::RoutingConfig::default(),
+            tracking_plan: TrackingPlanConfig::default(),
             limits: Limits::default(),
             delivery: DeliveryConfig::default(),
             spool: SpoolConfig::default(),

@@ -283,6 +283,27 @@ impl CheckedEvent<'_, '_> {
         self.map.get("userId").and_then(check::id_text)
     }
 
+    /// The track event's name (`event`), when it is a string.
+    pub fn event_name(&self) -> Option<&str> {
+        match self.map.get("event") {
+            Some(Value::String(name)) => Some(name.as_ref()),
+            _ => None,
+        }
+    }
+
+    /// The event as the client sent it (without the write key, and before the edge adds
+    /// its fields or merges a batch's `context`), as an owned JSON value: what a tracking
+    /// plan is checked against. It costs a copy of every member, so only sources with a
+    /// plan ask for it.
+    pub fn to_value(&self) -> serde_json::Value {
+        let members = self
+            .map
+            .iter()
+            .filter(|(key, _)| key.as_ref() != "writeKey")
+            .map(|(key, value)| (key.to_string(), serde_json::to_value(value).unwrap_or_default()));
+        serde_json::Value::Object(members.collect())
+    }
+
     /// What topic routing reads, as an owned [`Event`]: the type, event and page names, the
     /// ids, `properties` (only `with_properties`, as they cost the most to build) and the
     /// settled `timestamp`. Every other field is left empty, so this is for routing rules
