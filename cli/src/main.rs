@@ -10,6 +10,7 @@ mod loadtest;
 mod routing;
 mod shop;
 mod spool;
+mod tail;
 
 use clap::Parser as _;
 
@@ -34,6 +35,7 @@ async fn main() -> anyhow::Result<()> {
         }
         args::Command::Loadtest(loadtest) => loadtest::run(&loadtest).await,
         args::Command::Enricher(config) => enricher::run(&config).await,
+        args::Command::Tail(tail) => tail::run(&tail).await,
         args::Command::Spool { action: args::SpoolAction::Replay(replay) } => spool::replay(&replay).await,
         args::Command::Products { action: args::ProductsAction::Load { file, valid_from, config } } => {
             enricher::products_load(&file, valid_from.as_deref(), &config).await
