@@ -23,7 +23,7 @@ use crate::config::GatewayConfig;
 /// Records of each lane kept for a browser that opens the console.
 const RECENT: usize = 200;
 /// Live records buffered per browser before it counts as too slow and loses some.
-const CHANNEL: usize = 1024;
+const CHANNEL: usize = 4096;
 /// History read for the rates at start, at most, per raw partition.
 const BACKFILL_CAP: i64 = 100_000;
 /// How far the reader may fall behind a partition's end before it skips ahead.
@@ -178,7 +178,7 @@ impl Feed {
         let consumer = reader::observer(&config.kafka)?;
         let now_ms = chrono::Utc::now().timestamp_millis();
         let console = &config.console;
-        let since = Start::Since { ms: now_ms - MINUTES * 60_000, cap: BACKFILL_CAP };
+        let since = Start::Since { ms: now_ms - MINUTES * 60_000, cap: BACKFILL_CAP, last: RECENT as i64 };
         let topics = [
             (config.topics.raw.as_str(), since),
             (console.enriched_topic.as_str(), Start::Last(RECENT as i64)),
@@ -235,7 +235,11 @@ impl Feed {
             .and_then(|h| h.iter().find(|h| h.key == clickstream_schema::HEADER_SOURCE).and_then(|h| h.value))
             .map(String::from_utf8_lossy);
         let summary = Summary::of(payload, source.as_deref());
-        let history = ends.get(&(topic.to_owned(), message.partition())).is_some_and(|end| message.offset() < *end);
+        let end = ends.get(&(topic.to_owned(), message.partition())).copied().unwrap_or(0);
+        let history = message.offset() < end;
+        // The recent history goes to browsers too: one that connected before the reader got to
+        // it would otherwise never see it. Older history only feeds the rates.
+        let recent_history = history && message.offset() >= end - RECENT as i64;
         let mut view = self.lock();
         if lane == Lane::Raw {
             view.rates.count(time_ms, now_ms, summary.source.as_deref().unwrap_or("-"), summary.label());
@@ -257,7 +261,9 @@ impl Feed {
         }
         // Sent under the lock, so a browser that copies the recent lists and subscribes under it
         // sees each record once.
-        if !history {
+        if recent_history {
+            let _ = self.live.send(item);
+        } else if !history {
             if pace.allow(now_ms) {
                 let _ = self.live.send(item);
             } else {

@@ -19,8 +19,9 @@ pub enum Start {
     Beginning,
     /// The last this many records of each partition.
     Last(i64),
-    /// Records written at or after this time (ms since the epoch), at most `cap` per partition.
-    Since { ms: i64, cap: i64 },
+    /// Records written at or after this time (ms since the epoch), at most `cap` per partition,
+    /// and at least the last `last` of each partition whatever their time.
+    Since { ms: i64, cap: i64, last: i64 },
 }
 
 /// The end of each assigned partition when reading began: records before it are history,
@@ -61,18 +62,17 @@ pub fn assign(consumer: &BaseConsumer, topics: &[(&str, Start)], timeout: Durati
                 Start::End => Offset::Offset(high),
                 Start::Beginning => Offset::Offset(low),
                 Start::Last(count) => Offset::Offset((high - count).max(low)),
-                Start::Since { ms, cap } => {
+                Start::Since { ms, cap, last } => {
                     let mut query = TopicPartitionList::new();
                     query.add_partition_offset(topic, id, Offset::Offset(ms))?;
                     let found = consumer.offsets_for_times(query, timeout)?;
                     let at = match found.find_partition(topic, id).map(|e| e.offset()) {
                         Some(Offset::Offset(offset)) => offset,
-                        // No record that new, or a broker that cannot look offsets up by time
-                        // (librdkafka's mock cluster): read the last `cap` and let the reader
-                        // skip what is older.
-                        _ => high - cap,
+                        _ => high,
                     };
-                    Offset::Offset(at.max(high - cap).max(low))
+                    // librdkafka's mock cluster answers the end for any time, so `last` keeps
+                    // the recent records within reach there too.
+                    Offset::Offset(at.min(high - last).max(high - cap).max(low))
                 }
             };
             list.add_partition_offset(topic, id, offset)?;
