@@ -113,7 +113,9 @@ function attach(row, item) {
   cell.className = 'state done'
   cell.textContent = 'enriched'
   $('.enriched-title', row.details).textContent = `enriched · ${item.topic}[${item.partition}]@${item.offset}`
-  $('pre.enriched', row.details).innerHTML = jsonHtml(item.value)
+  // What the enricher added first: the rest repeats the raw side.
+  const { enrichment, ...rest } = item.value || {}
+  $('pre.enriched', row.details).innerHTML = jsonHtml(enrichment === undefined ? rest : { enrichment, ...rest })
 }
 
 function showEnriched(item) {
