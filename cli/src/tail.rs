@@ -54,7 +54,7 @@ fn follow(
         if !filter.matches(&Summary::of(payload, source)) {
             continue;
         }
-        let line = if colour { pretty(&message, &headers, payload) } else { json_line(&message, headers, payload) };
+        let line = if colour { pretty(&message, &headers, payload) } else { json_line(&message, &headers, payload) };
         if writeln!(out, "{line}").is_err() {
             // The reader of a pipe went away (`| head`): done, not an error.
             return Ok(());
@@ -80,7 +80,7 @@ fn decode(payload: &[u8]) -> Value {
     serde_json::from_slice(payload).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(payload).into_owned()))
 }
 
-fn json_line(message: &BorrowedMessage<'_>, headers: Map<String, Value>, payload: &[u8]) -> String {
+fn json_line(message: &BorrowedMessage<'_>, headers: &Map<String, Value>, payload: &[u8]) -> String {
     json!({
         "topic": message.topic(),
         "partition": message.partition(),

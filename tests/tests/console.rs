@@ -93,7 +93,8 @@ async fn the_console_streams_filtered_events_and_counts_them_behind_its_token() 
     let series = stats["rates"]["series"].as_array().expect("series");
     for name in ["Other", wanted.as_str()] {
         let found = series.iter().find(|s| s["name"] == json!(name) && s["source"] == json!(SOURCE_NAME));
-        let count: u64 = found.map_or(0, |s| s["perMinute"].as_array().unwrap().iter().filter_map(Value::as_u64).sum());
+        let count: u64 =
+            found.map_or(0, |s| s["perMinute"].as_array().expect("present").iter().filter_map(Value::as_u64).sum());
         assert_eq!(count, 1, "{name} counted once in {stats}");
     }
     assert_eq!(stats["counters"]["accepted"], 2, "{stats}");

@@ -278,10 +278,10 @@ impl Feed {
         for entry in positions.elements() {
             let Offset::Offset(at) = entry.offset() else { continue };
             let Ok((_, high)) = consumer.fetch_watermarks(entry.topic(), entry.partition(), TIMEOUT) else { continue };
-            if high - at > MAX_BEHIND {
-                if consumer.seek(entry.topic(), entry.partition(), Offset::Offset(high), TIMEOUT).is_ok() {
-                    self.lock().sampled += (high - at) as u64;
-                }
+            if high - at > MAX_BEHIND
+                && consumer.seek(entry.topic(), entry.partition(), Offset::Offset(high), TIMEOUT).is_ok()
+            {
+                self.lock().sampled += (high - at) as u64;
             }
         }
     }

@@ -9,7 +9,6 @@ mod sse;
 pub mod stats;
 pub mod summary;
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -192,7 +191,7 @@ fn page_bytes() -> &'static Bytes {
 }
 
 fn json_answer(status: StatusCode, body: &Value) -> Response<AdminBody> {
-    let mut response = Response::new(Full::new(Bytes::from(body.to_string())).map_err(|e: Infallible| e).boxed());
+    let mut response = Response::new(Full::new(Bytes::from(body.to_string())).boxed());
     *response.status_mut() = status;
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

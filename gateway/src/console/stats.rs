@@ -162,8 +162,15 @@ mod tests {
         let series = json["series"].as_array().expect("series");
         assert_eq!(series.len(), 2, "{json}");
         assert_eq!(series[0]["name"], "Product Viewed");
-        assert_eq!(series[0]["perMinute"][14].as_u64().unwrap() + series[0]["perMinute"][13].as_u64().unwrap(), 2);
-        assert_eq!(series[1]["perMinute"].as_array().unwrap().iter().filter_map(Value::as_u64).sum::<u64>(), 1);
+        assert_eq!(
+            series[0]["perMinute"][14].as_u64().expect("present")
+                + series[0]["perMinute"][13].as_u64().expect("present"),
+            2
+        );
+        assert_eq!(
+            series[1]["perMinute"].as_array().expect("present").iter().filter_map(Value::as_u64).sum::<u64>(),
+            1
+        );
     }
 
     #[test]
@@ -174,7 +181,7 @@ mod tests {
                 r#"{{"productId":"{product}","event":"{event}","windowStart":"{start}","windowEnd":"x","count":{count},"quantity":0,"revenue":1.5}}"#
             )
         };
-        let now = clickstream_schema::parse_timestamp("2026-01-01T12:10:30Z").unwrap().timestamp_millis();
+        let now = clickstream_schema::parse_timestamp("2026-01-01T12:10:30Z").expect("present").timestamp_millis();
         products.add(row("p1", "Product Viewed", "2026-01-01T12:09:00Z", 3).as_bytes(), now);
         products.add(row("p1", "Product Viewed", "2026-01-01T12:09:00Z", 4).as_bytes(), now);
         products.add(row("p1", "Product Added", "2026-01-01T12:10:00Z", 1).as_bytes(), now);
@@ -184,7 +191,7 @@ mod tests {
         assert_eq!(top[0]["productId"], "p1");
         assert_eq!(top[0]["total"], 5);
         assert_eq!(top[0]["events"]["Product Viewed"], 4);
-        assert_eq!(top.as_array().unwrap().len(), 2, "p3 is too old: {top}");
+        assert_eq!(top.as_array().expect("present").len(), 2, "p3 is too old: {top}");
     }
 
     #[test]
