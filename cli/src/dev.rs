@@ -89,12 +89,14 @@ pub async fn run(args: &DevArgs) -> anyhow::Result<()> {
     let enricher = crate::enricher::start(enricher_config).await?;
     let write_key = config.sources[0].write_key.clone();
     let (bootstrap, raw_topic) = (config.kafka.bootstrap_servers.clone(), config.topics.raw.clone());
+    let console_enabled = config.console.enabled;
     let mut gateway = clickstream_gateway::start(config).await?;
     let admin = TcpListener::bind(&args.admin_listen).await?;
     let admin_addr = admin.local_addr()?;
     let admin_broker = broker.clone();
     let url = format!("http://{}", gateway.addr);
-    let shop = Bytes::from(crate::shop::page(&url, &write_key)?);
+    let console = gateway.admin_addr.filter(|_| console_enabled).map(|admin| format!("http://{admin}/console"));
+    let shop = Bytes::from(crate::shop::page(&url, &write_key, console.as_deref())?);
     let admin_task = tokio::spawn(serve(
         admin,
         move |request, _peer| admin_handle(admin_broker.clone(), shop.clone(), request),
@@ -109,6 +111,9 @@ pub async fn run(args: &DevArgs) -> anyhow::Result<()> {
     println!("  enricher     {enricher_inputs} -> {enriched_topic} (product join, sessions, windows)");
     println!("  admin        http://{admin_addr}  (POST /dev/broker/down, POST /dev/broker/up)");
     println!("  demo shop    http://{admin_addr}/demo  (product clicks send events through {url}/t.js)");
+    if let Some(console) = &console {
+        println!("  console      {console}  (live events, rejected events, rates, install snippets)");
+    }
     if let Some(metrics) = gateway.admin_addr {
         println!("  metrics      http://{metrics}/metrics  (also /healthz, /readyz)");
     }
@@ -123,8 +128,10 @@ pub async fn run(args: &DevArgs) -> anyhow::Result<()> {
     println!("\n  try:  curl -u {write_key}: -H 'content-type: application/json' \\");
     println!("          -d '{{\"batch\":[{{\"type\":\"track\",\"event\":\"Product Viewed\",\"anonymousId\":\"a1\",\"properties\":{{\"product_id\":\"p1\"}}}}]}}' \\");
     println!("          {url}/v1/batch");
-    println!("        kcat -C -b {bootstrap} -t {raw_topic} -e");
-    println!("        kcat -C -b {bootstrap} -t {enriched_topic} -e   (enriched by the enricher)\n");
+    println!("        clickstream tail --kafka-brokers {bootstrap} --topic {raw_topic}");
+    println!(
+        "        clickstream tail --kafka-brokers {bootstrap} --topic {enriched_topic}   (enriched by the enricher)\n"
+    );
 
     if !args.no_demo {
         if let Err(error) = crate::demo::run(&url, &write_key, &bootstrap, &enriched_topic).await {

@@ -11,6 +11,7 @@ mod plan;
 mod routing;
 mod shop;
 mod spool;
+mod tail;
 
 use clap::Parser as _;
 
@@ -36,6 +37,7 @@ async fn main() -> anyhow::Result<()> {
         }
         args::Command::Loadtest(loadtest) => loadtest::run(&loadtest).await,
         args::Command::Enricher(config) => enricher::run(&config).await,
+        args::Command::Tail(tail) => tail::run(&tail).await,
         args::Command::Spool { action: args::SpoolAction::Replay(replay) } => spool::replay(&replay).await,
         args::Command::Products { action: args::ProductsAction::Load { file, valid_from, config } } => {
             enricher::products_load(&file, valid_from.as_deref(), &config).await

@@ -9,8 +9,9 @@ const CATALOG: &str = include_str!("../../data/products.jsonl");
 /// Enough products to click around, few enough to see at once.
 const PRODUCTS_SHOWN: usize = 12;
 
-/// The shop page, loading the tracker from `gateway_url` with `write_key`.
-pub fn page(gateway_url: &str, write_key: &str) -> anyhow::Result<String> {
+/// The shop page, loading the tracker from `gateway_url` with `write_key`, and linking to the
+/// console where its clicks show up, when there is one.
+pub fn page(gateway_url: &str, write_key: &str, console_url: Option<&str>) -> anyhow::Result<String> {
     let mut cards = String::new();
     for line in CATALOG.lines().take(PRODUCTS_SHOWN) {
         let product: Value = serde_json::from_str(line)?;
@@ -33,6 +34,13 @@ pub fn page(gateway_url: &str, write_key: &str) -> anyhow::Result<String> {
         )?;
     }
     let (gateway, key) = (escape(gateway_url), escape(write_key));
+    let watch = match console_url {
+        Some(console) => format!(
+            r#"Watch them arrive, raw and enriched, in the <a id="console" href="{}" target="_blank">console</a>, or"#,
+            escape(console)
+        ),
+        None => "Read them".to_owned(),
+    };
     Ok(format!(
         r#"<!doctype html>
 <html lang="en">
@@ -51,7 +59,7 @@ pub fn page(gateway_url: &str, write_key: &str) -> anyhow::Result<String> {
 <body>
 <h1>clickstream demo shop</h1>
 <p>Every button sends an event through <code>{gateway}/t.js</code> to <code>events.raw</code>.
-Read them with the <code>kcat</code> command that <code>clickstream dev</code> printed.
+{watch} with the <code>clickstream tail</code> command that <code>clickstream dev</code> printed.
 Browsers driven by automation (<code>navigator.webdriver</code>) send nothing.</p>
 <ul>{cards}
 </ul>
@@ -84,7 +92,9 @@ mod tests {
 
     #[test]
     fn the_page_loads_the_tracker_and_tags_catalog_products() {
-        let html = page("http://127.0.0.1:8080", "demo-write-key").expect("page");
+        let html =
+            page("http://127.0.0.1:8080", "demo-write-key", Some("http://127.0.0.1:9464/console")).expect("page");
+        assert!(html.contains(r#"<a id="console" href="http://127.0.0.1:9464/console""#));
         assert!(html.contains(r#"<script defer src="http://127.0.0.1:8080/t.js" data-write-key="demo-write-key">"#));
         assert_eq!(html.matches(r#"data-ct-event="Product Added""#).count(), PRODUCTS_SHOWN);
         assert!(html.contains(r#"data-ct-prop-product-id="p1""#));

@@ -5,6 +5,7 @@ pub mod app;
 mod assets;
 mod body;
 pub mod config;
+pub mod console;
 mod cors;
 mod dedup;
 mod edge;

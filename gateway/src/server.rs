@@ -30,7 +30,7 @@ use crate::routing::Routing;
 use crate::sink::{DurableSink, EventSink, KafkaSink};
 use crate::spool::Spool;
 use crate::suppression::Suppression;
-use clickstream_platform::admin::AdminServer;
+use clickstream_platform::admin::{AdminRoutes, AdminServer};
 use clickstream_platform::kafka::TopicCheckError;
 use clickstream_platform::telemetry::Telemetry;
 
@@ -216,12 +216,15 @@ pub async fn start(loaded: GatewayConfig) -> anyhow::Result<GatewayHandle> {
     ));
     tokio::spawn(AppState::housekeeping(Arc::downgrade(&state.protection)));
     tokio::spawn(Suppression::watch(Arc::downgrade(&state.suppression), reload_every));
+    let console = (state.config.console.enabled && !state.config.admin.listen.is_empty())
+        .then(|| crate::console::Console::new(state.clone(), addr));
     let admin = match state.config.admin.listen.as_str() {
         "" => None,
         listen => {
             let readiness_state = state.clone();
             let readiness = Arc::new(move || readiness_state.readiness());
-            let server = AdminServer::start(listen, telemetry.clone(), readiness)
+            let routes = console.clone().map(|console| console as Arc<dyn AdminRoutes>);
+            let server = AdminServer::start_with_routes(listen, telemetry.clone(), readiness, routes)
                 .await
                 .with_context(|| format!("binding the admin listener {listen}"))?;
             Some(server)
@@ -258,6 +261,9 @@ pub async fn start(loaded: GatewayConfig) -> anyhow::Result<GatewayHandle> {
         // One budget from the moment the listener closed; in-flight requests used part of it.
         let deadline = closed_at.get().copied().unwrap_or_else(tokio::time::Instant::now) + budget;
         sink.shutdown(deadline).await;
+        if let Some(console) = console {
+            console.shutdown();
+        }
         if let Some(admin) = admin {
             admin.shutdown().await;
         }

@@ -17,6 +17,11 @@ pub struct Source {
 }
 
 impl Source {
+    /// Browser origins that may send with this source's key.
+    pub fn allowed_origins(&self) -> &[String] {
+        &self.allowed_origins
+    }
+
     /// Browsers send `Origin`; server SDKs do not, and are not checked.
     pub fn check_origin(&self, origin: Option<&str>) -> Result<(), GatewayError> {
         match origin {
@@ -64,6 +69,12 @@ impl SourceRegistry {
         let by_key = index(configs);
         *self.by_name.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(by_name(&by_key));
         *self.by_key.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(by_key);
+    }
+
+    /// Every write key with its source, for the console's install settings.
+    pub fn entries(&self) -> Vec<(String, Arc<Source>)> {
+        let by_key = self.by_key.read().unwrap_or_else(|p| p.into_inner());
+        by_key.iter().map(|(key, source)| (key.clone(), source.clone())).collect()
     }
 
     pub fn len(&self) -> usize {

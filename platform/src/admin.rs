@@ -33,12 +33,15 @@
 //! ```
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{header, Method, Request, Response, StatusCode};
-use http_body_util::Full;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt as _, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -76,6 +79,18 @@ impl Readiness {
 /// The service's readiness, asked on every `/readyz`; it must be cheap and must not block.
 pub type ReadinessCheck = Arc<dyn Fn() -> Readiness + Send + Sync>;
 
+/// The body of an admin answer: whole, or streamed (the gateway console's Server-Sent Events).
+pub type AdminBody = BoxBody<Bytes, Infallible>;
+
+/// An admin answer on its way.
+pub type AdminAnswer = Pin<Box<dyn Future<Output = Response<AdminBody>> + Send>>;
+
+/// Routes a service adds to its admin listener, beside `/metrics`, `/healthz` and `/readyz`.
+pub trait AdminRoutes: Send + Sync {
+    /// The answer to a request on one of the service's own paths; `None` for any other path.
+    fn route(&self, request: &http::request::Parts) -> Option<AdminAnswer>;
+}
+
 /// A running admin listener; it stops on `shutdown` or when dropped.
 #[derive(Debug)]
 pub struct AdminServer {
@@ -88,10 +103,20 @@ pub struct AdminServer {
 impl AdminServer {
     /// Binds `listen` and serves in the background. Must run inside tokio.
     pub async fn start(listen: &str, telemetry: Arc<Telemetry>, readiness: ReadinessCheck) -> std::io::Result<Self> {
+        Self::start_with_routes(listen, telemetry, readiness, None).await
+    }
+
+    /// `start`, with the service's own routes tried first.
+    pub async fn start_with_routes(
+        listen: &str,
+        telemetry: Arc<Telemetry>,
+        readiness: ReadinessCheck,
+        routes: Option<Arc<dyn AdminRoutes>>,
+    ) -> std::io::Result<Self> {
         let listener = TcpListener::bind(listen).await?;
         let addr = listener.local_addr()?;
         let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(accept_loop(listener, telemetry, readiness, stopped));
+        let task = tokio::spawn(accept_loop(listener, telemetry, readiness, routes, stopped));
         tracing::info!(%addr, "admin listening (/metrics, /healthz, /readyz)");
         Ok(Self { addr, stop, task })
     }
@@ -114,6 +139,7 @@ async fn accept_loop(
     listener: TcpListener,
     telemetry: Arc<Telemetry>,
     readiness: ReadinessCheck,
+    routes: Option<Arc<dyn AdminRoutes>>,
     mut stopped: watch::Receiver<bool>,
 ) {
     let builder = auto::Builder::new(TokioExecutor::new());
@@ -129,10 +155,17 @@ async fn accept_loop(
             },
             _ = stopped.changed() => return,
         };
-        let (telemetry, readiness) = (telemetry.clone(), readiness.clone());
+        let (telemetry, readiness, routes) = (telemetry.clone(), readiness.clone(), routes.clone());
         let service = service_fn(move |request: Request<Incoming>| {
-            let response = answer(request.method(), request.uri().path(), &telemetry, &readiness);
-            async move { Ok::<_, Infallible>(response) }
+            let (parts, _body) = request.into_parts();
+            let answering: AdminAnswer = match routes.as_ref().and_then(|routes| routes.route(&parts)) {
+                Some(own) => own,
+                None => {
+                    let response = answer(&parts.method, parts.uri.path(), &telemetry, &readiness);
+                    Box::pin(std::future::ready(response.map(|body| body.boxed())))
+                }
+            };
+            async move { Ok::<_, Infallible>(answering.await) }
         });
         let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
         tokio::spawn(async move {

@@ -38,7 +38,8 @@ impl Default for TelemetryConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct AdminConfig {
-    /// Address of the admin listener (Prometheus scrape, health and readiness). Empty: none.
+    /// Address of the admin listener (Prometheus scrape, health and readiness; the gateway's
+    /// console). It is for operators: keep it on loopback or a private network. Empty: none.
     pub listen: String,
 }
 

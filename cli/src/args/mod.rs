@@ -56,11 +56,45 @@ pub enum Command {
         #[command(subcommand)]
         action: ProductsAction,
     },
+    /// Follow a topic (events.raw by default) and print each record, coloured on a terminal and
+    /// as JSON lines when piped. Reads as no consumer group and commits nothing.
+    Tail(TailArgs),
     /// Work with a gateway's disk spool.
     Spool {
         #[command(subcommand)]
         action: SpoolAction,
     },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TailArgs {
+    /// The topic, such as events.raw, events.enriched or events.dlq. Default: the config's
+    /// `topics.raw`.
+    #[arg(long, short)]
+    pub topic: Option<String>,
+    /// Start at the oldest record the topic holds instead of at its end.
+    #[arg(long)]
+    pub from_beginning: bool,
+    /// Stop after printing this many records.
+    #[arg(long, short = 'n')]
+    pub count: Option<usize>,
+    /// Only records of this source (the `source` header, or a dead letter's source).
+    #[arg(long)]
+    pub source: Option<String>,
+    /// Only events of this name (`event` of a track, `name` of a page or screen; any case).
+    #[arg(long)]
+    pub event: Option<String>,
+    /// Only events of this type (track, page, identify, ...).
+    #[arg(long = "type", value_name = "TYPE")]
+    pub kind: Option<String>,
+    /// Only events with this userId or anonymousId.
+    #[arg(long)]
+    pub user: Option<String>,
+    /// JSON lines even on a terminal.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub config: ConfigArgs,
 }
 
 #[derive(Debug, Subcommand)]

@@ -2,11 +2,13 @@
 //! defaulted, loaded in layers by `clickstream_platform::config`.
 
 mod cidr;
+mod console;
 mod delivery;
 mod plan;
 mod snowplow;
 
 pub use cidr::Cidr;
+pub use console::*;
 pub use plan::{PlanAction, TrackingPlanConfig};
 pub use snowplow::{SnowplowConfig, DEFAULT_SNOWPLOW_COOKIE_MAX_AGE_DAYS, DEFAULT_SNOWPLOW_COOKIE_NAME};
 
@@ -49,8 +51,11 @@ pub struct GatewayConfig {
     pub privacy: PrivacyConfig,
     /// Snowplow's tracker protocol: app ids to sources, and the network user id cookie.
     pub snowplow: SnowplowConfig,
-    /// The admin listener: Prometheus `/metrics`, `/healthz` and `/readyz`.
+    /// The admin listener: Prometheus `/metrics`, `/healthz` and `/readyz`, and the console.
+    /// It is for operators only: keep it on loopback or a private network.
     pub admin: AdminConfig,
+    /// The operator's console at `/console` on the admin listener.
+    pub console: ConsoleConfig,
     /// OTLP export of traces and metrics.
     pub telemetry: TelemetryConfig,
     /// Sources allowed to send: write key, name and allowed browser origins. File only.
@@ -142,6 +147,7 @@ impl Default for GatewayConfig {
             privacy: PrivacyConfig::default(),
             snowplow: SnowplowConfig::default(),
             admin: AdminConfig::default(),
+            console: ConsoleConfig::default(),
             telemetry: TelemetryConfig::default(),
             sources: Vec::new(),
             sources_file: String::new(),

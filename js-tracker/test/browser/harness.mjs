@@ -46,8 +46,8 @@ function clickstreamBinary() {
 }
 
 /**
- * Starts `clickstream dev` on free ports and reads its banner: gateway URL, broker address and
- * the demo shop URL. Its embedded broker is librdkafka's mock cluster, which kcat can read.
+ * Starts `clickstream dev` on free ports and reads its banner: gateway URL, broker address, the
+ * demo shop URL and the console URL. Its embedded broker is librdkafka's mock cluster, which kcat can read.
  */
 export async function startDev() {
   const child = spawn(
@@ -69,7 +69,8 @@ export async function startDev() {
       if (words[0] === 'gateway') found.gateway = words[1]
       if (words[0] === 'kafka') found.bootstrap = words[1].replace('bootstrap.servers=', '')
       if (words[0] === 'demo' && words[1] === 'shop') found.shop = words[2]
-      if (found.gateway && found.bootstrap && found.shop) {
+      if (words[0] === 'console') found.console = words[1]
+      if (found.gateway && found.bootstrap && found.shop && found.console) {
         clearTimeout(timer)
         resolve()
       }
