@@ -118,6 +118,11 @@ impl EnricherMetrics {
             ("enricher_product_changes_total", "Product changes applied to the table", c(&table.changes_applied)),
             ("enricher_product_bad_records_total", "Product or changelog records not readable", c(&table.bad_changes)),
             (
+                "enricher_product_undecodable_columns_total",
+                "Product columns kept encoded (Debezium precise decimals without their schema)",
+                c(&table.undecodable_columns),
+            ),
+            (
                 "enricher_product_versions_expired_total",
                 "Product versions dropped by retention or the per-product cap",
                 c(&table.versions_expired),
