@@ -64,7 +64,7 @@ fn requests(case: &str, count: usize, run: u32) -> Vec<Request<Full<Bytes>>> {
                 let mut request = generator.next_request();
                 request.stamp(i as u64);
                 let auth = request.authorization.as_deref().map(str::to_owned);
-                post(request.path, request.content_type, auth.as_deref(), request.body)
+                post(&request.path, request.content_type, auth.as_deref(), request.body)
             })
             .collect()
     };
