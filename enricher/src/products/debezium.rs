@@ -232,7 +232,7 @@ pub fn undecodable_without_schema(row: &Map<String, Value>) -> u32 {
 fn looks_like_encoded_decimal(text: &str) -> bool {
     text.parse::<f64>().is_err()
         && !text.is_empty()
-        && text.len() % 4 == 0
+        && text.len().is_multiple_of(4)
         && base64::engine::general_purpose::STANDARD.decode(text).is_ok()
 }
 

@@ -177,7 +177,7 @@ impl Generator {
         }
         let in_event: Vec<usize> = events.iter().map(|e| stamp_offset(&e.json)).collect();
         match self.protocol {
-            Protocol::Segment => segment_request(path, events, in_event, single, &now, &self.authorization, first_seq),
+            Protocol::Segment => segment_request(path, events, &in_event, single, &now, &self.authorization, first_seq),
             Protocol::Pixel => {
                 let kind = events[0].kind;
                 let body = events[0].json.clone();
@@ -219,7 +219,7 @@ impl Generator {
 fn segment_request(
     path: &'static str,
     events: Vec<EncodedEvent>,
-    in_event: Vec<usize>,
+    in_event: &[usize],
     single: bool,
     now: &str,
     authorization: &Arc<str>,
