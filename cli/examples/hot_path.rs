@@ -4,9 +4,10 @@
 //! handler; the wall-clock figure it prints is a same-process A/B between cases.
 //!
 //! `cargo run --release -p clickstream --example hot_path -- [CASE] [REQUESTS] [dedup=off]`,
-//! CASE one of `single`, `single-small`, `batch`, `batch-small`, `posthog-batch`, `pixel`,
-//! `all` (the default). The last two send the small event by PostHog's `/batch` (100 per
-//! request) and by Segment's pixel, for each protocol's cost next to Segment's.
+//! CASE one of `single`, `single-small`, `batch`, `batch-small`, `posthog-batch`,
+//! `snowplow-batch`, `pixel`, `all` (the default). The last three send the small event by
+//! PostHog's `/batch` and Snowplow's tp2 POST (100 per request) and by Segment's pixel, for
+//! each protocol's cost next to Segment's.
 
 use std::hint::black_box;
 use std::net::SocketAddr;
@@ -44,6 +45,21 @@ fn small_posthog_event(i: usize) -> String {
         r#"{{"event": "Product Viewed", "distinct_id": "u-{i}", "properties": {{"product_id": "p{}", "price": 9.5, "currency": "USD", "$current_url": "https://shop.example.com/p/1", "$referrer": "https://www.google.com/"}}, "timestamp": "2026-12-06T10:00:00.000Z"}}"#,
         i % 200
     )
+}
+
+/// The small event as Snowplow's JavaScript tracker would send it: a self-describing event,
+/// every field a string, the write key as the app id.
+fn small_snowplow_event(i: usize) -> String {
+    let data = format!(
+        r#"{{"schema":"iglu:com.snowplowanalytics.snowplow/unstruct_event/jsonschema/1-0-0","data":{{"schema":"iglu:example.shop/product_viewed/jsonschema/1-0-0","data":{{"product_id":"p{}","price":9.5,"currency":"USD"}}}}}}"#,
+        i % 200
+    );
+    serde_json::json!({
+        "e": "ue", "aid": WRITE_KEY, "p": "web", "tv": "js-4.1.0", "tna": "sp", "duid": format!("u-{i}"),
+        "dtm": "1796551200000", "stm": "1796551200050", "url": "https://shop.example.com/p/1",
+        "refr": "https://www.google.com/", "ue_pr": data,
+    })
+    .to_string()
 }
 
 /// `run` numbers the message ids, so the warm-up's events are not duplicates of the measured ones.
@@ -89,6 +105,16 @@ fn requests(case: &str, count: usize, run: u32) -> Vec<Request<Full<Bytes>>> {
                 post("/batch/", "application/json", None, body.into())
             })
             .collect(),
+        "snowplow-batch" => (0..count)
+            .map(|r| {
+                let events: Vec<String> = (0..100).map(|i| small_snowplow_event(r * 100 + i)).collect();
+                let body = format!(
+                    r#"{{"schema": "iglu:com.snowplowanalytics.snowplow/payload_data/jsonschema/1-0-4", "data": [{}]}}"#,
+                    events.join(", ")
+                );
+                post("/com.snowplowanalytics.snowplow/tp2", "application/json; charset=UTF-8", None, body.into())
+            })
+            .collect(),
         "pixel" => (0..count)
             .map(|i| {
                 use base64::Engine as _;
@@ -98,7 +124,9 @@ fn requests(case: &str, count: usize, run: u32) -> Vec<Request<Full<Bytes>>> {
                 Request::builder().method(Method::GET).uri(uri).body(Full::new(Bytes::new())).expect("a valid request")
             })
             .collect(),
-        other => panic!("unknown case {other}: single, single-small, batch, batch-small, posthog-batch, pixel"),
+        other => panic!(
+            "unknown case {other}: single, single-small, batch, batch-small, posthog-batch, snowplow-batch, pixel"
+        ),
     }
 }
 
@@ -141,7 +169,7 @@ fn main() {
     let count: usize = args.get(1).and_then(|n| n.parse().ok()).unwrap_or(20_000);
     let dedup = args.get(2).is_none_or(|a| a != "dedup=off");
     let cases: Vec<&str> = if case == "all" {
-        vec!["single-small", "single", "batch-small", "batch", "posthog-batch", "pixel"]
+        vec!["single-small", "single", "batch-small", "batch", "posthog-batch", "snowplow-batch", "pixel"]
     } else {
         vec![case]
     };
