@@ -5,10 +5,11 @@
 //!
 //! `cargo run --release -p clickstream --example hot_path -- [CASE] [REQUESTS] [dedup=off]
 //! [plan=conforming|plan=violating]`, CASE one of `single`, `single-small`, `batch`,
-//! `batch-small`, `posthog-batch`, `pixel`, `all` (the default). The last two send the small
-//! event by PostHog's `/batch` (100 per request) and by Segment's pixel, for each protocol's
-//! cost next to Segment's. `plan=` gives the source a tracking plan (action `allow`) that
-//! every event meets, or that every event breaks once, for the cost of validation.
+//! `batch-small`, `posthog-batch`, `snowplow-batch`, `pixel`, `all` (the default). The last
+//! three send the small event by PostHog's `/batch` and Snowplow's tp2 POST (100 per request)
+//! and by Segment's pixel, for each protocol's cost next to Segment's. `plan=` gives the source
+//! a tracking plan (action `allow`) that every event meets, or that every event breaks once,
+//! for the cost of validation.
 
 use std::hint::black_box;
 use std::net::SocketAddr;
@@ -48,6 +49,21 @@ fn small_posthog_event(i: usize) -> String {
     )
 }
 
+/// The small event as Snowplow's JavaScript tracker would send it: a self-describing event,
+/// every field a string, the write key as the app id.
+fn small_snowplow_event(i: usize) -> String {
+    let data = format!(
+        r#"{{"schema":"iglu:com.snowplowanalytics.snowplow/unstruct_event/jsonschema/1-0-0","data":{{"schema":"iglu:example.shop/product_viewed/jsonschema/1-0-0","data":{{"product_id":"p{}","price":9.5,"currency":"USD"}}}}}}"#,
+        i % 200
+    );
+    serde_json::json!({
+        "e": "ue", "aid": WRITE_KEY, "p": "web", "tv": "js-4.1.0", "tna": "sp", "duid": format!("u-{i}"),
+        "dtm": "1796551200000", "stm": "1796551200050", "url": "https://shop.example.com/p/1",
+        "refr": "https://www.google.com/", "ue_pr": data,
+    })
+    .to_string()
+}
+
 /// `run` numbers the message ids, so the warm-up's events are not duplicates of the measured ones.
 fn requests(case: &str, count: usize, run: u32) -> Vec<Request<Full<Bytes>>> {
     let post = |path: &str, content_type: &str, auth: Option<&str>, body: Vec<u8>| {
@@ -66,7 +82,7 @@ fn requests(case: &str, count: usize, run: u32) -> Vec<Request<Full<Bytes>>> {
                 let mut request = generator.next_request();
                 request.stamp(i as u64);
                 let auth = request.authorization.as_deref().map(str::to_owned);
-                post(request.path, request.content_type, auth.as_deref(), request.body)
+                post(&request.path, request.content_type, auth.as_deref(), request.body)
             })
             .collect()
     };
@@ -91,6 +107,16 @@ fn requests(case: &str, count: usize, run: u32) -> Vec<Request<Full<Bytes>>> {
                 post("/batch/", "application/json", None, body.into())
             })
             .collect(),
+        "snowplow-batch" => (0..count)
+            .map(|r| {
+                let events: Vec<String> = (0..100).map(|i| small_snowplow_event(r * 100 + i)).collect();
+                let body = format!(
+                    r#"{{"schema": "iglu:com.snowplowanalytics.snowplow/payload_data/jsonschema/1-0-4", "data": [{}]}}"#,
+                    events.join(", ")
+                );
+                post("/com.snowplowanalytics.snowplow/tp2", "application/json; charset=UTF-8", None, body.into())
+            })
+            .collect(),
         "pixel" => (0..count)
             .map(|i| {
                 use base64::Engine as _;
@@ -100,7 +126,9 @@ fn requests(case: &str, count: usize, run: u32) -> Vec<Request<Full<Bytes>>> {
                 Request::builder().method(Method::GET).uri(uri).body(Full::new(Bytes::new())).expect("a valid request")
             })
             .collect(),
-        other => panic!("unknown case {other}: single, single-small, batch, batch-small, posthog-batch, pixel"),
+        other => panic!(
+            "unknown case {other}: single, single-small, batch, batch-small, posthog-batch, snowplow-batch, pixel"
+        ),
     }
 }
 
@@ -189,7 +217,7 @@ fn main() {
         other => panic!("unknown plan={other}: conforming or violating"),
     };
     let cases: Vec<&str> = if case == "all" {
-        vec!["single-small", "single", "batch-small", "batch", "posthog-batch", "pixel"]
+        vec!["single-small", "single", "batch-small", "batch", "posthog-batch", "snowplow-batch", "pixel"]
     } else {
         vec![case]
     };

@@ -9,7 +9,7 @@ use clickstream_gateway::config::SourceConfig;
 use clickstream_gateway::GatewayConfig;
 use clickstream_loadtest::{
     bench_scheduler, compare_command, idle_command, overload_command, run_command, Catalog, E2eOptions, Load, Mode,
-    OverloadOptions, Profile, Progress, RunOptions, SearchOptions, Settings, Slo, TargetSpec,
+    OverloadOptions, Profile, Progress, Protocol, RunOptions, SearchOptions, Settings, Slo, TargetSpec,
 };
 
 use crate::args::{
@@ -41,7 +41,8 @@ pub async fn run(args: &LoadtestArgs) -> anyhow::Result<()> {
             idle_command(&settings, idle.common.connections, !idle.no_baseline, settle).await.map(drop)
         }
         Some(LoadtestCommand::Overload(overload)) => {
-            let settings = settings(&overload.common, overload.load.target, overload.load.mode())?;
+            let mut settings = settings(&overload.common, overload.load.target, overload.load.mode())?;
+            settings.run.protocol = overload.load.protocol()?;
             let secs = |s: f64| Duration::from_secs_f64(s.max(0.001));
             let options = OverloadOptions {
                 rate: overload.rate,
@@ -58,7 +59,8 @@ pub async fn run(args: &LoadtestArgs) -> anyhow::Result<()> {
 }
 
 async fn run_profile(args: &LoadRunArgs) -> anyhow::Result<()> {
-    let settings = settings(&args.common, args.load.target, args.load.mode())?;
+    let mut settings = settings(&args.common, args.load.target, args.load.mode())?;
+    settings.run.protocol = args.load.protocol()?;
     let secs = Duration::from_secs_f64(args.duration.max(0.001));
     let load = if args.peak {
         Load::Peak(secs)
@@ -96,6 +98,7 @@ fn settings(args: &LoadCommonArgs, kind: clickstream_loadtest::TargetKind, mode:
     };
     let run = RunOptions {
         mode,
+        protocol: Protocol::Segment,
         connections: args.connections,
         request_timeout: Duration::from_millis(args.timeout_ms),
         late_threshold: Duration::from_secs_f64(args.late_ms / 1000.0),
@@ -141,6 +144,7 @@ fn search_options(args: &LoadCommonArgs) -> SearchOptions {
 async fn bench_command(args: &BenchSchedulerArgs) -> anyhow::Result<()> {
     let options = RunOptions {
         mode: Mode::Single,
+        protocol: Protocol::Segment,
         connections: args.connections,
         request_timeout: Duration::from_secs(10),
         late_threshold: Duration::from_millis(1),

@@ -199,6 +199,11 @@ pub const EXPORTED: &[Kept<EnricherMetrics>] = &[
         read: KeptValue::Counter(|m| m.product_table.bad_changes.load(Ordering::Relaxed)),
     },
     Kept {
+        name: "enricher_product_undecodable_columns",
+        help: "Product columns kept encoded (Debezium precise decimals without their schema)",
+        read: KeptValue::Counter(|m| m.product_table.undecodable_columns.load(Ordering::Relaxed)),
+    },
+    Kept {
         name: "enricher_product_versions_expired",
         help: "Product versions dropped by retention or the per-product cap",
         read: KeptValue::Counter(|m| m.product_table.versions_expired.load(Ordering::Relaxed)),

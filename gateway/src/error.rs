@@ -32,6 +32,8 @@ pub enum GatewayError {
     UnknownSource(String),
     #[error("no source for these Snowplow events: set the tracker's appId (`aid`) to a write key, map it to a source in `snowplow.app_sources`, or send the key in the `X-Write-Key` header")]
     MissingSnowplowKey,
+    #[error("API key not provided: send your project API key, a clickstream write key, as `api_key` in the body or as `token` in each event's properties (posthog-js's `token`)")]
+    MissingPostHogKey,
     #[error("origin {0} is not allowed for this source")]
     OriginNotAllowed(String),
     #[error("request body is over the {limit}-byte limit")]
@@ -69,9 +71,11 @@ impl GatewayError {
         match self {
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::MissingWriteKey | Self::MissingSnowplowKey | Self::UnknownWriteKey | Self::UnknownSource(_) => {
-                StatusCode::UNAUTHORIZED
-            }
+            Self::MissingWriteKey
+            | Self::MissingSnowplowKey
+            | Self::MissingPostHogKey
+            | Self::UnknownWriteKey
+            | Self::UnknownSource(_) => StatusCode::UNAUTHORIZED,
             Self::OriginNotAllowed(_) => StatusCode::FORBIDDEN,
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedEncoding(_) | Self::UnsupportedCompression(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -96,7 +100,7 @@ impl GatewayError {
         match self {
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
-            Self::MissingWriteKey | Self::MissingSnowplowKey => "missing_write_key",
+            Self::MissingWriteKey | Self::MissingSnowplowKey | Self::MissingPostHogKey => "missing_write_key",
             Self::UnknownWriteKey | Self::UnknownSource(_) => "unknown_write_key",
             Self::OriginNotAllowed(_) => "origin_not_allowed",
             Self::BodyTooLarge { .. } => "body_too_large",

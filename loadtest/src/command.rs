@@ -56,7 +56,7 @@ pub async fn run_command(settings: &Settings, load: Load) -> anyhow::Result<Repo
     let session = Session::new(settings.progress);
     let target = Target::start(&settings.target).await?;
     let mode = settings.run.mode;
-    let label = format!("{} / {}", settings.target.kind.as_str(), mode.label());
+    let label = format!("{} / {}", settings.target.kind.as_str(), settings.run.label());
     let mut report = Report::new("clickstream load test", settings.command_line.clone());
     let first_rate = match load {
         Load::Profile(profile) => profile.phases().first().map_or(1.0, |p| p.start_rate.max(p.end_rate)),

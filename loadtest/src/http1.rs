@@ -78,9 +78,11 @@ impl Http1 {
         }
     }
 
-    /// Sends a POST and reads the whole response; returns its status.
-    pub async fn post(
+    /// Sends a request (`POST` with `body`, or a body-less `GET`) and reads the whole
+    /// response; returns its status.
+    pub async fn request(
         &mut self,
+        method: &str,
         path: &str,
         content_type: &str,
         authorization: Option<&str>,
@@ -89,10 +91,13 @@ impl Http1 {
         // Pieces are copied rather than formatted: `write!` showed up in profiles.
         let out = &mut self.out;
         out.clear();
-        for piece in [b"POST ", path.as_bytes(), b" HTTP/1.1\r\nhost: ", self.host.as_bytes(), b"\r\ncontent-type: "] {
+        for piece in [method.as_bytes(), b" ", path.as_bytes(), b" HTTP/1.1\r\nhost: ", self.host.as_bytes()] {
             out.extend_from_slice(piece);
         }
-        out.extend_from_slice(content_type.as_bytes());
+        if !content_type.is_empty() {
+            out.extend_from_slice(b"\r\ncontent-type: ");
+            out.extend_from_slice(content_type.as_bytes());
+        }
         out.extend_from_slice(b"\r\nuser-agent: clickstream-loadtest\r\n");
         if let Some(authorization) = authorization {
             out.extend_from_slice(b"authorization: ");

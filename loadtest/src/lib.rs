@@ -31,7 +31,7 @@ pub use command::{bench_scheduler, compare_command, run_command, Load, Settings}
 pub use e2e::{E2eOptions, E2eResult, Matcher};
 pub use overload::{OverloadOptions, OverloadResult};
 pub use payload::catalog::Catalog;
-pub use payload::Mode;
+pub use payload::{Mode, Protocol};
 pub use peak::PeakPool;
 pub use plan::{Phase, Profile};
 pub use pool::Pool;

@@ -14,7 +14,7 @@ use crate::clock::Clock;
 use crate::e2e::Matcher;
 use crate::payload::catalog::Catalog;
 use crate::payload::ids::Sequence;
-use crate::payload::{Generator, Mode};
+use crate::payload::{Generator, Mode, Protocol};
 use crate::plan::Phase;
 use crate::pool::{Dispatched, Pool, RunState};
 use crate::progress::Progress;
@@ -25,6 +25,8 @@ use crate::target::Target;
 #[derive(Debug, Clone)]
 pub struct RunOptions {
     pub mode: Mode,
+    /// The tracker protocol requests speak (Segment's unless asked).
+    pub protocol: Protocol,
     /// Keep-alive connections (or concurrent produce calls for raw-kafka).
     pub connections: usize,
     pub request_timeout: Duration,
@@ -40,6 +42,17 @@ pub struct RunOptions {
 }
 
 impl RunOptions {
+    /// What each request carries, for reports: the mode, and the protocol unless Segment's.
+    pub fn label(&self) -> String {
+        match (self.protocol, self.mode) {
+            (Protocol::Segment, mode) => mode.label(),
+            (protocol, Mode::Batch { events }) if protocol.batches() => {
+                format!("{} batches of {events}", protocol.as_str())
+            }
+            (protocol, _) => format!("{}, one event per request", protocol.as_str()),
+        }
+    }
+
     /// The payload generator of connection `index` of `count`: its share of the visitors, and
     /// a seed of its own, so connections do not all send the same visitors.
     pub(crate) fn connection_generator(&self, session: &Session, index: usize, count: usize) -> Generator {
@@ -51,6 +64,7 @@ impl RunOptions {
             &self.write_key,
             self.mode,
         )
+        .with_protocol(self.protocol)
     }
 }
 

@@ -96,8 +96,14 @@ pub struct HttpConnection {
 
 impl HttpConnection {
     async fn send(&mut self, request: &Request, timeout: Duration) -> Outcome {
-        let exchange =
-            self.client.post(request.path, request.content_type, request.authorization.as_deref(), &request.body);
+        let body: &[u8] = if request.method == "GET" { &[] } else { &request.body };
+        let exchange = self.client.request(
+            request.method,
+            &request.path,
+            request.content_type,
+            request.authorization.as_deref(),
+            body,
+        );
         match tokio::time::timeout(timeout, exchange).await {
             Ok(Ok(status)) => Outcome { status: status_label(status), ok: (200..300).contains(&status) },
             Ok(Err(failure)) => Outcome::failed(match failure {

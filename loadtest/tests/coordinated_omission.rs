@@ -10,7 +10,9 @@ use http::Response;
 use http_body_util::{BodyExt as _, Full};
 use tokio::net::TcpListener;
 
-use clickstream_loadtest::{run, Catalog, Mode, Phase, Progress, RunOptions, Session, Target, TargetKind, TargetSpec};
+use clickstream_loadtest::{
+    run, Catalog, Mode, Phase, Progress, Protocol, RunOptions, Session, Target, TargetKind, TargetSpec,
+};
 
 const STALL: Duration = Duration::from_secs(1);
 
@@ -53,6 +55,7 @@ async fn p99_reflects_a_one_second_stall() {
     let target = Target::start(&spec).await.expect("server answers");
     let options = RunOptions {
         mode: Mode::Single,
+        protocol: Protocol::Segment,
         connections: 4,
         request_timeout: Duration::from_secs(5),
         late_threshold: Duration::from_millis(1),

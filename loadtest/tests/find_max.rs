@@ -13,7 +13,8 @@ use http_body_util::{BodyExt as _, Full};
 use tokio::net::TcpListener;
 
 use clickstream_loadtest::{
-    find_max, Catalog, Mode, Pool, Progress, RunOptions, SearchOptions, Session, Slo, Target, TargetKind, TargetSpec,
+    find_max, Catalog, Mode, Pool, Progress, Protocol, RunOptions, SearchOptions, Session, Slo, Target, TargetKind,
+    TargetSpec,
 };
 
 const CAPACITY_RPS: f64 = 250.0;
@@ -53,6 +54,7 @@ async fn find_max_converges_on_the_server_capacity() {
     let target = Target::start(&spec).await.expect("server answers");
     let options = RunOptions {
         mode: Mode::Single,
+        protocol: Protocol::Segment,
         connections: 16,
         request_timeout: Duration::from_secs(5),
         late_threshold: Duration::from_millis(1),

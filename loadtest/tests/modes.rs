@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clickstream_loadtest::{
-    overload_command, Catalog, E2eOptions, Mode, OverloadOptions, PeakPool, Progress, RunOptions, SearchOptions,
-    Session, Settings, Slo, Target, TargetKind, TargetSpec,
+    overload_command, Catalog, E2eOptions, Mode, OverloadOptions, PeakPool, Progress, Protocol, RunOptions,
+    SearchOptions, Session, Settings, Slo, Target, TargetKind, TargetSpec,
 };
 use clickstream_tests::kafka::create_topics;
 use clickstream_tests::tansu::Tansu;
@@ -15,6 +15,7 @@ use clickstream_tests::{gateway_config, unique, WRITE_KEY};
 fn options(mode: Mode, write_key: &str) -> RunOptions {
     RunOptions {
         mode,
+        protocol: Protocol::Segment,
         connections: 4,
         request_timeout: Duration::from_secs(5),
         late_threshold: Duration::from_millis(5),

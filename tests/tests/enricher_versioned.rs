@@ -1,7 +1,7 @@
 //! The event-time product join against Tansu: a replay after a price change gets the old
 //! price, events before a product's first version miss, retention drops old versions,
-//! Debezium's `source.ts_ms` dates a change, and a restart rebuilds the history from the
-//! changelog topic.
+//! Debezium's `source.ts_ms` dates a change, a Debezium precise-decimal price reaches events as
+//! its number, and a restart rebuilds the history from the changelog topic.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -207,5 +207,59 @@ async fn a_restart_rebuilds_the_history_from_the_changelog() {
     assert_eq!(enricher.products.versions(), 2);
     // Nothing new was superseded, so nothing was written again.
     assert_eq!(enricher.metrics.product_table.changelog_written.load(Ordering::Relaxed), 0);
+    stop_enricher(enricher).await;
+}
+
+/// The Debezium PostgreSQL connector's records with its default settings (schema wrapper,
+/// precise decimals, micro timestamps, struct keys), as in enricher/tests/fixtures.
+fn debezium_postgres_records() -> Vec<(Option<String>, Option<Value>)> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../enricher/tests/fixtures/debezium-postgres/products.jsonl");
+    let text = std::fs::read_to_string(path).expect("fixture");
+    text.lines()
+        .map(|line| {
+            let record: Value = serde_json::from_str(line).expect("fixture line");
+            let value = Some(record["value"].clone()).filter(|value| !value.is_null());
+            (Some(record["key"].to_string()), value)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_debezium_precise_decimal_price_reaches_events_through_the_gateway() {
+    let tansu = Tansu::start();
+    let bootstrap = tansu.bootstrap();
+    let topics = EnricherTopics::new();
+    topics.create(&bootstrap, 2).await;
+    // The snapshot read of the chair and the insert of the lamp: numeric(10,2) 1200.00 and 19.99.
+    let records = debezium_postgres_records();
+    produce(&bootstrap, &topics.products, &records[..2]);
+    let enricher = start_enricher(topics.config(&bootstrap, Guarantee::ExactlyOnceIdempotent)).await;
+    let gateway = clickstream_gateway::start(clickstream_tests::gateway_config(&bootstrap, &topics.raw, &topics.dlq))
+        .await
+        .expect("gateway");
+    let batch = json!({"batch": [
+        {"type": "track", "event": "Product Viewed", "messageId": "lamp", "anonymousId": "visitor", "properties": {"product_id": "1"}},
+        {"type": "track", "event": "Product Viewed", "messageId": "chair", "anonymousId": "visitor", "properties": {"product_id": 2}},
+    ]});
+    let response = reqwest::Client::new()
+        .post(format!("http://{}/v1/batch", gateway.addr))
+        .basic_auth(clickstream_tests::WRITE_KEY, Some(""))
+        .json(&batch)
+        .send()
+        .await
+        .expect("batch");
+    assert_eq!(response.status(), 200);
+
+    let enriched = read_exactly(&bootstrap, &topics.enriched, 2, Duration::from_secs(30)).await;
+    let lamp = enriched.iter().find(|m| m.value["messageId"] == "lamp").expect("lamp event");
+    let product = &lamp.value["enrichment"]["product"];
+    assert_eq!(product["price"].to_string(), "19.99", "a JSON number with the column's digits: {product}");
+    assert_eq!(product["discount"], -1.5);
+    assert_eq!(product["created_at"], "2026-01-02T10:00:00.123456Z");
+    assert_eq!(product["_version"]["basis"], "source_ts");
+    let chair = enriched.iter().find(|m| m.value["messageId"] == "chair").expect("chair event");
+    assert_eq!(chair.value["enrichment"]["product"]["price"], 1200.0);
+    assert_eq!(enricher.metrics.product_table.undecodable_columns.load(Ordering::Relaxed), 0);
+    gateway.shutdown().await;
     stop_enricher(enricher).await;
 }

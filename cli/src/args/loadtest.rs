@@ -133,11 +133,23 @@ pub struct LoadTargetArgs {
     /// Events per /v1/batch request; without it, one event per request (analytics.js style).
     #[arg(long)]
     pub batch: Option<usize>,
+    /// The tracker protocol requests speak: segment, posthog (posthog-js's /e/, or the server
+    /// SDKs' /batch/ with --batch), snowplow (tp2 POSTs) or pixel (GET /v1/pixel, no --batch).
+    #[arg(long, default_value = "segment")]
+    pub protocol: clickstream_loadtest::Protocol,
 }
 
 impl LoadTargetArgs {
     pub fn mode(&self) -> clickstream_loadtest::Mode {
         self.batch.map_or(clickstream_loadtest::Mode::Single, |events| clickstream_loadtest::Mode::Batch { events })
+    }
+
+    /// The protocol, refusing a batch size the protocol cannot carry.
+    pub fn protocol(&self) -> anyhow::Result<clickstream_loadtest::Protocol> {
+        if self.batch.is_some() && !self.protocol.batches() {
+            anyhow::bail!("--protocol {} sends one event per request: drop --batch", self.protocol.as_str());
+        }
+        Ok(self.protocol)
     }
 }
 

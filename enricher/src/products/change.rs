@@ -1,7 +1,10 @@
 //! Reading one record of the products topic as a change to the table: plain JSON upserts with
-//! null tombstones, or Debezium change events with or without the schema wrapper.
+//! null tombstones, or Debezium change events with or without the schema wrapper, their
+//! columns decoded by that schema when it is there.
 
 use serde_json::{Map, Value};
+
+use super::debezium;
 
 /// What one record of the products topic does to the table.
 #[derive(Debug, Clone, PartialEq)]
@@ -34,6 +37,9 @@ pub struct ParsedChange {
     pub change: ProductChange,
     /// Debezium's `source.ts_ms`: the commit time in the source database.
     pub source_ts_ms: Option<i64>,
+    /// Columns kept as they came because they hold an encoding (a precise decimal) that could
+    /// not be decoded: a bad value under a schema, or a record without the schema wrapper.
+    pub undecodable_columns: u32,
 }
 
 /// Interprets one record. `key` and `value` are the raw Kafka key and value.
@@ -43,47 +49,72 @@ pub fn parse_change(key: Option<&[u8]>, value: Option<&[u8]>) -> Result<ProductC
 
 /// As [`parse_change`], with the source database's commit time when the record carries one.
 pub fn parse_record(key: Option<&[u8]>, value: Option<&[u8]>) -> Result<ParsedChange, ChangeError> {
-    let untimed = |change| ParsedChange { change, source_ts_ms: None };
+    let untimed = |change| ParsedChange { change, source_ts_ms: None, undecodable_columns: 0 };
     let key_id = key.and_then(id_from_key);
     let Some(bytes) = value.filter(|v| !v.is_empty()) else {
         return key_id.map(|id| untimed(ProductChange::Delete { id })).ok_or(ChangeError::MissingId);
     };
     let parsed: Value = serde_json::from_slice(bytes).map_err(|e| ChangeError::NotJson(e.to_string()))?;
-    let body = unwrap_schema(parsed);
+    let (schema, body) = split_schema(parsed);
     match body {
         Value::Null => key_id.map(|id| untimed(ProductChange::Delete { id })).ok_or(ChangeError::MissingId),
         Value::Object(map) if is_debezium(&map) => {
             let source_ts_ms = map.get("source").and_then(|s| s.get("ts_ms")).and_then(Value::as_i64);
-            debezium_change(map, key_id).map(|change| ParsedChange { change, source_ts_ms })
+            let columns = schema.as_ref().and_then(|schema| debezium::struct_fields(schema, "after"));
+            let mut undecodable_columns = 0;
+            let change = debezium_change(map, key_id, |row| undecodable_columns = decode_columns(row, columns))?;
+            Ok(ParsedChange { change, source_ts_ms, undecodable_columns })
         }
-        Value::Object(row) => {
+        Value::Object(mut row) => {
+            let columns = schema.as_ref().and_then(debezium::row_fields);
+            let undecodable_columns = decode_columns(&mut row, columns);
             let id = row.get("id").and_then(id_text).or(key_id).ok_or(ChangeError::MissingId)?;
-            Ok(untimed(ProductChange::Upsert { id, row }))
+            Ok(ParsedChange { change: ProductChange::Upsert { id, row }, source_ts_ms: None, undecodable_columns })
         }
         other => Err(ChangeError::NotAnObject(type_name(&other))),
     }
 }
 
-/// Debezium's JSON converter with `schemas.enable=true` wraps each record as `{schema, payload}`.
-fn unwrap_schema(value: Value) -> Value {
+/// Decodes the row by its column schemas; without them, counts the columns that look encoded.
+fn decode_columns(row: &mut Map<String, Value>, columns: Option<&[Value]>) -> u32 {
+    match columns {
+        Some(columns) => debezium::decode_row(row, columns),
+        None => debezium::undecodable_without_schema(row),
+    }
+}
+
+/// Kafka Connect's JSON converter with `schemas.enable=true` (Debezium's default) wraps each
+/// record as `{schema, payload}`; the schema is what tells a decimal's bytes from text.
+fn split_schema(value: Value) -> (Option<Value>, Value) {
     match value {
         Value::Object(mut map) if map.contains_key("schema") && map.contains_key("payload") && map.len() == 2 => {
-            map.remove("payload").unwrap_or(Value::Null)
+            let payload = map.remove("payload").unwrap_or(Value::Null);
+            (map.remove("schema").filter(Value::is_object), payload)
         }
-        other => other,
+        other => (None, other),
     }
+}
+
+/// The payload alone, for keys.
+fn unwrap_schema(value: Value) -> Value {
+    split_schema(value).1
 }
 
 fn is_debezium(map: &Map<String, Value>) -> bool {
     map.get("op").is_some_and(Value::is_string) && (map.contains_key("after") || map.contains_key("before"))
 }
 
-fn debezium_change(mut map: Map<String, Value>, key_id: Option<String>) -> Result<ProductChange, ChangeError> {
+fn debezium_change(
+    mut map: Map<String, Value>,
+    key_id: Option<String>,
+    decode: impl FnOnce(&mut Map<String, Value>),
+) -> Result<ProductChange, ChangeError> {
     let op = map.get("op").and_then(Value::as_str).unwrap_or_default().to_owned();
     match op.as_str() {
         // c = create, r = snapshot read, u = update.
         "c" | "r" | "u" => match map.remove("after") {
-            Some(Value::Object(row)) => {
+            Some(Value::Object(mut row)) => {
+                decode(&mut row);
                 let id = row.get("id").and_then(id_text).or(key_id).ok_or(ChangeError::MissingId)?;
                 Ok(ProductChange::Upsert { id, row })
             }

@@ -5,6 +5,7 @@
 
 mod change;
 mod changelog;
+mod debezium;
 mod follow;
 mod load;
 mod render;
@@ -44,6 +45,9 @@ pub struct ProductTableStats {
     pub changes_applied: AtomicU64,
     /// Records of the products or changelog topic that could not be read.
     pub bad_changes: AtomicU64,
+    /// Product columns kept encoded: Debezium precise decimals that arrived without the schema
+    /// wrapper (`schemas.enable=false`), or whose value did not match their schema.
+    pub undecodable_columns: AtomicU64,
     /// Versions dropped by the retention or the per-product cap.
     pub versions_expired: AtomicU64,
     /// Superseded versions written to the changelog topic.
@@ -165,7 +169,8 @@ impl ProductTable {
         record_ts_ms: Option<i64>,
     ) -> Vec<Closed> {
         match parse_record(key, value) {
-            Ok(ParsedChange { change, source_ts_ms }) => {
+            Ok(ParsedChange { change, source_ts_ms, undecodable_columns }) => {
+                self.count_undecodable(undecodable_columns, partition, offset);
                 let (valid_from_ms, basis) = match source_ts_ms {
                     Some(ts) => (ts, Basis::SourceTs),
                     None => (record_ts_ms.unwrap_or_else(now_ms), Basis::RecordTs),
@@ -177,6 +182,25 @@ impl ProductTable {
                 tracing::warn!(%error, partition, offset, "skipping unreadable product record");
                 Vec::new()
             }
+        }
+    }
+
+    /// Counts columns kept encoded, warning on the first: the prices they hold are base64 text.
+    fn count_undecodable(&self, columns: u32, partition: i32, offset: i64) {
+        if columns == 0 {
+            return;
+        }
+        let before = self.stats.undecodable_columns.fetch_add(u64::from(columns), Ordering::Relaxed);
+        if before == 0 {
+            tracing::warn!(
+                columns,
+                partition,
+                offset,
+                "product record holds Debezium precise decimals that cannot be decoded without the \
+                 schema wrapper; set the connector's decimal.handling.mode=string (or double), or \
+                 value.converter.schemas.enable=true; enricher_product_undecodable_columns_total \
+                 counts them"
+            );
         }
     }
 

@@ -16,6 +16,7 @@ use serde_json::{json, Map, Value};
 
 use super::{decode_base64, posthog_map, Canonical, Outcome};
 use crate::error::{json_response, GatewayError};
+use crate::sources::{basic_auth_user, header_write_key};
 
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
@@ -25,6 +26,10 @@ pub(super) fn translate(parts: &Parts, body: Vec<u8>, limit: usize) -> Result<Ca
     let value: Value = serde_json::from_slice(&json).map_err(|e| GatewayError::InvalidJson(e.to_string()))?;
     let (events, envelope) = split(value)?;
     let write_key = envelope.key.clone().or_else(|| events.iter().find_map(event_key));
+    let keyed_by_header = basic_auth_user(&parts.headers).is_some() || header_write_key(&parts.headers).is_some();
+    if write_key.is_none() && !keyed_by_header {
+        return Err(GatewayError::MissingPostHogKey);
+    }
     let sent_at = envelope.sent_at.or(query.sent_at);
     let received_at = Utc::now();
     let events = events
@@ -193,5 +198,18 @@ mod tests {
         assert!(matches!(error("/e/", b"data=%%%"), GatewayError::BadShape(_)));
         assert!(matches!(error("/e/", b"42"), GatewayError::BadShape(_)));
         assert!(matches!(error("/batch/", br#"{"batch":7}"#), GatewayError::BadShape(_)));
+    }
+
+    #[test]
+    fn a_missing_key_is_named_in_posthogs_terms() {
+        let keyless = br#"{"event":"clicked","distinct_id":"u1","properties":{"x":1}}"#.to_vec();
+        let error = translate(&parts("/e/", "application/json"), keyless.clone(), 1 << 20).expect_err("no key");
+        assert!(matches!(error, GatewayError::MissingPostHogKey));
+        assert_eq!((error.status().as_u16(), error.kind()), (401, "missing_write_key"));
+        let message = error.to_string();
+        assert!(message.contains("`api_key`") && message.contains("`token`"), "{message}");
+        let mut keyed = parts("/e/", "application/json");
+        keyed.headers.insert("x-write-key", http::HeaderValue::from_static("phc_1"));
+        assert!(translate(&keyed, keyless, 1 << 20).is_ok(), "a key in X-Write-Key serves too");
     }
 }

@@ -1,11 +1,14 @@
 //! Request payloads: simulated visitors' events, one per request as analytics.js sends them,
-//! or N per `/v1/batch` request as the server SDKs send them.
+//! or N per `/v1/batch` request as the server SDKs send them; in Segment's protocol or, with
+//! [`Protocol`], PostHog's, Snowplow's or the pixel's.
 
 pub mod catalog;
 pub mod events;
 pub mod ids;
+pub mod protocols;
 pub mod visitors;
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use base64::Engine as _;
@@ -15,6 +18,7 @@ use serde::Serialize;
 use catalog::Catalog;
 use events::{encode, event_type, EventMeta};
 use ids::{write_stamp, MessageTag, Sequence, STAMP_WIDTH};
+pub use protocols::Protocol;
 use visitors::Visitor;
 
 /// How events are packed into requests.
@@ -57,7 +61,9 @@ pub struct EncodedEvent {
 /// One request's worth of events.
 #[derive(Debug, Clone)]
 pub struct Request {
-    pub path: &'static str,
+    /// `GET` (the pixel, its event in the query string) or `POST` (everything else).
+    pub method: &'static str,
+    pub path: Cow<'static, str>,
     pub content_type: &'static str,
     /// `Authorization` header, when the write key travels there rather than in the body.
     pub authorization: Option<Arc<str>>,
@@ -67,6 +73,9 @@ pub struct Request {
     pub first_seq: u64,
     /// Where each event's time stamp sits: in the body, and in the event's own JSON.
     stamps: Vec<(usize, usize)>,
+    /// For the pixel, the event type: the path carries the body in base64 and is made again
+    /// once the body is stamped.
+    pixel: Option<&'static str>,
 }
 
 impl Request {
@@ -76,6 +85,9 @@ impl Request {
         for (event, &(in_body, in_event)) in self.events.iter_mut().zip(&self.stamps) {
             write_stamp(&mut self.body[in_body..], intended_us);
             write_stamp(&mut event.json[in_event..], intended_us);
+        }
+        if let Some(kind) = self.pixel {
+            self.path = protocols::pixel_path(kind, &self.body).into();
         }
     }
 
@@ -100,6 +112,7 @@ pub struct Generator {
     write_key: Arc<str>,
     authorization: Arc<str>,
     mode: Mode,
+    protocol: Protocol,
     clock: WallClock,
 }
 
@@ -123,16 +136,24 @@ impl Generator {
             write_key: write_key.into(),
             authorization: format!("Basic {basic}").into(),
             mode,
+            protocol: Protocol::Segment,
             clock: WallClock::default(),
         }
     }
 
+    /// Sends in `protocol`'s wire form instead of Segment's. The pixel takes one event per
+    /// request whatever the mode.
+    pub fn with_protocol(mut self, protocol: Protocol) -> Self {
+        self.protocol = protocol;
+        self
+    }
+
     /// The next request. Its message ids carry a zero time stamp until `Request::stamp`.
     pub fn next_request(&mut self) -> Request {
-        let count = self.mode.events_per_request();
+        let count = if self.protocol.batches() { self.mode.events_per_request() } else { 1 };
         let first_seq = self.sequence.reserve(count as u64);
         let now = self.clock.now();
-        let single = self.mode == Mode::Single;
+        let single = self.mode == Mode::Single || !self.protocol.batches();
         let mut path = "/v1/batch";
         let mut events = Vec::with_capacity(count);
         for offset in 0..count as u64 {
@@ -155,25 +176,107 @@ impl Generator {
             events.push(EncodedEvent { key: visitor.anonymous_id.clone(), kind, json });
         }
         let in_event: Vec<usize> = events.iter().map(|e| stamp_offset(&e.json)).collect();
-        let (body, content_type, authorization, stamps) = if single {
-            (events[0].json.clone(), "text/plain", None, vec![(in_event[0], in_event[0])])
-        } else {
-            let size = events.iter().map(|e| e.json.len() + 1).sum::<usize>() + 64;
-            let mut body = Vec::with_capacity(size);
-            let mut stamps = Vec::with_capacity(events.len());
-            body.extend_from_slice(b"{\"batch\":[");
-            for (i, event) in events.iter().enumerate() {
-                if i > 0 {
-                    body.push(b',');
+        match self.protocol {
+            Protocol::Segment => segment_request(path, events, &in_event, single, &now, &self.authorization, first_seq),
+            Protocol::Pixel => {
+                let kind = events[0].kind;
+                let body = events[0].json.clone();
+                let path = protocols::pixel_path(kind, &body).into();
+                let stamps = vec![(in_event[0], in_event[0])];
+                Request {
+                    method: "GET",
+                    path,
+                    content_type: "",
+                    authorization: None,
+                    body,
+                    events,
+                    first_seq,
+                    stamps,
+                    pixel: Some(kind),
                 }
-                stamps.push((body.len() + in_event[i], in_event[i]));
-                body.extend_from_slice(&event.json);
             }
-            body.extend_from_slice(format!("],\"sentAt\":\"{now}\"}}").as_bytes());
-            (body, "application/json", Some(self.authorization.clone()), stamps)
-        };
-        Request { path, content_type, authorization, body, events, first_seq, stamps }
+            protocol => {
+                let sent_at_ms = self.clock.millis;
+                let made = protocols::body(protocol, &events, &self.write_key, sent_at_ms, !single);
+                let stamps = stamps_in(&made.body, &events, &in_event);
+                Request {
+                    method: "POST",
+                    path: made.path,
+                    content_type: made.content_type,
+                    authorization: None,
+                    body: made.body,
+                    events,
+                    first_seq,
+                    stamps,
+                    pixel: None,
+                }
+            }
+        }
     }
+}
+
+/// A Segment request: the event alone on its short path, or a `/v1/batch` of them.
+fn segment_request(
+    path: &'static str,
+    events: Vec<EncodedEvent>,
+    in_event: &[usize],
+    single: bool,
+    now: &str,
+    authorization: &Arc<str>,
+    first_seq: u64,
+) -> Request {
+    let (body, content_type, authorization, stamps) = if single {
+        (events[0].json.clone(), "text/plain", None, vec![(in_event[0], in_event[0])])
+    } else {
+        let size = events.iter().map(|e| e.json.len() + 1).sum::<usize>() + 64;
+        let mut body = Vec::with_capacity(size);
+        let mut stamps = Vec::with_capacity(events.len());
+        body.extend_from_slice(b"{\"batch\":[");
+        for (i, event) in events.iter().enumerate() {
+            if i > 0 {
+                body.push(b',');
+            }
+            stamps.push((body.len() + in_event[i], in_event[i]));
+            body.extend_from_slice(&event.json);
+        }
+        body.extend_from_slice(format!("],\"sentAt\":\"{now}\"}}").as_bytes());
+        (body, "application/json", Some(authorization.clone()), stamps)
+    };
+    Request {
+        method: "POST",
+        path: path.into(),
+        content_type,
+        authorization,
+        body,
+        events,
+        first_seq,
+        stamps,
+        pixel: None,
+    }
+}
+
+/// Where each event's message id ends up in a body another protocol made of it: the id is
+/// copied verbatim, in event order.
+fn stamps_in(body: &[u8], events: &[EncodedEvent], in_event: &[usize]) -> Vec<(usize, usize)> {
+    let mut from = 0;
+    events
+        .iter()
+        .zip(in_event)
+        .map(|(event, &in_event)| {
+            let id =
+                &event.json[in_event + STAMP_WIDTH - message_id_len(&event.json, in_event)..in_event + STAMP_WIDTH];
+            let at = memchr::memmem::find(&body[from..], id).map_or(0, |at| from + at);
+            from = at + id.len();
+            (from - STAMP_WIDTH, in_event)
+        })
+        .collect()
+}
+
+/// The length of the message id whose stamp starts at `stamp_at`.
+fn message_id_len(json: &[u8], stamp_at: usize) -> usize {
+    const KEY: &[u8] = b"\"messageId\":\"";
+    let start = memchr::memmem::find(json, KEY).map_or(0, |at| at + KEY.len());
+    stamp_at + STAMP_WIDTH - start
 }
 
 /// The wall-clock time as events carry it, formatted once per millisecond: at tens of
