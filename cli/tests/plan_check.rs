@@ -1,26 +1,16 @@
 //! The real `clickstream plan check`: the example plan in deploy/tracking-plan compiles, events
 //! on stdin get their violations explained, and a plan that does not compile is refused.
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
+use clickstream_tests::command::run_with_stdin;
 use clickstream_tests::markdown::repo_root;
 
 fn plan_check(plan: &Path, extra: &[&str], stdin: &str) -> (Output, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_clickstream"))
-        .args(["plan", "check"])
-        .arg(plan)
-        .args(extra)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("clickstream runs");
-    child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("write stdin");
-    let output = child.wait_with_output().expect("clickstream ends");
-    let text = String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
-    (output, text)
+    let mut command = Command::new(env!("CARGO_BIN_EXE_clickstream"));
+    command.args(["plan", "check"]).arg(plan).args(extra);
+    run_with_stdin(&mut command, stdin)
 }
 
 fn example_plan() -> PathBuf {

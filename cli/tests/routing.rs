@@ -1,12 +1,12 @@
 //! The real `clickstream` binary: `routing check` on good and bad configs, and a SIGHUP reload
 //! of sources and routing rules under an open keep-alive connection.
 
-use std::io::Write as _;
 use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Output};
 use std::time::Duration;
 
+use clickstream_tests::command::run_with_stdin;
 use clickstream_tests::kafka::{create_topics, read_exactly};
 use clickstream_tests::tansu::Tansu;
 use clickstream_tests::unique;
@@ -25,19 +25,9 @@ topics = ["events.payments", "events.raw"]
 "#;
 
 fn routes_check(config: &Path, extra: &[&str], stdin: &str) -> (Output, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_clickstream"))
-        .args(["routing", "check"])
-        .arg(config)
-        .args(extra)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("clickstream runs");
-    child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("write stdin");
-    let output = child.wait_with_output().expect("clickstream ends");
-    let text = String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
-    (output, text)
+    let mut command = Command::new(env!("CARGO_BIN_EXE_clickstream"));
+    command.args(["routing", "check"]).arg(config).args(extra);
+    run_with_stdin(&mut command, stdin)
 }
 
 fn write_config(dir: &Path, text: &str) -> std::path::PathBuf {
@@ -229,7 +219,7 @@ async fn sighup_reloads_keys_and_routes_and_refuses_a_bad_config() {
     let _ = gateway.kill();
     let _ = gateway.wait();
     let log = std::fs::read_to_string(dir.path().join("gateway.log")).unwrap_or_default();
-    assert!(log.contains("reloaded sources and routing rules"), "{log}");
+    assert!(log.contains("reloaded sources, routing rules and tracking plans"), "{log}");
     assert!(log.contains("config reload refused, keeping the running config"), "{log}");
     assert!(log.contains("allowed_topics: `bad topic*` has ` `"), "refused for its bad pattern: {log}");
 }

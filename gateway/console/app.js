@@ -236,7 +236,12 @@ function renderCounters(stats) {
   const lag = stats.enricherLag == null ? 'n/a' : stats.enricherLag
   const items = [['accepted', c.accepted], ['rejected', c.rejected], ['shed', c.shed], ['503s', c.unavailable503],
     ['rate-limited', c.rateLimited], ['spool', `${c.spoolEvents} ev`], ['enricher lag', lag]]
-  $('#counters').innerHTML = items.map(([k, v]) => `<div><dt>${k}</dt><dd>${escapeHtml(v)}</dd></div>`).join('')
+  const violations = Object.entries(c.planViolations || {})
+  const planned = violations.length
+    ? violations.map(([name, n]) => `${escapeHtml(name)} ${n}`).join(' · ')
+    : '0'
+  $('#counters').innerHTML = items.map(([k, v]) => `<div><dt>${k}</dt><dd>${escapeHtml(v)}</dd></div>`).join('') +
+    `<div><dt>plan violations</dt><dd>${planned}</dd></div>`
   if (stats.error) Object.assign($('#status'), { textContent: stats.error, className: 'pill bad' })
   if (stats.sampled > 0) $('#sampled').hidden = false
   const names = new Set(stats.rates.series.map((s) => s.source))

@@ -1,6 +1,7 @@
 //! Harness for end-to-end tests: real brokers (Tansu, librdkafka's mock cluster), gateways on
 //! port 0, unique topics per test, and a consumer that reads messages back.
 
+pub mod command;
 pub mod dev;
 pub mod drill;
 pub mod enricher;

@@ -3,31 +3,17 @@
 //! inside is explored too), the answer is the 200 GIF, never a panic, an error or a broken image.
 #![no_main]
 
-use std::sync::{Arc, OnceLock};
 
 use base64::Engine as _;
-use clickstream_gateway::config::SourceConfig;
-use clickstream_gateway::sink::NullSink;
-use clickstream_gateway::{app, App, AppState, GatewayConfig};
+use clickstream_gateway_fuzz::gateway;
 use http_body_util::Full;
 use libfuzzer_sys::fuzz_target;
 
 const TYPES: [&str; 6] = ["track", "page", "identify", "group", "alias", "screen"];
 
-fn fixture() -> &'static (tokio::runtime::Runtime, App) {
-    static FIXTURE: OnceLock<(tokio::runtime::Runtime, App)> = OnceLock::new();
-    FIXTURE.get_or_init(|| {
-        let mut config = GatewayConfig::default();
-        config.sources.push(SourceConfig { name: "fuzz".into(), write_key: "k".into(), allowed_origins: vec!["*".into()] });
-        config.dedup.enabled = false;
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-        (runtime, app(AppState::new(config, Arc::new(NullSink)).expect("valid routing")))
-    })
-}
-
 fuzz_target!(|data: &[u8]| {
     let Some((&selector, input)) = data.split_first() else { return };
-    let (runtime, app) = fixture();
+    let (runtime, app) = gateway();
     let kind = TYPES[usize::from(selector) % TYPES.len()];
     let query = if selector & 0x80 == 0 {
         let alphabet = if selector & 0x40 == 0 {

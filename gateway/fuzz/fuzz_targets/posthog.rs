@@ -4,28 +4,14 @@
 #![no_main]
 
 use std::io::Write as _;
-use std::sync::{Arc, OnceLock};
 
 use base64::Engine as _;
 use bytes::Bytes;
-use clickstream_gateway::config::SourceConfig;
-use clickstream_gateway::sink::NullSink;
-use clickstream_gateway::{app, App, AppState, GatewayConfig};
+use clickstream_gateway_fuzz::gateway;
 use http_body_util::Full;
 use libfuzzer_sys::fuzz_target;
 
 const PATHS: [&str; 5] = ["/e/", "/batch/", "/capture/", "/i/v0/e/", "/track/"];
-
-fn fixture() -> &'static (tokio::runtime::Runtime, App) {
-    static FIXTURE: OnceLock<(tokio::runtime::Runtime, App)> = OnceLock::new();
-    FIXTURE.get_or_init(|| {
-        let mut config = GatewayConfig::default();
-        config.sources.push(SourceConfig { name: "fuzz".into(), write_key: "k".into(), allowed_origins: vec!["*".into()] });
-        config.dedup.enabled = false;
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-        (runtime, app(AppState::new(config, Arc::new(NullSink)).expect("valid routing")))
-    })
-}
 
 fn gzip(input: &[u8]) -> Vec<u8> {
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
@@ -35,7 +21,7 @@ fn gzip(input: &[u8]) -> Vec<u8> {
 
 fuzz_target!(|data: &[u8]| {
     let Some((&selector, input)) = data.split_first() else { return };
-    let (runtime, app) = fixture();
+    let (runtime, app) = gateway();
     let path = PATHS[usize::from(selector) % PATHS.len()];
     // The high bits pick the encoding; the raw cases feed the decoders the fuzzer's own bytes.
     let (query, content_type, body) = match selector >> 5 {

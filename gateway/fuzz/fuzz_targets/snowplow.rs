@@ -2,30 +2,15 @@
 //! must end in a 2xx or a 4xx, and a `GET /i` query in the GIF, never a panic or a 5xx.
 #![no_main]
 
-use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
-use clickstream_gateway::config::SourceConfig;
-use clickstream_gateway::sink::NullSink;
-use clickstream_gateway::{app, App, AppState, GatewayConfig};
+use clickstream_gateway_fuzz::gateway;
 use http_body_util::Full;
 use libfuzzer_sys::fuzz_target;
 
-fn fixture() -> &'static (tokio::runtime::Runtime, App) {
-    static FIXTURE: OnceLock<(tokio::runtime::Runtime, App)> = OnceLock::new();
-    FIXTURE.get_or_init(|| {
-        let mut config = GatewayConfig::default();
-        config.sources.push(SourceConfig { name: "fuzz".into(), write_key: "k".into(), allowed_origins: vec!["*".into()] });
-        config.snowplow.app_sources.insert("app".into(), "fuzz".into());
-        config.dedup.enabled = false;
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-        (runtime, app(AppState::new(config, Arc::new(NullSink)).expect("valid routing")))
-    })
-}
-
 fuzz_target!(|data: &[u8]| {
     let Some((&selector, input)) = data.split_first() else { return };
-    let (runtime, app) = fixture();
+    let (runtime, app) = gateway();
     let pixel = selector & 1 == 1;
     let request = if pixel {
         // The bytes as a query string, escaped only where a URI could not hold them.

@@ -115,13 +115,19 @@ impl Products {
     }
 }
 
-/// The gateway counters the console shows, summed over their labels, from its Prometheus text.
+/// The gateway counters the console shows, summed over their labels, from its Prometheus text,
+/// and the tracking-plan violations per event name (the plan's file names, or `other`).
 pub fn gateway_counters(prometheus: &str) -> Value {
     let mut sums: BTreeMap<&str, f64> = BTreeMap::new();
+    let mut violations: BTreeMap<&str, f64> = BTreeMap::new();
     for line in prometheus.lines().filter(|l| !l.starts_with('#')) {
         let Some((series, value)) = line.rsplit_once(' ') else { continue };
         let Ok(value) = value.parse::<f64>() else { continue };
         let (name, labels) = series.split_once('{').unwrap_or((series, ""));
+        if name == "clickstream_tracking_plan_violations_total" {
+            *violations.entry(label(labels, "event").unwrap_or("other")).or_default() += value;
+            continue;
+        }
         let shown = match name {
             "clickstream_events_accepted_total" => "accepted",
             "clickstream_events_rejected_total" => "rejected",
@@ -142,7 +148,15 @@ pub fn gateway_counters(prometheus: &str) -> Value {
     for (name, value) in sums {
         counters[name] = json!(value as u64);
     }
+    counters["planViolations"] = violations.into_iter().map(|(event, n)| (event.to_owned(), json!(n as u64))).collect();
     counters
+}
+
+/// The value of label `name` in a Prometheus series' label text (`a="x",b="y"}`).
+fn label<'a>(labels: &'a str, name: &str) -> Option<&'a str> {
+    let start = labels.find(&format!("{name}=\""))? + name.len() + 2;
+    let rest = &labels[start..];
+    rest.find('"').map(|end| &rest[..end])
 }
 
 #[cfg(test)]
@@ -192,6 +206,16 @@ mod tests {
         assert_eq!(top[0]["total"], 5);
         assert_eq!(top[0]["events"]["Product Viewed"], 4);
         assert_eq!(top.as_array().expect("present").len(), 2, "p3 is too old: {top}");
+    }
+
+    #[test]
+    fn plan_violations_are_summed_per_event_name() {
+        let text = "clickstream_tracking_plan_violations_total{action=\"allow\",event=\"Order Completed\",source=\"web\"} 2\n\
+                    clickstream_tracking_plan_violations_total{action=\"dlq\",event=\"Order Completed\",source=\"app\"} 3\n\
+                    clickstream_tracking_plan_violations_total{action=\"drop\",event=\"other\",source=\"web\"} 1\n";
+        let counters = gateway_counters(text);
+        assert_eq!(counters["planViolations"], json!({"Order Completed": 5, "other": 1}));
+        assert_eq!(gateway_counters("")["planViolations"], json!({}));
     }
 
     #[test]
