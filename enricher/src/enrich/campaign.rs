@@ -6,6 +6,7 @@ use clickstream_schema::BorrowedObject;
 #[cfg(test)]
 use serde_json::Value;
 
+use super::url_parts::UrlParts;
 use super::write_str;
 
 const UTM: [(&str, &str); 5] = [
@@ -19,7 +20,7 @@ const UTM: [(&str, &str); 5] = [
 /// The campaign an event came from, or null when it names none.
 #[cfg(test)]
 pub fn extract(page_url: Option<&str>, context_campaign: Option<&serde_json::Map<String, Value>>) -> Value {
-    let page = page_url.and_then(|u| url::Url::parse(u).ok());
+    let page = page_url.and_then(UrlParts::parse);
     let context = context_campaign.map(|c| serde_json::to_string(c).unwrap_or_default());
     let mut scratch = context.map(String::into_bytes);
     let context = scratch.as_mut().and_then(|bytes| simd_json::to_borrowed_value(bytes).ok());
@@ -30,7 +31,7 @@ pub fn extract(page_url: Option<&str>, context_campaign: Option<&serde_json::Map
 
 /// Writes the `campaign` enrichment: UTM parameters from the page URL, else Segment's
 /// `context.campaign`; null when neither names one.
-pub fn extract_into(page_url: Option<&url::Url>, context_campaign: Option<&BorrowedObject<'_>>, out: &mut Vec<u8>) {
+pub fn extract_into(page_url: Option<&UrlParts<'_>>, context_campaign: Option<&BorrowedObject<'_>>, out: &mut Vec<u8>) {
     let mut campaign: Vec<(&str, Cow<'_, str>)> = Vec::new();
     if let Some(url) = page_url {
         for (key, value) in url.query_pairs() {

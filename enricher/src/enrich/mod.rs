@@ -4,6 +4,7 @@
 mod campaign;
 mod geo;
 mod referrer;
+mod url_parts;
 mod useragent;
 
 pub use geo::{mask_ip, GeoIp};
@@ -80,7 +81,7 @@ impl Enrichers {
         };
         let (url, referrer) = (from_page("url"), from_page("referrer"));
         // One parse of the page URL serves the referrer (its host) and the campaign (its query).
-        let page_url = url.and_then(|u| url::Url::parse(u).ok());
+        let page_url = url.and_then(url_parts::UrlParts::parse);
         let user_agent = context.and_then(|c| c.get("userAgent")).and_then(as_str).unwrap_or_default();
         out.extend_from_slice(b",\"userAgent\":");
         out.extend_from_slice(self.user_agents.json(user_agent).as_bytes());
@@ -97,7 +98,7 @@ impl Enrichers {
                 write_value(out, &geo.lookup(ip));
             }
             if self.ip.anonymize {
-                report.masked_ip = Some(mask_ip(ip, self.ip.ipv4_prefix_bits, self.ip.ipv6_prefix_bits).to_string());
+                report.masked_ip = Some(ip_text(mask_ip(ip, self.ip.ipv4_prefix_bits, self.ip.ipv6_prefix_bits)));
             }
         }
         out.extend_from_slice(b",\"session\":{\"id\":");
@@ -161,6 +162,20 @@ impl Enrichers {
         let price = number("price").or_else(|| joined.as_ref().and_then(|j| row_price(&j.row)));
         report.line_items.push(line_item(id, quantity, price, purchase));
     }
+}
+
+/// An address as `Display` writes it; IPv4, what most events carry, without the formatting
+/// machinery (a fifth of the cost of masking, callgrind).
+fn ip_text(ip: IpAddr) -> String {
+    let IpAddr::V4(v4) = ip else { return ip.to_string() };
+    let mut text = String::with_capacity(15);
+    for (index, octet) in v4.octets().into_iter().enumerate() {
+        if index > 0 {
+            text.push('.');
+        }
+        text.push_str(itoa::Buffer::new().format(octet));
+    }
+    text
 }
 
 pub(crate) fn write_str(out: &mut Vec<u8>, text: &str) {

@@ -1,6 +1,7 @@
 //! Referrer enrichment: where a visit came from, as a medium (search, social, email, internal,
 //! direct, other) and a named source.
 
+use super::url_parts::UrlParts;
 use super::write_str;
 
 /// Hosts, matched by suffix on a label boundary, with their medium and source name. Email
@@ -66,7 +67,7 @@ fn classify_parts(referrer: Option<&str>, page_host: Option<&str>) -> Referrer {
 /// Classifies `referrer` relative to the page it led to.
 #[cfg(test)]
 pub fn classify(referrer: Option<&str>, page_url: Option<&str>) -> serde_json::Value {
-    let page = page_url.and_then(|u| url::Url::parse(u).ok());
+    let page = page_url.and_then(UrlParts::parse);
     let mut out = Vec::new();
     classify_into(referrer, page.as_ref(), &mut out);
     serde_json::from_slice(&out).unwrap_or_default()
@@ -74,9 +75,9 @@ pub fn classify(referrer: Option<&str>, page_url: Option<&str>) -> serde_json::V
 
 /// Writes the `referrer` enrichment, `{"medium":..,"source":..,"host":..}`, for `referrer`
 /// relative to the page it led to.
-pub fn classify_into(referrer: Option<&str>, page_url: Option<&url::Url>, out: &mut Vec<u8>) {
-    let page_host = page_url.and_then(url::Url::host_str).map(str::to_ascii_lowercase);
-    let Referrer { medium, source, host } = classify_parts(referrer, page_host.as_deref());
+pub fn classify_into(referrer: Option<&str>, page_url: Option<&UrlParts<'_>>, out: &mut Vec<u8>) {
+    let page_host = page_url.and_then(|page| page.host.as_deref());
+    let Referrer { medium, source, host } = classify_parts(referrer, page_host);
     let text_or_null = |out: &mut Vec<u8>, text: Option<&str>| match text {
         Some(text) => write_str(out, text),
         None => out.extend_from_slice(b"null"),
@@ -91,7 +92,7 @@ pub fn classify_into(referrer: Option<&str>, page_url: Option<&url::Url>, out: &
 }
 
 fn host_of(url: &str) -> Option<String> {
-    url::Url::parse(url).ok()?.host_str().map(str::to_ascii_lowercase)
+    UrlParts::parse(url)?.host.map(|host| host.into_owned())
 }
 
 fn bare(host: &str) -> &str {

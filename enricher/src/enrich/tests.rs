@@ -103,3 +103,11 @@ fn geoip_looks_up_the_full_address_before_masking_it() {
     assert_eq!(e.extra["enrichment"]["geo"], json!({"country": "AU", "region": "NSW", "city": "Sydney"}));
     assert_eq!(e.context.as_ref().and_then(|c| c.get("ip")), Some(&json!("203.0.113.0")));
 }
+
+#[test]
+fn ip_text_is_display() {
+    for ip in ["0.0.0.0", "203.0.113.0", "255.255.255.255", "10.1.22.254", "2001:db8::1"] {
+        let ip: std::net::IpAddr = ip.parse().expect("address");
+        assert_eq!(super::ip_text(ip), ip.to_string());
+    }
+}
