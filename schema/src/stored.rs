@@ -171,9 +171,9 @@ fn string_span(stored: &[u8], parsed_at: usize, text: &str) -> Option<(usize, us
     verbatim.then_some((at - 1, end + 1))
 }
 
-/// Whether an object's keys repeat. Each key sets one bit of 64 chosen by its length and its
-/// first and last bytes; only an object where two keys land on the same bit (rare for the few
-/// distinct keys events have) has its keys compared pair by pair.
+/// Whether an object's keys repeat. Each key's length and its first, middle and last bytes
+/// are packed into one word on the stack (`category` and `currency` differ only in the
+/// middle); only keys whose words match are compared as text.
 fn keys_repeat(map: &Object<'_>) -> bool {
     const SMALL: usize = 32;
     if map.len() < 2 {
@@ -182,20 +182,16 @@ fn keys_repeat(map: &Object<'_>) -> bool {
     if map.len() > SMALL {
         return has_repeats(map);
     }
-    let mut seen = 0u64;
-    let mut clash = false;
-    for key in map.keys() {
+    let mut signs = [0u64; SMALL];
+    for (sign, key) in signs.iter_mut().zip(map.keys()) {
         let bytes = key.as_bytes();
-        let (first, last) = (bytes.first().copied().unwrap_or(0), bytes.last().copied().unwrap_or(0));
-        let bit =
-            1u64 << (((bytes.len() as u64).wrapping_mul(7) ^ u64::from(first) ^ u64::from(last).rotate_left(3)) % 64);
-        clash |= seen & bit != 0;
-        seen |= bit;
+        let byte = |at: usize| u64::from(bytes.get(at).copied().unwrap_or(0));
+        *sign =
+            (bytes.len() as u64) << 24 | byte(0) << 16 | byte(bytes.len() / 2) << 8 | byte(bytes.len().wrapping_sub(1));
     }
-    clash && {
-        let keys: Vec<&str> = map.keys().map(|key| key.as_ref()).collect();
-        (0..keys.len()).any(|i| keys[i + 1..].contains(&keys[i]))
-    }
+    let signs = &signs[..map.len()];
+    let key = |index: usize| map.keys().nth(index);
+    (0..signs.len()).any(|i| (i + 1..signs.len()).any(|j| signs[i] == signs[j] && key(i) == key(j)))
 }
 
 /// The objects below the top level that consumers read members of by key; each must read
