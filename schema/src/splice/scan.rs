@@ -4,6 +4,8 @@
 //! of its `context` and `integrations`, and of a batch. Nothing is decoded or allocated for
 //! values nobody reads; the few fields validation reads are decoded from their spans later.
 
+use std::borrow::Cow;
+
 use super::raw::{key_name, last_only, Element, Member, MERGED};
 
 /// simd-json's default nesting limit (`simd_json::DEFAULT_MAX_DEPTH`), kept so that the same
@@ -57,10 +59,11 @@ pub(crate) struct Document<'r> {
 
 /// Validates `bytes` as one JSON value (whitespace around it allowed) and scans it as `root`.
 pub(crate) fn document(bytes: &[u8], root: Root) -> Scan<Document<'_>> {
-    if let Err(e) = std::str::from_utf8(bytes) {
-        return fail("invalid UTF-8", e.valid_up_to());
-    }
-    let scanner = Scanner { bytes };
+    let text = match std::str::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(e) => return fail("invalid UTF-8", e.valid_up_to()),
+    };
+    let scanner = Scanner { bytes, text };
     let start = scanner.ws(0);
     let mut document = Document::default();
     let mut batch = None;
@@ -99,6 +102,8 @@ type BatchArray<'r> = Option<(&'r [u8], Vec<Element<'r>>)>;
 
 struct Scanner<'r> {
     bytes: &'r [u8],
+    /// The same bytes, known to be UTF-8: keys are sliced from it without checking again.
+    text: &'r str,
 }
 
 fn is_ws(b: u8) -> bool {
@@ -142,8 +147,14 @@ impl<'r> Scanner<'r> {
     /// The index just past the string at `at` (its opening quote), checked: no raw control
     /// characters, only JSON's escapes, `\u` surrogates in pairs. UTF-8 is checked up front.
     fn string(&self, at: usize) -> Scan<usize> {
+        self.string_escaped(at).map(|(end, _)| end)
+    }
+
+    /// As [`Self::string`], and whether the string has an escape.
+    fn string_escaped(&self, at: usize) -> Scan<(usize, bool)> {
         let bytes = self.bytes;
         let mut i = at + 1;
+        let mut escaped = false;
         loop {
             while let Some(chunk) = bytes.get(i..i + 8).and_then(|c| <[u8; 8]>::try_from(c).ok()) {
                 if has_special(u64::from_le_bytes(chunk)) {
@@ -152,8 +163,8 @@ impl<'r> Scanner<'r> {
                 i += 8;
             }
             match self.byte(i) {
-                Some(b'"') => return Ok(i + 1),
-                Some(b'\\') => i = self.escape(i)?,
+                Some(b'"') => return Ok((i + 1, escaped)),
+                Some(b'\\') => (i, escaped) = (self.escape(i)?, true),
                 Some(0..=0x1f) => return fail("control character in a string", i),
                 Some(_) => i += 1,
                 None => return fail("unterminated string", at),
@@ -257,17 +268,18 @@ impl<'r> Scanner<'r> {
         }
     }
 
-    /// From an object's key at `at` to the start of its value.
-    fn key(&self, at: usize) -> Scan<(usize, usize)> {
+    /// From an object's key at `at`: the end of the key, the start of its value, and whether
+    /// the key has an escape.
+    fn key(&self, at: usize) -> Scan<(usize, usize, bool)> {
         if self.byte(at) != Some(b'"') {
             return fail("expected an object key", at);
         }
-        let end = self.string(at)?;
+        let (end, escaped) = self.string_escaped(at)?;
         let colon = self.ws(end);
         if self.byte(colon) != Some(b':') {
             return fail("expected `:` after an object key", colon);
         }
-        Ok((end, self.ws(colon + 1)))
+        Ok((end, self.ws(colon + 1), escaped))
     }
 
     /// The index just past the value at `at`, inside `depth` open objects and arrays. Nested
@@ -344,9 +356,13 @@ impl<'r> Scanner<'r> {
             return Ok((out, at + 1));
         }
         loop {
-            let (key_end, start) = self.key(at)?;
+            let (key_end, start, escaped) = self.key(at)?;
             let key = &bytes[at..key_end];
-            let name = key_name(key);
+            // Quotes are ASCII, so the text between them is whole characters.
+            let name = match self.text.get(at + 1..key_end - 1) {
+                Some(name) if !escaped => Cow::Borrowed(name),
+                _ => key_name(key),
+            };
             let mut inner = Vec::new();
             let end = match (level, self.byte(start)) {
                 (Level::Batch, Some(b'[')) if name == "batch" => {
