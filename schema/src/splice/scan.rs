@@ -113,14 +113,15 @@ fn is_ws(b: u8) -> bool {
 const ONES: u64 = 0x0101_0101_0101_0101;
 const HIGHS: u64 = ONES << 7;
 
-/// Whether any byte of `word` may be a quote, a backslash or a control character: the
-/// classic zero-byte and less-than tests, exact for a word's first such byte (later ones may
-/// be false alarms, which only send the caller to its byte-by-byte path).
-fn has_special(word: u64) -> bool {
+/// The high bit of each byte of `word` (read little-endian) that may be a quote, a backslash
+/// or a control character: the classic zero-byte and less-than tests. A borrow only carries
+/// upwards, so the lowest bit set marks the first such byte exactly; those above it may be
+/// false alarms.
+fn specials(word: u64) -> u64 {
     let quote = word ^ (ONES * u64::from(b'"'));
     let backslash = word ^ (ONES * u64::from(b'\\'));
     let zero_in = |x: u64| x.wrapping_sub(ONES) & !x;
-    (zero_in(quote) | zero_in(backslash) | (word.wrapping_sub(ONES * 0x20) & !word)) & HIGHS != 0
+    (zero_in(quote) | zero_in(backslash) | (word.wrapping_sub(ONES * 0x20) & !word)) & HIGHS
 }
 
 fn hex4(bytes: &[u8], at: usize) -> Option<u32> {
@@ -156,8 +157,11 @@ impl<'r> Scanner<'r> {
         let mut i = at + 1;
         let mut escaped = false;
         loop {
+            // Eight bytes at a time, straight to the first that ends the run of plain text.
             while let Some(chunk) = bytes.get(i..i + 8).and_then(|c| <[u8; 8]>::try_from(c).ok()) {
-                if has_special(u64::from_le_bytes(chunk)) {
+                let found = specials(u64::from_le_bytes(chunk));
+                if found != 0 {
+                    i += found.trailing_zeros() as usize / 8;
                     break;
                 }
                 i += 8;
@@ -234,7 +238,7 @@ impl<'r> Scanner<'r> {
         if matches!(self.byte(i), Some(b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-')) {
             return fail("invalid number", at);
         }
-        let text = std::str::from_utf8(&self.bytes[at..i]).unwrap_or_default();
+        let text = self.text.get(at..i).unwrap_or_default();
         if float {
             // Only an exponent or some 300 digits reach past f64's range.
             if (exponent || i - at > 300) && !text.parse::<f64>().is_ok_and(f64::is_finite) {
