@@ -151,7 +151,9 @@ impl<'r> Scanner<'r> {
         self.string_escaped(at).map(|(end, _)| end)
     }
 
-    /// As [`Self::string`], and whether the string has an escape.
+    /// As [`Self::string`], and whether the string has an escape. Inlined: most strings are
+    /// a few words long, where a call's set-up costs as much as the scan.
+    #[inline(always)]
     fn string_escaped(&self, at: usize) -> Scan<(usize, bool)> {
         let bytes = self.bytes;
         let mut i = at + 1;
