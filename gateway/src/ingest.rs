@@ -69,10 +69,9 @@ impl App {
         let bytes = read_decoded(body, &parts.headers, limit, Duration::from_millis(timeout)).await?;
         let Canonical { body, write_key, source_name, set_cookie, rejected, positions } =
             adapter.translate(&parts, bytes, &state.config)?;
-        // simd-json parses a copy; the events are written out from the client's own bytes.
-        let mut scratch = Vec::new();
+        // One scan validates the body and finds each event's members in the client's bytes.
         let (envelope, endpoint_type) = match &body {
-            Some((bytes, kind)) => (parse_envelope(*kind, &parts.headers, bytes, &mut scratch)?, kind.endpoint_type()),
+            Some((bytes, kind)) => (parse_envelope(*kind, &parts.headers, bytes)?, kind.endpoint_type()),
             None => (RawEnvelope::default(), None),
         };
         drop(parsing);
@@ -134,7 +133,7 @@ impl App {
     fn to_records(
         &self,
         endpoint_type: Option<EventType>,
-        envelope: RawEnvelope<'_, '_>,
+        envelope: RawEnvelope<'_>,
         source: &Source,
         edge: &EdgeContext,
         protocol: Protocol,
@@ -280,17 +279,16 @@ impl IngestKind {
     }
 }
 
-fn parse_envelope<'r, 's>(
+fn parse_envelope<'r>(
     kind: IngestKind,
     headers: &http::HeaderMap,
     bytes: &'r [u8],
-    scratch: &'s mut Vec<u8>,
-) -> Result<RawEnvelope<'r, 's>, GatewayError> {
+) -> Result<RawEnvelope<'r>, GatewayError> {
     let parsed = match kind {
-        IngestKind::Batch => RawEnvelope::from_batch(bytes, scratch),
-        IngestKind::Single(_) => RawEnvelope::from_single(bytes, scratch),
-        IngestKind::Events if is_ndjson(headers, bytes) => Ok(RawEnvelope::from_ndjson(bytes, scratch)),
-        IngestKind::Events => RawEnvelope::from_array_or_single(bytes, scratch),
+        IngestKind::Batch => RawEnvelope::from_batch(bytes),
+        IngestKind::Single(_) => RawEnvelope::from_single(bytes),
+        IngestKind::Events if is_ndjson(headers, bytes) => Ok(RawEnvelope::from_ndjson(bytes)),
+        IngestKind::Events => RawEnvelope::from_array_or_single(bytes),
     };
     parsed.map_err(|e| match e {
         PayloadError::InvalidJson(_) => GatewayError::InvalidJson(e.to_string()),

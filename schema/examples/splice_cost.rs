@@ -47,18 +47,19 @@ fn owned(body: &[u8], buf: &mut Vec<u8>, kind: Option<EventType>, now: DateTime<
     bytes
 }
 
-/// The splice path: body → borrowed values → checked in place → bytes copied and spliced.
+/// The splice path: body scanned once into spans → checked from them → bytes copied and
+/// spliced (`_buf` unused: the scan reads the client's bytes in place).
 fn spliced(
     body: &[u8],
-    buf: &mut Vec<u8>,
+    _buf: &mut Vec<u8>,
     kind: Option<EventType>,
     now: DateTime<Utc>,
     conn: &Connection<'_>,
 ) -> usize {
     let envelope = if kind.is_some() {
-        RawEnvelope::from_single(body, buf).expect("json")
+        RawEnvelope::from_single(body).expect("json")
     } else {
-        RawEnvelope::from_batch(body, buf).expect("batch")
+        RawEnvelope::from_batch(body).expect("batch")
     };
     let (batch, events) = envelope.into_events(kind);
     let mut bytes = 0;
@@ -88,16 +89,16 @@ fn routed_plain(
 
 fn routed_with(
     body: &[u8],
-    buf: &mut Vec<u8>,
+    _buf: &mut Vec<u8>,
     kind: Option<EventType>,
     now: DateTime<Utc>,
     conn: &Connection<'_>,
     with_properties: bool,
 ) -> usize {
     let envelope = if kind.is_some() {
-        RawEnvelope::from_single(body, buf).expect("json")
+        RawEnvelope::from_single(body).expect("json")
     } else {
-        RawEnvelope::from_batch(body, buf).expect("batch")
+        RawEnvelope::from_batch(body).expect("batch")
     };
     let (batch, events) = envelope.into_events(kind);
     let mut bytes = 0;

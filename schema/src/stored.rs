@@ -60,7 +60,7 @@ impl<'s> StoredEvent<'s> {
             None => return Err(owned_error(bytes)),
         };
         let Value::Object(map) = value else { return Err(owned_error(bytes)) };
-        let (kind, times) = check::check(&map, None).map_err(|_| owned_error(bytes))?;
+        let (kind, times) = check::check(map.as_ref(), None).map_err(|_| owned_error(bytes))?;
         Ok(Self { map, parsed_at, kind, times })
     }
 
@@ -132,12 +132,12 @@ impl<'s> StoredEvent<'s> {
 
     /// `messageId` when non-empty, a numeric id as its decimal text (as [`Event::message_id`]).
     pub fn message_id(&self) -> Option<Cow<'_, str>> {
-        self.map.get("messageId").and_then(check::id_text).filter(|id| !id.is_empty())
+        self.map.get("messageId").and_then(check::value_id_text).filter(|id| !id.is_empty())
     }
 
     /// The visitor, as [`Event::visitor_key`] names it: `anonymousId`, else `userId`.
     pub fn visitor_key(&self) -> Option<Cow<'_, str>> {
-        let id = |field: &str| self.map.get(field).and_then(check::id_text).filter(|id| !id.is_empty());
+        let id = |field: &str| self.map.get(field).and_then(check::value_id_text).filter(|id| !id.is_empty());
         id("anonymousId").or_else(|| id("userId"))
     }
 

@@ -28,11 +28,11 @@ pub enum PlanOutcome<'p> {
 pub fn apply<'p>(
     plan: &'p SourcePlan,
     source: &str,
-    event: &CheckedEvent<'_, '_>,
+    event: &CheckedEvent<'_>,
     index: usize,
     metrics: &Metrics,
 ) -> PlanOutcome<'p> {
-    let Some(schema) = plan.schema_for(event.kind(), event.event_name()) else {
+    let Some(schema) = plan.schema_for(event.kind(), event.event_name().as_deref()) else {
         return PlanOutcome::Pass;
     };
     let mut value = event.to_value();

@@ -2,14 +2,18 @@
 //! events the gateway wrote. Every other member is copied as stored, bytes and order, except
 //! `context.ip`, which may be replaced (IP masking).
 
-use super::raw;
+use super::raw::Member;
+use super::scan::{self, Root};
 
 /// `event` (a JSON object already known to be valid) with the member `name` added as
 /// `value` (its JSON text), and `context.ip`, where it is a string, set to `context_ip`.
-/// `None` when the object already has a member `name`: the caller then writes the event whole,
-/// rather than guessing which of two copies a reader would keep.
+/// `None` when the object already has a member `name` (the caller then writes the event whole,
+/// rather than guessing which of two copies a reader would keep), or is not a JSON object.
 pub fn append_member(event: &[u8], name: &str, value: &[u8], context_ip: Option<&str>) -> Option<Vec<u8>> {
-    let members = raw::members(event);
+    let members = scan::document(event, Root::Event).ok()?.members;
+    if members.is_empty() && event.trim_ascii().first() != Some(&b'{') {
+        return None;
+    }
     if members.iter().any(|member| member.name == name) {
         return None;
     }
@@ -19,7 +23,7 @@ pub fn append_member(event: &[u8], name: &str, value: &[u8], context_ip: Option<
         out.extend_from_slice(member.key);
         out.push(b':');
         match (member.name.as_ref(), context_ip) {
-            ("context", Some(ip)) if member.value.first() == Some(&b'{') => write_context(&mut out, member.value, ip),
+            ("context", Some(ip)) if member.value.first() == Some(&b'{') => write_context(&mut out, member, ip),
             _ => out.extend_from_slice(member.value),
         }
         out.push(b',');
@@ -32,10 +36,10 @@ pub fn append_member(event: &[u8], name: &str, value: &[u8], context_ip: Option<
 }
 
 /// The context object with its `ip` string replaced; copied as stored when it has none.
-fn write_context(out: &mut Vec<u8>, context: &[u8], ip: &str) {
-    let members = raw::members(context);
+fn write_context(out: &mut Vec<u8>, context: &Member<'_>, ip: &str) {
+    let members = &context.members;
     if !members.iter().any(|m| m.name == "ip" && m.value.first() == Some(&b'"')) {
-        out.extend_from_slice(context);
+        out.extend_from_slice(context.value);
         return;
     }
     out.push(b'{');

@@ -1,58 +1,246 @@
-//! Event validation on simd-json's borrowed values: the rules of `Event`'s own check, in the
-//! same order, so both paths reject the same inputs with the same error.
+//! Event validation: the rules of `Event`'s own check, in the same order, so every path
+//! rejects the same inputs with the same error. The rules read fields through
+//! [`EventFields`]: the splice path from the byte spans the scan found, the stored-event path
+//! from simd-json's borrowed values.
+
+use std::borrow::Cow;
 
 use chrono::{DateTime, Utc};
 use simd_json::borrowed::{Object, Value};
 use simd_json::StaticNode;
 
+use super::raw::{key_name, Member};
 use crate::error::EventError;
 use crate::event::EventType;
 use crate::time::parse_timestamp;
 
-pub(crate) const STRING_FIELDS: [&str; 2] = ["event", "name"];
-pub(crate) const ID_FIELDS: [&str; 5] = ["messageId", "anonymousId", "userId", "groupId", "previousId"];
-pub(crate) const OBJECT_FIELDS: [&str; 4] = ["properties", "traits", "context", "integrations"];
-pub(crate) const TIME_FIELDS: [&str; 4] = ["timestamp", "originalTimestamp", "sentAt", "receivedAt"];
+/// The top-level fields validation or the splice reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Field {
+    Type,
+    Event,
+    Name,
+    MessageId,
+    AnonymousId,
+    UserId,
+    GroupId,
+    PreviousId,
+    Properties,
+    Traits,
+    Context,
+    Integrations,
+    Timestamp,
+    OriginalTimestamp,
+    SentAt,
+    ReceivedAt,
+    WriteKey,
+}
+
+const FIELD_COUNT: usize = Field::WriteKey as usize + 1;
+
+impl Field {
+    pub(crate) fn of(name: &str) -> Option<Self> {
+        Some(match name {
+            "type" => Self::Type,
+            "event" => Self::Event,
+            "name" => Self::Name,
+            "messageId" => Self::MessageId,
+            "anonymousId" => Self::AnonymousId,
+            "userId" => Self::UserId,
+            "groupId" => Self::GroupId,
+            "previousId" => Self::PreviousId,
+            "properties" => Self::Properties,
+            "traits" => Self::Traits,
+            "context" => Self::Context,
+            "integrations" => Self::Integrations,
+            "timestamp" => Self::Timestamp,
+            "originalTimestamp" => Self::OriginalTimestamp,
+            "sentAt" => Self::SentAt,
+            "receivedAt" => Self::ReceivedAt,
+            "writeKey" => Self::WriteKey,
+            _ => return None,
+        })
+    }
+
+    pub(crate) fn name(self) -> &'static str {
+        const NAMES: [&str; FIELD_COUNT] = [
+            "type",
+            "event",
+            "name",
+            "messageId",
+            "anonymousId",
+            "userId",
+            "groupId",
+            "previousId",
+            "properties",
+            "traits",
+            "context",
+            "integrations",
+            "timestamp",
+            "originalTimestamp",
+            "sentAt",
+            "receivedAt",
+            "writeKey",
+        ];
+        NAMES[self as usize]
+    }
+}
+
+const STRING_FIELDS: [Field; 2] = [Field::Event, Field::Name];
+const ID_FIELDS: [Field; 5] = [Field::MessageId, Field::AnonymousId, Field::UserId, Field::GroupId, Field::PreviousId];
+const OBJECT_FIELDS: [Field; 4] = [Field::Properties, Field::Traits, Field::Context, Field::Integrations];
+pub(crate) const TIME_FIELDS: [Field; 4] =
+    [Field::Timestamp, Field::OriginalTimestamp, Field::SentAt, Field::ReceivedAt];
 
 /// The client's `timestamp`, `originalTimestamp`, `sentAt` and `receivedAt`, parsed.
 pub(crate) type CheckedTimes = [Option<DateTime<Utc>>; 4];
 
-/// The JSON type name of a borrowed value, worded as [`crate::error::json_type_name`] does.
-pub(crate) fn type_name(value: &Value<'_>) -> &'static str {
-    match value {
-        Value::Static(StaticNode::Null) => "null",
-        Value::Static(StaticNode::Bool(_)) => "a boolean",
-        Value::Static(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
+/// A JSON value's kind, as far as validation tells values apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Null,
+    Bool,
+    Integer,
+    Float,
+    String,
+    Array,
+    Object,
+}
+
+impl Kind {
+    /// The kind of a valid JSON value's text. An integer is a number without a fraction or an
+    /// exponent, as simd-json (and so the owned path) reads it.
+    pub(crate) fn of(span: &[u8]) -> Self {
+        match span.first() {
+            Some(b'"') => Self::String,
+            Some(b'{') => Self::Object,
+            Some(b'[') => Self::Array,
+            Some(b'n') => Self::Null,
+            Some(b't' | b'f') => Self::Bool,
+            _ if span.iter().any(|b| matches!(b, b'.' | b'e' | b'E')) => Self::Float,
+            _ => Self::Integer,
+        }
+    }
+
+    fn of_value(value: &Value<'_>) -> Self {
+        match value {
+            Value::Static(StaticNode::Null) => Self::Null,
+            Value::Static(StaticNode::Bool(_)) => Self::Bool,
+            Value::Static(StaticNode::F64(_)) => Self::Float,
+            Value::Static(_) => Self::Integer,
+            Value::String(_) => Self::String,
+            Value::Array(_) => Self::Array,
+            Value::Object(_) => Self::Object,
+        }
+    }
+
+    /// Worded as [`crate::error::json_type_name`] does.
+    pub(crate) fn type_name(self) -> &'static str {
+        match self {
+            Self::Null => "null",
+            Self::Bool => "a boolean",
+            Self::Integer | Self::Float => "a number",
+            Self::String => "a string",
+            Self::Array => "an array",
+            Self::Object => "an object",
+        }
     }
 }
 
-pub(crate) fn is_null(value: &Value<'_>) -> bool {
-    matches!(value, Value::Static(StaticNode::Null))
+/// What the rules read of an event: each field's kind and, for a string, its text.
+pub(crate) trait EventFields {
+    fn kind(&self, field: Field) -> Option<Kind>;
+    fn text(&self, field: Field) -> Option<Cow<'_, str>>;
 }
 
-fn is_integer(value: &Value<'_>) -> bool {
-    matches!(value, Value::Static(StaticNode::I64(_) | StaticNode::U64(_)))
+/// An event's known fields as the client's bytes, found in one pass over its members (which
+/// hold each key once, so a slot is written at most once).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Known<'r> {
+    values: [Option<&'r [u8]>; FIELD_COUNT],
 }
 
-fn is_number(value: &Value<'_>) -> bool {
-    matches!(value, Value::Static(StaticNode::I64(_) | StaticNode::U64(_) | StaticNode::F64(_)))
+impl<'r> Known<'r> {
+    pub(crate) fn new(members: &[Member<'r>]) -> Self {
+        let mut known = Self::default();
+        for member in members {
+            if let Some(field) = Field::of(&member.name) {
+                known.values[field as usize] = Some(member.value);
+            }
+        }
+        known
+    }
+
+    pub(crate) fn get(&self, field: Field) -> Option<&'r [u8]> {
+        self.values[field as usize]
+    }
+
+    /// The field's text, when it is a string.
+    pub(crate) fn string(&self, field: Field) -> Option<Cow<'r, str>> {
+        self.get(field).filter(|span| span.first() == Some(&b'"')).map(key_name)
+    }
+
+    /// The field as an id's text: a string as sent, an integer as its decimal text.
+    pub(crate) fn id(&self, field: Field) -> Option<Cow<'r, str>> {
+        self.get(field).and_then(id_text)
+    }
 }
 
-/// Checks an event object; the same rules, order and errors as `Event::from_value`.
+impl EventFields for Known<'_> {
+    fn kind(&self, field: Field) -> Option<Kind> {
+        self.get(field).map(Kind::of)
+    }
+
+    fn text(&self, field: Field) -> Option<Cow<'_, str>> {
+        self.string(field)
+    }
+}
+
+impl EventFields for Object<'_> {
+    fn kind(&self, field: Field) -> Option<Kind> {
+        self.get(field.name()).map(Kind::of_value)
+    }
+
+    fn text(&self, field: Field) -> Option<Cow<'_, str>> {
+        match self.get(field.name()) {
+            Some(Value::String(text)) => Some(Cow::Borrowed(text)),
+            _ => None,
+        }
+    }
+}
+
+/// The text an id field is written with: a string as sent, an integer as its decimal text
+/// (`-0` is the only integer JSON may spell otherwise).
+pub(crate) fn id_text(span: &[u8]) -> Option<Cow<'_, str>> {
+    match Kind::of(span) {
+        Kind::String => Some(key_name(span)),
+        Kind::Integer if span == b"-0" => Some(Cow::Borrowed("0")),
+        Kind::Integer => std::str::from_utf8(span).ok().map(Cow::Borrowed),
+        _ => None,
+    }
+}
+
+/// [`id_text`] of a simd-json value.
+pub(crate) fn value_id_text<'v>(value: &'v Value<'_>) -> Option<Cow<'v, str>> {
+    match value {
+        Value::String(s) => Some(Cow::Borrowed(s)),
+        Value::Static(StaticNode::I64(n)) => Some(n.to_string().into()),
+        Value::Static(StaticNode::U64(n)) => Some(n.to_string().into()),
+        _ => None,
+    }
+}
+
+/// Checks an event's fields; the same rules, order and errors as `Event::from_value`.
 pub(crate) fn check(
-    map: &Object<'_>,
+    fields: &impl EventFields,
     endpoint_type: Option<EventType>,
 ) -> Result<(EventType, CheckedTimes), EventError> {
-    let kind = match (map.get("type"), endpoint_type) {
-        (None, Some(expected)) => expected,
-        (Some(v), Some(expected)) if is_null(v) => expected,
-        (None, None) => return Err(EventError::MissingField("type")),
-        (Some(v), None) if is_null(v) => return Err(EventError::MissingField("type")),
-        (Some(Value::String(name)), expected) => {
-            let kind = EventType::parse(name).ok_or_else(|| EventError::UnknownType(name.to_string()))?;
+    let kind = match (fields.kind(Field::Type), endpoint_type) {
+        (None | Some(Kind::Null), Some(expected)) => expected,
+        (None | Some(Kind::Null), None) => return Err(EventError::MissingField("type")),
+        (Some(Kind::String), expected) => {
+            let name = fields.text(Field::Type).unwrap_or_default();
+            let kind = EventType::parse(&name).ok_or_else(|| EventError::UnknownType(name.to_string()))?;
             match expected {
                 Some(expected) if expected != kind => {
                     return Err(EventError::TypeMismatch { expected: expected.as_str(), found: name.to_string() })
@@ -60,60 +248,51 @@ pub(crate) fn check(
                 _ => kind,
             }
         }
-        (Some(other), _) => return Err(wrong_type("type", "a string", other)),
+        (Some(other), _) => return Err(wrong_type(Field::Type, "a string", other)),
     };
     for field in STRING_FIELDS {
-        if let Some(v) = map.get(field).filter(|v| !is_null(v) && !matches!(v, Value::String(_))) {
-            return Err(wrong_type(field, "a string", v));
+        if let Some(k) = fields.kind(field).filter(|k| !matches!(k, Kind::Null | Kind::String)) {
+            return Err(wrong_type(field, "a string", k));
         }
     }
     // Several SDKs send numeric ids (user ids, and message ids from some server libraries);
     // they are kept as their decimal text.
     for field in ID_FIELDS {
-        if let Some(v) = map.get(field).filter(|v| !(is_null(v) || matches!(v, Value::String(_)) || is_integer(v))) {
-            return Err(wrong_type(field, "a string", v));
+        if let Some(k) = fields.kind(field).filter(|k| !matches!(k, Kind::Null | Kind::String | Kind::Integer)) {
+            return Err(wrong_type(field, "a string", k));
         }
     }
     for field in OBJECT_FIELDS {
-        if let Some(v) = map.get(field).filter(|v| !is_null(v) && !matches!(v, Value::Object(_))) {
-            return Err(wrong_type(field, "an object", v));
+        if let Some(k) = fields.kind(field).filter(|k| !matches!(k, Kind::Null | Kind::Object)) {
+            return Err(wrong_type(field, "an object", k));
         }
     }
     let mut times = [None; 4];
     for (slot, field) in times.iter_mut().zip(TIME_FIELDS) {
-        *slot = match map.get(field) {
-            None => None,
-            Some(v) if is_null(v) => None,
-            Some(Value::String(text)) => {
-                Some(parse_timestamp(text).ok_or_else(|| EventError::BadTimestamp { field, value: text.to_string() })?)
+        *slot = match fields.kind(field) {
+            None | Some(Kind::Null) => None,
+            Some(Kind::String) => {
+                let text = fields.text(field).unwrap_or_default();
+                let time = parse_timestamp(&text);
+                Some(time.ok_or_else(|| EventError::BadTimestamp { field: field.name(), value: text.to_string() })?)
             }
             Some(other) => return Err(wrong_type(field, "a string", other)),
         };
     }
-    let present = |field: &str| match map.get(field) {
-        Some(Value::String(s)) => !s.is_empty(),
-        Some(v) => is_number(v),
+    let present = |field: Field| match fields.kind(field) {
+        Some(Kind::String) => fields.text(field).is_some_and(|text| !text.is_empty()),
+        Some(kind) => matches!(kind, Kind::Integer | Kind::Float),
         None => false,
     };
-    if !present("anonymousId") && !present("userId") {
+    if !present(Field::AnonymousId) && !present(Field::UserId) {
         return Err(EventError::MissingIdentity);
     }
     match kind.required_field() {
-        Some(field) if !present(field) => Err(EventError::MissingField(field)),
+        Some(name) if !Field::of(name).is_some_and(present) => Err(EventError::MissingField(name)),
         _ => Ok((kind, times)),
     }
 }
 
-fn wrong_type(field: &'static str, expected: &'static str, got: &Value<'_>) -> EventError {
-    EventError::WrongType { field, expected, got: type_name(got) }
-}
-
-/// The text an id field is written with: a string as sent, an integer as its decimal text.
-pub(crate) fn id_text<'v>(value: &'v Value<'_>) -> Option<std::borrow::Cow<'v, str>> {
-    match value {
-        Value::String(s) => Some(std::borrow::Cow::Borrowed(s)),
-        Value::Static(StaticNode::I64(n)) => Some(n.to_string().into()),
-        Value::Static(StaticNode::U64(n)) => Some(n.to_string().into()),
-        _ => None,
-    }
+fn wrong_type(field: Field, expected: &'static str, got: Kind) -> EventError {
+    EventError::WrongType { field: field.name(), expected, got: got.type_name() }
 }

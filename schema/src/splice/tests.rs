@@ -17,8 +17,7 @@ fn at(text: &str) -> DateTime<Utc> {
 fn untouched_members_keep_their_bytes_and_order() {
     let body = br#"{"userId": 42, "event":"Clicked","properties":{"price":1.50,"n":1e3,"s":"\u00e9"},
         "writeKey":"secret","zeta":[1, 2],"messageId":"m-1","timestamp":"2026-01-01T13:00:00+01:00"}"#;
-    let mut scratch = Vec::new();
-    let envelope = RawEnvelope::from_single(body, &mut scratch).expect("json");
+    let envelope = RawEnvelope::from_single(body).expect("json");
     let (batch, events) = envelope.into_events(Some(EventType::Track));
     let event = events.into_iter().next().expect("one").expect("valid");
     assert_eq!(event.message_id().as_deref(), Some("m-1"));
@@ -40,8 +39,7 @@ fn untouched_members_keep_their_bytes_and_order() {
 fn batch_fields_merge_under_the_event() {
     let body = br#"{"writeKey":"k","sentAt":"2026-01-01T12:00:00Z","context":{"ip":"198.51.100.9","locale":"fr"},
         "integrations":{"All":false},"batch":[{"type":"page","anonymousId":"a","context":{"locale":"de"}}]}"#;
-    let mut scratch = Vec::new();
-    let envelope = RawEnvelope::from_batch(body, &mut scratch).expect("batch");
+    let envelope = RawEnvelope::from_batch(body).expect("batch");
     assert_eq!(envelope.write_key.as_deref(), Some("k"));
     let (batch, events) = envelope.into_events(None);
     let event = events.into_iter().next().expect("one").expect("valid");
@@ -59,8 +57,7 @@ fn batch_fields_merge_under_the_event() {
 #[test]
 fn rejects_carry_the_payload() {
     let body = br#"[{"type":"track","userId":"u"}, 7]"#;
-    let mut scratch = Vec::new();
-    let (_, events) = RawEnvelope::from_array_or_single(body, &mut scratch).expect("json").into_events(None);
+    let (_, events) = RawEnvelope::from_array_or_single(body).expect("json").into_events(None);
     let errors: Vec<_> = events.into_iter().map(|e| e.expect_err("invalid")).collect();
     assert_eq!(errors[0].error, EventError::MissingField("event"));
     assert_eq!(errors[0].payload, serde_json::json!({"type":"track","userId":"u"}));
@@ -79,8 +76,7 @@ fn duplicate_keys_resolve_as_the_owned_path_does() {
         let mut owned_bytes = body.to_vec();
         let value = crate::parse_json(&mut owned_bytes).expect("json");
         let owned = crate::Event::from_value(value, None).map_err(|(e, _)| e);
-        let mut scratch = Vec::new();
-        let (batch, events) = RawEnvelope::from_single(body, &mut scratch).expect("json").into_events(None);
+        let (batch, events) = RawEnvelope::from_single(body).expect("json").into_events(None);
         let spliced = events.into_iter().next().expect("one");
         match (owned, spliced) {
             (Err(o), Err(s)) => assert_eq!(o, s.error),
@@ -106,8 +102,7 @@ fn duplicate_keys_resolve_as_the_owned_path_does() {
 #[test]
 fn a_numeric_message_id_becomes_its_text_on_both_paths() {
     let body = br#"{"type":"track","event":"E","anonymousId":"a","messageId":12345678901}"#;
-    let mut scratch = Vec::new();
-    let envelope = RawEnvelope::from_single(body, &mut scratch).expect("json");
+    let envelope = RawEnvelope::from_single(body).expect("json");
     let (batch, events) = envelope.into_events(None);
     let event = events.into_iter().next().expect("one").expect("valid");
     assert_eq!(event.message_id().as_deref(), Some("12345678901"));
@@ -118,8 +113,7 @@ fn a_numeric_message_id_becomes_its_text_on_both_paths() {
     assert_eq!(owned.message_id.as_deref(), Some("12345678901"));
 
     let fraction = br#"{"type":"track","event":"E","anonymousId":"a","messageId":1.5}"#;
-    let mut scratch = Vec::new();
-    let (_, mut events) = RawEnvelope::from_single(fraction, &mut scratch).expect("json").into_events(None);
+    let (_, mut events) = RawEnvelope::from_single(fraction).expect("json").into_events(None);
     let rejected = events.remove(0).expect_err("a fraction is not an id");
     assert_eq!(rejected.error.kind(), "wrong_type");
 }

@@ -3,10 +3,9 @@
 //! are rewritten in place or appended, and `writeKey`, which is dropped.
 
 use chrono::{DateTime, Utc};
-use simd_json::borrowed::{Object, Value};
 
-use super::check::{id_text, is_null};
-use super::raw::Member;
+use super::check::{id_text, Field, Kind, TIME_FIELDS};
+use super::raw::{key_name, Member};
 use super::{BatchFields, CheckedEvent, SharedObject};
 use crate::time::{write_timestamp_json, EdgeTimes};
 use crate::Connection;
@@ -64,12 +63,12 @@ struct Written {
 const TIME_KEYS: [&[u8]; 4] = [b"\"timestamp\"", b"\"originalTimestamp\"", b"\"sentAt\"", b"\"receivedAt\""];
 
 pub(super) fn splice(
-    event: &CheckedEvent<'_, '_>,
-    batch: &BatchFields<'_, '_>,
+    event: &CheckedEvent<'_>,
+    batch: &BatchFields<'_>,
     received_at: DateTime<Utc>,
     connection: &Connection<'_>,
 ) -> Vec<u8> {
-    let CheckedEvent { members, map, kind, times: [timestamp, original, sent_at, _], .. } = event;
+    let CheckedEvent { members, kind, times: [timestamp, original, sent_at, _], .. } = event;
     let (timestamp, original, sent_at) = (*timestamp, *original, *sent_at);
     let settled = EdgeTimes::settle(received_at, timestamp, original, sent_at.or(batch.sent_at));
     let times = [Some(settled.timestamp), settled.original_timestamp, settled.sent_at, Some(settled.received_at)];
@@ -79,64 +78,65 @@ pub(super) fn splice(
     out.string(b"\"type\"", kind.as_str());
     let mut written = Written::default();
     for member in members {
-        let name = &member.name;
-        let Some(value) = map.get(name.as_ref()) else { continue };
-        match name.as_ref() {
-            "type" | "writeKey" => {}
-            "messageId" => {
+        let value = member.value;
+        let Some(field) = Field::of(&member.name) else {
+            out.copy(member);
+            continue;
+        };
+        match field {
+            Field::Type | Field::WriteKey => {}
+            Field::MessageId => {
                 written.message_id = true;
-                match value {
-                    Value::String(id) if !id.is_empty() => out.copy(member),
-                    Value::String(_) => out.string(member.key, &new_message_id()),
-                    other => match id_text(other) {
+                match Kind::of(value) {
+                    Kind::String if value.len() > 2 => out.copy(member),
+                    _ => match id_text(value).filter(|id| !id.is_empty()) {
                         Some(text) => out.string(member.key, &text),
                         None => out.string(member.key, &new_message_id()),
                     },
                 }
             }
-            "anonymousId" | "userId" | "groupId" | "previousId" => match value {
-                Value::String(_) => out.copy(member),
-                other => {
-                    if let Some(text) = id_text(other) {
+            Field::AnonymousId | Field::UserId | Field::GroupId | Field::PreviousId => match Kind::of(value) {
+                Kind::String => out.copy(member),
+                _ => {
+                    if let Some(text) = id_text(value) {
                         out.string(member.key, &text);
                     }
                 }
             },
-            "event" | "name" | "properties" | "traits" => {
-                if !is_null(value) {
+            Field::Event | Field::Name | Field::Properties | Field::Traits => {
+                if Kind::of(value) != Kind::Null {
                     out.copy(member);
                 }
             }
-            "context" => {
+            Field::Context => {
                 written.context = true;
                 let own = own_object(&event.context, value);
-                write_context(out.key(member.key), &own, batch.context.as_ref(), connection);
+                write_context(out.key(member.key), own, batch.context.as_ref(), connection);
             }
-            "integrations" => {
+            Field::Integrations => {
                 written.integrations = true;
                 let own = own_object(&event.integrations, value);
                 if own.is_some() || batch.integrations.is_some() {
-                    write_merged(out.key(member.key), &own, batch.integrations.as_ref());
+                    write_merged(out.key(member.key), own, batch.integrations.as_ref());
                 }
             }
-            "timestamp" | "originalTimestamp" | "sentAt" | "receivedAt" => {
-                let slot = TIME_KEYS.iter().position(|k| &k[1..k.len() - 1] == name.as_bytes()).unwrap_or(0);
+            Field::Timestamp | Field::OriginalTimestamp | Field::SentAt | Field::ReceivedAt => {
+                let slot = TIME_FIELDS.iter().position(|f| *f == field).unwrap_or(0);
                 written.times[slot] = true;
                 if let Some(time) = times[slot] {
                     write_timestamp_json(out.key(member.key), time);
                 }
             }
-            _ => out.copy(member),
         }
     }
     if !written.message_id {
         out.string(b"\"messageId\"", &new_message_id());
     }
     if !written.context {
-        write_context(out.key(b"\"context\""), &None, batch.context.as_ref(), connection);
+        write_context(out.key(b"\"context\""), None, batch.context.as_ref(), connection);
     }
     if !written.integrations && batch.integrations.is_some() {
-        write_merged(out.key(b"\"integrations\""), &None, batch.integrations.as_ref());
+        write_merged(out.key(b"\"integrations\""), None, batch.integrations.as_ref());
     }
     for ((key, time), done) in TIME_KEYS.iter().zip(times).zip(written.times) {
         if let (Some(time), false) = (time, done) {
@@ -151,31 +151,25 @@ fn new_message_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
 
-/// An event's own object member: its members as sent and their values (`None` for null).
-type Own<'a, 'r, 's> = Option<(&'a [Member<'r>], &'a Object<'s>)>;
+/// An event's own object member: its members as sent (`None` when it is null).
+type Own<'a, 'r> = Option<&'a [Member<'r>]>;
 
-fn own_object<'a, 'r, 's>(members: &'a [Member<'r>], value: &'a Value<'s>) -> Own<'a, 'r, 's> {
-    match value {
-        Value::Object(map) => Some((members, map)),
-        _ => None,
-    }
+fn own_object<'a, 'r>(members: &'a [Member<'r>], value: &[u8]) -> Own<'a, 'r> {
+    (Kind::of(value) == Kind::Object).then_some(members)
 }
 
 /// The members of an object merged with the batch's: the event's own, then the batch's keys
 /// the event does not set, each as sent.
-fn merged<'a, 'r>(
-    own: &'a Own<'r, '_, '_>,
-    shared: Option<&'a SharedObject<'r, '_>>,
-) -> impl Iterator<Item = &'a Member<'r>> + 'a {
-    let own_members = own.iter().flat_map(|(members, _)| members.iter());
-    let shared_members = shared.into_iter().flat_map(|s| s.members.iter()).filter(move |m| match own {
-        Some((_, map)) => !map.contains_key(m.name.as_ref()),
-        None => true,
-    });
-    own_members.chain(shared_members)
+fn merged<'a, 'r>(own: Own<'a, 'r>, shared: Option<&'a SharedObject<'r>>) -> impl Iterator<Item = &'a Member<'r>> + 'a {
+    let own_members = own.unwrap_or_default();
+    let shared_members = shared
+        .into_iter()
+        .flat_map(|s| s.members.iter())
+        .filter(move |m| !own_members.iter().any(|o| o.name == m.name));
+    own_members.iter().chain(shared_members)
 }
 
-fn write_merged(buf: &mut Vec<u8>, own: &Own<'_, '_, '_>, shared: Option<&SharedObject<'_, '_>>) {
+fn write_merged(buf: &mut Vec<u8>, own: Own<'_, '_>, shared: Option<&SharedObject<'_>>) {
     let mut out = ObjectWriter::open(buf);
     for member in merged(own, shared) {
         out.copy(member);
@@ -185,25 +179,18 @@ fn write_merged(buf: &mut Vec<u8>, own: &Own<'_, '_, '_>, shared: Option<&Shared
 
 /// `context` merged with the batch's, then `ip` and `userAgent` filled from the connection
 /// where absent (and `ip` where not a string), the IP anonymized if configured.
-fn write_context(
-    buf: &mut Vec<u8>,
-    own: &Own<'_, '_, '_>,
-    shared: Option<&SharedObject<'_, '_>>,
-    connection: &Connection<'_>,
-) {
+fn write_context(buf: &mut Vec<u8>, own: Own<'_, '_>, shared: Option<&SharedObject<'_>>, connection: &Connection<'_>) {
     let (mut has_ip, mut has_agent) = (false, false);
     let mut out = ObjectWriter::open(buf);
     for member in merged(own, shared) {
         match member.name.as_ref() {
             "ip" => {
                 has_ip = true;
-                let own_value = own.as_ref().and_then(|(_, map)| map.get("ip"));
-                let value = own_value.or_else(|| shared.and_then(|s| s.value.get("ip")));
-                match value {
-                    Some(Value::String(ip)) if connection.anonymize_ip => {
-                        out.string(member.key, &connection.anonymized(ip));
+                match Kind::of(member.value) {
+                    Kind::String if connection.anonymize_ip => {
+                        out.string(member.key, &connection.anonymized(&key_name(member.value)));
                     }
-                    Some(Value::String(_)) => out.copy(member),
+                    Kind::String => out.copy(member),
                     _ => out.string(member.key, &connection.own_ip()),
                 }
             }

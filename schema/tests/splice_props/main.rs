@@ -79,12 +79,11 @@ fn owned_path(request: &Request) -> Result<Outcome, PayloadError> {
 
 fn splice_path(request: &Request) -> Result<(Outcome, Vec<Vec<u8>>), PayloadError> {
     let raw = request.body.as_bytes();
-    let mut scratch = Vec::new();
     let envelope = match request.kind {
-        Kind::Batch => RawEnvelope::from_batch(raw, &mut scratch)?,
-        Kind::Single(_) => RawEnvelope::from_single(raw, &mut scratch)?,
-        Kind::Events => RawEnvelope::from_array_or_single(raw, &mut scratch)?,
-        Kind::Ndjson => RawEnvelope::from_ndjson(raw, &mut scratch),
+        Kind::Batch => RawEnvelope::from_batch(raw)?,
+        Kind::Single(_) => RawEnvelope::from_single(raw)?,
+        Kind::Events => RawEnvelope::from_array_or_single(raw)?,
+        Kind::Ndjson => RawEnvelope::from_ndjson(raw),
     };
     let write_key = envelope.write_key.clone();
     let (batch, events) = envelope.into_events(endpoint(request.kind));

@@ -1,0 +1,427 @@
+//! The one pass over a request body: validates it as JSON (the grammar simd-json accepts:
+//! strict RFC 8259, UTF-8, at most 1024 levels deep, integers within i64/u64, finite numbers)
+//! and, in the same pass, finds the byte spans the splice copies: the members of each event,
+//! of its `context` and `integrations`, and of a batch. Nothing is decoded or allocated for
+//! values nobody reads; the few fields validation reads are decoded from their spans later.
+
+use std::borrow::Cow;
+
+use super::raw::{key_name, last_only, Element, Member, MERGED};
+
+/// simd-json's default nesting limit (`simd_json::DEFAULT_MAX_DEPTH`), kept so that the same
+/// bodies are refused as before.
+pub(crate) const MAX_DEPTH: usize = 1024;
+
+/// Why the bytes are not JSON, and where.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{what} at byte {at}")]
+pub(crate) struct ScanError {
+    what: &'static str,
+    at: usize,
+}
+
+type Scan<T> = Result<T, ScanError>;
+
+fn fail<T>(what: &'static str, at: usize) -> Scan<T> {
+    Err(ScanError { what, at })
+}
+
+/// What the root value is read as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Root {
+    /// One event: an object's members (and those of its `context` and `integrations`).
+    Event,
+    /// `/v1/events`: an array of events, or one event.
+    Events,
+    /// A Segment batch: an object whose `batch` array holds the events.
+    Batch,
+}
+
+/// What to record of an object's members.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Level {
+    /// Only the members' spans.
+    Flat,
+    /// Spans, and the members of `context` and `integrations`.
+    Event,
+    /// As `Event`, and the elements of the `batch` array.
+    Batch,
+}
+
+/// A scanned document: the root's span and members (when an object), and the events of its
+/// array (the root's, or the batch's).
+#[derive(Debug, Default)]
+pub(crate) struct Document<'r> {
+    pub span: &'r [u8],
+    pub members: Vec<Member<'r>>,
+    pub elements: Option<Vec<Element<'r>>>,
+}
+
+/// Validates `bytes` as one JSON value (whitespace around it allowed) and scans it as `root`.
+pub(crate) fn document(bytes: &[u8], root: Root) -> Scan<Document<'_>> {
+    let text = match std::str::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(e) => return fail("invalid UTF-8", e.valid_up_to()),
+    };
+    let scanner = Scanner { bytes, text };
+    let start = scanner.ws(0);
+    let mut document = Document::default();
+    let mut batch = None;
+    let end = match (root, bytes.get(start)) {
+        (Root::Events, Some(b'[')) => {
+            let (elements, end) = scanner.events(start, 0)?;
+            document.elements = Some(elements);
+            end
+        }
+        (_, Some(b'{')) => {
+            let level = if root == Root::Batch { Level::Batch } else { Level::Event };
+            let (members, end) = scanner.object(start, 0, level, &mut batch)?;
+            document.members = last_only(members);
+            end
+        }
+        (_, None) => return fail("no JSON value", start),
+        _ => scanner.value(start, 0)?,
+    };
+    if scanner.ws(end) != bytes.len() {
+        return fail("trailing characters after the JSON value", scanner.ws(end));
+    }
+    document.span = &bytes[start..end];
+    // Of a repeated `batch` key the last counts: its elements are the ones kept only if it
+    // is the array scanned last.
+    if let Some((span, elements)) = batch {
+        let last = document.members.iter().find(|m| m.name == "batch");
+        if last.is_some_and(|m| std::ptr::eq(m.value, span)) {
+            document.elements = Some(elements);
+        }
+    }
+    Ok(document)
+}
+
+/// The elements of a batch's `batch` array, and its span.
+type BatchArray<'r> = Option<(&'r [u8], Vec<Element<'r>>)>;
+
+struct Scanner<'r> {
+    bytes: &'r [u8],
+    /// The same bytes, known to be UTF-8: keys are sliced from it without checking again.
+    text: &'r str,
+}
+
+fn is_ws(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r')
+}
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = ONES << 7;
+
+/// The high bit of each byte of `word` (read little-endian) that may be a quote, a backslash
+/// or a control character: the classic zero-byte and less-than tests. A borrow only carries
+/// upwards, so the lowest bit set marks the first such byte exactly; those above it may be
+/// false alarms.
+fn specials(word: u64) -> u64 {
+    let quote = word ^ (ONES * u64::from(b'"'));
+    let backslash = word ^ (ONES * u64::from(b'\\'));
+    let zero_in = |x: u64| x.wrapping_sub(ONES) & !x;
+    (zero_in(quote) | zero_in(backslash) | (word.wrapping_sub(ONES * 0x20) & !word)) & HIGHS
+}
+
+fn hex4(bytes: &[u8], at: usize) -> Option<u32> {
+    let digits = bytes.get(at..at + 4)?;
+    let text = std::str::from_utf8(digits).ok()?;
+    if !digits.iter().all(u8::is_ascii_hexdigit) {
+        return None;
+    }
+    u32::from_str_radix(text, 16).ok()
+}
+
+impl<'r> Scanner<'r> {
+    fn byte(&self, at: usize) -> Option<u8> {
+        self.bytes.get(at).copied()
+    }
+
+    fn ws(&self, mut at: usize) -> usize {
+        while self.byte(at).is_some_and(is_ws) {
+            at += 1;
+        }
+        at
+    }
+
+    /// The index just past the string at `at` (its opening quote), checked: no raw control
+    /// characters, only JSON's escapes, `\u` surrogates in pairs. UTF-8 is checked up front.
+    fn string(&self, at: usize) -> Scan<usize> {
+        self.string_escaped(at).map(|(end, _)| end)
+    }
+
+    /// As [`Self::string`], and whether the string has an escape. Inlined: most strings are
+    /// a few words long, where a call's set-up costs as much as the scan.
+    #[inline(always)]
+    fn string_escaped(&self, at: usize) -> Scan<(usize, bool)> {
+        let bytes = self.bytes;
+        let mut i = at + 1;
+        let mut escaped = false;
+        loop {
+            // Eight bytes at a time, straight to the first that ends the run of plain text.
+            while let Some(chunk) = bytes.get(i..i + 8).and_then(|c| <[u8; 8]>::try_from(c).ok()) {
+                let found = specials(u64::from_le_bytes(chunk));
+                if found != 0 {
+                    i += found.trailing_zeros() as usize / 8;
+                    break;
+                }
+                i += 8;
+            }
+            match self.byte(i) {
+                Some(b'"') => return Ok((i + 1, escaped)),
+                Some(b'\\') => (i, escaped) = (self.escape(i)?, true),
+                Some(0..=0x1f) => return fail("control character in a string", i),
+                Some(_) => i += 1,
+                None => return fail("unterminated string", at),
+            }
+        }
+    }
+
+    /// The index just past the escape at `at` (its backslash).
+    fn escape(&self, at: usize) -> Scan<usize> {
+        match self.byte(at + 1) {
+            Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => Ok(at + 2),
+            Some(b'u') => {
+                let Some(unit) = hex4(self.bytes, at + 2) else { return fail("invalid \\u escape", at) };
+                match unit {
+                    0xd800..=0xdbff => {
+                        let low = (self.byte(at + 6) == Some(b'\\') && self.byte(at + 7) == Some(b'u'))
+                            .then(|| hex4(self.bytes, at + 8))
+                            .flatten();
+                        match low {
+                            Some(0xdc00..=0xdfff) => Ok(at + 12),
+                            _ => fail("unpaired surrogate in a \\u escape", at),
+                        }
+                    }
+                    0xdc00..=0xdfff => fail("unpaired surrogate in a \\u escape", at),
+                    _ => Ok(at + 6),
+                }
+            }
+            _ => fail("invalid escape in a string", at),
+        }
+    }
+
+    fn digits(&self, mut at: usize) -> usize {
+        while self.byte(at).is_some_and(|b| b.is_ascii_digit()) {
+            at += 1;
+        }
+        at
+    }
+
+    /// The index just past the number at `at`. As simd-json: an integer must fit an i64 or a
+    /// u64, and any number must be finite as an f64.
+    fn number(&self, at: usize) -> Scan<usize> {
+        let negative = self.byte(at) == Some(b'-');
+        let int_start = at + usize::from(negative);
+        let mut i = match self.byte(int_start) {
+            Some(b'0') => int_start + 1,
+            Some(b'1'..=b'9') => self.digits(int_start + 1),
+            _ => return fail("invalid number", at),
+        };
+        let int_end = i;
+        let mut float = false;
+        if self.byte(i) == Some(b'.') {
+            let end = self.digits(i + 1);
+            if end == i + 1 {
+                return fail("invalid number", at);
+            }
+            (i, float) = (end, true);
+        }
+        let mut exponent = false;
+        if matches!(self.byte(i), Some(b'e' | b'E')) {
+            let sign = usize::from(matches!(self.byte(i + 1), Some(b'+' | b'-')));
+            let end = self.digits(i + 1 + sign);
+            if end == i + 1 + sign {
+                return fail("invalid number", at);
+            }
+            (i, float, exponent) = (end, true, true);
+        }
+        if matches!(self.byte(i), Some(b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-')) {
+            return fail("invalid number", at);
+        }
+        let text = self.text.get(at..i).unwrap_or_default();
+        if float {
+            // Only an exponent or some 300 digits reach past f64's range.
+            if (exponent || i - at > 300) && !text.parse::<f64>().is_ok_and(f64::is_finite) {
+                return fail("number out of range", at);
+            }
+        } else if int_end - int_start >= 19 {
+            let fits = if negative { text.parse::<i64>().is_ok() } else { text.parse::<u64>().is_ok() };
+            if !fits {
+                return fail("integer out of range", at);
+            }
+        }
+        Ok(i)
+    }
+
+    fn literal(&self, at: usize, word: &'static [u8]) -> Scan<usize> {
+        if self.bytes.get(at..at + word.len()) == Some(word) {
+            Ok(at + word.len())
+        } else {
+            fail("invalid literal", at)
+        }
+    }
+
+    fn scalar(&self, at: usize) -> Scan<usize> {
+        match self.byte(at) {
+            Some(b'"') => self.string(at),
+            Some(b't') => self.literal(at, b"true"),
+            Some(b'f') => self.literal(at, b"false"),
+            Some(b'n') => self.literal(at, b"null"),
+            Some(b'-' | b'0'..=b'9') => self.number(at),
+            _ => fail("expected a JSON value", at),
+        }
+    }
+
+    /// From an object's key at `at`: the end of the key, the start of its value, and whether
+    /// the key has an escape.
+    fn key(&self, at: usize) -> Scan<(usize, usize, bool)> {
+        if self.byte(at) != Some(b'"') {
+            return fail("expected an object key", at);
+        }
+        let (end, escaped) = self.string_escaped(at)?;
+        let colon = self.ws(end);
+        if self.byte(colon) != Some(b':') {
+            return fail("expected `:` after an object key", colon);
+        }
+        Ok((end, self.ws(colon + 1), escaped))
+    }
+
+    /// The index just past the value at `at`, inside `depth` open objects and arrays. Nested
+    /// values are walked without recursion, their kinds kept in a bit stack.
+    fn value(&self, mut at: usize, depth: usize) -> Scan<usize> {
+        if !matches!(self.byte(at), Some(b'{' | b'[')) {
+            return self.scalar(at);
+        }
+        let mut objects = [0u64; MAX_DEPTH / 64];
+        let mut level = 0usize;
+        loop {
+            match self.byte(at) {
+                Some(open @ (b'{' | b'[')) => {
+                    if depth + level >= MAX_DEPTH {
+                        return fail("nesting deeper than 1024 levels", at);
+                    }
+                    let (word, bit) = (level / 64, 1u64 << (level % 64));
+                    objects[word] = if open == b'{' { objects[word] | bit } else { objects[word] & !bit };
+                    level += 1;
+                    at = self.ws(at + 1);
+                    let close = if open == b'{' { b'}' } else { b']' };
+                    if self.byte(at) != Some(close) {
+                        if open == b'{' {
+                            at = self.key(at)?.1;
+                        }
+                        continue;
+                    }
+                    (level, at) = (level - 1, at + 1);
+                }
+                _ => at = self.scalar(at)?,
+            }
+            // After a value: close containers until one continues.
+            loop {
+                if level == 0 {
+                    return Ok(at);
+                }
+                at = self.ws(at);
+                let in_object = objects[(level - 1) / 64] & (1u64 << ((level - 1) % 64)) != 0;
+                match (self.byte(at), in_object) {
+                    (Some(b','), true) => {
+                        at = self.key(self.ws(at + 1))?.1;
+                        break;
+                    }
+                    (Some(b','), false) => {
+                        at = self.ws(at + 1);
+                        break;
+                    }
+                    (Some(b'}'), true) | (Some(b']'), false) => {
+                        level -= 1;
+                        at += 1;
+                    }
+                    (_, true) => return fail("expected `,` or `}` in an object", at),
+                    (_, false) => return fail("expected `,` or `]` in an array", at),
+                }
+            }
+        }
+    }
+
+    /// The members of the object at `at` (inside `depth` levels) and the index just past it.
+    fn object(
+        &self,
+        at: usize,
+        depth: usize,
+        level: Level,
+        batch: &mut BatchArray<'r>,
+    ) -> Scan<(Vec<Member<'r>>, usize)> {
+        if depth >= MAX_DEPTH {
+            return fail("nesting deeper than 1024 levels", at);
+        }
+        let (bytes, depth) = (self.bytes, depth + 1);
+        let mut out = Vec::with_capacity(16);
+        let mut at = self.ws(at + 1);
+        if self.byte(at) == Some(b'}') {
+            return Ok((out, at + 1));
+        }
+        loop {
+            let (key_end, start, escaped) = self.key(at)?;
+            let key = &bytes[at..key_end];
+            // Quotes are ASCII, so the text between them is whole characters.
+            let name = match self.text.get(at + 1..key_end - 1) {
+                Some(name) if !escaped => Cow::Borrowed(name),
+                _ => key_name(key),
+            };
+            let mut inner = Vec::new();
+            let end = match (level, self.byte(start)) {
+                (Level::Batch, Some(b'[')) if name == "batch" => {
+                    let (elements, end) = self.events(start, depth)?;
+                    *batch = Some((&bytes[start..end], elements));
+                    end
+                }
+                (Level::Batch | Level::Event, Some(b'{')) if MERGED.contains(&name.as_ref()) => {
+                    let (found, end) = self.object(start, depth, Level::Flat, &mut None)?;
+                    inner = last_only(found);
+                    end
+                }
+                _ => self.value(start, depth)?,
+            };
+            out.push(Member { key, value: &bytes[start..end], name, members: inner });
+            at = self.ws(end);
+            match self.byte(at) {
+                Some(b',') => at = self.ws(at + 1),
+                Some(b'}') => return Ok((out, at + 1)),
+                _ => return fail("expected `,` or `}` in an object", at),
+            }
+        }
+    }
+
+    /// The elements of the array of events at `at` and the index just past it.
+    fn events(&self, at: usize, depth: usize) -> Scan<(Vec<Element<'r>>, usize)> {
+        if depth >= MAX_DEPTH {
+            return fail("nesting deeper than 1024 levels", at);
+        }
+        let depth = depth + 1;
+        let mut out = Vec::new();
+        let mut at = self.ws(at + 1);
+        if self.byte(at) == Some(b']') {
+            return Ok((out, at + 1));
+        }
+        loop {
+            let (members, end) = if self.byte(at) == Some(b'{') {
+                let (members, end) = self.object(at, depth, Level::Event, &mut None)?;
+                (last_only(members), end)
+            } else {
+                (Vec::new(), self.value(at, depth)?)
+            };
+            out.push(Element { span: &self.bytes[at..end], members });
+            at = self.ws(end);
+            match self.byte(at) {
+                Some(b',') => at = self.ws(at + 1),
+                Some(b']') => return Ok((out, at + 1)),
+                _ => return fail("expected `,` or `]` in an array", at),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "scan_tests.rs"]
+mod tests;
