@@ -24,7 +24,10 @@ pub enum CdcError {
          {publication} FOR TABLE {tables}"
     )]
     MissingPublication { publication: String, tables: String },
-    #[error("cannot create publication {publication}: {reason} (create it as the tables' owner: CREATE PUBLICATION {publication} FOR TABLE {tables})")]
+    #[error(
+        "cannot create publication {publication}: {reason} (creating it needs CREATE on the database and \
+         ownership of the tables; or create it yourself: CREATE PUBLICATION {publication} FOR TABLE {tables})"
+    )]
     CreatePublication { publication: String, tables: String, reason: String },
     #[error(
         "publication {publication} does not publish {missing}: ALTER PUBLICATION {publication} ADD TABLE {missing}"

@@ -1,0 +1,184 @@
+//! `clickstream cdc` against a real PostgreSQL (a throwaway cluster) and Tansu: the snapshot
+//! and every kind of change come out in Debezium's shape (the fixture of real Debezium output
+//! in enricher/tests/fixtures/debezium-postgres), the enricher's decoder builds the database's
+//! table from them, and bad setups fail with a message that says what to do and create nothing.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use clickstream_tests::cdc::{read_records, table_from, write_config, CdcProcess, Record};
+use clickstream_tests::kafka::create_topics;
+use clickstream_tests::postgres::Postgres;
+use clickstream_tests::tansu::Tansu;
+use serde_json::{json, Value};
+
+const FIXTURE: &str = include_str!("../../enricher/tests/fixtures/debezium-postgres/products.jsonl");
+const CDC_PASSWORD: &str = "cdc-secret";
+
+fn binary() -> &'static std::path::Path {
+    env!("CARGO_BIN_EXE_clickstream").as_ref()
+}
+
+/// The products table of the fixture, owned by a replication user `cdc` (so it may create
+/// the publication), with two rows.
+fn products_database() -> Postgres {
+    let postgres = Postgres::start();
+    postgres.sql(&format!(
+        "CREATE ROLE cdc LOGIN REPLICATION PASSWORD '{CDC_PASSWORD}';
+         CREATE TABLE products (id int PRIMARY KEY, name text NOT NULL, price numeric(10,2) NOT NULL,
+           discount numeric(10,2), weight_kg numeric, launched_on date, created_at timestamp,
+           updated_at timestamptz);
+         ALTER TABLE products OWNER TO cdc;
+         GRANT CREATE ON DATABASE postgres TO cdc;
+         INSERT INTO products VALUES
+           (1, 'Desk lamp', 19.99, -1.50, 1.250, '2026-01-15', '2026-01-02 10:00:00.123456', '2026-01-02 10:00:00.123456+00'),
+           (2, 'Office chair', 1200.00, NULL, 12.5, '2025-11-03', '2025-11-03 08:30:00', '2025-11-03 08:30:00+00');"
+    ));
+    postgres
+}
+
+/// Key paths of a JSON object tree (objects only), to compare shapes.
+fn shape(value: &Value, prefix: &str, out: &mut BTreeSet<String>) {
+    if let Value::Object(map) = value {
+        for (key, inner) in map {
+            let path = format!("{prefix}/{key}");
+            out.insert(path.clone());
+            if !matches!(key.as_str(), "after" | "before" | "payload" | "schema" | "fields") {
+                shape(inner, &path, out);
+            }
+        }
+    }
+}
+
+fn fixture(what: &str) -> Value {
+    FIXTURE
+        .lines()
+        .map(|line| serde_json::from_str::<Value>(line).expect("fixture line"))
+        .find(|line| line["what"].as_str().is_some_and(|w| w.starts_with(what)))
+        .unwrap_or_else(|| panic!("no fixture record {what}"))
+}
+
+/// The database's rows as the enricher shows them: id → (name, price).
+fn database_rows(postgres: &Postgres) -> Vec<(String, String, f64)> {
+    let text = postgres.sql("SELECT id || '|' || name || '|' || price FROM products ORDER BY id");
+    text.lines()
+        .filter(|l| !l.is_empty())
+        .map(|line| {
+            let parts: Vec<&str> = line.split('|').collect();
+            (parts[0].to_owned(), parts[1].to_owned(), parts[2].parse().expect("price"))
+        })
+        .collect()
+}
+
+fn topic_rows(records: &[Record]) -> Vec<(String, String, f64)> {
+    table_from(records)
+        .into_iter()
+        .map(|(id, row)| {
+            (id, row["name"].as_str().unwrap_or_default().to_owned(), row["price"].as_f64().unwrap_or(-1.0))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshot_and_changes_match_debezium_and_the_table() {
+    let tansu = Tansu::start();
+    let postgres = products_database();
+    let topic = clickstream_tests::unique("cdc-products");
+    create_topics(&tansu.bootstrap(), &[(&topic, 1)]).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let config =
+        write_config(dir.path(), &tansu.bootstrap(), &postgres.connection("cdc", CDC_PASSWORD), "products", &topic, "");
+    let mut cdc = CdcProcess::start(binary(), &config, &dir.path().join("cdc.log"));
+    let quiet = Duration::from_millis(1500);
+    let bootstrap = tansu.bootstrap();
+    let read = |count: usize| read_records(&bootstrap, &topic, Duration::from_secs(60), quiet, |r| r.len() >= count);
+
+    let snapshot = read(2);
+    assert_eq!(snapshot.len(), 2, "two snapshot reads: {snapshot:?}\n{}", cdc.log_text());
+    assert_eq!(snapshot.iter().map(|r| r.op()).collect::<Vec<_>>(), [Some("r"), Some("r")]);
+    assert_eq!(snapshot[0].payload().expect("payload")["source"]["snapshot"], "first");
+    assert_eq!(snapshot[1].payload().expect("payload")["source"]["snapshot"], "last");
+
+    postgres.sql(
+        "INSERT INTO products VALUES (3, 'Standing desk', 499.00, NULL, NULL, '2026-02-01', '2026-02-01 09:00:00', '2026-02-01 09:00:00+00');
+         UPDATE products SET price = 24.50, updated_at = '2026-02-01 09:15:00.5+00' WHERE id = 1;
+         DELETE FROM products WHERE id = 2;",
+    );
+    let records = read(6);
+    let ops: Vec<Option<&str>> = records.iter().map(Record::op).collect();
+    assert_eq!(ops, [Some("r"), Some("r"), Some("c"), Some("u"), Some("d"), None], "{records:?}\n{}", cdc.log_text());
+    assert!(records[5].raw_value.is_none() && records[5].key == records[4].key, "a tombstone follows the delete");
+
+    // Field for field where the values are determined by the data; the same shape everywhere.
+    let update = records[3].payload().expect("update");
+    let expected = fixture("update")["value"]["payload"].clone();
+    assert_eq!(update["after"], expected["after"], "the update's row matches Debezium's");
+    assert_eq!(update["before"], Value::Null, "REPLICA IDENTITY DEFAULT sends no before image");
+    assert_eq!(records[4].payload().expect("delete")["before"], json!({"id": 2}));
+    let commit_ms = update["source"]["ts_ms"].as_i64().expect("source.ts_ms");
+    let database_now: i64 = postgres.sql("SELECT (extract(epoch from now()) * 1000)::int8").parse().expect("now");
+    assert!(
+        (database_now - commit_ms).abs() < 60_000,
+        "source.ts_ms is the commit time: {commit_ms} vs {database_now}"
+    );
+    for (record, what) in
+        [(&records[0], "snapshot"), (&records[2], "insert"), (&records[3], "update"), (&records[4], "delete")]
+    {
+        let reference = fixture(what);
+        let (mut ours, mut theirs) = (BTreeSet::new(), BTreeSet::new());
+        shape(record.value.as_ref().expect("value"), "", &mut ours);
+        shape(&reference["value"], "", &mut theirs);
+        assert_eq!(ours, theirs, "{what}: the envelope's fields differ from Debezium's");
+        assert_eq!(
+            record.value.as_ref().expect("value")["schema"],
+            reference["value"]["schema"].clone().tap_names("products"),
+            "{what}: schema"
+        );
+        assert_eq!(
+            record.key.as_ref().expect("key")["schema"],
+            reference["key"]["schema"].clone().tap_names("products"),
+            "{what}: key schema"
+        );
+    }
+    assert_eq!(topic_rows(&records), database_rows(&postgres), "the table built from the topic is the database's");
+
+    // A new column is picked up from the relation message; then a truncate empties the table.
+    postgres.sql("ALTER TABLE products ADD COLUMN color text; UPDATE products SET color = 'red' WHERE id = 3;");
+    let records = read(7);
+    assert_eq!(records[6].payload().expect("update")["after"]["color"], "red", "{:?}", records[6]);
+    postgres.sql("TRUNCATE products; INSERT INTO products (id, name, price) VALUES (4, 'Mug', 9.50);");
+    let records = read(9);
+    assert_eq!(records[7].op(), Some("t"));
+    assert_eq!(records[8].op(), Some("c"));
+    assert_eq!(topic_rows(&records), database_rows(&postgres));
+    cdc.kill();
+}
+
+/// Debezium's schema names start with its `topic.prefix` and database name; ours with ours.
+trait TapNames {
+    fn tap_names(self, table: &str) -> Value;
+}
+
+impl TapNames for Value {
+    fn tap_names(self, table: &str) -> Value {
+        let text =
+            self.to_string().replace(&format!("dbserver1.inventory.{table}"), &format!("clickstream.public.{table}"));
+        let mut value: Value = serde_json::from_str(&text).expect("json");
+        // The fixture's `id` has a default of 0 (a serial column); ours has no default.
+        strip_defaults(&mut value);
+        value
+    }
+}
+
+fn strip_defaults(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            if map.get("field").and_then(Value::as_str) == Some("id") {
+                map.remove("default");
+            }
+            map.values_mut().for_each(strip_defaults);
+        }
+        Value::Array(items) => items.iter_mut().for_each(strip_defaults),
+        _ => {}
+    }
+}
