@@ -182,3 +182,54 @@ fn strip_defaults(value: &mut Value) {
         _ => {}
     }
 }
+
+/// Runs cdc against a setup that must fail; returns its log once it exits non-zero.
+fn failing_run(postgres: &Postgres, dir: &std::path::Path, connection: &str, table: &str, extra: &str) -> String {
+    let name = clickstream_tests::unique("bad");
+    let config = write_config(dir, "127.0.0.1:1", connection, table, &name, extra);
+    let mut cdc = CdcProcess::start(binary(), &config, &dir.join(format!("{name}.log")));
+    let status =
+        cdc.wait_exit(Duration::from_secs(30)).unwrap_or_else(|| panic!("cdc kept running: {}", cdc.log_text()));
+    assert!(!status.success(), "cdc should fail: {}", cdc.log_text());
+    assert_eq!(postgres.sql("SELECT count(*) FROM pg_replication_slots"), "0", "no slot is left behind");
+    cdc.log_text()
+}
+
+#[test]
+fn bad_setups_say_what_to_fix_and_create_nothing() {
+    let postgres = Postgres::start();
+    postgres.sql(&format!(
+        "CREATE ROLE cdc LOGIN REPLICATION PASSWORD '{CDC_PASSWORD}';
+         CREATE ROLE plain LOGIN PASSWORD 'plain';
+         CREATE TABLE products (id int PRIMARY KEY, name text);
+         CREATE TABLE clicks (at timestamptz, url text);
+         GRANT SELECT ON products, clicks TO cdc, plain;"
+    ));
+    let dir = tempfile::tempdir().expect("dir");
+    let cdc = postgres.connection("cdc", CDC_PASSWORD);
+
+    let log = failing_run(&postgres, dir.path(), &cdc, "clicks", "");
+    assert!(log.contains("public.clicks") && log.contains("REPLICA IDENTITY") && log.contains("primary key"), "{log}");
+
+    let log = failing_run(&postgres, dir.path(), &postgres.connection("cdc", "wrong"), "products", "");
+    assert!(log.contains("password authentication failed for user \"cdc\""), "{log}");
+    assert!(!log.contains("password=wrong"), "the password is not logged: {log}");
+
+    let log = failing_run(&postgres, dir.path(), &postgres.connection("plain", "plain"), "products", "");
+    assert!(log.contains("ALTER ROLE plain WITH REPLICATION"), "{log}");
+
+    let log = failing_run(&postgres, dir.path(), &cdc, "products", "create_publication = false\n");
+    assert!(log.contains("publication clickstream_cdc does not exist") && log.contains("CREATE PUBLICATION"), "{log}");
+
+    // Allowed to replicate but not to create the publication (not the table's owner).
+    let log = failing_run(&postgres, dir.path(), &cdc, "products", "");
+    assert!(log.contains("cannot create publication clickstream_cdc") && log.contains("permission denied"), "{log}");
+    assert_eq!(postgres.sql("SELECT count(*) FROM pg_publication"), "0");
+
+    postgres.sql("CREATE PUBLICATION clickstream_cdc FOR TABLE clicks");
+    let log = failing_run(&postgres, dir.path(), &cdc, "products", "");
+    assert!(log.contains("ALTER PUBLICATION clickstream_cdc ADD TABLE public.products"), "{log}");
+
+    let log = failing_run(&postgres, dir.path(), &cdc, "missing", "");
+    assert!(log.contains("table public.missing does not exist"), "{log}");
+}
