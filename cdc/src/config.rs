@@ -60,6 +60,10 @@ pub struct CdcSettings {
     /// Debezium's `tombstones.on.delete`: a null-valued record with the key after each delete,
     /// so compaction drops the row.
     pub tombstones_on_delete: bool,
+    /// Debezium's `skipped.operations`: changes not to send, of `c` (insert), `u` (update), `d`
+    /// (delete) and `t` (truncate). Truncates are skipped by default, as Debezium does: their
+    /// records have no key, which a compacted topic refuses.
+    pub skipped_operations: Vec<String>,
     /// Debezium's `heartbeat.interval.ms`: how often, with no changes to send, a logical
     /// message is written to the WAL so that the slot's confirmed position moves on and the
     /// database can recycle WAL. 0 turns heartbeats off.
@@ -99,6 +103,7 @@ impl Default for CdcSettings {
             decimal_handling_mode: DecimalHandling::Precise,
             time_precision_mode: TimePrecision::Adaptive,
             tombstones_on_delete: true,
+            skipped_operations: vec!["t".to_owned()],
             heartbeat_interval_ms: 10_000,
             status_interval_ms: 1_000,
             snapshot_fetch_size: 5_000,
@@ -111,6 +116,11 @@ impl Default for CdcSettings {
 }
 
 impl CdcSettings {
+    /// Whether changes of Debezium's op code `op` are skipped.
+    pub fn skips(&self, op: &str) -> bool {
+        self.skipped_operations.iter().any(|skipped| skipped == op)
+    }
+
     /// The topic a table's records go to.
     pub fn topic_for(&self, schema: &str, table: &str) -> String {
         if let Some(topic) = self.topics.get(&format!("{schema}.{table}")) {

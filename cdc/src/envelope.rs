@@ -52,7 +52,7 @@ pub enum Op {
 }
 
 impl Op {
-    fn code(self) -> &'static str {
+    pub fn code(self) -> &'static str {
         match self {
             Self::Read => "r",
             Self::Create => "c",

@@ -131,7 +131,7 @@ impl<'a> Streamer<'a> {
                 let before = row_text(&old_data);
                 self.send_change(&table, Op::Delete, Some((&before, keys_only)), None, lsn).await?;
             }
-            EventType::Truncate { tables, .. } => {
+            EventType::Truncate { tables, .. } if !self.settings.skips("t") => {
                 for name in tables {
                     let Some(table) = self.tables.get(&*name) else { continue };
                     let value = table.truncate(self.writer, self.source(lsn));
@@ -160,6 +160,9 @@ impl<'a> Streamer<'a> {
         after: Option<&RowText<'_>>,
         lsn: u64,
     ) -> Result<(), CdcError> {
+        if self.settings.skips(op.code()) {
+            return Ok(());
+        }
         let keyed = after.or(before.map(|(row, _)| row)).map(|row| table.key(self.writer, row));
         let value = table.value(self.writer, op, before, after, self.source(lsn));
         self.sink.send(&table.topic, keyed.as_deref(), Some(&value)).await?;

@@ -86,8 +86,16 @@ async fn snapshot_and_changes_match_debezium_and_the_table() {
     let topic = clickstream_tests::unique("cdc-products");
     create_topics(&tansu.bootstrap(), &[(&topic, 1)]).await;
     let dir = tempfile::tempdir().expect("dir");
-    let config =
-        write_config(dir.path(), &tansu.bootstrap(), &postgres.connection("cdc", CDC_PASSWORD), "products", &topic, "");
+    // Truncates too, which Debezium (and cdc) skip by default.
+    let extra = "skipped_operations = []\n";
+    let config = write_config(
+        dir.path(),
+        &tansu.bootstrap(),
+        &postgres.connection("cdc", CDC_PASSWORD),
+        "products",
+        &topic,
+        extra,
+    );
     let mut cdc = CdcProcess::start(binary(), &config, &dir.path().join("cdc.log"));
     let quiet = Duration::from_millis(1500);
     let bootstrap = tansu.bootstrap();
@@ -257,7 +265,8 @@ async fn sigkill_mid_update_loses_no_change() {
     let dir = tempfile::tempdir().expect("dir");
     // Small records: no schema wrapper, decimals as text.
     let extra = "schemas_enable = false\ndecimal_handling_mode = \"string\"\n";
-    let config = write_config(dir.path(), &bootstrap, &postgres.connection("cdc", CDC_PASSWORD), "products", &topic, extra);
+    let config =
+        write_config(dir.path(), &bootstrap, &postgres.connection("cdc", CDC_PASSWORD), "products", &topic, extra);
     let log = dir.path().join("cdc.log");
     let watcher: rdkafka::consumer::BaseConsumer =
         rdkafka::ClientConfig::new().set("bootstrap.servers", &bootstrap).create().expect("watcher");
@@ -303,4 +312,69 @@ async fn sigkill_mid_update_loses_no_change() {
     assert!(table == expected, "the table built from Kafka differs from the database's");
     assert!(updates >= ROWS, "every update reached Kafka");
     cdc.kill();
+}
+
+/// PostgreSQL → `cdc` → the products topic → the enricher's join: a price changed in the
+/// database shows in the next event posted to the gateway, and the version's valid-from time
+/// is the change's commit time (`source.ts_ms`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_price_changed_in_postgres_reaches_the_next_enriched_event() {
+    use clickstream_enricher::config::Guarantee;
+    use clickstream_tests::enricher::{start_enricher, stop_enricher, wait_until, EnricherTopics};
+
+    let tansu = Tansu::start();
+    let bootstrap = tansu.bootstrap();
+    let topics = EnricherTopics::new();
+    topics.create(&bootstrap, 1).await;
+    let postgres = Postgres::start();
+    postgres.sql(&format!(
+        "CREATE ROLE cdc LOGIN REPLICATION PASSWORD '{CDC_PASSWORD}';
+         CREATE TABLE products (id text PRIMARY KEY, name text NOT NULL, price numeric(10,2) NOT NULL);
+         INSERT INTO products VALUES ('sku-1', 'Mug', 9.50);
+         GRANT SELECT ON products TO cdc;
+         CREATE PUBLICATION clickstream_cdc FOR TABLE products;"
+    ));
+    let dir = tempfile::tempdir().expect("dir");
+    let connection = postgres.connection("cdc", CDC_PASSWORD);
+    let config = write_config(dir.path(), &bootstrap, &connection, "products", &topics.products, "");
+    let cdc = CdcProcess::start(binary(), &config, &dir.path().join("cdc.log"));
+    let snapshot =
+        read_records(&bootstrap, &topics.products, Duration::from_secs(60), Duration::ZERO, |r| !r.is_empty());
+    assert_eq!(snapshot.len(), 1, "{}", cdc.log_text());
+
+    let enricher = start_enricher(topics.config(&bootstrap, Guarantee::AtLeastOnce)).await;
+    let gateway = clickstream_gateway::start(clickstream_tests::gateway_config(&bootstrap, &topics.raw, &topics.dlq))
+        .await
+        .expect("gateway");
+    let table = enricher.products.clone();
+    wait_until("the snapshot's price", || table.get("sku-1").is_some_and(|row| row["price"] == 9.5)).await;
+
+    postgres.sql("UPDATE products SET price = 12.25 WHERE id = 'sku-1'");
+    let commit_ms: i64 = postgres
+        .sql("SELECT floor(extract(epoch from pg_xact_commit_timestamp(xmin)) * 1000)::int8 FROM products")
+        .parse()
+        .expect("commit time");
+    wait_until("the new price", || table.get("sku-1").is_some_and(|row| row["price"] == 12.25)).await;
+    let event = json!({"type": "track", "event": "Product Viewed", "anonymousId": "visitor-1",
+        "messageId": clickstream_tests::unique("view"), "properties": {"product_id": "sku-1"},
+        "timestamp": clickstream_schema::format_timestamp(chrono::Utc::now())});
+    let response = reqwest::Client::new()
+        .post(format!("http://{}/v1/track", gateway.addr))
+        .basic_auth(clickstream_tests::WRITE_KEY, Some(""))
+        .json(&event)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(response.status(), 200);
+    let enriched =
+        clickstream_tests::kafka::read_exactly(&bootstrap, &topics.enriched, 1, Duration::from_secs(30)).await;
+    let product = &enriched[0].value["enrichment"]["product"];
+    assert_eq!(product["price"], 12.25, "{product}");
+    assert_eq!(product["_version"]["basis"], "source_ts", "{product}");
+    let update = read_records(&bootstrap, &topics.products, Duration::from_secs(30), Duration::ZERO, |r| r.len() >= 2);
+    let source_ts = update[1].payload().expect("update")["source"]["ts_ms"].as_i64().expect("source.ts_ms");
+    let valid_from = chrono::DateTime::from_timestamp_millis(source_ts).expect("time");
+    assert_eq!(product["_version"]["validFrom"], clickstream_schema::format_timestamp(valid_from), "{product}");
+    assert_eq!(source_ts, commit_ms, "source.ts_ms is PostgreSQL's commit time");
+    stop_enricher(enricher).await;
 }

@@ -90,7 +90,7 @@ impl Postgres {
         let options = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1 -c wal_level=logical -c max_replication_slots=16 \
              -c max_wal_senders=16 -c fsync=off -c full_page_writes=off -c synchronous_commit=off \
-             -c wal_sender_timeout=4s -c shared_buffers=64MB",
+             -c wal_sender_timeout=4s -c shared_buffers=64MB -c track_commit_timestamp=on",
             postgres.port,
             postgres.data.display()
         );
