@@ -107,8 +107,9 @@ impl Default for CdcSettings {
             heartbeat_interval_ms: 10_000,
             status_interval_ms: 1_000,
             snapshot_fetch_size: 5_000,
-            // Change records come in transactions; a short linger batches each one.
-            producer: ProducerSettings { linger_ms: 10, ..ProducerSettings::default() },
+            // Change records come in transactions; a short linger batches each one. No
+            // statistics: cdc exports its own lag and counts.
+            producer: ProducerSettings { linger_ms: 10, statistics_interval_ms: 0, ..ProducerSettings::default() },
             producer_properties: BTreeMap::new(),
             admin: AdminConfig { listen: DEFAULT_CDC_ADMIN_LISTEN.to_owned() },
         }

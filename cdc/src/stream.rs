@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use pg_walstream::{CancellationToken, ChangeEvent, EventType, LogicalReplicationStream, ReplicaIdentity, RowData};
 use tokio_postgres::Client;
@@ -34,6 +35,9 @@ pub struct Streamer<'a> {
     pub metrics: &'a Arc<CdcMetrics>,
     transaction: Option<Transaction>,
     last_commit_lsn: Option<u64>,
+    /// Whether the transaction being received sent any record: a heartbeat's does not, and
+    /// does not count for the lag.
+    sent_in_transaction: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Streamer<'_> {
@@ -55,7 +59,17 @@ impl<'a> Streamer<'a> {
         control: &'a Client,
         metrics: &'a Arc<CdcMetrics>,
     ) -> Self {
-        Self { tables, writer, settings, sink, control, metrics, transaction: None, last_commit_lsn: None }
+        Self {
+            tables,
+            writer,
+            settings,
+            sink,
+            control,
+            metrics,
+            transaction: None,
+            last_commit_lsn: None,
+            sent_in_transaction: std::sync::atomic::AtomicBool::new(false),
+        }
     }
 
     /// Reads events until `stop` is cancelled or the stream fails.
@@ -65,11 +79,22 @@ impl<'a> Streamer<'a> {
         stop: &CancellationToken,
     ) -> Result<(), CdcError> {
         self.metrics.streaming.store(1, Ordering::Relaxed);
+        let interval = Duration::from_millis(self.settings.status_interval_ms.max(1));
+        let mut last_status = Instant::now();
         loop {
             match stream.next_event(stop).await {
                 Ok(event) => self.handle(event).await?,
                 Err(_) if stop.is_cancelled() => return Ok(()),
                 Err(error) => return Err(CdcError::Replication(error.to_string())),
+            }
+            // pg_walstream reports only when the confirmed position moved; inside one large
+            // transaction it does not, and the server would end the connection after
+            // `wal_sender_timeout` without a reply.
+            if last_status.elapsed() >= interval {
+                last_status = Instant::now();
+                if let Err(error) = stream.send_feedback().await {
+                    tracing::warn!(%error, "cannot send a status update to PostgreSQL");
+                }
             }
         }
     }
@@ -96,7 +121,12 @@ impl<'a> Streamer<'a> {
                 self.metrics.transactions.fetch_add(1, Ordering::Relaxed);
                 self.last_commit_lsn = Some(commit_lsn.value());
                 self.transaction = None;
-                self.sink.confirm(end_lsn.value(), commit_timestamp.timestamp_millis()).await?;
+                let commit_ms = if self.sent_in_transaction.load(Ordering::Relaxed) {
+                    commit_timestamp.timestamp_millis()
+                } else {
+                    0
+                };
+                self.sink.confirm(end_lsn.value(), commit_ms).await?;
             }
             EventType::Relation { namespace, relation_name, columns, .. } => {
                 self.relation(&namespace, &relation_name, columns).await?;
@@ -136,6 +166,7 @@ impl<'a> Streamer<'a> {
                     let Some(table) = self.tables.get(&*name) else { continue };
                     let value = table.truncate(self.writer, self.source(lsn));
                     self.sink.send(&table.topic, None, Some(&value)).await?;
+                    self.sent_in_transaction.store(true, Ordering::Relaxed);
                 }
             }
             // Heartbeats (our logical messages) only move the position on, through their commit.
@@ -163,6 +194,7 @@ impl<'a> Streamer<'a> {
         if self.settings.skips(op.code()) {
             return Ok(());
         }
+        self.sent_in_transaction.store(true, Ordering::Relaxed);
         let keyed = after.or(before.map(|(row, _)| row)).map(|row| table.key(self.writer, row));
         let value = table.value(self.writer, op, before, after, self.source(lsn));
         self.sink.send(&table.topic, keyed.as_deref(), Some(&value)).await?;

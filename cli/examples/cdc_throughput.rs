@@ -24,7 +24,11 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 async fn wait_for(metrics: &CdcMetrics, count: u64, timeout: Duration) -> anyhow::Result<()> {
     let deadline = Instant::now() + timeout;
     while metrics.records_acked.load(Ordering::Relaxed) < count {
-        anyhow::ensure!(Instant::now() < deadline, "only {} of {count} records acknowledged", metrics.records_acked.load(Ordering::Relaxed));
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "only {} of {count} records acknowledged",
+            metrics.records_acked.load(Ordering::Relaxed)
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     Ok(())
@@ -48,6 +52,7 @@ fn last_record(bootstrap: &str, topic: &str) -> anyhow::Result<(Vec<u8>, Vec<u8>
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
+    clickstream_platform::logging::init_logging(false);
     let rows: u64 = std::env::args().nth(1).map(|a| a.parse()).transpose()?.unwrap_or(50_000);
     let tansu = Tansu::start();
     let bootstrap = tansu.bootstrap();
@@ -73,9 +78,14 @@ async fn main() -> anyhow::Result<()> {
     let stop = CancellationToken::new();
     let started = Instant::now();
     let running = tokio::spawn(clickstream_cdc::run(config, metrics.clone(), stop.clone()));
-    wait_for(&metrics, rows, Duration::from_secs(600)).await?;
+    if let Err(error) = wait_for(&metrics, rows, Duration::from_secs(600)).await {
+        eprintln!("{}", postgres.log());
+        return Err(error);
+    }
     let snapshot = started.elapsed();
 
+    // Heartbeats leave it alone: the next value is the update's commit-to-acknowledged time.
+    metrics.lag_ms.store(0, Ordering::Relaxed);
     let updating = Instant::now();
     // pgoutput (protocol 1) sends a transaction once it commits, so the clock starts then.
     tokio::task::block_in_place(|| postgres.sql("UPDATE products SET price = price + 1, updated_at = now()"));
@@ -83,15 +93,31 @@ async fn main() -> anyhow::Result<()> {
     let committed = Instant::now();
     let (mut max_lag_bytes, mut samples) = (0u64, Vec::new());
     while metrics.records_acked.load(Ordering::Relaxed) < 2 * rows {
+        if running.is_finished() {
+            eprintln!("{}", postgres.log());
+            break;
+        }
         tokio::time::sleep(Duration::from_millis(100)).await;
         max_lag_bytes = max_lag_bytes.max(metrics.lag_bytes.load(Ordering::Relaxed));
-        samples.push(metrics.records_acked.load(Ordering::Relaxed));
+        samples.push((
+            committed.elapsed().as_millis(),
+            metrics.records_sent.load(Ordering::Relaxed) - rows,
+            metrics.records_acked.load(Ordering::Relaxed) - rows,
+            metrics.lag_ms.load(Ordering::Relaxed),
+        ));
         anyhow::ensure!(updating.elapsed() < Duration::from_secs(600), "the update did not stream");
     }
     let streamed = committed.elapsed();
+    while metrics.lag_ms.load(Ordering::Relaxed) == 0 && committed.elapsed() < streamed + Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     let commit_to_ack_ms = metrics.lag_ms.load(Ordering::Relaxed);
     stop.cancel();
-    running.await??;
+    if let Err(error) = running.await? {
+        let log = postgres.log();
+        eprintln!("{}", &log[log.len().saturating_sub(3_000)..]);
+        return Err(error.into());
+    }
 
     let (key, value) = last_record(&bootstrap, topic)?;
     let mut baseline_config = ClientConfig::new();
@@ -129,8 +155,15 @@ async fn main() -> anyhow::Result<()> {
     println!("snapshot: {:.0} records/s ({:.1} s)", per_second(rows, snapshot), snapshot.as_secs_f64());
     println!("UPDATE statement: {:.1} s", update_statement.as_secs_f64());
     println!("update streamed: {cdc_rate:.0} records/s ({:.1} s from the UPDATE's return)", streamed.as_secs_f64());
-    println!("lag: commit to last acknowledgement {commit_to_ack_ms} ms; most WAL behind the slot {max_lag_bytes} bytes");
+    println!(
+        "lag: commit to last acknowledgement {commit_to_ack_ms} ms; most WAL behind the slot {max_lag_bytes} bytes"
+    );
     println!("baseline rdkafka: {baseline_rate:.0} records/s ({:.1} s)", baseline.as_secs_f64());
     println!("cdc / baseline: {:.2}", cdc_rate / baseline_rate);
+    if std::env::var_os("CDC_TIMELINE").is_some() {
+        for (ms, sent, acked, lag) in samples.iter().step_by(10) {
+            println!("{ms} ms: sent {sent}, acknowledged {acked}, lag {lag} ms");
+        }
+    }
     Ok(())
 }
