@@ -121,7 +121,7 @@ impl<'a> Streamer<'a> {
                 self.metrics.transactions.fetch_add(1, Ordering::Relaxed);
                 self.last_commit_lsn = Some(commit_lsn.value());
                 self.transaction = None;
-                let commit_ms = if self.sent_in_transaction.load(Ordering::Relaxed) {
+                let commit_ms = if self.sent_in_transaction.swap(false, Ordering::Relaxed) {
                     commit_timestamp.timestamp_millis()
                 } else {
                     0
