@@ -26,7 +26,7 @@ pub fn connect_bytes(text: &str, scale: i32) -> Option<String> {
     if negative {
         negate(&mut magnitude);
     }
-    Some(base64::engine::general_purpose::STANDARD.encode(minimal(magnitude, negative)))
+    Some(base64::engine::general_purpose::STANDARD.encode(minimal(&magnitude, negative)))
 }
 
 /// Big-endian bytes of a decimal digit string, with a leading zero byte so the sign bit is free.
@@ -64,7 +64,7 @@ fn negate(bytes: &mut [u8]) {
 }
 
 /// Drops leading bytes that only repeat the sign, as Java's `BigInteger.toByteArray` does.
-fn minimal(bytes: Vec<u8>, negative: bool) -> Vec<u8> {
+fn minimal(bytes: &[u8], negative: bool) -> Vec<u8> {
     let filler = if negative { 0xff } else { 0x00 };
     let mut start = 0;
     while start + 1 < bytes.len() && bytes[start] == filler && (bytes[start + 1] & 0x80 != 0) == negative {

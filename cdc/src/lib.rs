@@ -132,8 +132,8 @@ async fn initial_snapshot(
         .and_then(|text| parse_lsn(&text));
     let reader = setup::connect(&settings.connection).await?;
     let started = std::time::Instant::now();
-    let rows =
-        snapshot::run(&reader, &name, tables, writer, sink, consistent, settings.snapshot_fetch_size, metrics).await?;
+    let output = snapshot::Output { tables, writer, sink, metrics };
+    let rows = snapshot::run(&reader, &name, output, consistent, settings.snapshot_fetch_size).await?;
     tracing::info!(rows, seconds = started.elapsed().as_secs_f64(), "snapshot read");
     Ok(())
 }

@@ -18,17 +18,25 @@ struct Held {
     values: Vec<Option<String>>,
 }
 
-/// Reads every table under `snapshot_name` and sends each row; returns the rows sent.
+/// Where snapshot rows go.
+#[derive(Debug)]
+pub struct Output<'a> {
+    pub tables: &'a [Table],
+    pub writer: &'a Writer,
+    pub sink: &'a Sink,
+    pub metrics: &'a CdcMetrics,
+}
+
+/// Reads every table under `snapshot_name` and sends each row, stamped with the slot's
+/// consistent LSN; returns the rows sent.
 pub async fn run(
     client: &Client,
     snapshot_name: &str,
-    tables: &[Table],
-    writer: &Writer,
-    sink: &Sink,
+    output: Output<'_>,
     consistent_lsn: Option<u64>,
     fetch_size: u32,
-    metrics: &CdcMetrics,
 ) -> Result<u64, CdcError> {
+    let Output { tables, writer, sink, metrics } = output;
     let snapshot_literal = snapshot_name.replace('\'', "''");
     client
         .batch_execute(&format!(
