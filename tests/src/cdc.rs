@@ -59,7 +59,6 @@ impl CdcProcess {
         let child = Command::new(binary)
             .args(["cdc", "--config"])
             .arg(config)
-            .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(file)
             .spawn()
