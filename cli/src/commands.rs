@@ -80,6 +80,11 @@ pub fn config_keys(markdown: bool) {
             .into_iter()
             .filter(|k| k.key.starts_with("enricher.")),
     );
+    keys.extend(
+        clickstream_platform::config::keys::<clickstream_cdc::CdcConfig>()
+            .into_iter()
+            .filter(|k| k.key.starts_with("cdc.")),
+    );
     if markdown {
         println!("| key | env | default | meaning |\n|---|---|---|---|");
         for k in keys {

@@ -1,6 +1,7 @@
 //! The `clickstream` command: parses arguments and hands each subcommand to its module.
 
 mod args;
+mod cdc;
 mod commands;
 mod demo;
 mod dev;
@@ -37,6 +38,7 @@ async fn main() -> anyhow::Result<()> {
         }
         args::Command::Loadtest(loadtest) => loadtest::run(&loadtest).await,
         args::Command::Enricher(config) => enricher::run(&config).await,
+        args::Command::Cdc(config) => cdc::run(&config).await,
         args::Command::Tail(tail) => tail::run(&tail).await,
         args::Command::Spool { action: args::SpoolAction::Replay(replay) } => spool::replay(&replay).await,
         args::Command::Products { action: args::ProductsAction::Load { file, valid_from, config } } => {

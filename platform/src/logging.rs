@@ -3,8 +3,10 @@
 use tracing_subscriber::EnvFilter;
 
 /// Installs the global tracing subscriber that writes log lines. `RUST_LOG` overrides the default `info` filter.
+/// pg_walstream (`clickstream cdc`) logs each status update to PostgreSQL at info: every second.
 pub fn init_logging(json: bool) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,rdkafka=warn"));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,rdkafka=warn,pg_walstream=warn"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_writer(std::io::stderr);
     // A second init (tests, `dev` restarting) is harmless, so the error is ignored.
     let _ = if json { builder.json().try_init() } else { builder.try_init() };

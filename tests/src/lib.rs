@@ -1,6 +1,7 @@
 //! Harness for end-to-end tests: real brokers (Tansu, librdkafka's mock cluster), gateways on
 //! port 0, unique topics per test, and a consumer that reads messages back.
 
+pub mod cdc;
 pub mod command;
 pub mod dev;
 pub mod drill;
@@ -9,6 +10,7 @@ pub mod enricher_process;
 pub mod gateway_process;
 pub mod kafka;
 pub mod markdown;
+pub mod postgres;
 pub mod python_sdk;
 pub mod tansu;
 

@@ -51,6 +51,8 @@ pub enum Command {
     Loadtest(Box<LoadtestArgs>),
     /// Run the enricher: product join, sessions, windows, exactly-once outputs.
     Enricher(ConfigArgs),
+    /// Stream PostgreSQL changes (logical replication) into Kafka as Debezium change events.
+    Cdc(ConfigArgs),
     /// Manage the product catalog topic.
     Products {
         #[command(subcommand)]
