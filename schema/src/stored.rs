@@ -9,7 +9,7 @@ use simd_json::borrowed::{Object, Value};
 
 use crate::error::EventError;
 use crate::event::{Event, EventType};
-use crate::splice::{check, has_repeats};
+use crate::splice::check;
 
 /// simd-json's borrowed JSON value, the type [`StoredEvent`]'s fields are read as.
 pub use simd_json::borrowed::{Object as BorrowedObject, Value as BorrowedValue};
@@ -180,7 +180,8 @@ fn keys_repeat(map: &Object<'_>) -> bool {
         return false;
     }
     if map.len() > SMALL {
-        return has_repeats(map);
+        let keys: Vec<&str> = map.keys().map(AsRef::as_ref).collect();
+        return (0..keys.len()).any(|i| keys[i + 1..].contains(&keys[i]));
     }
     let mut signs = [0u64; SMALL];
     for (sign, key) in signs.iter_mut().zip(map.keys()) {

@@ -76,7 +76,7 @@ fn split_plain(url: &str) -> Option<UrlParts<'_>> {
     let authority = &rest[..authority_end.unwrap_or(rest.len())];
     let host = match authority.split_once(':') {
         Some((host, port))
-            if port.bytes().all(|b| b.is_ascii_digit()) && port.parse::<u16>().map_or(port.is_empty(), |_| true) =>
+            if port.is_empty() || (port.bytes().all(|b| b.is_ascii_digit()) && port.parse::<u16>().is_ok()) =>
         {
             host
         }

@@ -14,7 +14,6 @@ mod write;
 use std::borrow::Cow;
 
 use chrono::{DateTime, Utc};
-use simd_json::borrowed::Object;
 
 use crate::error::EventError;
 use crate::event::{Event, EventType};
@@ -52,12 +51,6 @@ impl<'r> RawItem<'r> {
         let known = Known::new(&element.members);
         Self { raw: element.span, members: element.members, known }
     }
-}
-
-/// Whether a key occurs more than once (simd-json keeps every copy).
-pub(crate) fn has_repeats(map: &Object<'_>) -> bool {
-    let keys: Vec<&str> = map.keys().map(AsRef::as_ref).collect();
-    (0..keys.len()).any(|i| keys[i + 1..].contains(&keys[i]))
 }
 
 /// A batch-level `context` or `integrations`: its members as sent.
