@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use serde_json::Value;
 
 use crate::event::Event;
-use crate::privacy::anonymize_ip;
+use crate::privacy::{anonymize_ip, ip_text};
 
 /// The connection facts the edge writes into `context`.
 #[derive(Debug, Clone, Copy)]
@@ -27,14 +27,14 @@ impl Connection<'_> {
     /// The text a client-sent `context.ip` is written as when anonymizing. An address that
     /// cannot be parsed cannot be anonymized, so the connection's replaces it.
     pub(crate) fn anonymized(&self, sent: &str) -> String {
-        anonymize_ip(sent.parse().unwrap_or(self.ip)).to_string()
+        ip_text(anonymize_ip(sent.parse().unwrap_or(self.ip)))
     }
 
     fn ip_text(&self, ip: IpAddr) -> String {
         if self.anonymize_ip {
-            anonymize_ip(ip).to_string()
+            ip_text(anonymize_ip(ip))
         } else {
-            ip.to_string()
+            ip_text(ip)
         }
     }
 }
@@ -45,7 +45,7 @@ impl Event {
     pub fn apply_connection(&mut self, connection: &Connection<'_>) {
         let context = self.context_mut();
         if !context.get("ip").is_some_and(Value::is_string) {
-            context.insert("ip".into(), Value::String(connection.ip.to_string()));
+            context.insert("ip".into(), Value::String(ip_text(connection.ip)));
         }
         if let Some(agent) = connection.user_agent {
             context.entry("userAgent").or_insert_with(|| Value::String(agent.to_owned()));

@@ -17,7 +17,7 @@ pub use error::EventError;
 pub use event::{Event, EventType};
 pub use limits::Limits;
 pub use payload::{parse_json, parse_ndjson, Envelope, PayloadError, Rejected};
-pub use privacy::anonymize_ip;
+pub use privacy::{anonymize_ip, ip_text};
 pub use splice::{append_member, BatchFields, CheckedEvent, RawEnvelope};
 pub use stored::{BorrowedObject, BorrowedValue, StaticNode, StoredEvent, StoredScratch};
 pub use time::{format_timestamp, parse_timestamp, EdgeTimes};

@@ -19,9 +19,41 @@ pub fn anonymize_ip(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// `ip` as text, the same as its `Display`: an IPv4 address is written digit by digit,
+/// where `Display` goes through the formatting machinery (about 1,300 instructions, paid for
+/// every event the edge writes `context.ip` into).
+pub fn ip_text(ip: IpAddr) -> String {
+    let IpAddr::V4(v4) = ip else { return ip.to_string() };
+    let mut text = String::with_capacity(15);
+    for (index, octet) in v4.octets().into_iter().enumerate() {
+        if index > 0 {
+            text.push('.');
+        }
+        if octet >= 100 {
+            text.push(char::from(b'0' + octet / 100));
+        }
+        if octet >= 10 {
+            text.push(char::from(b'0' + octet / 10 % 10));
+        }
+        text.push(char::from(b'0' + octet % 10));
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ip_text_is_display() {
+        let samples = [[0, 0, 0, 0], [255, 255, 255, 255], [10, 9, 100, 99], [1, 20, 204, 5]];
+        for octets in samples.into_iter().chain((0..=255u8).map(|n| [n, n.wrapping_mul(7), 100, n / 3])) {
+            let ip = IpAddr::V4(Ipv4Addr::from(octets));
+            assert_eq!(ip_text(ip), ip.to_string());
+        }
+        let v6: IpAddr = "2001:db8::1".parse().expect("ipv6");
+        assert_eq!(ip_text(v6), "2001:db8::1");
+    }
 
     #[test]
     fn ipv4_loses_last_octet() {

@@ -151,6 +151,11 @@ impl Kind {
 pub(crate) trait EventFields {
     fn kind(&self, field: Field) -> Option<Kind>;
     fn text(&self, field: Field) -> Option<Cow<'_, str>>;
+
+    /// Whether the field is a string of at least one character.
+    fn is_nonempty_string(&self, field: Field) -> bool {
+        self.text(field).is_some_and(|text| !text.is_empty())
+    }
 }
 
 /// An event's known fields as the client's bytes, found in one pass over its members (which
@@ -193,6 +198,11 @@ impl EventFields for Known<'_> {
 
     fn text(&self, field: Field) -> Option<Cow<'_, str>> {
         self.string(field)
+    }
+
+    /// An escape always stands for a character, so only `""` is empty: no need to unescape.
+    fn is_nonempty_string(&self, field: Field) -> bool {
+        self.get(field).is_some_and(|span| span.first() == Some(&b'"') && span.len() > 2)
     }
 }
 
@@ -280,7 +290,7 @@ pub(crate) fn check(
         };
     }
     let present = |field: Field| match fields.kind(field) {
-        Some(Kind::String) => fields.text(field).is_some_and(|text| !text.is_empty()),
+        Some(Kind::String) => fields.is_nonempty_string(field),
         Some(kind) => matches!(kind, Kind::Integer | Kind::Float),
         None => false,
     };

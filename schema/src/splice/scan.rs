@@ -356,7 +356,8 @@ impl<'r> Scanner<'r> {
             return fail("nesting deeper than 1024 levels", at);
         }
         let (bytes, depth) = (self.bytes, depth + 1);
-        let mut out = Vec::with_capacity(16);
+        // Twelve members stay within mimalloc's small sizes (1 KiB); larger asks take a slower path.
+        let mut out = Vec::with_capacity(12);
         let mut at = self.ws(at + 1);
         if self.byte(at) == Some(b'}') {
             return Ok((out, at + 1));
