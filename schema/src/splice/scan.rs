@@ -16,13 +16,18 @@ pub(crate) const MAX_DEPTH: usize = 1024;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("{what} at byte {at}")]
 pub(crate) struct ScanError {
-    what: &'static str,
+    /// A reference to the message rather than the message: a thin pointer keeps a
+    /// `Scan<usize>` at two words, returned in registers rather than through memory by every
+    /// step of the scan.
+    what: &'static &'static str,
     at: usize,
 }
 
 type Scan<T> = Result<T, ScanError>;
 
-fn fail<T>(what: &'static str, at: usize) -> Scan<T> {
+const _: () = assert!(std::mem::size_of::<Scan<usize>>() == 16);
+
+fn fail<T>(what: &'static &'static str, at: usize) -> Scan<T> {
     Err(ScanError { what, at })
 }
 
@@ -61,7 +66,7 @@ pub(crate) struct Document<'r> {
 pub(crate) fn document(bytes: &[u8], root: Root) -> Scan<Document<'_>> {
     let text = match std::str::from_utf8(bytes) {
         Ok(text) => text,
-        Err(e) => return fail("invalid UTF-8", e.valid_up_to()),
+        Err(e) => return fail(&"invalid UTF-8", e.valid_up_to()),
     };
     let scanner = Scanner { bytes, text };
     let start = scanner.ws(0);
@@ -79,11 +84,11 @@ pub(crate) fn document(bytes: &[u8], root: Root) -> Scan<Document<'_>> {
             document.members = last_only(members);
             end
         }
-        (_, None) => return fail("no JSON value", start),
+        (_, None) => return fail(&"no JSON value", start),
         _ => scanner.value(start, 0)?,
     };
     if scanner.ws(end) != bytes.len() {
-        return fail("trailing characters after the JSON value", scanner.ws(end));
+        return fail(&"trailing characters after the JSON value", scanner.ws(end));
     }
     document.span = &bytes[start..end];
     // Of a repeated `batch` key the last counts: its elements are the ones kept only if it
@@ -171,9 +176,9 @@ impl<'r> Scanner<'r> {
             match self.byte(i) {
                 Some(b'"') => return Ok((i + 1, escaped)),
                 Some(b'\\') => (i, escaped) = (self.escape(i)?, true),
-                Some(0..=0x1f) => return fail("control character in a string", i),
+                Some(0..=0x1f) => return fail(&"control character in a string", i),
                 Some(_) => i += 1,
-                None => return fail("unterminated string", at),
+                None => return fail(&"unterminated string", at),
             }
         }
     }
@@ -183,7 +188,7 @@ impl<'r> Scanner<'r> {
         match self.byte(at + 1) {
             Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => Ok(at + 2),
             Some(b'u') => {
-                let Some(unit) = hex4(self.bytes, at + 2) else { return fail("invalid \\u escape", at) };
+                let Some(unit) = hex4(self.bytes, at + 2) else { return fail(&"invalid \\u escape", at) };
                 match unit {
                     0xd800..=0xdbff => {
                         let low = (self.byte(at + 6) == Some(b'\\') && self.byte(at + 7) == Some(b'u'))
@@ -191,14 +196,14 @@ impl<'r> Scanner<'r> {
                             .flatten();
                         match low {
                             Some(0xdc00..=0xdfff) => Ok(at + 12),
-                            _ => fail("unpaired surrogate in a \\u escape", at),
+                            _ => fail(&"unpaired surrogate in a \\u escape", at),
                         }
                     }
-                    0xdc00..=0xdfff => fail("unpaired surrogate in a \\u escape", at),
+                    0xdc00..=0xdfff => fail(&"unpaired surrogate in a \\u escape", at),
                     _ => Ok(at + 6),
                 }
             }
-            _ => fail("invalid escape in a string", at),
+            _ => fail(&"invalid escape in a string", at),
         }
     }
 
@@ -217,14 +222,14 @@ impl<'r> Scanner<'r> {
         let mut i = match self.byte(int_start) {
             Some(b'0') => int_start + 1,
             Some(b'1'..=b'9') => self.digits(int_start + 1),
-            _ => return fail("invalid number", at),
+            _ => return fail(&"invalid number", at),
         };
         let int_end = i;
         let mut float = false;
         if self.byte(i) == Some(b'.') {
             let end = self.digits(i + 1);
             if end == i + 1 {
-                return fail("invalid number", at);
+                return fail(&"invalid number", at);
             }
             (i, float) = (end, true);
         }
@@ -233,23 +238,23 @@ impl<'r> Scanner<'r> {
             let sign = usize::from(matches!(self.byte(i + 1), Some(b'+' | b'-')));
             let end = self.digits(i + 1 + sign);
             if end == i + 1 + sign {
-                return fail("invalid number", at);
+                return fail(&"invalid number", at);
             }
             (i, float, exponent) = (end, true, true);
         }
         if matches!(self.byte(i), Some(b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-')) {
-            return fail("invalid number", at);
+            return fail(&"invalid number", at);
         }
         let text = self.text.get(at..i).unwrap_or_default();
         if float {
             // Only an exponent or some 300 digits reach past f64's range.
             if (exponent || i - at > 300) && !text.parse::<f64>().is_ok_and(f64::is_finite) {
-                return fail("number out of range", at);
+                return fail(&"number out of range", at);
             }
         } else if int_end - int_start >= 19 {
             let fits = if negative { text.parse::<i64>().is_ok() } else { text.parse::<u64>().is_ok() };
             if !fits {
-                return fail("integer out of range", at);
+                return fail(&"integer out of range", at);
             }
         }
         Ok(i)
@@ -259,10 +264,11 @@ impl<'r> Scanner<'r> {
         if self.bytes.get(at..at + word.len()) == Some(word) {
             Ok(at + word.len())
         } else {
-            fail("invalid literal", at)
+            fail(&"invalid literal", at)
         }
     }
 
+    #[inline(always)]
     fn scalar(&self, at: usize) -> Scan<usize> {
         match self.byte(at) {
             Some(b'"') => self.string(at),
@@ -270,20 +276,21 @@ impl<'r> Scanner<'r> {
             Some(b'f') => self.literal(at, b"false"),
             Some(b'n') => self.literal(at, b"null"),
             Some(b'-' | b'0'..=b'9') => self.number(at),
-            _ => fail("expected a JSON value", at),
+            _ => fail(&"expected a JSON value", at),
         }
     }
 
     /// From an object's key at `at`: the end of the key, the start of its value, and whether
     /// the key has an escape.
+    #[inline(always)]
     fn key(&self, at: usize) -> Scan<(usize, usize, bool)> {
         if self.byte(at) != Some(b'"') {
-            return fail("expected an object key", at);
+            return fail(&"expected an object key", at);
         }
         let (end, escaped) = self.string_escaped(at)?;
         let colon = self.ws(end);
         if self.byte(colon) != Some(b':') {
-            return fail("expected `:` after an object key", colon);
+            return fail(&"expected `:` after an object key", colon);
         }
         Ok((end, self.ws(colon + 1), escaped))
     }
@@ -300,7 +307,7 @@ impl<'r> Scanner<'r> {
             match self.byte(at) {
                 Some(open @ (b'{' | b'[')) => {
                     if depth + level >= MAX_DEPTH {
-                        return fail("nesting deeper than 1024 levels", at);
+                        return fail(&"nesting deeper than 1024 levels", at);
                     }
                     let (word, bit) = (level / 64, 1u64 << (level % 64));
                     objects[word] = if open == b'{' { objects[word] | bit } else { objects[word] & !bit };
@@ -337,8 +344,8 @@ impl<'r> Scanner<'r> {
                         level -= 1;
                         at += 1;
                     }
-                    (_, true) => return fail("expected `,` or `}` in an object", at),
-                    (_, false) => return fail("expected `,` or `]` in an array", at),
+                    (_, true) => return fail(&"expected `,` or `}` in an object", at),
+                    (_, false) => return fail(&"expected `,` or `]` in an array", at),
                 }
             }
         }
@@ -353,7 +360,7 @@ impl<'r> Scanner<'r> {
         batch: &mut BatchArray<'r>,
     ) -> Scan<(Vec<Member<'r>>, usize)> {
         if depth >= MAX_DEPTH {
-            return fail("nesting deeper than 1024 levels", at);
+            return fail(&"nesting deeper than 1024 levels", at);
         }
         let (bytes, depth) = (self.bytes, depth + 1);
         // Twelve members stay within mimalloc's small sizes (1 KiB); larger asks take a slower path.
@@ -389,7 +396,7 @@ impl<'r> Scanner<'r> {
             match self.byte(at) {
                 Some(b',') => at = self.ws(at + 1),
                 Some(b'}') => return Ok((out, at + 1)),
-                _ => return fail("expected `,` or `}` in an object", at),
+                _ => return fail(&"expected `,` or `}` in an object", at),
             }
         }
     }
@@ -397,7 +404,7 @@ impl<'r> Scanner<'r> {
     /// The elements of the array of events at `at` and the index just past it.
     fn events(&self, at: usize, depth: usize) -> Scan<(Vec<Element<'r>>, usize)> {
         if depth >= MAX_DEPTH {
-            return fail("nesting deeper than 1024 levels", at);
+            return fail(&"nesting deeper than 1024 levels", at);
         }
         let depth = depth + 1;
         let mut out = Vec::new();
@@ -417,7 +424,7 @@ impl<'r> Scanner<'r> {
             match self.byte(at) {
                 Some(b',') => at = self.ws(at + 1),
                 Some(b']') => return Ok((out, at + 1)),
-                _ => return fail("expected `,` or `]` in an array", at),
+                _ => return fail(&"expected `,` or `]` in an array", at),
             }
         }
     }
