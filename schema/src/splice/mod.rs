@@ -254,9 +254,10 @@ impl<'r> CheckedEvent<'r> {
     }
 
     /// What topic routing reads, as an owned [`Event`]: the type, event and page names, the
-    /// ids, `properties` (only `with_properties`, as they cost the most to build) and the
-    /// settled `timestamp`. Every other field is left empty, so this is for routing rules
-    /// only; the event itself is [`Self::splice`].
+    /// visitor's ids (`anonymousId`, `userId`), `properties` (only `with_properties`, as they
+    /// cost the most to build) and the settled `timestamp`. Every other field is left empty,
+    /// `messageId`, `groupId` and `previousId` included (each an allocation per event that no
+    /// rule reads), so this is for routing rules only; the event itself is [`Self::splice`].
     pub fn routing_view(&self, batch: &BatchFields<'_>, received_at: DateTime<Utc>, with_properties: bool) -> Event {
         let text = |field| self.known.string(field).map(Cow::into_owned);
         let id = |field| self.known.id(field).map(Cow::into_owned);
@@ -268,13 +269,13 @@ impl<'r> CheckedEvent<'r> {
         let settled = EdgeTimes::settle(received_at, timestamp, original, sent_at.or(batch.sent_at));
         Event {
             kind: self.kind,
-            message_id: self.message_id().map(Cow::into_owned),
+            message_id: None,
             anonymous_id: id(Field::AnonymousId),
             user_id: id(Field::UserId),
             event: text(Field::Event),
             name: text(Field::Name),
-            group_id: id(Field::GroupId),
-            previous_id: id(Field::PreviousId),
+            group_id: None,
+            previous_id: None,
             properties,
             traits: None,
             context: None,

@@ -17,11 +17,11 @@ use serde_json::Value;
 mod generate;
 use generate::{decoded, request, Kind, Member, Request};
 
-/// What topic routing reads of an accepted event.
-type Facts = (EventType, [Option<String>; 6], Option<serde_json::Map<String, Value>>, Option<DateTime<Utc>>);
+/// What topic routing reads of an accepted event (the routing view leaves the other ids out).
+type Facts = (EventType, [Option<String>; 4], Option<serde_json::Map<String, Value>>, Option<DateTime<Utc>>);
 
 fn facts(event: &clickstream_schema::Event) -> Facts {
-    let ids = [&event.event, &event.name, &event.anonymous_id, &event.user_id, &event.group_id, &event.previous_id];
+    let ids = [&event.event, &event.name, &event.anonymous_id, &event.user_id];
     (event.kind, ids.map(Clone::clone), event.properties.clone(), event.timestamp)
 }
 
