@@ -7,11 +7,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use clickstream_enricher::products::{parse_record, ProductChange};
-use rdkafka::consumer::BaseConsumer;
-use rdkafka::{ClientConfig, Message as _};
+use rdkafka::Message as _;
 use serde_json::{Map, Value};
 
-use crate::kafka::assign_from_beginning;
+use crate::kafka::read_until_quiet_with;
 
 /// One record as written: key and value bytes, parsed when JSON (`None` for a null value).
 #[derive(Debug, Clone)]
@@ -102,41 +101,18 @@ pub fn read_records(
     topic: &str,
     timeout: Duration,
     quiet: Duration,
-    mut done: impl FnMut(&[Record]) -> bool,
+    done: impl FnMut(&[Record]) -> bool,
 ) -> Vec<Record> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", crate::unique("cdc-reader"))
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("consumer");
-    assign_from_beginning(&consumer, topic);
-    let mut records = Vec::new();
-    let deadline = Instant::now() + timeout;
-    let mut quiet_since = Instant::now();
-    loop {
-        match consumer.poll(Duration::from_millis(100)) {
-            Some(Ok(message)) => {
-                let parse = |bytes: Option<&[u8]>| bytes.and_then(|b| serde_json::from_slice(b).ok());
-                records.push(Record {
-                    key: parse(message.key()),
-                    value: parse(message.payload()),
-                    raw_key: message.key().map(<[u8]>::to_vec),
-                    raw_value: message.payload().map(<[u8]>::to_vec),
-                });
-                quiet_since = Instant::now();
-            }
-            Some(Err(error)) => panic!("reading {topic}: {error}"),
-            None => {}
+    let record = |message: &rdkafka::message::BorrowedMessage<'_>| {
+        let parse = |bytes: Option<&[u8]>| bytes.and_then(|b| serde_json::from_slice(b).ok());
+        Record {
+            key: parse(message.key()),
+            value: parse(message.payload()),
+            raw_key: message.key().map(<[u8]>::to_vec),
+            raw_value: message.payload().map(<[u8]>::to_vec),
         }
-        if quiet_since.elapsed() >= quiet && done(&records) {
-            return records;
-        }
-        if Instant::now() > deadline {
-            eprintln!("stopped reading {topic} after {timeout:?}, with {} records", records.len());
-            return records;
-        }
-    }
+    };
+    read_until_quiet_with(bootstrap, topic, timeout, quiet, record, done)
 }
 
 /// The table the records build, through the enricher's own decoder: id → row.

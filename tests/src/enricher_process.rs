@@ -12,7 +12,7 @@ use rdkafka::{ClientConfig, Message};
 use serde_json::Value;
 
 use crate::enricher::EnricherTopics;
-use crate::kafka::assign_from_beginning;
+use crate::kafka::read_until_quiet_with;
 
 /// One `clickstream enricher` process, its stderr appended to `log`; SIGKILLed on drop, so a
 /// failing test leaves no enricher behind.
@@ -143,37 +143,12 @@ pub fn read_until_quiet(
     bootstrap: &str,
     topic: &str,
     timeout: Duration,
-    mut done: impl FnMut(&[Value]) -> bool,
+    done: impl FnMut(&[Value]) -> bool,
 ) -> Vec<Value> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", crate::unique("quiet-reader"))
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("consumer");
-    assign_from_beginning(&consumer, topic);
-    let mut values = Vec::new();
-    let deadline = Instant::now() + timeout;
-    let mut quiet_since = Instant::now();
-    let mut finished = false;
-    loop {
-        match consumer.poll(Duration::from_millis(200)) {
-            Some(Ok(message)) => {
-                values.push(serde_json::from_slice(message.payload().unwrap_or_default()).expect("json"));
-                quiet_since = Instant::now();
-                finished = false;
-            }
-            Some(Err(error)) => panic!("reading {topic}: {error}"),
-            None => finished = finished || done(&values),
-        }
-        if finished && quiet_since.elapsed() > Duration::from_secs(2) {
-            return values;
-        }
-        if Instant::now() > deadline {
-            eprintln!("stopped reading {topic} after {timeout:?}, with {} records", values.len());
-            return values;
-        }
-    }
+    let json = |message: &rdkafka::message::BorrowedMessage<'_>| {
+        serde_json::from_slice(message.payload().unwrap_or_default()).expect("json")
+    };
+    read_until_quiet_with(bootstrap, topic, timeout, Duration::from_secs(2), json, done)
 }
 
 /// How many times each `messageId` appears among `values`.

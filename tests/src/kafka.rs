@@ -142,3 +142,44 @@ pub async fn read_until(
     }
     out
 }
+
+/// Reads `topic` from the start, each message turned into an item by `item`, until `done`
+/// holds for what was read and no message has come for `quiet`, or until `timeout` passes
+/// (then the caller's assertions say what is missing). Blocking: for tests that watch child
+/// processes write a topic.
+pub fn read_until_quiet_with<T>(
+    bootstrap: &str,
+    topic: &str,
+    timeout: Duration,
+    quiet: Duration,
+    mut item: impl FnMut(&rdkafka::message::BorrowedMessage<'_>) -> T,
+    mut done: impl FnMut(&[T]) -> bool,
+) -> Vec<T> {
+    let consumer: rdkafka::consumer::BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", crate::unique("quiet-reader"))
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    assign_from_beginning(&consumer, topic);
+    let mut items = Vec::new();
+    let deadline = std::time::Instant::now() + timeout;
+    let mut quiet_since = std::time::Instant::now();
+    loop {
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(message)) => {
+                items.push(item(&message));
+                quiet_since = std::time::Instant::now();
+            }
+            Some(Err(error)) => panic!("reading {topic}: {error}"),
+            None => {}
+        }
+        if quiet_since.elapsed() >= quiet && done(&items) {
+            return items;
+        }
+        if std::time::Instant::now() > deadline {
+            eprintln!("stopped reading {topic} after {timeout:?}, with {} records", items.len());
+            return items;
+        }
+    }
+}
