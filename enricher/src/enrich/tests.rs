@@ -1,14 +1,13 @@
 use super::*;
 use crate::products::ProductChange;
-use clickstream_schema::{Event, StoredScratch};
+use clickstream_schema::Event;
 use serde_json::json;
 
 /// Enriches an owned event through the enricher's byte path, and leaves `enrichment` and the
 /// IP on it as the enricher writes them.
 fn enrich(enrichers: &Enrichers, event: &mut Event, session: &SessionView) -> EnrichReport {
     let stored = event.to_json();
-    let mut scratch = StoredScratch::default();
-    let parsed = StoredEvent::parse(&stored, &mut scratch).expect("valid stored event");
+    let parsed = StoredEvent::parse(&stored).expect("valid stored event");
     let mut out = Vec::new();
     let report = enrichers.enrich(&parsed, 0, session, &mut out);
     event.extra.insert("enrichment".into(), serde_json::from_slice(&out).expect("enrichment is JSON"));

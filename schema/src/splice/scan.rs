@@ -5,6 +5,7 @@
 //! values nobody reads; the few fields validation reads are decoded from their spans later.
 
 use std::borrow::Cow;
+use std::cell::Cell;
 
 use super::raw::{key_name, last_only, Element, Member, MERGED};
 
@@ -55,6 +56,10 @@ pub(crate) struct Document<'r> {
     pub span: &'r [u8],
     pub members: Vec<Member<'r>>,
     pub elements: Option<Vec<Element<'r>>>,
+    /// The scanned bytes as text: member offsets ([`Member::at`]) index it.
+    pub text: &'r str,
+    /// Whether an object whose members were kept last-copy-only had a key more than once.
+    pub repeated: bool,
 }
 
 /// Validates `bytes` as one JSON value (whitespace around it allowed) and scans it as `root`.
@@ -63,9 +68,9 @@ pub(crate) fn document(bytes: &[u8], root: Root) -> Scan<Document<'_>> {
         Ok(text) => text,
         Err(e) => return fail("invalid UTF-8", e.valid_up_to()),
     };
-    let scanner = Scanner { bytes, text };
+    let scanner = Scanner::new(text);
     let start = scanner.ws(0);
-    let mut document = Document::default();
+    let mut document = Document { text, ..Document::default() };
     let mut batch = None;
     let end = match (root, bytes.get(start)) {
         (Root::Events, Some(b'[')) => {
@@ -76,7 +81,7 @@ pub(crate) fn document(bytes: &[u8], root: Root) -> Scan<Document<'_>> {
         (_, Some(b'{')) => {
             let level = if root == Root::Batch { Level::Batch } else { Level::Event };
             let (members, end) = scanner.object(start, 0, level, &mut batch)?;
-            document.members = last_only(members);
+            document.members = scanner.last_only(members);
             end
         }
         (_, None) => return fail("no JSON value", start),
@@ -86,6 +91,7 @@ pub(crate) fn document(bytes: &[u8], root: Root) -> Scan<Document<'_>> {
         return fail("trailing characters after the JSON value", scanner.ws(end));
     }
     document.span = &bytes[start..end];
+    document.repeated = scanner.repeated.get();
     // Of a repeated `batch` key the last counts: its elements are the ones kept only if it
     // is the array scanned last.
     if let Some((span, elements)) = batch {
@@ -100,10 +106,13 @@ pub(crate) fn document(bytes: &[u8], root: Root) -> Scan<Document<'_>> {
 /// The elements of a batch's `batch` array, and its span.
 type BatchArray<'r> = Option<(&'r [u8], Vec<Element<'r>>)>;
 
-struct Scanner<'r> {
+/// The walk over one document. Also used on a document already scanned, to find the members
+/// and items of nested values only when they are read (`crate::stored`).
+pub(crate) struct Scanner<'r> {
     bytes: &'r [u8],
     /// The same bytes, known to be UTF-8: keys are sliced from it without checking again.
     text: &'r str,
+    repeated: Cell<bool>,
 }
 
 fn is_ws(b: u8) -> bool {
@@ -134,11 +143,30 @@ fn hex4(bytes: &[u8], at: usize) -> Option<u32> {
 }
 
 impl<'r> Scanner<'r> {
-    fn byte(&self, at: usize) -> Option<u8> {
+    pub(crate) fn new(text: &'r str) -> Self {
+        Self { bytes: text.as_bytes(), text, repeated: Cell::new(false) }
+    }
+
+    pub(crate) fn byte(&self, at: usize) -> Option<u8> {
         self.bytes.get(at).copied()
     }
 
-    fn ws(&self, mut at: usize) -> usize {
+    /// The members of the object at `at`, in order, every copy of a repeated key kept.
+    pub(crate) fn members(&self, at: usize) -> Scan<Vec<Member<'r>>> {
+        self.object(at, 0, Level::Flat, &mut None).map(|(members, _)| members)
+    }
+
+    /// [`last_only`], noting whether it dropped anything.
+    fn last_only(&self, members: Vec<Member<'r>>) -> Vec<Member<'r>> {
+        let count = members.len();
+        let kept = last_only(members);
+        if kept.len() < count {
+            self.repeated.set(true);
+        }
+        kept
+    }
+
+    pub(crate) fn ws(&self, mut at: usize) -> usize {
         while self.byte(at).is_some_and(is_ws) {
             at += 1;
         }
@@ -290,7 +318,7 @@ impl<'r> Scanner<'r> {
 
     /// The index just past the value at `at`, inside `depth` open objects and arrays. Nested
     /// values are walked without recursion, their kinds kept in a bit stack.
-    fn value(&self, mut at: usize, depth: usize) -> Scan<usize> {
+    pub(crate) fn value(&self, mut at: usize, depth: usize) -> Scan<usize> {
         if !matches!(self.byte(at), Some(b'{' | b'[')) {
             return self.scalar(at);
         }
@@ -378,12 +406,12 @@ impl<'r> Scanner<'r> {
                 }
                 (Level::Batch | Level::Event, Some(b'{')) if MERGED.contains(&name.as_ref()) => {
                     let (found, end) = self.object(start, depth, Level::Flat, &mut None)?;
-                    inner = last_only(found);
+                    inner = self.last_only(found);
                     end
                 }
                 _ => self.value(start, depth)?,
             };
-            out.push(Member { key, value: &bytes[start..end], name, members: inner });
+            out.push(Member { key, value: &bytes[start..end], at: start, name, members: inner });
             at = self.ws(end);
             match self.byte(at) {
                 Some(b',') => at = self.ws(at + 1),
@@ -407,7 +435,7 @@ impl<'r> Scanner<'r> {
         loop {
             let (members, end) = if self.byte(at) == Some(b'{') {
                 let (members, end) = self.object(at, depth, Level::Event, &mut None)?;
-                (last_only(members), end)
+                (self.last_only(members), end)
             } else {
                 (Vec::new(), self.value(at, depth)?)
             };

@@ -1,0 +1,151 @@
+//! An event read back from a topic the gateway wrote, borrowed: scanned once by the gateway's
+//! validating scan, checked by the rules [`Event::from_slice`] applies, and read in place
+//! through [`JsonRef`], so that a consumer (the enricher) builds no value tree for the fields it
+//! only looks at.
+
+mod json_ref;
+
+use std::borrow::Cow;
+
+use chrono::{DateTime, Utc};
+
+use crate::error::EventError;
+use crate::event::{Event, EventType};
+use crate::splice::check::{self, Field, Kind, Known};
+use crate::splice::scan::{self, Root};
+
+pub use json_ref::{JsonItems, JsonObject, JsonRef};
+
+/// One valid stored event, borrowed from the stored bytes.
+#[derive(Debug)]
+pub struct StoredEvent<'s> {
+    /// The stored bytes, whitespace around the event included (UTF-8: the scan checked).
+    stored: &'s str,
+    top: JsonObject<'s>,
+    /// `context`'s members, found with the top level's in the same pass.
+    context: Option<JsonObject<'s>>,
+    known: Known<'s>,
+    /// The top level or `context` has a key more than once.
+    repeated: bool,
+    kind: EventType,
+    times: check::CheckedTimes,
+}
+
+impl<'s> StoredEvent<'s> {
+    /// Scans and validates `bytes`. Errors are [`Event::from_slice`]'s, word for word: any
+    /// event this rejects is handed to it for the error.
+    pub fn parse(bytes: &'s [u8]) -> Result<Self, EventError> {
+        let document = scan::document(bytes, Root::Event).map_err(|_| owned_error(bytes))?;
+        if Kind::of(document.span) != Kind::Object {
+            return Err(owned_error(bytes));
+        }
+        let known = Known::new(&document.members);
+        let (kind, times) = check::check(&known, None).map_err(|_| owned_error(bytes))?;
+        let stored = document.text;
+        let mut members = document.members;
+        let context = members
+            .iter_mut()
+            .find(|member| member.name == "context" && Kind::of(member.value) == Kind::Object)
+            .map(|member| JsonObject::new(stored, std::mem::take(&mut member.members)));
+        let top = JsonObject::new(stored, members);
+        Ok(Self { stored, top, context, known, repeated: document.repeated, kind, times })
+    }
+
+    /// The stored bytes with the member `name` added as `value` (its JSON text) and
+    /// `context.ip`, where it is a string, set to `context_ip`: what [`crate::append_member`]
+    /// writes, found from this scan rather than by scanning the bytes again. Everything else
+    /// is copied as stored, whitespace included. `None` when the event already has a member
+    /// `name`.
+    pub fn append_member(&self, name: &str, value: &[u8], context_ip: Option<&str>) -> Option<Vec<u8>> {
+        if self.top.contains_key(name) {
+            return None;
+        }
+        let stored = self.stored.as_bytes();
+        let write_whole = || crate::append_member(stored, name, value, context_ip);
+        // A repeated key is written once, its last copy (as a reader keeps it): an earlier
+        // copy of `context.ip` must not stay behind unmasked.
+        if self.repeated || self.top.is_empty() {
+            return write_whole();
+        }
+        let stored_ip = self.context.as_ref().and_then(|c| c.get("ip")).filter(|ip| ip.as_str().is_some());
+        let ip = match (context_ip, stored_ip) {
+            // Kept as the byte scan writes it: the whole event, the IP re-encoded.
+            (Some(_), Some(old)) if old.is_escaped_str() => return write_whole(),
+            (Some(ip), Some(old)) => Some((old.range(), ip)),
+            _ => None,
+        };
+        let start = stored.len() - stored.trim_ascii_start().len();
+        let end = stored.trim_ascii_end().len().checked_sub(1)?;
+        let mut out = Vec::with_capacity(end - start + value.len() + name.len() + 24);
+        let mut copied = start;
+        if let Some((old, ip)) = ip {
+            out.extend_from_slice(stored.get(copied..old.start)?);
+            serde_json::to_writer(&mut out, ip).ok()?;
+            copied = old.end;
+        }
+        out.extend_from_slice(stored.get(copied..end)?);
+        out.push(b',');
+        serde_json::to_writer(&mut out, name).ok()?;
+        out.push(b':');
+        out.extend_from_slice(value);
+        out.push(b'}');
+        Some(out)
+    }
+
+    pub fn kind(&self) -> EventType {
+        self.kind
+    }
+
+    /// A top-level member, as stored.
+    pub fn get(&self, name: &str) -> Option<JsonRef<'s>> {
+        self.top.get(name)
+    }
+
+    /// A top-level member that is an object (`properties`, `context`, ...). `context` was
+    /// scanned with the event; any other is scanned on each call.
+    pub fn object(&self, name: &str) -> Option<Cow<'_, JsonObject<'s>>> {
+        match name {
+            "context" => self.context.as_ref().map(Cow::Borrowed),
+            _ => self.get(name)?.as_object().map(Cow::Owned),
+        }
+    }
+
+    /// A top-level member that is a string.
+    pub fn str(&self, name: &str) -> Option<Cow<'s, str>> {
+        self.get(name)?.as_str()
+    }
+
+    /// `messageId` when non-empty, a numeric id as its decimal text (as [`Event::message_id`]).
+    pub fn message_id(&self) -> Option<Cow<'s, str>> {
+        self.known.id(Field::MessageId).filter(|id| !id.is_empty())
+    }
+
+    /// The visitor, as [`Event::visitor_key`] names it: `anonymousId`, else `userId`.
+    pub fn visitor_key(&self) -> Option<Cow<'s, str>> {
+        let id = |field| self.known.id(field).filter(|id| !id.is_empty());
+        id(Field::AnonymousId).or_else(|| id(Field::UserId))
+    }
+
+    pub fn timestamp(&self) -> Option<DateTime<Utc>> {
+        self.times[0]
+    }
+
+    pub fn received_at(&self) -> Option<DateTime<Utc>> {
+        self.times[3]
+    }
+}
+
+/// What the owned path says about bytes the borrowed path would not take.
+fn owned_error(bytes: &[u8]) -> EventError {
+    match Event::from_slice(bytes) {
+        Err(error) => error,
+        // Not expected: both paths share their rules. Said as an error rather than guessed at.
+        Ok(_) => EventError::InvalidJson("the event reads differently to the scan and to serde_json".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests;
+
+#[cfg(test)]
+mod props;
