@@ -12,7 +12,7 @@ pub use geo::{mask_ip, GeoIp};
 use std::borrow::Cow;
 use std::net::IpAddr;
 
-use clickstream_schema::{format_timestamp, EventType, JsonObject, StoredEvent};
+use clickstream_schema::{format_timestamp, EventType, JsonRef, StoredEvent};
 use serde_json::Value;
 
 use crate::config::IpSettings;
@@ -69,15 +69,13 @@ impl Enrichers {
     ) -> EnrichReport {
         let mut report = EnrichReport::default();
         let context = event.object("context");
-        let context = context.as_deref();
         let properties = event.object("properties");
-        let properties = properties.as_deref();
         out.push(b'{');
         self.products_into(event, properties, event_ms, &mut report, out);
 
-        let page = context.and_then(|c| c.get("page")).and_then(|page| page.as_object());
+        let page = context.and_then(|c| c.get("page"));
         let from_page = |field: &str| {
-            page.as_ref().and_then(|p| p.get(field)).and_then(|url| url.as_str()).or_else(|| {
+            page.and_then(|p| p.get(field)).and_then(|url| url.as_str()).or_else(|| {
                 // Page calls carry the page in their properties, too.
                 let from_properties = || properties.and_then(|p| p.get(field)).and_then(|url| url.as_str());
                 (event.kind() == EventType::Page).then(from_properties)?
@@ -92,8 +90,8 @@ impl Enrichers {
         out.extend_from_slice(b",\"referrer\":");
         referrer::classify_into(referrer.as_deref(), page_url.as_ref(), out);
         out.extend_from_slice(b",\"campaign\":");
-        let context_campaign = context.and_then(|c| c.get("campaign")).and_then(|campaign| campaign.as_object());
-        campaign::extract_into(page_url.as_ref(), context_campaign.as_ref(), out);
+        let context_campaign = context.and_then(|c| c.get("campaign"));
+        campaign::extract_into(page_url.as_ref(), context_campaign, out);
 
         let ip = context.and_then(|c| c.get("ip")).and_then(|ip| ip.as_str()).and_then(|s| s.parse::<IpAddr>().ok());
         if let Some(ip) = ip {
@@ -122,7 +120,7 @@ impl Enrichers {
     fn products_into(
         &self,
         event: &StoredEvent<'_>,
-        properties: Option<&JsonObject<'_>>,
+        properties: Option<JsonRef<'_>>,
         event_ms: i64,
         report: &mut EnrichReport,
         out: &mut Vec<u8>,
@@ -139,9 +137,8 @@ impl Enrichers {
                 if index > 0 {
                     out.push(b',');
                 }
-                let item = item.as_object();
-                match item.as_ref().and_then(|i| i.get("product_id")).and_then(|id| id.id_text()) {
-                    Some(id) => self.line_into(id, event_ms, item.as_ref(), purchase, report, out),
+                match item.get("product_id").and_then(|id| id.id_text()) {
+                    Some(id) => self.line_into(id, event_ms, Some(item), purchase, report, out),
                     None => out.extend_from_slice(b"null"),
                 }
             }
@@ -154,7 +151,7 @@ impl Enrichers {
         &self,
         id: Cow<'_, str>,
         event_ms: i64,
-        fields: Option<&JsonObject<'_>>,
+        fields: Option<JsonRef<'_>>,
         purchase: bool,
         report: &mut EnrichReport,
         out: &mut Vec<u8>,

@@ -36,6 +36,9 @@ pub(crate) enum Root {
     Events,
     /// A Segment batch: an object whose `batch` array holds the events.
     Batch,
+    /// A stored event: an object's members and those of every object below them, for a
+    /// consumer that reads nested objects by key (`crate::stored`).
+    Stored,
 }
 
 /// What to record of an object's members.
@@ -47,6 +50,8 @@ enum Level {
     Event,
     /// As `Event`, and the elements of the `batch` array.
     Batch,
+    /// Spans, and the members of every object value, at any depth (not inside arrays).
+    All,
 }
 
 /// A scanned document: the root's span and members (when an object), and the events of its
@@ -79,7 +84,11 @@ pub(crate) fn document(bytes: &[u8], root: Root) -> Scan<Document<'_>> {
             end
         }
         (_, Some(b'{')) => {
-            let level = if root == Root::Batch { Level::Batch } else { Level::Event };
+            let level = match root {
+                Root::Batch => Level::Batch,
+                Root::Stored => Level::All,
+                Root::Event | Root::Events => Level::Event,
+            };
             let (members, end) = scanner.object(start, 0, level, &mut batch)?;
             document.members = scanner.last_only(members);
             end
@@ -149,11 +158,6 @@ impl<'r> Scanner<'r> {
 
     pub(crate) fn byte(&self, at: usize) -> Option<u8> {
         self.bytes.get(at).copied()
-    }
-
-    /// The members of the object at `at`, in order, every copy of a repeated key kept.
-    pub(crate) fn members(&self, at: usize) -> Scan<Vec<Member<'r>>> {
-        self.object(at, 0, Level::Flat, &mut None).map(|(members, _)| members)
     }
 
     /// [`last_only`], noting whether it dropped anything.
@@ -304,7 +308,7 @@ impl<'r> Scanner<'r> {
 
     /// From an object's key at `at`: the end of the key, the start of its value, and whether
     /// the key has an escape.
-    fn key(&self, at: usize) -> Scan<(usize, usize, bool)> {
+    pub(crate) fn key(&self, at: usize) -> Scan<(usize, usize, bool)> {
         if self.byte(at) != Some(b'"') {
             return fail("expected an object key", at);
         }
@@ -407,6 +411,13 @@ impl<'r> Scanner<'r> {
                 (Level::Batch | Level::Event, Some(b'{')) if MERGED.contains(&name.as_ref()) => {
                     let (found, end) = self.object(start, depth, Level::Flat, &mut None)?;
                     inner = self.last_only(found);
+                    end
+                }
+                // Every copy kept (readers take the last), but the top level's `context` and
+                // `integrations` are kept last-copy-only and flagged, as the other levels do.
+                (Level::All, Some(b'{')) => {
+                    let (found, end) = self.object(start, depth, Level::All, &mut None)?;
+                    inner = if MERGED.contains(&name.as_ref()) && depth == 1 { self.last_only(found) } else { found };
                     end
                 }
                 _ => self.value(start, depth)?,

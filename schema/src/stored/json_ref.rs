@@ -1,53 +1,53 @@
 //! A borrowed view of JSON the scan has already validated: each value read in place from its
-//! text, and an object's members (or an array's items) found only when that value is read.
+//! text; an object's members as the scan recorded them (or walked when read, for an object the
+//! scan did not record, such as one inside an array); an array's items found as iterated.
 
 use std::borrow::Cow;
 
 use crate::splice::check::Kind;
-use crate::splice::raw::Member;
+use crate::splice::raw::{key_name, Member};
 use crate::splice::scan::{self, Root, Scanner};
 
-/// One valid JSON value, borrowed: its text within the document it was found in.
+/// One valid JSON value, borrowed: its text within the document it was found in. Read by
+/// name, an object's repeated key gives its last copy, as serde_json (and so the owned
+/// [`crate::Event`]) reads it.
 #[derive(Debug, Clone, Copy)]
-pub struct JsonRef<'s> {
+pub struct JsonRef<'a> {
     /// The whole document (valid UTF-8 and valid JSON), so that nested values are found at
     /// their offsets in it, without checking the text again.
-    document: &'s str,
+    document: &'a str,
     at: usize,
     end: usize,
-}
-
-/// An object's members as stored, repeated keys included; read by name, the last copy of a
-/// key counts, as serde_json (and so the owned [`crate::Event`]) reads it.
-#[derive(Debug, Clone)]
-pub struct JsonObject<'s> {
-    document: &'s str,
-    members: Vec<Member<'s>>,
+    /// An object's members, when the scan recorded them (every copy of a repeated key).
+    members: Option<&'a [Member<'a>]>,
 }
 
 /// The items of a JSON array, found one at a time.
 #[derive(Debug, Clone)]
-pub struct JsonItems<'s> {
-    document: &'s str,
+pub struct JsonItems<'a> {
+    document: &'a str,
     /// Where the next item (or the closing bracket) starts, after whitespace; `None` once done.
     next: Option<usize>,
 }
 
-impl<'s> JsonRef<'s> {
+impl<'a> JsonRef<'a> {
     /// Validates `text` as one JSON value (whitespace around it allowed), as the gateway's scan
     /// does; `None` when it is not JSON.
-    pub fn parse(text: &'s str) -> Option<Self> {
+    pub fn parse(text: &'a str) -> Option<Self> {
         let document = scan::document(text.as_bytes(), Root::Event).ok()?;
         let at = text.len() - text.trim_start_matches([' ', '\t', '\n', '\r']).len();
-        Some(Self { document: text, at, end: at + document.span.len() })
+        Some(Self { document: text, at, end: at + document.span.len(), members: None })
     }
 
-    pub(crate) fn of_member(document: &'s str, member: &Member<'s>) -> Self {
-        Self { document, at: member.at, end: member.at + member.value.len() }
+    /// A member found by a [`Root::Stored`] scan of `document`, which recorded the members of
+    /// every object value.
+    pub(crate) fn of_member(document: &'a str, member: &'a Member<'a>) -> Self {
+        let members = (member.value.first() == Some(&b'{')).then_some(member.members.as_slice());
+        Self { document, at: member.at, end: member.at + member.value.len(), members }
     }
 
     /// The value's JSON text, as stored.
-    pub fn json(&self) -> &'s str {
+    pub fn json(&self) -> &'a str {
         self.document.get(self.at..self.end).unwrap_or_default()
     }
 
@@ -64,8 +64,12 @@ impl<'s> JsonRef<'s> {
         self.kind() == Kind::Null
     }
 
+    pub fn is_object(&self) -> bool {
+        self.kind() == Kind::Object
+    }
+
     /// A string's text, unescaped: borrowed unless it has an escape.
-    pub fn as_str(&self) -> Option<Cow<'s, str>> {
+    pub fn as_str(&self) -> Option<Cow<'a, str>> {
         let json = self.json();
         let inner = json.strip_prefix('"')?.strip_suffix('"')?;
         if memchr::memchr(b'\\', inner.as_bytes()).is_none() {
@@ -97,7 +101,7 @@ impl<'s> JsonRef<'s> {
     /// The value as an id's text, the way the enricher keys products: a non-empty string
     /// (unescaped), an integer as its decimal text (`-0` is `0`, as it reads as an integer
     /// zero), any other number as serde_json writes that `f64` (`1e2` is `100.0`).
-    pub fn id_text(&self) -> Option<Cow<'s, str>> {
+    pub fn id_text(&self) -> Option<Cow<'a, str>> {
         let json = self.json();
         match self.kind() {
             Kind::String => self.as_str().filter(|text| !text.is_empty()),
@@ -111,58 +115,64 @@ impl<'s> JsonRef<'s> {
         }
     }
 
-    /// An object's members, found now (the value's text is walked once per call).
-    pub fn as_object(&self) -> Option<JsonObject<'s>> {
-        if self.kind() != Kind::Object {
-            return None;
+    /// The member `name` of an object (the last copy of a repeated key); `None` for any
+    /// other value.
+    pub fn get(&self, name: &str) -> Option<JsonRef<'a>> {
+        match self.members {
+            Some(members) => {
+                let member = members.iter().rev().find(|member| member.name == name)?;
+                Some(Self::of_member(self.document, member))
+            }
+            None if self.is_object() => self.walk_to(name),
+            None => None,
         }
-        let members = Scanner::new(self.document).members(self.at).ok()?;
-        Some(JsonObject { document: self.document, members })
+    }
+
+    /// [`Self::get`] of an object the scan did not record: its members walked, none kept.
+    fn walk_to(&self, name: &str) -> Option<JsonRef<'a>> {
+        let scanner = Scanner::new(self.document);
+        let mut at = scanner.ws(self.at + 1);
+        let mut found = None;
+        while scanner.byte(at) == Some(b'"') {
+            let (key_end, start, escaped) = scanner.key(at).ok()?;
+            // Nesting was checked when the document was scanned; a depth of 0 is safe here.
+            let end = scanner.value(start, 0).ok()?;
+            let key = self.document.get(at..key_end)?;
+            let named =
+                if escaped { key_name(key.as_bytes()) == name } else { key.get(1..key.len() - 1) == Some(name) };
+            if named {
+                found = Some(Self { document: self.document, at: start, end, members: None });
+            }
+            at = scanner.ws(end);
+            if scanner.byte(at) != Some(b',') {
+                break;
+            }
+            at = scanner.ws(at + 1);
+        }
+        found
     }
 
     /// An array's items, found as they are iterated.
-    pub fn items(&self) -> Option<JsonItems<'s>> {
+    pub fn items(&self) -> Option<JsonItems<'a>> {
         (self.kind() == Kind::Array).then_some(JsonItems { document: self.document, next: Some(self.at + 1) })
     }
 }
 
-impl<'s> JsonObject<'s> {
-    pub(crate) fn new(document: &'s str, members: Vec<Member<'s>>) -> Self {
-        Self { document, members }
-    }
+impl<'a> Iterator for JsonItems<'a> {
+    type Item = JsonRef<'a>;
 
-    /// The member `name`; of a repeated key, the last copy.
-    pub fn get(&self, name: &str) -> Option<JsonRef<'s>> {
-        let member = self.members.iter().rev().find(|member| member.name == name)?;
-        Some(JsonRef::of_member(self.document, member))
-    }
-
-    pub fn contains_key(&self, name: &str) -> bool {
-        self.members.iter().any(|member| member.name == name)
-    }
-
-    /// Whether the object has no members at all.
-    pub fn is_empty(&self) -> bool {
-        self.members.is_empty()
-    }
-}
-
-impl<'s> Iterator for JsonItems<'s> {
-    type Item = JsonRef<'s>;
-
-    fn next(&mut self) -> Option<JsonRef<'s>> {
+    fn next(&mut self) -> Option<JsonRef<'a>> {
         let scanner = Scanner::new(self.document);
         let at = scanner.ws(self.next?);
         self.next = None;
         if scanner.byte(at) == Some(b']') {
             return None;
         }
-        // Nesting was checked when the document was scanned; a depth of 0 is safe here.
         let end = scanner.value(at, 0).ok()?;
         let after = scanner.ws(end);
         if scanner.byte(after) == Some(b',') {
             self.next = Some(after + 1);
         }
-        Some(JsonRef { document: self.document, at, end })
+        Some(JsonRef { document: self.document, at, end, members: None })
     }
 }

@@ -1,7 +1,7 @@
 //! An event read back from a topic the gateway wrote, borrowed: scanned once by the gateway's
-//! validating scan, checked by the rules [`Event::from_slice`] applies, and read in place
-//! through [`JsonRef`], so that a consumer (the enricher) builds no value tree for the fields it
-//! only looks at.
+//! validating scan (which records the members of every object as byte spans), checked by the
+//! rules [`Event::from_slice`] applies, and read in place through [`JsonRef`], so that a
+//! consumer (the enricher) decodes only the fields it reads.
 
 mod json_ref;
 
@@ -12,18 +12,18 @@ use chrono::{DateTime, Utc};
 use crate::error::EventError;
 use crate::event::{Event, EventType};
 use crate::splice::check::{self, Field, Kind, Known};
+use crate::splice::raw::Member;
 use crate::splice::scan::{self, Root};
 
-pub use json_ref::{JsonItems, JsonObject, JsonRef};
+pub use json_ref::{JsonItems, JsonRef};
 
 /// One valid stored event, borrowed from the stored bytes.
 #[derive(Debug)]
 pub struct StoredEvent<'s> {
     /// The stored bytes, whitespace around the event included (UTF-8: the scan checked).
     stored: &'s str,
-    top: JsonObject<'s>,
-    /// `context`'s members, found with the top level's in the same pass.
-    context: Option<JsonObject<'s>>,
+    /// The top level's members, and below each the members of its object values.
+    members: Vec<Member<'s>>,
     known: Known<'s>,
     /// The top level or `context` has a key more than once.
     repeated: bool,
@@ -35,20 +35,14 @@ impl<'s> StoredEvent<'s> {
     /// Scans and validates `bytes`. Errors are [`Event::from_slice`]'s, word for word: any
     /// event this rejects is handed to it for the error.
     pub fn parse(bytes: &'s [u8]) -> Result<Self, EventError> {
-        let document = scan::document(bytes, Root::Event).map_err(|_| owned_error(bytes))?;
+        let document = scan::document(bytes, Root::Stored).map_err(|_| owned_error(bytes))?;
         if Kind::of(document.span) != Kind::Object {
             return Err(owned_error(bytes));
         }
         let known = Known::new(&document.members);
         let (kind, times) = check::check(&known, None).map_err(|_| owned_error(bytes))?;
-        let stored = document.text;
-        let mut members = document.members;
-        let context = members
-            .iter_mut()
-            .find(|member| member.name == "context" && Kind::of(member.value) == Kind::Object)
-            .map(|member| JsonObject::new(stored, std::mem::take(&mut member.members)));
-        let top = JsonObject::new(stored, members);
-        Ok(Self { stored, top, context, known, repeated: document.repeated, kind, times })
+        let (stored, members, repeated) = (document.text, document.members, document.repeated);
+        Ok(Self { stored, members, known, repeated, kind, times })
     }
 
     /// The stored bytes with the member `name` added as `value` (its JSON text) and
@@ -57,17 +51,18 @@ impl<'s> StoredEvent<'s> {
     /// is copied as stored, whitespace included. `None` when the event already has a member
     /// `name`.
     pub fn append_member(&self, name: &str, value: &[u8], context_ip: Option<&str>) -> Option<Vec<u8>> {
-        if self.top.contains_key(name) {
+        if self.members.iter().any(|member| member.name == name) {
             return None;
         }
         let stored = self.stored.as_bytes();
         let write_whole = || crate::append_member(stored, name, value, context_ip);
         // A repeated key is written once, its last copy (as a reader keeps it): an earlier
         // copy of `context.ip` must not stay behind unmasked.
-        if self.repeated || self.top.is_empty() {
+        if self.repeated || self.members.is_empty() {
             return write_whole();
         }
-        let stored_ip = self.context.as_ref().and_then(|c| c.get("ip")).filter(|ip| ip.as_str().is_some());
+        let context = self.object("context");
+        let stored_ip = context.as_ref().and_then(|c| c.get("ip")).filter(|ip| ip.as_str().is_some());
         let ip = match (context_ip, stored_ip) {
             // Kept as the byte scan writes it: the whole event, the IP re-encoded.
             (Some(_), Some(old)) if old.is_escaped_str() => return write_whole(),
@@ -97,21 +92,18 @@ impl<'s> StoredEvent<'s> {
     }
 
     /// A top-level member, as stored.
-    pub fn get(&self, name: &str) -> Option<JsonRef<'s>> {
-        self.top.get(name)
+    pub fn get(&self, name: &str) -> Option<JsonRef<'_>> {
+        let member = self.members.iter().rev().find(|member| member.name == name)?;
+        Some(JsonRef::of_member(self.stored, member))
     }
 
-    /// A top-level member that is an object (`properties`, `context`, ...). `context` was
-    /// scanned with the event; any other is scanned on each call.
-    pub fn object(&self, name: &str) -> Option<Cow<'_, JsonObject<'s>>> {
-        match name {
-            "context" => self.context.as_ref().map(Cow::Borrowed),
-            _ => self.get(name)?.as_object().map(Cow::Owned),
-        }
+    /// A top-level member that is an object (`properties`, `context`, ...).
+    pub fn object(&self, name: &str) -> Option<JsonRef<'_>> {
+        self.get(name).filter(JsonRef::is_object)
     }
 
     /// A top-level member that is a string.
-    pub fn str(&self, name: &str) -> Option<Cow<'s, str>> {
+    pub fn str(&self, name: &str) -> Option<Cow<'_, str>> {
         self.get(name)?.as_str()
     }
 
