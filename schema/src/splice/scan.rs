@@ -36,8 +36,8 @@ pub(crate) enum Root {
     Events,
     /// A Segment batch: an object whose `batch` array holds the events.
     Batch,
-    /// A stored event: an object's members and those of every object below them, for a
-    /// consumer that reads nested objects by key (`crate::stored`).
+    /// A stored event: an object's members, and below them the members of every object and
+    /// the items of every array, for a consumer that reads nested values (`crate::stored`).
     Stored,
 }
 
@@ -50,7 +50,7 @@ enum Level {
     Event,
     /// As `Event`, and the elements of the `batch` array.
     Batch,
-    /// Spans, and the members of every object value, at any depth (not inside arrays).
+    /// Spans, and the members or items of every object or array, at any depth.
     All,
 }
 
@@ -420,6 +420,11 @@ impl<'r> Scanner<'r> {
                     inner = if MERGED.contains(&name.as_ref()) && depth == 1 { self.last_only(found) } else { found };
                     end
                 }
+                (Level::All, Some(b'[')) => {
+                    let (items, end) = self.items(start, depth)?;
+                    inner = items;
+                    end
+                }
                 _ => self.value(start, depth)?,
             };
             out.push(Member { key, value: &bytes[start..end], at: start, name, members: inner });
@@ -428,6 +433,35 @@ impl<'r> Scanner<'r> {
                 Some(b',') => at = self.ws(at + 1),
                 Some(b'}') => return Ok((out, at + 1)),
                 _ => return fail("expected `,` or `}` in an object", at),
+            }
+        }
+    }
+
+    /// The items of the array at `at` (inside `depth` levels), as members without a key, with
+    /// the members or items of each object or array among them (recursing at most as deep as
+    /// the depth limit); and the index just past it.
+    fn items(&self, at: usize, depth: usize) -> Scan<(Vec<Member<'r>>, usize)> {
+        if depth >= MAX_DEPTH {
+            return fail("nesting deeper than 1024 levels", at);
+        }
+        let depth = depth + 1;
+        let mut out = Vec::new();
+        let mut at = self.ws(at + 1);
+        if self.byte(at) == Some(b']') {
+            return Ok((out, at + 1));
+        }
+        loop {
+            let (members, end) = match self.byte(at) {
+                Some(b'{') => self.object(at, depth, Level::All, &mut None)?,
+                Some(b'[') => self.items(at, depth)?,
+                _ => (Vec::new(), self.value(at, depth)?),
+            };
+            out.push(Member { key: &[], value: &self.bytes[at..end], at, name: Cow::Borrowed(""), members });
+            at = self.ws(end);
+            match self.byte(at) {
+                Some(b',') => at = self.ws(at + 1),
+                Some(b']') => return Ok((out, at + 1)),
+                _ => return fail("expected `,` or `]` in an array", at),
             }
         }
     }

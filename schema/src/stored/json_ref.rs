@@ -1,6 +1,6 @@
 //! A borrowed view of JSON the scan has already validated: each value read in place from its
-//! text; an object's members as the scan recorded them (or walked when read, for an object the
-//! scan did not record, such as one inside an array); an array's items found as iterated.
+//! text; an object's members and an array's items as the stored-event scan recorded them, or
+//! walked when read (a value from [`JsonRef::parse`]).
 
 use std::borrow::Cow;
 
@@ -18,14 +18,16 @@ pub struct JsonRef<'a> {
     document: &'a str,
     at: usize,
     end: usize,
-    /// An object's members, when the scan recorded them (every copy of a repeated key).
+    /// An object's members (every copy of a repeated key) or an array's items, when the scan
+    /// recorded them.
     members: Option<&'a [Member<'a>]>,
 }
 
-/// The items of a JSON array, found one at a time.
+/// The items of a JSON array, as recorded or found one at a time.
 #[derive(Debug, Clone)]
 pub struct JsonItems<'a> {
     document: &'a str,
+    recorded: Option<std::slice::Iter<'a, Member<'a>>>,
     /// Where the next item (or the closing bracket) starts, after whitespace; `None` once done.
     next: Option<usize>,
 }
@@ -39,10 +41,11 @@ impl<'a> JsonRef<'a> {
         Some(Self { document: text, at, end: at + document.span.len(), members: None })
     }
 
-    /// A member found by a [`Root::Stored`] scan of `document`, which recorded the members of
-    /// every object value.
+    /// A member found by a [`Root::Stored`] scan of `document`, which recorded the members or
+    /// items of every object or array.
     pub(crate) fn of_member(document: &'a str, member: &'a Member<'a>) -> Self {
-        let members = (member.value.first() == Some(&b'{')).then_some(member.members.as_slice());
+        let container = matches!(member.value.first(), Some(b'{' | b'['));
+        let members = container.then_some(member.members.as_slice());
         Self { document, at: member.at, end: member.at + member.value.len(), members }
     }
 
@@ -118,13 +121,15 @@ impl<'a> JsonRef<'a> {
     /// The member `name` of an object (the last copy of a repeated key); `None` for any
     /// other value.
     pub fn get(&self, name: &str) -> Option<JsonRef<'a>> {
+        if !self.is_object() {
+            return None;
+        }
         match self.members {
             Some(members) => {
                 let member = members.iter().rev().find(|member| member.name == name)?;
                 Some(Self::of_member(self.document, member))
             }
-            None if self.is_object() => self.walk_to(name),
-            None => None,
+            None => self.walk_to(name),
         }
     }
 
@@ -154,7 +159,8 @@ impl<'a> JsonRef<'a> {
 
     /// An array's items, found as they are iterated.
     pub fn items(&self) -> Option<JsonItems<'a>> {
-        (self.kind() == Kind::Array).then_some(JsonItems { document: self.document, next: Some(self.at + 1) })
+        let recorded = self.members.map(<[Member<'a>]>::iter);
+        (self.kind() == Kind::Array).then_some(JsonItems { document: self.document, recorded, next: Some(self.at + 1) })
     }
 }
 
@@ -162,6 +168,9 @@ impl<'a> Iterator for JsonItems<'a> {
     type Item = JsonRef<'a>;
 
     fn next(&mut self) -> Option<JsonRef<'a>> {
+        if let Some(recorded) = &mut self.recorded {
+            return recorded.next().map(|item| JsonRef::of_member(self.document, item));
+        }
         let scanner = Scanner::new(self.document);
         let at = scanner.ws(self.next?);
         self.next = None;
