@@ -42,10 +42,13 @@ impl<'a> JsonRef<'a> {
     }
 
     /// A member found by a [`Root::Stored`] scan of `document`, which recorded the members or
-    /// items of every object or array.
+    /// items of every object or array down to [`scan::RECORDED_DEPTH`].
     pub(crate) fn of_member(document: &'a str, member: &'a Member<'a>) -> Self {
         let container = matches!(member.value.first(), Some(b'{' | b'['));
-        let members = container.then_some(member.members.as_slice());
+        // A container with nothing recorded is empty, or lies below the recorded depth.
+        let empty = || member.value.get(1..member.value.len() - 1).is_some_and(|inner| inner.trim_ascii().is_empty());
+        let recorded = container && (!member.members.is_empty() || empty());
+        let members = recorded.then_some(member.members.as_slice());
         Self { document, at: member.at, end: member.at + member.value.len(), members }
     }
 

@@ -159,3 +159,29 @@ fn json_ref_parses_any_value() {
     assert!(object.get("missing").is_none());
     assert!(JsonRef::parse("[{\"k\":1}]").and_then(|v| v.get("k")).is_none(), "not an object");
 }
+
+/// Below the depth the scan records, values are found by walking them; far deeper than any
+/// event, the parse still recurses no deeper than that.
+#[test]
+fn reads_below_the_recorded_depth() {
+    let depth = 500;
+    let nested = format!("{}\"v\"{}", "{\"k\":[".repeat(depth), "]}".repeat(depth));
+    let stored = format!(r#"{{"type":"page","userId":"u","properties":{nested}}}"#);
+    let found = read(stored.as_bytes(), |e| {
+        let mut value = e.get("properties")?;
+        for _ in 0..depth {
+            value = value.get("k")?.items()?.next()?;
+        }
+        value.as_str().map(Cow::into_owned)
+    });
+    assert_eq!(found, Ok(Some("v".to_owned())));
+    let empty = br#"{"type":"page","userId":"u","properties":{"a":{ },"b":[ ]}}"#;
+    let read_empty = |e: &StoredEvent<'_>| {
+        let properties = e.get("properties").expect("properties");
+        (
+            properties.get("a").map(|a| a.get("x").is_none()),
+            properties.get("b").and_then(|b| b.items()).map(|mut i| i.next().is_none()),
+        )
+    };
+    assert_eq!(read(empty, read_empty), Ok((Some(true), Some(true))));
+}
