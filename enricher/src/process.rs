@@ -1,7 +1,7 @@
 //! Turning one raw record into its outputs: the enriched event, the product activity for the
 //! windows, or a dead letter. Pure apart from the per-partition state it is handed.
 
-use clickstream_schema::{ConsumerDeadLetter, Event, StoredEvent, StoredScratch};
+use clickstream_schema::{ConsumerDeadLetter, Event, StoredEvent};
 use serde_json::Value;
 
 use crate::config::EnricherSettings;
@@ -35,13 +35,12 @@ pub enum Processed {
     Dead(ConsumerDeadLetter),
 }
 
-/// State kept per input partition: sessions and recently seen message ids, plus buffers
+/// State kept per input partition: sessions and recently seen message ids, plus a buffer
 /// reused from event to event.
 #[derive(Debug)]
 pub struct PartitionState {
     pub sessions: Sessions,
     pub recent: RecentMessages,
-    scratch: StoredScratch,
     enrichment: Vec<u8>,
 }
 
@@ -50,7 +49,6 @@ impl PartitionState {
         Self {
             sessions: Sessions::new(&settings.sessions),
             recent: RecentMessages::new(&settings.dedup),
-            scratch: StoredScratch::default(),
             enrichment: Vec::new(),
         }
     }
@@ -70,8 +68,8 @@ pub fn process(enrichers: &Enrichers, state: &mut PartitionState, input: Input<'
     let Some(bytes) = input.payload.filter(|b| !b.is_empty()) else {
         return dead("empty_record", "record has no value".to_owned(), Value::Null);
     };
-    let PartitionState { sessions, recent, scratch, enrichment } = state;
-    let event = match StoredEvent::parse(bytes, scratch) {
+    let PartitionState { sessions, recent, enrichment } = state;
+    let event = match StoredEvent::parse(bytes) {
         Ok(event) => event,
         Err(error) => {
             let payload = serde_json::from_slice(bytes)
@@ -96,13 +94,13 @@ pub fn process(enrichers: &Enrichers, state: &mut PartitionState, input: Input<'
     let session = sessions.observe(&visitor, event_ms, (input.topic_index, input.offset));
     enrichment.clear();
     let report = enrichers.enrich(&event, event_ms, &session, enrichment);
-    let name = event.str("event").unwrap_or(event.kind().as_str());
+    let name = event.str("event").unwrap_or(event.kind().as_str().into());
     let activities = report
         .line_items
         .into_iter()
         .map(|item| Activity {
             product_id: item.product_id,
-            event: name.to_owned(),
+            event: name.to_string(),
             event_ms,
             quantity: item.quantity,
             revenue: item.revenue,
@@ -121,9 +119,9 @@ pub fn process(enrichers: &Enrichers, state: &mut PartitionState, input: Input<'
 /// rest is copied, not rebuilt. An event that already has an `enrichment` member is written
 /// whole, with the new one in its place.
 fn enriched_payload(stored: &[u8], event: &StoredEvent<'_>, enrichment: &[u8], masked_ip: Option<&str>) -> Vec<u8> {
-    let stored_ip = event.object("context").and_then(|c| c.get("ip")).and_then(crate::enrich::as_str);
+    let stored_ip = event.object("context").and_then(|c| c.get("ip")).and_then(|ip| ip.as_str());
     event
-        .append_member(stored, "enrichment", enrichment, masked_ip.or(stored_ip))
+        .append_member("enrichment", enrichment, masked_ip.or(stored_ip.as_deref()))
         .unwrap_or_else(|| whole_event(stored, enrichment, masked_ip))
 }
 

@@ -19,6 +19,6 @@ pub use limits::Limits;
 pub use payload::{parse_json, parse_ndjson, Envelope, PayloadError, Rejected};
 pub use privacy::{anonymize_ip, ip_text};
 pub use splice::{append_member, BatchFields, CheckedEvent, RawEnvelope};
-pub use stored::{BorrowedObject, BorrowedValue, StaticNode, StoredEvent, StoredScratch};
+pub use stored::{JsonItems, JsonRef, StoredEvent};
 pub use time::{format_timestamp, parse_timestamp, EdgeTimes};
 pub use wire::{ConsumerDeadLetter, DeadLetter, HEADER_EVENT_TYPE, HEADER_PROTOCOL, HEADER_SOURCE};

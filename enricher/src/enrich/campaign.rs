@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 
-use clickstream_schema::BorrowedObject;
+use clickstream_schema::JsonRef;
 #[cfg(test)]
 use serde_json::Value;
 
@@ -22,16 +22,15 @@ const UTM: [(&str, &str); 5] = [
 pub fn extract(page_url: Option<&str>, context_campaign: Option<&serde_json::Map<String, Value>>) -> Value {
     let page = page_url.and_then(UrlParts::parse);
     let context = context_campaign.map(|c| serde_json::to_string(c).unwrap_or_default());
-    let mut scratch = context.map(String::into_bytes);
-    let context = scratch.as_mut().and_then(|bytes| simd_json::to_borrowed_value(bytes).ok());
+    let context = context.as_deref().and_then(JsonRef::parse);
     let mut out = Vec::new();
-    extract_into(page.as_ref(), context.as_ref().and_then(super::as_object), &mut out);
+    extract_into(page.as_ref(), context, &mut out);
     serde_json::from_slice(&out).unwrap_or_default()
 }
 
 /// Writes the `campaign` enrichment: UTM parameters from the page URL, else Segment's
 /// `context.campaign`; null when neither names one.
-pub fn extract_into(page_url: Option<&UrlParts<'_>>, context_campaign: Option<&BorrowedObject<'_>>, out: &mut Vec<u8>) {
+pub fn extract_into(page_url: Option<&UrlParts<'_>>, context_campaign: Option<JsonRef<'_>>, out: &mut Vec<u8>) {
     let mut campaign: Vec<(&str, Cow<'_, str>)> = Vec::new();
     if let Some(url) = page_url {
         for (key, value) in url.query_pairs() {
@@ -49,8 +48,8 @@ pub fn extract_into(page_url: Option<&UrlParts<'_>>, context_campaign: Option<&B
     if campaign.is_empty() {
         if let Some(context) = context_campaign {
             for (_, field) in UTM {
-                if let Some(value) = context.get(field).and_then(super::as_str).filter(|v| !v.is_empty()) {
-                    campaign.push((field, Cow::Borrowed(value)));
+                if let Some(value) = context.get(field).and_then(|v| v.as_str()).filter(|v| !v.is_empty()) {
+                    campaign.push((field, value));
                 }
             }
         }

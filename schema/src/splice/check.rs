@@ -1,13 +1,11 @@
 //! Event validation: the rules of `Event`'s own check, in the same order, so every path
 //! rejects the same inputs with the same error. The rules read fields through
-//! [`EventFields`]: the splice path from the byte spans the scan found, the stored-event path
-//! from simd-json's borrowed values.
+//! [`EventFields`], from the byte spans the scan found: in the gateway's splice and in the
+//! stored events a consumer reads back (`crate::stored`).
 
 use std::borrow::Cow;
 
 use chrono::{DateTime, Utc};
-use simd_json::borrowed::{Object, Value};
-use simd_json::StaticNode;
 
 use super::raw::{key_name, Member};
 use crate::error::EventError;
@@ -122,18 +120,6 @@ impl Kind {
         }
     }
 
-    fn of_value(value: &Value<'_>) -> Self {
-        match value {
-            Value::Static(StaticNode::Null) => Self::Null,
-            Value::Static(StaticNode::Bool(_)) => Self::Bool,
-            Value::Static(StaticNode::F64(_)) => Self::Float,
-            Value::Static(_) => Self::Integer,
-            Value::String(_) => Self::String,
-            Value::Array(_) => Self::Array,
-            Value::Object(_) => Self::Object,
-        }
-    }
-
     /// Worded as [`crate::error::json_type_name`] does.
     pub(crate) fn type_name(self) -> &'static str {
         match self {
@@ -206,19 +192,6 @@ impl EventFields for Known<'_> {
     }
 }
 
-impl EventFields for Object<'_> {
-    fn kind(&self, field: Field) -> Option<Kind> {
-        self.get(field.name()).map(Kind::of_value)
-    }
-
-    fn text(&self, field: Field) -> Option<Cow<'_, str>> {
-        match self.get(field.name()) {
-            Some(Value::String(text)) => Some(Cow::Borrowed(text)),
-            _ => None,
-        }
-    }
-}
-
 /// The text an id field is written with: a string as sent, an integer as its decimal text
 /// (`-0` is the only integer JSON may spell otherwise).
 pub(crate) fn id_text(span: &[u8]) -> Option<Cow<'_, str>> {
@@ -226,16 +199,6 @@ pub(crate) fn id_text(span: &[u8]) -> Option<Cow<'_, str>> {
         Kind::String => Some(key_name(span)),
         Kind::Integer if span == b"-0" => Some(Cow::Borrowed("0")),
         Kind::Integer => std::str::from_utf8(span).ok().map(Cow::Borrowed),
-        _ => None,
-    }
-}
-
-/// [`id_text`] of a simd-json value.
-pub(crate) fn value_id_text<'v>(value: &'v Value<'_>) -> Option<Cow<'v, str>> {
-    match value {
-        Value::String(s) => Some(Cow::Borrowed(s)),
-        Value::Static(StaticNode::I64(n)) => Some(n.to_string().into()),
-        Value::Static(StaticNode::U64(n)) => Some(n.to_string().into()),
         _ => None,
     }
 }

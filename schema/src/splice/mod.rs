@@ -7,8 +7,8 @@
 
 mod append;
 pub(crate) mod check;
-mod raw;
-mod scan;
+pub(crate) mod raw;
+pub(crate) mod scan;
 mod write;
 
 use std::borrow::Cow;

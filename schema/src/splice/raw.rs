@@ -9,6 +9,8 @@ use std::borrow::Cow;
 pub(crate) struct Member<'r> {
     pub key: &'r [u8],
     pub value: &'r [u8],
+    /// Where `value` starts in the scanned bytes.
+    pub at: usize,
     /// The key unescaped (escapes are rare, so usually borrowed).
     pub name: Cow<'r, str>,
     /// The members of the value, when it is the `context` or `integrations` object of an

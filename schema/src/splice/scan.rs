@@ -5,12 +5,18 @@
 //! values nobody reads; the few fields validation reads are decoded from their spans later.
 
 use std::borrow::Cow;
+use std::cell::Cell;
 
 use super::raw::{key_name, last_only, Element, Member, MERGED};
 
 /// simd-json's default nesting limit (`simd_json::DEFAULT_MAX_DEPTH`), kept so that the same
 /// bodies are refused as before.
 pub(crate) const MAX_DEPTH: usize = 1024;
+
+/// How deep a stored-event scan records members and items. Recording recurses (a frame per
+/// level), so it stops here; deeper values are walked without recursion and read by walking
+/// them again (`crate::stored`), which no real event needs.
+pub(crate) const RECORDED_DEPTH: usize = 64;
 
 /// Why the bytes are not JSON, and where.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -40,6 +46,9 @@ pub(crate) enum Root {
     Events,
     /// A Segment batch: an object whose `batch` array holds the events.
     Batch,
+    /// A stored event: an object's members, and below them the members of every object and
+    /// the items of every array, for a consumer that reads nested values (`crate::stored`).
+    Stored,
 }
 
 /// What to record of an object's members.
@@ -51,6 +60,8 @@ enum Level {
     Event,
     /// As `Event`, and the elements of the `batch` array.
     Batch,
+    /// Spans, and the members or items of every object or array, at any depth.
+    All,
 }
 
 /// A scanned document: the root's span and members (when an object), and the events of its
@@ -60,6 +71,10 @@ pub(crate) struct Document<'r> {
     pub span: &'r [u8],
     pub members: Vec<Member<'r>>,
     pub elements: Option<Vec<Element<'r>>>,
+    /// The scanned bytes as text: member offsets ([`Member::at`]) index it.
+    pub text: &'r str,
+    /// Whether an object whose members were kept last-copy-only had a key more than once.
+    pub repeated: bool,
 }
 
 /// Validates `bytes` as one JSON value (whitespace around it allowed) and scans it as `root`.
@@ -68,9 +83,9 @@ pub(crate) fn document(bytes: &[u8], root: Root) -> Scan<Document<'_>> {
         Ok(text) => text,
         Err(e) => return fail(&"invalid UTF-8", e.valid_up_to()),
     };
-    let scanner = Scanner { bytes, text };
+    let scanner = Scanner::new(text);
     let start = scanner.ws(0);
-    let mut document = Document::default();
+    let mut document = Document { text, ..Document::default() };
     let mut batch = None;
     let end = match (root, bytes.get(start)) {
         (Root::Events, Some(b'[')) => {
@@ -79,9 +94,13 @@ pub(crate) fn document(bytes: &[u8], root: Root) -> Scan<Document<'_>> {
             end
         }
         (_, Some(b'{')) => {
-            let level = if root == Root::Batch { Level::Batch } else { Level::Event };
+            let level = match root {
+                Root::Batch => Level::Batch,
+                Root::Stored => Level::All,
+                Root::Event | Root::Events => Level::Event,
+            };
             let (members, end) = scanner.object(start, 0, level, &mut batch)?;
-            document.members = last_only(members);
+            document.members = scanner.last_only(members);
             end
         }
         (_, None) => return fail(&"no JSON value", start),
@@ -91,6 +110,7 @@ pub(crate) fn document(bytes: &[u8], root: Root) -> Scan<Document<'_>> {
         return fail(&"trailing characters after the JSON value", scanner.ws(end));
     }
     document.span = &bytes[start..end];
+    document.repeated = scanner.repeated.get();
     // Of a repeated `batch` key the last counts: its elements are the ones kept only if it
     // is the array scanned last.
     if let Some((span, elements)) = batch {
@@ -105,185 +125,49 @@ pub(crate) fn document(bytes: &[u8], root: Root) -> Scan<Document<'_>> {
 /// The elements of a batch's `batch` array, and its span.
 type BatchArray<'r> = Option<(&'r [u8], Vec<Element<'r>>)>;
 
-struct Scanner<'r> {
+/// The walk over one document. Also used on a document already scanned, to find the members
+/// and items of nested values only when they are read (`crate::stored`).
+pub(crate) struct Scanner<'r> {
     bytes: &'r [u8],
     /// The same bytes, known to be UTF-8: keys are sliced from it without checking again.
     text: &'r str,
+    repeated: Cell<bool>,
 }
 
 fn is_ws(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\n' | b'\r')
 }
 
-const ONES: u64 = 0x0101_0101_0101_0101;
-const HIGHS: u64 = ONES << 7;
-
-/// The high bit of each byte of `word` (read little-endian) that may be a quote, a backslash
-/// or a control character: the classic zero-byte and less-than tests. A borrow only carries
-/// upwards, so the lowest bit set marks the first such byte exactly; those above it may be
-/// false alarms.
-fn specials(word: u64) -> u64 {
-    let quote = word ^ (ONES * u64::from(b'"'));
-    let backslash = word ^ (ONES * u64::from(b'\\'));
-    let zero_in = |x: u64| x.wrapping_sub(ONES) & !x;
-    (zero_in(quote) | zero_in(backslash) | (word.wrapping_sub(ONES * 0x20) & !word)) & HIGHS
-}
-
-fn hex4(bytes: &[u8], at: usize) -> Option<u32> {
-    let digits = bytes.get(at..at + 4)?;
-    let text = std::str::from_utf8(digits).ok()?;
-    if !digits.iter().all(u8::is_ascii_hexdigit) {
-        return None;
-    }
-    u32::from_str_radix(text, 16).ok()
-}
-
 impl<'r> Scanner<'r> {
-    fn byte(&self, at: usize) -> Option<u8> {
+    pub(crate) fn new(text: &'r str) -> Self {
+        Self { bytes: text.as_bytes(), text, repeated: Cell::new(false) }
+    }
+
+    pub(crate) fn byte(&self, at: usize) -> Option<u8> {
         self.bytes.get(at).copied()
     }
 
-    fn ws(&self, mut at: usize) -> usize {
+    /// [`last_only`], noting whether it dropped anything.
+    fn last_only(&self, members: Vec<Member<'r>>) -> Vec<Member<'r>> {
+        let count = members.len();
+        let kept = last_only(members);
+        if kept.len() < count {
+            self.repeated.set(true);
+        }
+        kept
+    }
+
+    pub(crate) fn ws(&self, mut at: usize) -> usize {
         while self.byte(at).is_some_and(is_ws) {
             at += 1;
         }
         at
     }
 
-    /// The index just past the string at `at` (its opening quote), checked: no raw control
-    /// characters, only JSON's escapes, `\u` surrogates in pairs. UTF-8 is checked up front.
-    fn string(&self, at: usize) -> Scan<usize> {
-        self.string_escaped(at).map(|(end, _)| end)
-    }
-
-    /// As [`Self::string`], and whether the string has an escape. Inlined: most strings are
-    /// a few words long, where a call's set-up costs as much as the scan.
-    #[inline(always)]
-    fn string_escaped(&self, at: usize) -> Scan<(usize, bool)> {
-        let bytes = self.bytes;
-        let mut i = at + 1;
-        let mut escaped = false;
-        loop {
-            // Eight bytes at a time, straight to the first that ends the run of plain text.
-            while let Some(chunk) = bytes.get(i..i + 8).and_then(|c| <[u8; 8]>::try_from(c).ok()) {
-                let found = specials(u64::from_le_bytes(chunk));
-                if found != 0 {
-                    i += found.trailing_zeros() as usize / 8;
-                    break;
-                }
-                i += 8;
-            }
-            match self.byte(i) {
-                Some(b'"') => return Ok((i + 1, escaped)),
-                Some(b'\\') => (i, escaped) = (self.escape(i)?, true),
-                Some(0..=0x1f) => return fail(&"control character in a string", i),
-                Some(_) => i += 1,
-                None => return fail(&"unterminated string", at),
-            }
-        }
-    }
-
-    /// The index just past the escape at `at` (its backslash).
-    fn escape(&self, at: usize) -> Scan<usize> {
-        match self.byte(at + 1) {
-            Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => Ok(at + 2),
-            Some(b'u') => {
-                let Some(unit) = hex4(self.bytes, at + 2) else { return fail(&"invalid \\u escape", at) };
-                match unit {
-                    0xd800..=0xdbff => {
-                        let low = (self.byte(at + 6) == Some(b'\\') && self.byte(at + 7) == Some(b'u'))
-                            .then(|| hex4(self.bytes, at + 8))
-                            .flatten();
-                        match low {
-                            Some(0xdc00..=0xdfff) => Ok(at + 12),
-                            _ => fail(&"unpaired surrogate in a \\u escape", at),
-                        }
-                    }
-                    0xdc00..=0xdfff => fail(&"unpaired surrogate in a \\u escape", at),
-                    _ => Ok(at + 6),
-                }
-            }
-            _ => fail(&"invalid escape in a string", at),
-        }
-    }
-
-    fn digits(&self, mut at: usize) -> usize {
-        while self.byte(at).is_some_and(|b| b.is_ascii_digit()) {
-            at += 1;
-        }
-        at
-    }
-
-    /// The index just past the number at `at`. As simd-json: an integer must fit an i64 or a
-    /// u64, and any number must be finite as an f64.
-    fn number(&self, at: usize) -> Scan<usize> {
-        let negative = self.byte(at) == Some(b'-');
-        let int_start = at + usize::from(negative);
-        let mut i = match self.byte(int_start) {
-            Some(b'0') => int_start + 1,
-            Some(b'1'..=b'9') => self.digits(int_start + 1),
-            _ => return fail(&"invalid number", at),
-        };
-        let int_end = i;
-        let mut float = false;
-        if self.byte(i) == Some(b'.') {
-            let end = self.digits(i + 1);
-            if end == i + 1 {
-                return fail(&"invalid number", at);
-            }
-            (i, float) = (end, true);
-        }
-        let mut exponent = false;
-        if matches!(self.byte(i), Some(b'e' | b'E')) {
-            let sign = usize::from(matches!(self.byte(i + 1), Some(b'+' | b'-')));
-            let end = self.digits(i + 1 + sign);
-            if end == i + 1 + sign {
-                return fail(&"invalid number", at);
-            }
-            (i, float, exponent) = (end, true, true);
-        }
-        if matches!(self.byte(i), Some(b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-')) {
-            return fail(&"invalid number", at);
-        }
-        let text = self.text.get(at..i).unwrap_or_default();
-        if float {
-            // Only an exponent or some 300 digits reach past f64's range.
-            if (exponent || i - at > 300) && !text.parse::<f64>().is_ok_and(f64::is_finite) {
-                return fail(&"number out of range", at);
-            }
-        } else if int_end - int_start >= 19 {
-            let fits = if negative { text.parse::<i64>().is_ok() } else { text.parse::<u64>().is_ok() };
-            if !fits {
-                return fail(&"integer out of range", at);
-            }
-        }
-        Ok(i)
-    }
-
-    fn literal(&self, at: usize, word: &'static [u8]) -> Scan<usize> {
-        if self.bytes.get(at..at + word.len()) == Some(word) {
-            Ok(at + word.len())
-        } else {
-            fail(&"invalid literal", at)
-        }
-    }
-
-    #[inline(always)]
-    fn scalar(&self, at: usize) -> Scan<usize> {
-        match self.byte(at) {
-            Some(b'"') => self.string(at),
-            Some(b't') => self.literal(at, b"true"),
-            Some(b'f') => self.literal(at, b"false"),
-            Some(b'n') => self.literal(at, b"null"),
-            Some(b'-' | b'0'..=b'9') => self.number(at),
-            _ => fail(&"expected a JSON value", at),
-        }
-    }
-
     /// From an object's key at `at`: the end of the key, the start of its value, and whether
     /// the key has an escape.
     #[inline(always)]
-    fn key(&self, at: usize) -> Scan<(usize, usize, bool)> {
+    pub(crate) fn key(&self, at: usize) -> Scan<(usize, usize, bool)> {
         if self.byte(at) != Some(b'"') {
             return fail(&"expected an object key", at);
         }
@@ -297,7 +181,7 @@ impl<'r> Scanner<'r> {
 
     /// The index just past the value at `at`, inside `depth` open objects and arrays. Nested
     /// values are walked without recursion, their kinds kept in a bit stack.
-    fn value(&self, mut at: usize, depth: usize) -> Scan<usize> {
+    pub(crate) fn value(&self, mut at: usize, depth: usize) -> Scan<usize> {
         if !matches!(self.byte(at), Some(b'{' | b'[')) {
             return self.scalar(at);
         }
@@ -363,8 +247,9 @@ impl<'r> Scanner<'r> {
             return fail(&"nesting deeper than 1024 levels", at);
         }
         let (bytes, depth) = (self.bytes, depth + 1);
-        // Twelve members stay within mimalloc's small sizes (1 KiB); larger asks take a slower path.
-        let mut out = Vec::with_capacity(12);
+        // Room for 11 members at the top (968 bytes) and 8 below (704 bytes) stays within
+        // mimalloc's small-size fast path (1 KiB), where 16 took its slow path for every object.
+        let mut out = Vec::with_capacity(if depth == 1 { 11 } else { 8 });
         let mut at = self.ws(at + 1);
         if self.byte(at) == Some(b'}') {
             return Ok((out, at + 1));
@@ -386,17 +271,58 @@ impl<'r> Scanner<'r> {
                 }
                 (Level::Batch | Level::Event, Some(b'{')) if MERGED.contains(&name.as_ref()) => {
                     let (found, end) = self.object(start, depth, Level::Flat, &mut None)?;
-                    inner = last_only(found);
+                    inner = self.last_only(found);
+                    end
+                }
+                // Every copy kept (readers take the last), but the top level's `context` and
+                // `integrations` are kept last-copy-only and flagged, as the other levels do.
+                (Level::All, Some(b'{')) if depth < RECORDED_DEPTH => {
+                    let (found, end) = self.object(start, depth, Level::All, &mut None)?;
+                    inner = if MERGED.contains(&name.as_ref()) && depth == 1 { self.last_only(found) } else { found };
+                    end
+                }
+                (Level::All, Some(b'[')) if depth < RECORDED_DEPTH => {
+                    let (items, end) = self.items(start, depth)?;
+                    inner = items;
                     end
                 }
                 _ => self.value(start, depth)?,
             };
-            out.push(Member { key, value: &bytes[start..end], name, members: inner });
+            out.push(Member { key, value: &bytes[start..end], at: start, name, members: inner });
             at = self.ws(end);
             match self.byte(at) {
                 Some(b',') => at = self.ws(at + 1),
                 Some(b'}') => return Ok((out, at + 1)),
                 _ => return fail(&"expected `,` or `}` in an object", at),
+            }
+        }
+    }
+
+    /// The items of the array at `at` (inside `depth` levels), as members without a key, with
+    /// the members or items of each object or array among them (recursing at most as deep as
+    /// the depth limit); and the index just past it.
+    fn items(&self, at: usize, depth: usize) -> Scan<(Vec<Member<'r>>, usize)> {
+        if depth >= MAX_DEPTH {
+            return fail(&"nesting deeper than 1024 levels", at);
+        }
+        let depth = depth + 1;
+        let mut out = Vec::new();
+        let mut at = self.ws(at + 1);
+        if self.byte(at) == Some(b']') {
+            return Ok((out, at + 1));
+        }
+        loop {
+            let (members, end) = match self.byte(at) {
+                Some(b'{') if depth < RECORDED_DEPTH => self.object(at, depth, Level::All, &mut None)?,
+                Some(b'[') if depth < RECORDED_DEPTH => self.items(at, depth)?,
+                _ => (Vec::new(), self.value(at, depth)?),
+            };
+            out.push(Member { key: &[], value: &self.bytes[at..end], at, name: Cow::Borrowed(""), members });
+            at = self.ws(end);
+            match self.byte(at) {
+                Some(b',') => at = self.ws(at + 1),
+                Some(b']') => return Ok((out, at + 1)),
+                _ => return fail(&"expected `,` or `]` in an array", at),
             }
         }
     }
@@ -415,7 +341,7 @@ impl<'r> Scanner<'r> {
         loop {
             let (members, end) = if self.byte(at) == Some(b'{') {
                 let (members, end) = self.object(at, depth, Level::Event, &mut None)?;
-                (last_only(members), end)
+                (self.last_only(members), end)
             } else {
                 (Vec::new(), self.value(at, depth)?)
             };
@@ -429,6 +355,9 @@ impl<'r> Scanner<'r> {
         }
     }
 }
+
+#[path = "scan_lex.rs"]
+mod lex;
 
 #[cfg(test)]
 #[path = "scan_tests.rs"]
