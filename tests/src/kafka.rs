@@ -97,6 +97,21 @@ pub fn assign_from_beginning<C: rdkafka::consumer::ConsumerContext>(consumer: &i
     consumer.assign(&assignment).expect("assign");
 }
 
+/// A consumer of `topic` from offset 0 on every partition, outside any group's commits.
+fn reader_from_beginning<C>(bootstrap: &str, topic: &str) -> C
+where
+    C: rdkafka::consumer::Consumer + rdkafka::config::FromClientConfig,
+{
+    let consumer: C = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", crate::unique("test-reader"))
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    assign_from_beginning(&consumer, topic);
+    consumer
+}
+
 fn to_read_back(message: &rdkafka::message::BorrowedMessage<'_>) -> ReadBack {
     let headers = message
         .headers()
@@ -125,13 +140,7 @@ pub async fn read_until(
     timeout: Duration,
     done: impl Fn(&[ReadBack]) -> bool,
 ) -> Vec<ReadBack> {
-    let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", crate::unique("test-reader"))
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("consumer");
-    assign_from_beginning(&consumer, topic);
+    let consumer: StreamConsumer = reader_from_beginning(bootstrap, topic);
     let mut out = Vec::new();
     let deadline = tokio::time::Instant::now() + timeout;
     while !done(&out) {
@@ -155,13 +164,7 @@ pub fn read_until_quiet_with<T>(
     mut item: impl FnMut(&rdkafka::message::BorrowedMessage<'_>) -> T,
     mut done: impl FnMut(&[T]) -> bool,
 ) -> Vec<T> {
-    let consumer: rdkafka::consumer::BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", crate::unique("quiet-reader"))
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("consumer");
-    assign_from_beginning(&consumer, topic);
+    let consumer: rdkafka::consumer::BaseConsumer = reader_from_beginning(bootstrap, topic);
     let mut items = Vec::new();
     let deadline = std::time::Instant::now() + timeout;
     let mut quiet_since = std::time::Instant::now();

@@ -28,6 +28,12 @@ pub fn append_member(event: &[u8], name: &str, value: &[u8], context_ip: Option<
         }
         out.push(b',');
     }
+    close_with_member(out, name, value)
+}
+
+/// Ends an object whose members (each followed by a comma) are in `out` with the member
+/// `name`, whose JSON text is `value`.
+pub(crate) fn close_with_member(mut out: Vec<u8>, name: &str, value: &[u8]) -> Option<Vec<u8>> {
     serde_json::to_writer(&mut out, name).ok()?;
     out.push(b':');
     out.extend_from_slice(value);

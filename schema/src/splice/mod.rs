@@ -25,6 +25,7 @@ use raw::{key_name, Element, Member};
 use scan::Root;
 
 pub use append::append_member;
+pub(crate) use append::close_with_member;
 
 /// The events of one request, borrowed from the client's bytes.
 #[derive(Debug, Default)]

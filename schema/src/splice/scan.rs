@@ -302,50 +302,49 @@ impl<'r> Scanner<'r> {
     /// the members or items of each object or array among them (recursing at most as deep as
     /// the depth limit); and the index just past it.
     fn items(&self, at: usize, depth: usize) -> Scan<(Vec<Member<'r>>, usize)> {
-        if depth >= MAX_DEPTH {
-            return fail(&"nesting deeper than 1024 levels", at);
-        }
-        let depth = depth + 1;
-        let mut out = Vec::new();
-        let mut at = self.ws(at + 1);
-        if self.byte(at) == Some(b']') {
-            return Ok((out, at + 1));
-        }
-        loop {
+        self.array(at, depth, |at, depth| {
             let (members, end) = match self.byte(at) {
                 Some(b'{') if depth < RECORDED_DEPTH => self.object(at, depth, Level::All, &mut None)?,
                 Some(b'[') if depth < RECORDED_DEPTH => self.items(at, depth)?,
                 _ => (Vec::new(), self.value(at, depth)?),
             };
-            out.push(Member { key: &[], value: &self.bytes[at..end], at, name: Cow::Borrowed(""), members });
-            at = self.ws(end);
-            match self.byte(at) {
-                Some(b',') => at = self.ws(at + 1),
-                Some(b']') => return Ok((out, at + 1)),
-                _ => return fail(&"expected `,` or `]` in an array", at),
-            }
-        }
+            Ok((Member { key: &[], value: &self.bytes[at..end], at, name: Cow::Borrowed(""), members }, end))
+        })
     }
 
     /// The elements of the array of events at `at` and the index just past it.
     fn events(&self, at: usize, depth: usize) -> Scan<(Vec<Element<'r>>, usize)> {
-        if depth >= MAX_DEPTH {
-            return fail(&"nesting deeper than 1024 levels", at);
-        }
-        let depth = depth + 1;
-        let mut out = Vec::new();
-        let mut at = self.ws(at + 1);
-        if self.byte(at) == Some(b']') {
-            return Ok((out, at + 1));
-        }
-        loop {
+        self.array(at, depth, |at, depth| {
             let (members, end) = if self.byte(at) == Some(b'{') {
                 let (members, end) = self.object(at, depth, Level::Event, &mut None)?;
                 (self.last_only(members), end)
             } else {
                 (Vec::new(), self.value(at, depth)?)
             };
-            out.push(Element { span: &self.bytes[at..end], members });
+            Ok((Element { span: &self.bytes[at..end], members }, end))
+        })
+    }
+
+    /// The array at `at` (inside `depth` levels), each element read by `element`, given where
+    /// it starts and its depth, which answers with what it made and where the element ends.
+    fn array<T>(
+        &self,
+        at: usize,
+        depth: usize,
+        mut element: impl FnMut(usize, usize) -> Scan<(T, usize)>,
+    ) -> Scan<(Vec<T>, usize)> {
+        if depth >= MAX_DEPTH {
+            return fail(&"nesting deeper than 1024 levels", at);
+        }
+        let depth = depth + 1;
+        let mut out = Vec::new();
+        let mut at = self.ws(at + 1);
+        if self.byte(at) == Some(b']') {
+            return Ok((out, at + 1));
+        }
+        loop {
+            let (made, end) = element(at, depth)?;
+            out.push(made);
             at = self.ws(end);
             match self.byte(at) {
                 Some(b',') => at = self.ws(at + 1),

@@ -80,11 +80,7 @@ impl<'s> StoredEvent<'s> {
         }
         out.extend_from_slice(stored.get(copied..end)?);
         out.push(b',');
-        serde_json::to_writer(&mut out, name).ok()?;
-        out.push(b':');
-        out.extend_from_slice(value);
-        out.push(b'}');
-        Some(out)
+        crate::splice::close_with_member(out, name, value)
     }
 
     pub fn kind(&self) -> EventType {
