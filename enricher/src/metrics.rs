@@ -24,6 +24,8 @@ pub struct EnricherMetrics {
     /// Records read again after a restart to rebuild state, without output.
     pub records_replayed: AtomicU64,
     pub offset_commits: AtomicU64,
+    /// Offset commits the group refused while rebalancing; the revocation commits instead.
+    pub offset_commits_deferred: AtomicU64,
     pub transaction_commits: AtomicU64,
     pub transaction_aborts: AtomicU64,
     pub producers_created: AtomicU64,
@@ -127,6 +129,11 @@ pub const EXPORTED: &[Kept<EnricherMetrics>] = &[
         name: "enricher_offset_commits",
         help: "Consumer offset commits outside transactions",
         read: KeptValue::Counter(|m| m.offset_commits.load(Ordering::Relaxed)),
+    },
+    Kept {
+        name: "enricher_offset_commits_deferred",
+        help: "Offset commits refused while the group rebalanced (the revocation commits instead)",
+        read: KeptValue::Counter(|m| m.offset_commits_deferred.load(Ordering::Relaxed)),
     },
     Kept {
         name: "enricher_transaction_commits",

@@ -1,9 +1,12 @@
 //! `clickstream dev` as a child process: started with its listeners on port 0, its banner read
-//! for the addresses it chose, and its later stdout lines kept for assertions.
+//! for the addresses it chose, its later stdout lines kept for assertions, and its log shown
+//! when a test fails.
 
+use std::collections::VecDeque;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// A running `dev`, killed on drop.
@@ -19,12 +22,26 @@ pub struct DevProcess {
     pub admin: String,
     /// The broker's `bootstrap.servers`.
     pub bootstrap: String,
+    /// The last lines of its log (stderr), printed if the test panics.
+    log: Arc<Mutex<VecDeque<String>>>,
 }
+
+/// How many log lines a failed test shows: enough for a startup and a rebalance or two.
+const LOG_LINES_KEPT: usize = 200;
 
 impl Drop for DevProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if std::thread::panicking() {
+            let log = self.log.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let lines: Vec<&str> = log.iter().map(String::as_str).collect();
+            eprintln!(
+                "--- the last {} lines of dev's log ---\n{}\n--- end of dev's log ---",
+                lines.len(),
+                lines.join("\n")
+            );
+        }
     }
 }
 
@@ -37,9 +54,22 @@ impl DevProcess {
             .args(args)
             .env_remove("CLICKSTREAM_CONFIG")
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .env("NO_COLOR", "1")
+            .stderr(Stdio::piped())
             .spawn()
             .expect("clickstream dev starts");
+        let log = Arc::new(Mutex::new(VecDeque::with_capacity(LOG_LINES_KEPT)));
+        let stderr = child.stderr.take().expect("stderr");
+        let kept = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut kept = kept.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                if kept.len() == LOG_LINES_KEPT {
+                    kept.pop_front();
+                }
+                kept.push_back(line);
+            }
+        });
         let stdout = child.stdout.take().expect("stdout");
         let (sender, lines) = mpsc::channel();
         std::thread::spawn(move || {
@@ -54,6 +84,7 @@ impl DevProcess {
             gateway: String::new(),
             admin: String::new(),
             bootstrap: String::new(),
+            log,
         };
         while dev.gateway.is_empty() || dev.admin.is_empty() || dev.bootstrap.is_empty() {
             let line = dev.next_line(Duration::from_secs(60), "its banner");

@@ -174,17 +174,27 @@ pub fn keyed(events: &[Value]) -> Vec<(Option<String>, Option<Value>)> {
     events.iter().map(|e| (e["anonymousId"].as_str().map(str::to_owned), Some(e.clone()))).collect()
 }
 
+/// Longest an in-process enricher may take to start: its own Kafka waits end at 30 s each.
+const START_LIMIT: Duration = Duration::from_secs(120);
+/// Longest a stop may take: the final commit waits up to 60 s for outputs in flight.
+const STOP_LIMIT: Duration = Duration::from_secs(120);
+
 /// Starts an enricher in-process (its start-up blocks, so off the async runtime's threads).
 pub async fn start_enricher(config: EnricherConfig) -> clickstream_enricher::EnricherHandle {
-    tokio::task::spawn_blocking(move || clickstream_enricher::start(config))
-        .await
-        .expect("join")
-        .expect("enricher starts")
+    let starting = tokio::task::spawn_blocking(move || clickstream_enricher::start(config));
+    match tokio::time::timeout(START_LIMIT, starting).await {
+        Ok(started) => started.expect("join").expect("enricher starts"),
+        Err(_) => panic!("the enricher did not start in {START_LIMIT:?}; threads:\n{}", crate::threads::backtraces()),
+    }
 }
 
 /// Commits, leaves the group and waits for the pipeline threads.
 pub async fn stop_enricher(enricher: clickstream_enricher::EnricherHandle) {
-    tokio::task::spawn_blocking(move || enricher.stop()).await.expect("stop");
+    let stopping = tokio::task::spawn_blocking(move || enricher.stop());
+    match tokio::time::timeout(STOP_LIMIT, stopping).await {
+        Ok(stopped) => stopped.expect("stop"),
+        Err(_) => panic!("the enricher did not stop in {STOP_LIMIT:?}; threads:\n{}", crate::threads::backtraces()),
+    }
 }
 
 /// Polls `done` every 50 ms for up to 20 s.

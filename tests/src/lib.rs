@@ -13,6 +13,7 @@ pub mod markdown;
 pub mod postgres;
 pub mod python_sdk;
 pub mod tansu;
+pub mod threads;
 
 use clickstream_gateway::config::SourceConfig;
 use clickstream_gateway::GatewayConfig;

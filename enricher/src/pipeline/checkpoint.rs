@@ -143,12 +143,15 @@ fn read_tail<T>(
         ])
         .create_with_context(TailContext)?;
     let (low, high) = consumer.fetch_watermarks(topic, partition, timeout)?;
+    // Without transactions no control record sits at the end, so the last record read must be
+    // the one before the end offset the broker reports once the partition is quiet.
+    let tail = Tail { topic, partition, confirm_end: isolation == "read_uncommitted" };
     // Widen the window until a record with a value turns up: control records and records
     // without one can sit at the very end.
     let mut span = 16_i64;
     loop {
         let start = (high - span).max(low);
-        if let Some(found) = last_value_from(&consumer, topic, partition, start, timeout, &extract)? {
+        if let Some(found) = last_value_from(&consumer, &tail, start, timeout, &extract)? {
             return Ok(Some(found));
         }
         if start == low {
@@ -175,22 +178,32 @@ impl ClientContext for TailContext {
 
 impl ConsumerContext for TailContext {}
 
+/// The partition a tail read reads.
+struct Tail<'a> {
+    topic: &'a str,
+    partition: i32,
+    /// Whether a quiet end is checked against the end offset the broker reports: a fetch
+    /// slower than `QUIET` (a loaded broker) must not pass for the end.
+    confirm_end: bool,
+}
+
 fn last_value_from<T>(
     consumer: &BaseConsumer<TailContext>,
-    topic: &str,
-    partition: i32,
+    tail: &Tail<'_>,
     start: i64,
     timeout: Duration,
     extract: impl Fn(&BorrowedMessage<'_>) -> Option<T>,
 ) -> Result<Option<T>, KafkaError> {
     let mut assignment = TopicPartitionList::new();
-    assignment.add_partition_offset(topic, partition, Offset::Offset(start))?;
+    assignment.add_partition_offset(tail.topic, tail.partition, Offset::Offset(start))?;
     consumer.assign(&assignment)?;
     let deadline = Instant::now() + timeout;
     let mut found = None;
     let mut at_end_since: Option<Instant> = None;
+    let mut next_offset = start;
     loop {
-        if Instant::now() > deadline {
+        let now = Instant::now();
+        if now > deadline {
             return Err(KafkaError::Global(RDKafkaErrorCode::OperationTimedOut));
         }
         match consumer.poll(Duration::from_millis(100)) {
@@ -200,6 +213,7 @@ fn last_value_from<T>(
             Some(Err(error)) => return Err(error),
             Some(Ok(message)) => {
                 at_end_since = None;
+                next_offset = message.offset() + 1;
                 if let Some(value) = extract(&message) {
                     found = Some(value);
                 }
@@ -207,6 +221,13 @@ fn last_value_from<T>(
             None => {}
         }
         if at_end_since.is_some_and(|since| since.elapsed() >= QUIET) {
+            if tail.confirm_end {
+                let (_, end) = consumer.fetch_watermarks(tail.topic, tail.partition, deadline - now)?;
+                if end > next_offset {
+                    at_end_since = None;
+                    continue;
+                }
+            }
             return Ok(found);
         }
     }

@@ -10,6 +10,7 @@ use clickstream_platform::kafka::send_waiting;
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientContext, TopicPartitionList};
 
 use super::checkpoint::{WatermarkMark, WindowCommit};
@@ -295,11 +296,25 @@ impl Committer {
     }
 
     fn commit_offsets(&self, consumer: &GroupConsumer, progress: &TopicPartitionList) -> Result<(), PipelineError> {
-        if progress.count() > 0 {
-            consumer.commit(progress, CommitMode::Sync)?;
-            EnricherMetrics::add(&self.metrics.offset_commits, 1);
+        if progress.count() == 0 {
+            return Ok(());
         }
-        Ok(())
+        match consumer.commit(progress, CommitMode::Sync) {
+            Ok(()) => {
+                EnricherMetrics::add(&self.metrics.offset_commits, 1);
+                Ok(())
+            }
+            // A member joined or left while this commit was on its way. The partitions are
+            // still ours until the revocation this rebalance brings, which commits again;
+            // restarting the pipeline instead would leave the group and start another
+            // rebalance, and a group whose members keep restarting never settles.
+            Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::RebalanceInProgress)) => {
+                EnricherMetrics::add(&self.metrics.offset_commits_deferred, 1);
+                tracing::debug!("offset commit deferred: the group is rebalancing");
+                Ok(())
+            }
+            Err(error) => Err(error.into()),
+        }
     }
 
     /// Aborts when the error allows it; either way the pipeline restarts from the last

@@ -102,13 +102,15 @@ fn run_once(
         consumer.context().poisoned.store(true, Ordering::Relaxed);
         lock(&consumer.context().core).committer().abort_open();
     }
-    drop(consumer);
     if guarantee != Guarantee::ExactlyOnceTransactional {
-        // The next run reads the output tails: what this producer has in flight lands first.
+        // Dropping the consumer leaves the group, and the partitions' next owner (another
+        // instance, or this one after a restart) reads the output tails: what this producer
+        // has in flight must land before, or it would be written twice.
         if let Err(error) = producer.flush(group::SETTLE_TIMEOUT) {
             tracing::warn!(%error, "outputs still in flight after a failure; they may repeat");
         }
     }
+    drop(consumer);
     result
 }
 
