@@ -59,6 +59,9 @@ async fn transactional_mode_aborts_recreates_fenced_producers_and_commits_only_i
 
     let mut config = topics.config(&bootstrap, Guarantee::ExactlyOnceTransactional);
     config.enricher.startup_timeout_secs = 10;
+    // One group member: the mock cluster can refuse a follower's early SyncGroup and then wait
+    // out the rebalance timeout (see `clickstream dev`).
+    config.enricher.threads = 1;
     let refused = tokio::task::spawn_blocking({
         let config = config.clone();
         move || clickstream_enricher::start(config)
