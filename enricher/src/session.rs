@@ -50,12 +50,15 @@ pub struct SessionView {
 /// or older than the idle time it becomes the previous one, whose visitors are dropped.
 #[derive(Debug)]
 pub struct Sessions {
-    current: HashMap<String, Session>,
-    previous: HashMap<String, Session>,
+    current: ByVisitor,
+    previous: ByVisitor,
     generation: Generation,
     gap_ms: i64,
     watermark_ms: i64,
 }
+
+/// Sessions by visitor id: hashed with foldhash, as SipHash cost more than the lookup.
+type ByVisitor = HashMap<String, Session, foldhash::fast::RandomState>;
 
 /// When a two-generation map turns over: at `size` entries, or `max_age` after it began.
 #[derive(Debug)]
@@ -128,8 +131,8 @@ impl Sessions {
     pub fn new(settings: &SessionSettings) -> Self {
         let gap = Duration::from_secs(settings.inactivity_minutes.saturating_mul(60));
         Self {
-            current: HashMap::new(),
-            previous: HashMap::new(),
+            current: ByVisitor::default(),
+            previous: ByVisitor::default(),
             // Wall-clock idleness only frees memory; the session rule itself uses event time.
             generation: Generation::new(settings.max_visitors, gap + Duration::from_secs(300)),
             gap_ms: i64::try_from(gap.as_millis()).unwrap_or(i64::MAX),

@@ -61,14 +61,19 @@ const CACHED_AGENTS: u64 = 20_000;
 /// `describe`, remembering recent answers as their JSON text.
 #[derive(Debug)]
 pub struct UserAgents {
-    cache: moka::sync::Cache<String, Arc<str>>,
+    cache: moka::sync::Cache<String, Arc<str>, foldhash::fast::RandomState>,
 }
 
 impl Default for UserAgents {
     /// Compiles the rules now, at start-up, rather than on the first event.
     fn default() -> Self {
         extractor();
-        Self { cache: moka::sync::Cache::new(CACHED_AGENTS) }
+        // foldhash: a lookup hashes the whole user agent, about 120 bytes, where SipHash was
+        // half of moka's cost per get (callgrind).
+        let cache = moka::sync::Cache::builder()
+            .max_capacity(CACHED_AGENTS)
+            .build_with_hasher(foldhash::fast::RandomState::default());
+        Self { cache }
     }
 }
 

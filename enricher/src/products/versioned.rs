@@ -90,7 +90,7 @@ impl History {
 /// Every product's versions, oldest first.
 #[derive(Debug)]
 pub struct VersionedRows {
-    by_id: HashMap<String, Vec<Version>>,
+    by_id: HashMap<String, Vec<Version>, foldhash::fast::RandomState>,
     versions: usize,
     expired: u64,
     history: History,
@@ -114,7 +114,7 @@ impl Default for VersionedRows {
 
 impl VersionedRows {
     pub fn new(history: History) -> Self {
-        Self { by_id: HashMap::new(), versions: 0, expired: 0, history }
+        Self { by_id: HashMap::default(), versions: 0, expired: 0, history }
     }
 
     pub fn products(&self) -> usize {
