@@ -74,7 +74,7 @@ fn split_plain(url: &str) -> Option<UrlParts<'_>> {
         }
     }
     let authority = &rest[..authority_end.unwrap_or(rest.len())];
-    let host = match authority.split_once(':') {
+    let host = match authority.bytes().position(|b| b == b':').map(|at| (&authority[..at], &authority[at + 1..])) {
         Some((host, port))
             if port.is_empty() || (port.bytes().all(|b| b.is_ascii_digit()) && port.parse::<u16>().is_ok()) =>
         {
@@ -97,20 +97,35 @@ fn split_plain(url: &str) -> Option<UrlParts<'_>> {
 
 /// A DNS name of letters, digits and inner hyphens, in non-empty labels, whose last label is
 /// not numeric (the WHATWG parser reads `1.2.3.4` and `0x7f.1` as IPv4) and none of which is
-/// an IDNA label (`xn--`, which the parser validates).
+/// an IDNA label (`xn--`, which the parser validates). One pass over the bytes: splitting on
+/// `.` cost more than the rest of the split (callgrind).
 fn plain_host(host: &str) -> bool {
-    let mut labels = host.split('.');
-    let last = host.rsplit('.').next().unwrap_or_default();
-    !host.is_empty()
-        && host.len() <= 253
-        && labels.all(|label| {
-            !label.is_empty()
-                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-                && !label.get(..4).is_some_and(|prefix| prefix.eq_ignore_ascii_case("xn--"))
-        })
-        && !last.starts_with(|c: char| c.is_ascii_digit())
+    let bytes = host.as_bytes();
+    if bytes.is_empty() || bytes.len() > 253 {
+        return false;
+    }
+    let mut label_start = 0;
+    for (at, &byte) in bytes.iter().enumerate() {
+        if byte == b'.' {
+            if !plain_label(&bytes[label_start..at]) {
+                return false;
+            }
+            label_start = at + 1;
+        } else if !(byte.is_ascii_alphanumeric() || byte == b'-') {
+            return false;
+        }
+    }
+    let last = &bytes[label_start..];
+    plain_label(last) && !last.first().is_some_and(u8::is_ascii_digit)
+}
+
+/// A label of [`plain_host`] (its bytes already checked): non-empty, no hyphen at either end,
+/// not IDNA.
+fn plain_label(label: &[u8]) -> bool {
+    !label.is_empty()
+        && label.first() != Some(&b'-')
+        && label.last() != Some(&b'-')
+        && !label.get(..4).is_some_and(|prefix| prefix.eq_ignore_ascii_case(b"xn--"))
 }
 
 #[cfg(test)]
