@@ -4,6 +4,7 @@
 mod connection;
 mod error;
 mod event;
+mod json_text;
 mod limits;
 mod payload;
 mod privacy;
@@ -15,6 +16,7 @@ mod wire;
 pub use connection::Connection;
 pub use error::EventError;
 pub use event::{Event, EventType};
+pub use json_text::write_json_str;
 pub use limits::Limits;
 pub use payload::{parse_json, parse_ndjson, Envelope, PayloadError, Rejected};
 pub use privacy::{anonymize_ip, ip_text};

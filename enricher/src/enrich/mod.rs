@@ -172,8 +172,7 @@ impl Enrichers {
 }
 
 pub(crate) fn write_str(out: &mut Vec<u8>, text: &str) {
-    // Writing a `str` to a `Vec` cannot fail.
-    let _ = serde_json::to_writer(&mut *out, text);
+    clickstream_schema::write_json_str(out, text);
 }
 
 fn write_value(out: &mut Vec<u8>, value: &Value) {

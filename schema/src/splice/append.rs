@@ -34,7 +34,7 @@ pub fn append_member(event: &[u8], name: &str, value: &[u8], context_ip: Option<
 /// Ends an object whose members (each followed by a comma) are in `out` with the member
 /// `name`, whose JSON text is `value`.
 pub(crate) fn close_with_member(mut out: Vec<u8>, name: &str, value: &[u8]) -> Option<Vec<u8>> {
-    serde_json::to_writer(&mut out, name).ok()?;
+    crate::write_json_str(&mut out, name);
     out.push(b':');
     out.extend_from_slice(value);
     out.push(b'}');

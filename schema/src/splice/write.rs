@@ -39,16 +39,12 @@ impl<'b> ObjectWriter<'b> {
     }
 
     fn string(&mut self, key: &[u8], text: &str) {
-        write_string(self.key(key), text);
+        crate::write_json_str(self.key(key), text);
     }
 
     fn close(self) {
         self.buf.push(b'}');
     }
-}
-
-fn write_string(buf: &mut Vec<u8>, text: &str) {
-    serde_json::to_writer(buf, text).unwrap_or_else(|e| unreachable!("a string always serializes: {e}"));
 }
 
 /// Which members the edge owns have been written.
