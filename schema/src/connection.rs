@@ -21,7 +21,7 @@ pub struct Connection<'a> {
 impl Connection<'_> {
     /// The IP text written when the event has no string `context.ip`.
     pub(crate) fn own_ip(&self) -> String {
-        self.ip_text(self.ip)
+        self.written_ip(self.ip)
     }
 
     /// The text a client-sent `context.ip` is written as when anonymizing. An address that
@@ -30,7 +30,8 @@ impl Connection<'_> {
         ip_text(anonymize_ip(sent.parse().unwrap_or(self.ip)))
     }
 
-    fn ip_text(&self, ip: IpAddr) -> String {
+    /// `ip` as written: anonymized when configured.
+    fn written_ip(&self, ip: IpAddr) -> String {
         if self.anonymize_ip {
             ip_text(anonymize_ip(ip))
         } else {
