@@ -7,7 +7,7 @@ use std::borrow::Cow;
 
 use chrono::{DateTime, Utc};
 
-use super::raw::{key_name, Member};
+use super::raw::{string_text, Member};
 use crate::error::EventError;
 use crate::event::EventType;
 use crate::time::parse_timestamp;
@@ -144,36 +144,38 @@ pub(crate) trait EventFields {
     }
 }
 
-/// An event's known fields as the client's bytes, found in one pass over its members (which
-/// hold each key once, so a slot is written at most once).
+/// An event's known fields as the client's text, found in one pass over its members (which
+/// hold each key once, so a slot is written at most once). The text is sliced from the
+/// scanned document, which is UTF-8 already, so reading a field does not check it again.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Known<'r> {
-    values: [Option<&'r [u8]>; FIELD_COUNT],
+    values: [Option<&'r str>; FIELD_COUNT],
 }
 
 impl<'r> Known<'r> {
-    pub(crate) fn new(members: &[Member<'r>]) -> Self {
+    /// `text` is the scanned document, which the members' offsets ([`Member::at`]) index.
+    pub(crate) fn new(text: &'r str, members: &[Member<'r>]) -> Self {
         let mut known = Self::default();
         for member in members {
             if let Some(field) = Field::of(&member.name) {
-                known.values[field as usize] = Some(member.value);
+                known.values[field as usize] = text.get(member.at..member.at + member.value.len());
             }
         }
         known
     }
 
     pub(crate) fn get(&self, field: Field) -> Option<&'r [u8]> {
-        self.values[field as usize]
+        self.values[field as usize].map(str::as_bytes)
     }
 
     /// The field's text, when it is a string.
     pub(crate) fn string(&self, field: Field) -> Option<Cow<'r, str>> {
-        self.get(field).filter(|span| span.first() == Some(&b'"')).map(key_name)
+        self.values[field as usize].filter(|json| json.starts_with('"')).map(string_text)
     }
 
     /// The field as an id's text: a string as sent, an integer as its decimal text.
     pub(crate) fn id(&self, field: Field) -> Option<Cow<'r, str>> {
-        self.get(field).and_then(id_text)
+        self.values[field as usize].and_then(id_text)
     }
 }
 
@@ -194,11 +196,11 @@ impl EventFields for Known<'_> {
 
 /// The text an id field is written with: a string as sent, an integer as its decimal text
 /// (`-0` is the only integer JSON may spell otherwise).
-pub(crate) fn id_text(span: &[u8]) -> Option<Cow<'_, str>> {
-    match Kind::of(span) {
-        Kind::String => Some(key_name(span)),
-        Kind::Integer if span == b"-0" => Some(Cow::Borrowed("0")),
-        Kind::Integer => std::str::from_utf8(span).ok().map(Cow::Borrowed),
+pub(crate) fn id_text(json: &str) -> Option<Cow<'_, str>> {
+    match Kind::of(json.as_bytes()) {
+        Kind::String => Some(string_text(json)),
+        Kind::Integer if json == "-0" => Some(Cow::Borrowed("0")),
+        Kind::Integer => Some(Cow::Borrowed(json)),
         _ => None,
     }
 }

@@ -48,8 +48,9 @@ struct RawItem<'r> {
 }
 
 impl<'r> RawItem<'r> {
-    fn new(element: Element<'r>) -> Self {
-        let known = Known::new(&element.members);
+    /// `text` is the scanned document the element is part of.
+    fn new(text: &'r str, element: Element<'r>) -> Self {
+        let known = Known::new(text, &element.members);
         Self { raw: element.span, members: element.members, known }
     }
 }
@@ -95,7 +96,7 @@ impl<'r> RawEnvelope<'r> {
         let mut members = document.members;
         let items = match member(&mut members, "batch").map(|m| Kind::of(m.value)) {
             Some(Kind::Array) => {
-                document.elements.unwrap_or_default().into_iter().map(|e| Ok(RawItem::new(e))).collect()
+                document.elements.unwrap_or_default().into_iter().map(|e| Ok(RawItem::new(document.text, e))).collect()
             }
             Some(other) => {
                 return Err(bad_shape(format!("field `batch` must be an array, got {}", other.type_name())));
@@ -134,15 +135,15 @@ impl<'r> RawEnvelope<'r> {
     pub fn from_single(raw: &'r [u8]) -> Result<Self, PayloadError> {
         let document = scan::document(raw, Root::Event).map_err(invalid)?;
         let element = Element { span: document.span, members: document.members };
-        Ok(Self::from_items(vec![Ok(RawItem::new(element))]))
+        Ok(Self::from_items(vec![Ok(RawItem::new(document.text, element))]))
     }
 
     /// `/v1/events`: a JSON array of events, or one event object.
     pub fn from_array_or_single(raw: &'r [u8]) -> Result<Self, PayloadError> {
         let document = scan::document(raw, Root::Events).map_err(invalid)?;
         let items = match document.elements {
-            Some(elements) => elements.into_iter().map(|e| Ok(RawItem::new(e))).collect(),
-            None => vec![Ok(RawItem::new(Element { span: document.span, members: document.members }))],
+            Some(elements) => elements.into_iter().map(|e| Ok(RawItem::new(document.text, e))).collect(),
+            None => vec![Ok(RawItem::new(document.text, Element { span: document.span, members: document.members }))],
         };
         Ok(Self::from_items(items))
     }
@@ -156,7 +157,7 @@ impl<'r> RawEnvelope<'r> {
                 // Worded as the owned path words it: the payload error inside the event error.
                 let document =
                     scan::document(line, Root::Event).map_err(|e| EventError::InvalidJson(invalid(e).to_string()))?;
-                Ok(RawItem::new(Element { span: document.span, members: document.members }))
+                Ok(RawItem::new(document.text, Element { span: document.span, members: document.members }))
             })
             .collect();
         Self::from_items(items)

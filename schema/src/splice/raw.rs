@@ -35,6 +35,17 @@ pub(crate) fn key_name(raw: &[u8]) -> Cow<'_, str> {
     Cow::Owned(serde_json::from_slice::<String>(raw).unwrap_or_default())
 }
 
+/// The unescaped text of a JSON string (with its quotes) from a document already checked as
+/// UTF-8: borrowed unless it has an escape, and then not checked again.
+pub(crate) fn string_text(json: &str) -> Cow<'_, str> {
+    let inner = json.get(1..json.len().saturating_sub(1)).unwrap_or_default();
+    if !inner.bytes().fold(false, |found, b| found | (b == b'\\')) {
+        return Cow::Borrowed(inner);
+    }
+    // Valid JSON, so a failure would be a bug; it reads as empty then.
+    Cow::Owned(serde_json::from_str::<String>(json).unwrap_or_default())
+}
+
 /// An array element as sent, with its members when it is an object (found in the same pass).
 #[derive(Debug)]
 pub(crate) struct Element<'r> {

@@ -85,7 +85,7 @@ pub(super) fn splice(
                 written.message_id = true;
                 match Kind::of(value) {
                     Kind::String if value.len() > 2 => out.copy(member),
-                    _ => match id_text(value).filter(|id| !id.is_empty()) {
+                    _ => match std::str::from_utf8(value).ok().and_then(id_text).filter(|id| !id.is_empty()) {
                         Some(text) => out.string(member.key, &text),
                         None => out.string(member.key, &new_message_id()),
                     },
@@ -94,7 +94,7 @@ pub(super) fn splice(
             Field::AnonymousId | Field::UserId | Field::GroupId | Field::PreviousId => match Kind::of(value) {
                 Kind::String => out.copy(member),
                 _ => {
-                    if let Some(text) = id_text(value) {
+                    if let Some(text) = std::str::from_utf8(value).ok().and_then(id_text) {
                         out.string(member.key, &text);
                     }
                 }

@@ -5,7 +5,7 @@
 use std::borrow::Cow;
 
 use crate::splice::check::Kind;
-use crate::splice::raw::{key_name, Member};
+use crate::splice::raw::{key_name, string_text, Member};
 use crate::splice::scan::{self, Root, Scanner};
 
 /// One valid JSON value, borrowed: its text within the document it was found in. Read by
@@ -76,13 +76,7 @@ impl<'a> JsonRef<'a> {
 
     /// A string's text, unescaped: borrowed unless it has an escape.
     pub fn as_str(&self) -> Option<Cow<'a, str>> {
-        let json = self.json();
-        let inner = json.strip_prefix('"')?.strip_suffix('"')?;
-        if memchr::memchr(b'\\', inner.as_bytes()).is_none() {
-            return Some(Cow::Borrowed(inner));
-        }
-        // Valid JSON, so the only failure left would be a bug; read as no string then.
-        serde_json::from_str::<String>(json).ok().map(Cow::Owned)
+        (self.kind() == Kind::String).then(|| string_text(self.json()))
     }
 
     /// Whether the value is a string with at least one escape (its text is not as stored).

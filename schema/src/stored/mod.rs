@@ -39,7 +39,7 @@ impl<'s> StoredEvent<'s> {
         if Kind::of(document.span) != Kind::Object {
             return Err(owned_error(bytes));
         }
-        let known = Known::new(&document.members);
+        let known = Known::new(document.text, &document.members);
         let (kind, times) = check::check(&known, None).map_err(|_| owned_error(bytes))?;
         let (stored, members, repeated) = (document.text, document.members, document.repeated);
         Ok(Self { stored, members, known, repeated, kind, times })
