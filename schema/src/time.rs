@@ -42,9 +42,8 @@ fn parse_utc_fixed(text: &[u8]) -> Option<DateTime<Utc>> {
 
 /// Formats a timestamp the way every clickstream topic carries it: UTC, milliseconds, `Z`.
 pub fn format_timestamp(t: DateTime<Utc>) -> String {
-    let mut out = [0; TIMESTAMP_LEN];
-    match fixed_width(t, &mut out).then(|| std::str::from_utf8(&out).ok()).flatten() {
-        Some(text) => text.to_owned(),
+    match recently_formatted(t).and_then(|text| std::str::from_utf8(&text).map(str::to_owned).ok()) {
+        Some(text) => text,
         None => t.to_rfc3339_opts(SecondsFormat::Millis, true),
     }
 }

@@ -181,19 +181,24 @@ const STOP_LIMIT: Duration = Duration::from_secs(120);
 
 /// Starts an enricher in-process (its start-up blocks, so off the async runtime's threads).
 pub async fn start_enricher(config: EnricherConfig) -> clickstream_enricher::EnricherHandle {
-    let starting = tokio::task::spawn_blocking(move || clickstream_enricher::start(config));
-    match tokio::time::timeout(START_LIMIT, starting).await {
-        Ok(started) => started.expect("join").expect("enricher starts"),
-        Err(_) => panic!("the enricher did not start in {START_LIMIT:?}; threads:\n{}", crate::threads::backtraces()),
-    }
+    blocking_within(START_LIMIT, "start", move || clickstream_enricher::start(config)).await.expect("enricher starts")
 }
 
 /// Commits, leaves the group and waits for the pipeline threads.
 pub async fn stop_enricher(enricher: clickstream_enricher::EnricherHandle) {
-    let stopping = tokio::task::spawn_blocking(move || enricher.stop());
-    match tokio::time::timeout(STOP_LIMIT, stopping).await {
-        Ok(stopped) => stopped.expect("stop"),
-        Err(_) => panic!("the enricher did not stop in {STOP_LIMIT:?}; threads:\n{}", crate::threads::backtraces()),
+    blocking_within(STOP_LIMIT, "stop", move || enricher.stop()).await;
+}
+
+/// Runs the enricher's blocking `work` off the runtime's threads, failing with every thread's
+/// backtrace if it takes longer than `limit` (a hang then shows where it waits).
+async fn blocking_within<T: Send + 'static>(
+    limit: Duration,
+    what: &str,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    match tokio::time::timeout(limit, tokio::task::spawn_blocking(work)).await {
+        Ok(done) => done.expect("join"),
+        Err(_) => panic!("the enricher did not {what} in {limit:?}; threads:\n{}", crate::threads::backtraces()),
     }
 }
 

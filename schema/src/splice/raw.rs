@@ -22,23 +22,18 @@ pub(crate) struct Member<'r> {
 /// [`Member::members`]).
 pub(crate) const MERGED: [&str; 2] = ["context", "integrations"];
 
-/// The unescaped text of a raw JSON string (with its quotes).
+/// The unescaped text of a raw JSON string (with its quotes), as [`string_text`] reads it once
+/// the bytes are known to be UTF-8 (empty when they are not).
 pub(crate) fn key_name(raw: &[u8]) -> Cow<'_, str> {
-    let inner = raw.get(1..raw.len().saturating_sub(1)).unwrap_or_default();
-    // A fold without an early exit compiles to a vector loop; ids and keys are a few dozen
-    // bytes, where `contains`'s memchr set-up costs more than the scan.
-    if !inner.iter().fold(false, |found, &b| found | (b == b'\\')) {
-        if let Ok(text) = std::str::from_utf8(inner) {
-            return Cow::Borrowed(text);
-        }
-    }
-    Cow::Owned(serde_json::from_slice::<String>(raw).unwrap_or_default())
+    std::str::from_utf8(raw).map_or(Cow::Borrowed(""), string_text)
 }
 
 /// The unescaped text of a JSON string (with its quotes) from a document already checked as
 /// UTF-8: borrowed unless it has an escape, and then not checked again.
 pub(crate) fn string_text(json: &str) -> Cow<'_, str> {
     let inner = json.get(1..json.len().saturating_sub(1)).unwrap_or_default();
+    // A fold without an early exit compiles to a vector loop; ids and keys are a few dozen
+    // bytes, where `contains`'s memchr set-up costs more than the scan.
     if !inner.bytes().fold(false, |found, b| found | (b == b'\\')) {
         return Cow::Borrowed(inner);
     }
