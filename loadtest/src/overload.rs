@@ -25,6 +25,8 @@ const THROUGHPUT_TOLERANCE: f64 = 0.1;
 const HOLD_SECONDS: usize = 3;
 /// The gateway's gauge of events waiting in its spool, as its `/metrics` names it.
 pub const SPOOL_GAUGE: &str = "clickstream_spool_events";
+/// How often [`SpoolWatch::wait_empty`] says what is still waiting.
+const SPOOL_PROGRESS_EVERY: Duration = Duration::from_secs(5);
 
 /// The shape of the scenario.
 #[derive(Debug, Clone, Copy)]
@@ -196,6 +198,7 @@ fn recovered_after(
 /// (seconds on `clock`, events waiting).
 #[derive(Debug)]
 pub struct SpoolWatch {
+    addr: SocketAddr,
     stop: Arc<AtomicBool>,
     samples: Arc<Mutex<Vec<(f64, f64)>>>,
     task: tokio::task::JoinHandle<()>,
@@ -217,7 +220,27 @@ impl SpoolWatch {
                 tokio::time::sleep(every).await;
             }
         });
-        Self { stop, samples, task }
+        Self { addr, stop, samples, task }
+    }
+
+    /// Waits until the spool is empty or `limit` has passed, and says how many events still
+    /// wait (0 once it emptied, or when the target has no spool gauge). An event acknowledged
+    /// from the spool reaches Kafka only when it is replayed, so a read-back that stops before
+    /// then counts it as lost.
+    pub async fn wait_empty(&self, limit: Duration) -> f64 {
+        let started = std::time::Instant::now();
+        let mut said = started;
+        loop {
+            let waiting = scrape(self.addr).await.unwrap_or(0.0).max(0.0);
+            if waiting == 0.0 || started.elapsed() >= limit {
+                return waiting;
+            }
+            if said.elapsed() >= SPOOL_PROGRESS_EVERY {
+                eprintln!("waiting for the gateway's spool to replay: {waiting:.0} events");
+                said = std::time::Instant::now();
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
     }
 
     /// Stops sampling; `None` when the target never reported the gauge.
@@ -262,6 +285,39 @@ mod tests {
         let good = |t: &TimelinePoint| t.latency.p99_ms <= 5.0;
         assert_eq!(recovered_after(&timeline, 10.0, 20.0, &good), Some(4.0));
         assert_eq!(recovered_after(&timeline, 10.0, 20.0, &|_| false), None);
+    }
+
+    /// A `/metrics` server whose spool gauge reads `waiting` minus the scrapes so far, down to 0.
+    async fn draining_spool(waiting: u64) -> (SocketAddr, Arc<std::sync::atomic::AtomicU64>) {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let scrapes = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counted = scrapes.clone();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let mut request = [0u8; 1024];
+                let _ = stream.read(&mut request).await;
+                let seen = counted.fetch_add(1, Ordering::SeqCst);
+                let body = format!("{SPOOL_GAUGE}{{otel_scope_name=\"x\"}} {}\n", waiting.saturating_sub(seen));
+                let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n", body.len());
+                let _ = stream.write_all(format!("{head}{body}").as_bytes()).await;
+            }
+        });
+        (addr, scrapes)
+    }
+
+    #[tokio::test]
+    async fn the_read_back_waits_for_the_spool_to_replay() {
+        let (addr, scrapes) = draining_spool(3).await;
+        let watch = SpoolWatch::start(addr, Clock::start(), Duration::from_millis(50));
+        assert_eq!(watch.wait_empty(Duration::from_secs(30)).await, 0.0);
+        assert!(scrapes.load(Ordering::SeqCst) >= 4, "it read the gauge until it showed 0");
+        let (addr, _) = draining_spool(1_000).await;
+        let stuck = SpoolWatch::start(addr, Clock::start(), Duration::from_millis(50));
+        let left = stuck.wait_empty(Duration::from_millis(600)).await;
+        assert!(left > 900.0, "past the limit it says what still waits: {left}");
+        assert!(watch.finish().await.is_some() && stuck.finish().await.is_some());
     }
 
     #[test]

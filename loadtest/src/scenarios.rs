@@ -16,6 +16,9 @@ use crate::transport::Endpoint;
 
 /// How often the spool gauge is read during the overload scenario.
 const SPOOL_SAMPLE_EVERY: Duration = Duration::from_millis(250);
+/// How long an end-to-end overload run waits for the gateway's spool to replay before it
+/// reads back what reached Kafka.
+const SPOOL_REPLAY_LIMIT: Duration = Duration::from_secs(120);
 
 /// Idle-connection memory of the target and, unless `baseline` is off, of hyper-baseline.
 pub async fn idle_command(
@@ -114,7 +117,18 @@ pub async fn overload_command(
     let label = format!("{label} overload");
     let outcome = run_on(&pool, &phases, &session, matcher.clone(), &label).await?;
     let spool = match watch {
-        Some(watch) => watch.finish().await,
+        Some(watch) => {
+            if matcher.is_some() {
+                let waiting = watch.wait_empty(SPOOL_REPLAY_LIMIT).await;
+                if waiting > 0.0 {
+                    eprintln!(
+                        "the spool still holds {waiting:.0} events after {SPOOL_REPLAY_LIMIT:?}: the read-back below \
+                         counts them as lost, though the gateway may yet deliver them"
+                    );
+                }
+            }
+            watch.finish().await
+        }
         None => None,
     };
     let e2e = finish_matcher(matcher).await;
