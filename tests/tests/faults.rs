@@ -89,6 +89,34 @@ async fn acknowledged_events_survive_a_20_second_tansu_outage() {
     gateway.shutdown().await;
 }
 
+/// A delivery that misses `enqueue_deadline_ms` is spooled and the producer's queue purged,
+/// after which Tansu refused the idempotent producer's every record (`ProducerFenced`), replays
+/// included, so the spool never drained while the gateway ran. Here nearly every batch misses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_spool_drains_after_deliveries_miss_their_deadline_on_tansu() {
+    clickstream_platform::logging::init_logging(false);
+    let tansu = Tansu::start();
+    let (raw, dlq) = (unique("events.raw"), unique("events.dlq"));
+    create_topics(&tansu.bootstrap(), &[(&raw, 3), (&dlq, 1)]).await;
+    let mut config = gateway_config(&tansu.bootstrap(), &raw, &dlq);
+    config.delivery.enqueue_deadline_ms = 1;
+    let gateway = clickstream_gateway::start(config).await.expect("gateway");
+    let url = format!("http://{}", gateway.addr);
+    let run = unique("missed");
+    let outcome = steady_load(&format!("{url}/v1/batch"), WRITE_KEY, &run, 600, 10, Duration::from_secs(6)).await;
+    assert_eq!(outcome.failed_requests, 0, "the spool takes what Kafka does not confirm: {:?}", outcome.endings);
+    assert!(drained(&url, Duration::from_secs(60)).await, "the spool never drained; tansu log:\n{}", tansu.log());
+    let accounting = account(&tansu.bootstrap(), &raw, &run, &outcome.acked, Duration::from_secs(60)).await;
+    eprintln!("missed deadlines: {accounting}");
+    assert!(
+        accounting.lost.is_empty(),
+        "acknowledged events lost: {:?}",
+        &accounting.lost[..accounting.lost.len().min(20)]
+    );
+    assert_eq!(accounting.acked, 600);
+    gateway.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_events_survive_mock_cluster_faults() {
     let broker = EmbeddedBroker::start(1).expect("mock cluster");

@@ -24,7 +24,8 @@ pub struct DeliveryConfig {
     /// When a 200 is sent: `kafka`, `spool` or `none` (see docs/delivery-guarantees.md).
     pub ack: AckMode,
     /// How long a request waits for Kafka's delivery reports before its undelivered events
-    /// are purged from the producer queue and written to the spool instead, in milliseconds.
+    /// are also written to the spool, in milliseconds (the producer may still deliver them:
+    /// repeats, which consumers drop by `messageId`).
     /// With the spool off, `producer.message_timeout_ms` bounds the wait before a 503.
     pub enqueue_deadline_ms: u64,
     /// Sheds new requests with a fast 503 and `Retry-After` while the events already waiting

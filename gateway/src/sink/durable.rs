@@ -123,7 +123,8 @@ impl EventSink for DurableSink {
             if confirmed.iter().all(|ok| *ok) {
                 return Ok(());
             }
-            self.kafka.purge_queued();
+            // The records stay queued too: purging the queue would fail every other batch in
+            // it, and it bumps the idempotent producer's epoch, which Tansu then refuses.
             let undelivered = records.into_iter().zip(confirmed).filter(|(_, ok)| !ok).map(|(r, _)| r).collect();
             self.spool_all(undelivered).await
         })

@@ -68,8 +68,33 @@ impl ProducerContext for SinkContext {
     type DeliveryOpaque = Box<Ticket>;
 
     fn delivery(&self, report: &DeliveryResult<'_>, ticket: Box<Ticket>) {
+        if let Err((error, _)) = report {
+            if error.rdkafka_error_code().is_some_and(producer_id_refused) {
+                // Not a fatal error to librdkafka, yet every later record of this producer
+                // fails the same way, spool replays included: the next batch gets a new one.
+                self.flags.replace.store(true, Ordering::SeqCst);
+                static THROTTLE: LogThrottle = LogThrottle::new();
+                if THROTTLE.allow() {
+                    tracing::warn!(%error, "the broker refused the producer's id or epoch; replacing the producer");
+                }
+            }
+        }
         (*ticket).settle(report.is_ok());
     }
+}
+
+/// Delivery errors that say the broker no longer takes this idempotent producer's id, epoch or
+/// sequence: Tansu answers `ProducerFenced` to every record once librdkafka has bumped the
+/// producer's epoch (as it does after a purge of queued records).
+fn producer_id_refused(code: RDKafkaErrorCode) -> bool {
+    matches!(
+        code,
+        RDKafkaErrorCode::ProducerFenced
+            | RDKafkaErrorCode::InvalidProducerEpoch
+            | RDKafkaErrorCode::OutOfOrderSequenceNumber
+            | RDKafkaErrorCode::UnknownProducerId
+            | RDKafkaErrorCode::InvalidProducerIdMapping
+    )
 }
 
 type Producer_ = ThreadedProducer<SinkContext>;
