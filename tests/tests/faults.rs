@@ -89,9 +89,10 @@ async fn acknowledged_events_survive_a_20_second_tansu_outage() {
     gateway.shutdown().await;
 }
 
-/// A delivery that misses `enqueue_deadline_ms` is spooled and the producer's queue purged,
-/// after which Tansu refused the idempotent producer's every record (`ProducerFenced`), replays
-/// included, so the spool never drained while the gateway ran. Here nearly every batch misses.
+/// A delivery that misses `enqueue_deadline_ms` is spooled. It used to purge the producer's
+/// queue too, after which Tansu refused the idempotent producer's every record
+/// (`ProducerFenced`), replays included, so the spool never drained while the gateway ran.
+/// Here nearly every batch misses its deadline.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_spool_drains_after_deliveries_miss_their_deadline_on_tansu() {
     clickstream_platform::logging::init_logging(false);

@@ -230,8 +230,9 @@ impl KafkaSink {
         outcome
     }
 
-    /// Drops queued (not yet sent) messages, so records that are about to be spooled are not
-    /// also delivered later, out of order.
+    /// Drops queued (not yet sent) messages, at shutdown, so that records about to be spooled
+    /// are not also delivered later, out of order. Producer-wide, and librdkafka bumps an
+    /// idempotent producer's epoch after it, so it is not for a running gateway's requests.
     pub fn purge_queued(&self) {
         self.producer().purge(PurgeConfig::default().queue());
     }
