@@ -12,6 +12,7 @@ use rdkafka::config::{ClientConfig, FromClientConfigAndContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, PurgeConfig, ThreadedProducer};
+use rdkafka::Message as _;
 use tokio::task::JoinHandle;
 
 use clickstream_platform::kafka_stats::KafkaStatsCell;
@@ -68,7 +69,7 @@ impl ProducerContext for SinkContext {
     type DeliveryOpaque = Box<Ticket>;
 
     fn delivery(&self, report: &DeliveryResult<'_>, ticket: Box<Ticket>) {
-        if let Err((error, _)) = report {
+        if let Err((error, message)) = report {
             if error.rdkafka_error_code().is_some_and(producer_id_refused) {
                 // Not a fatal error to librdkafka, yet every later record of this producer
                 // fails the same way, spool replays included: the next batch gets a new one.
@@ -76,6 +77,14 @@ impl ProducerContext for SinkContext {
                 static THROTTLE: LogThrottle = LogThrottle::new();
                 if THROTTLE.allow() {
                     tracing::warn!(%error, "the broker refused the producer's id or epoch; replacing the producer");
+                }
+            } else {
+                // The request's records go to the spool, or the spool's stay there for the
+                // next replay step: without this line an outage that only fails deliveries
+                // (a broker refusing every record) would leave no trace in the log.
+                static THROTTLE: LogThrottle = LogThrottle::new();
+                if THROTTLE.allow() {
+                    tracing::warn!(%error, topic = message.topic(), "Kafka did not take a record");
                 }
             }
         }

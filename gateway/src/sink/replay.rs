@@ -5,6 +5,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
+use clickstream_platform::logging::LogThrottle;
 use futures::future::BoxFuture;
 
 use super::{KafkaSink, Record};
@@ -50,13 +51,21 @@ pub(super) async fn replay(kafka: Arc<KafkaSink>, spool: Arc<Spool>) {
             }
             continue;
         };
-        if outcome.await.iter().all(|ok| *ok) {
+        let delivered = outcome.await;
+        let failed = delivered.iter().filter(|ok| !**ok).count();
+        if failed == 0 {
             if let Err(error) = spool.commit(mark).await {
                 tracing::error!(%error, "cannot advance the spool");
                 abandon(&mut in_flight, &spool).await;
             }
             backoff = Duration::from_millis(100);
         } else {
+            // The delivery error itself is logged by the producer's delivery callback.
+            static THROTTLE: LogThrottle = LogThrottle::new();
+            if THROTTLE.allow() {
+                let of = delivered.len();
+                tracing::warn!(failed, of, retry_in = ?backoff, "spool replay: Kafka did not take a step's records; sending them again from the first unconfirmed one");
+            }
             abandon(&mut in_flight, &spool).await;
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(Duration::from_secs(5));
