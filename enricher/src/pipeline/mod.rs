@@ -107,7 +107,7 @@ fn run_once(
         // instance, or this one after a restart) reads the output tails: what this producer
         // has in flight must land before, or it would be written twice.
         if let Err(error) = producer.flush(group::SETTLE_TIMEOUT) {
-            tracing::warn!(%error, "outputs still in flight after a failure; they may repeat");
+            tracing::warn!(%error, "outputs still in flight as the pipeline stops; they may repeat");
         }
     }
     drop(consumer);

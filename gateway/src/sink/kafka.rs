@@ -79,12 +79,14 @@ impl ProducerContext for SinkContext {
                     tracing::warn!(%error, "the broker refused the producer's id or epoch; replacing the producer");
                 }
             } else {
-                // The request's records go to the spool, or the spool's stay there for the
-                // next replay step: without this line an outage that only fails deliveries
-                // (a broker refusing every record) would leave no trace in the log.
+                // The request's records are spooled (or, with no spool, it is answered 503),
+                // or the spool's stay there for the next replay step. Without this line an
+                // outage that only fails deliveries (a broker refusing every record) would
+                // leave no trace in the log. One line a second at most; the error names the
+                // cause, a local one (a timeout, the shutdown purge) included.
                 static THROTTLE: LogThrottle = LogThrottle::new();
                 if THROTTLE.allow() {
-                    tracing::warn!(%error, topic = message.topic(), "Kafka did not take a record");
+                    tracing::warn!(%error, topic = message.topic(), "a record was not delivered");
                 }
             }
         }
