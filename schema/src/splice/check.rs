@@ -144,8 +144,8 @@ pub(crate) trait EventFields {
     }
 }
 
-/// An event's known fields as the client's text, found in one pass over its members (which
-/// hold each key once, so a slot is written at most once). The text is sliced from the
+/// An event's known fields as the client's text, found in one pass over its members (of a
+/// repeated key the last copy, as serde_json reads it). The text is sliced from the
 /// scanned document, which is UTF-8 already, so reading a field does not check it again.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Known<'r> {
@@ -155,10 +155,17 @@ pub(crate) struct Known<'r> {
 impl<'r> Known<'r> {
     /// `text` is the scanned document, which the members' offsets ([`Member::at`]) index.
     pub(crate) fn new(text: &'r str, members: &[Member<'r>]) -> Self {
+        Self::of_values(
+            members.iter().map(|member| (&member.name, text.get(member.at..member.at + member.value.len()))),
+        )
+    }
+
+    /// From each member's name and value text, in order: of a repeated name the last counts.
+    pub(crate) fn of_values<N: AsRef<str>>(members: impl IntoIterator<Item = (N, Option<&'r str>)>) -> Self {
         let mut known = Self::default();
-        for member in members {
-            if let Some(field) = Field::of(&member.name) {
-                known.values[field as usize] = text.get(member.at..member.at + member.value.len());
+        for (name, value) in members {
+            if let Some(field) = Field::of(name.as_ref()) {
+                known.values[field as usize] = value;
             }
         }
         known

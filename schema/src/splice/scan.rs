@@ -13,11 +13,6 @@ use super::raw::{key_name, last_only, Element, Member, MERGED};
 /// bodies are refused as before.
 pub(crate) const MAX_DEPTH: usize = 1024;
 
-/// How deep a stored-event scan records members and items. Recording recurses (a frame per
-/// level), so it stops here; deeper values are walked without recursion and read by walking
-/// them again (`crate::stored`), which no real event needs.
-pub(crate) const RECORDED_DEPTH: usize = 64;
-
 /// Why the bytes are not JSON, and where.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("{what} at byte {at}")]
@@ -46,9 +41,6 @@ pub(crate) enum Root {
     Events,
     /// A Segment batch: an object whose `batch` array holds the events.
     Batch,
-    /// A stored event: an object's members, and below them the members of every object and
-    /// the items of every array, for a consumer that reads nested values (`crate::stored`).
-    Stored,
 }
 
 /// What to record of an object's members.
@@ -60,8 +52,6 @@ enum Level {
     Event,
     /// As `Event`, and the elements of the `batch` array.
     Batch,
-    /// Spans, and the members or items of every object or array, at any depth.
-    All,
 }
 
 /// A scanned document: the root's span and members (when an object), and the events of its
@@ -97,7 +87,6 @@ pub(crate) fn document(bytes: &[u8], root: Root) -> Scan<Document<'_>> {
         (_, Some(b'{')) => {
             let level = match root {
                 Root::Batch => Level::Batch,
-                Root::Stored => Level::All,
                 Root::Event | Root::Events => Level::Event,
             };
             let (members, end) = scanner.object(start, 0, level, &mut batch)?;
@@ -275,18 +264,6 @@ impl<'r> Scanner<'r> {
                     inner = self.last_only(found);
                     end
                 }
-                // Every copy kept (readers take the last), but the top level's `context` and
-                // `integrations` are kept last-copy-only and flagged, as the other levels do.
-                (Level::All, Some(b'{')) if depth < RECORDED_DEPTH => {
-                    let (found, end) = self.object(start, depth, Level::All, &mut None)?;
-                    inner = if MERGED.contains(&name.as_ref()) && depth == 1 { self.last_only(found) } else { found };
-                    end
-                }
-                (Level::All, Some(b'[')) if depth < RECORDED_DEPTH => {
-                    let (items, end) = self.items(start, depth)?;
-                    inner = items;
-                    end
-                }
                 _ => self.value(start, depth)?,
             };
             out.push(Member { key, value: &bytes[start..end], at: start, name, members: inner });
@@ -297,20 +274,6 @@ impl<'r> Scanner<'r> {
                 _ => return fail(&"expected `,` or `}` in an object", at),
             }
         }
-    }
-
-    /// The items of the array at `at` (inside `depth` levels), as members without a key, with
-    /// the members or items of each object or array among them (recursing at most as deep as
-    /// the depth limit); and the index just past it.
-    fn items(&self, at: usize, depth: usize) -> Scan<(Vec<Member<'r>>, usize)> {
-        self.array(at, depth, |at, depth| {
-            let (members, end) = match self.byte(at) {
-                Some(b'{') if depth < RECORDED_DEPTH => self.object(at, depth, Level::All, &mut None)?,
-                Some(b'[') if depth < RECORDED_DEPTH => self.items(at, depth)?,
-                _ => (Vec::new(), self.value(at, depth)?),
-            };
-            Ok((Member { key: &[], value: &self.bytes[at..end], at, name: Cow::Borrowed(""), members }, end))
-        })
     }
 
     /// The elements of the array of events at `at` and the index just past it.

@@ -4,8 +4,9 @@
 
 use std::borrow::Cow;
 
+use super::table::Entry;
 use crate::splice::check::Kind;
-use crate::splice::raw::{key_name, string_text, Member};
+use crate::splice::raw::{key_name, string_text};
 use crate::splice::scan::{self, Root, Scanner};
 
 /// One valid JSON value, borrowed: its text within the document it was found in. Read by
@@ -16,18 +17,22 @@ pub struct JsonRef<'a> {
     /// The whole document (valid UTF-8 and valid JSON), so that nested values are found at
     /// their offsets in it, without checking the text again.
     document: &'a str,
+    /// The stored-event scan's table, which `members` and their own members index; empty for
+    /// a value from [`JsonRef::parse`].
+    table: &'a [Entry],
     at: usize,
     end: usize,
     /// An object's members (every copy of a repeated key) or an array's items, when the scan
     /// recorded them.
-    members: Option<&'a [Member<'a>]>,
+    members: Option<&'a [Entry]>,
 }
 
 /// The items of a JSON array, as recorded or found one at a time.
 #[derive(Debug, Clone)]
 pub struct JsonItems<'a> {
     document: &'a str,
-    recorded: Option<std::slice::Iter<'a, Member<'a>>>,
+    table: &'a [Entry],
+    recorded: Option<std::slice::Iter<'a, Entry>>,
     /// Where the next item (or the closing bracket) starts, after whitespace; `None` once done.
     next: Option<usize>,
 }
@@ -38,18 +43,14 @@ impl<'a> JsonRef<'a> {
     pub fn parse(text: &'a str) -> Option<Self> {
         let document = scan::document(text.as_bytes(), Root::Event).ok()?;
         let at = text.len() - text.trim_start_matches([' ', '\t', '\n', '\r']).len();
-        Some(Self { document: text, at, end: at + document.span.len(), members: None })
+        Some(Self { document: text, table: &[], at, end: at + document.span.len(), members: None })
     }
 
-    /// A member found by a [`Root::Stored`] scan of `document`, which recorded the members or
-    /// items of every object or array down to [`scan::RECORDED_DEPTH`].
-    pub(crate) fn of_member(document: &'a str, member: &'a Member<'a>) -> Self {
-        let container = matches!(member.value.first(), Some(b'{' | b'['));
-        // A container with nothing recorded is empty, or lies below the recorded depth.
-        let empty = || member.value.get(1..member.value.len() - 1).is_some_and(|inner| inner.trim_ascii().is_empty());
-        let recorded = container && (!member.members.is_empty() || empty());
-        let members = recorded.then_some(member.members.as_slice());
-        Self { document, at: member.at, end: member.at + member.value.len(), members }
+    /// A member (or item) of `table`, the stored-event scan of `document`, which recorded the
+    /// members or items of every object or array down to [`super::table::RECORDED_DEPTH`].
+    pub(crate) fn of_entry(document: &'a str, table: &'a [Entry], entry: &Entry) -> Self {
+        let members = entry.recorded(document, table);
+        Self { document, table, at: entry.at(), end: entry.end(), members }
     }
 
     /// The value's JSON text, as stored.
@@ -123,8 +124,8 @@ impl<'a> JsonRef<'a> {
         }
         match self.members {
             Some(members) => {
-                let member = members.iter().rev().find(|member| member.name == name)?;
-                Some(Self::of_member(self.document, member))
+                let member = members.iter().rev().find(|member| member.is_named(self.document, name))?;
+                Some(Self::of_entry(self.document, self.table, member))
             }
             None => self.walk_to(name),
         }
@@ -143,7 +144,7 @@ impl<'a> JsonRef<'a> {
             let named =
                 if escaped { key_name(key.as_bytes()) == name } else { key.get(1..key.len() - 1) == Some(name) };
             if named {
-                found = Some(Self { document: self.document, at: start, end, members: None });
+                found = Some(Self { document: self.document, table: &[], at: start, end, members: None });
             }
             at = scanner.ws(end);
             if scanner.byte(at) != Some(b',') {
@@ -156,8 +157,9 @@ impl<'a> JsonRef<'a> {
 
     /// An array's items, found as they are iterated.
     pub fn items(&self) -> Option<JsonItems<'a>> {
-        let recorded = self.members.map(<[Member<'a>]>::iter);
-        (self.kind() == Kind::Array).then_some(JsonItems { document: self.document, recorded, next: Some(self.at + 1) })
+        let recorded = self.members.map(<[Entry]>::iter);
+        let (document, table) = (self.document, self.table);
+        (self.kind() == Kind::Array).then_some(JsonItems { document, table, recorded, next: Some(self.at + 1) })
     }
 }
 
@@ -166,7 +168,7 @@ impl<'a> Iterator for JsonItems<'a> {
 
     fn next(&mut self) -> Option<JsonRef<'a>> {
         if let Some(recorded) = &mut self.recorded {
-            return recorded.next().map(|item| JsonRef::of_member(self.document, item));
+            return recorded.next().map(|item| JsonRef::of_entry(self.document, self.table, item));
         }
         let scanner = Scanner::new(self.document);
         let at = scanner.ws(self.next?);
@@ -179,6 +181,6 @@ impl<'a> Iterator for JsonItems<'a> {
         if scanner.byte(after) == Some(b',') {
             self.next = Some(after + 1);
         }
-        Some(JsonRef { document: self.document, at, end, members: None })
+        Some(JsonRef { document: self.document, table: &[], at, end, members: None })
     }
 }

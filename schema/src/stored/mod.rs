@@ -1,9 +1,10 @@
 //! An event read back from a topic the gateway wrote, borrowed: scanned once by the gateway's
-//! validating scan (which records the members of every object as byte spans), checked by the
+//! validating scan (which records the members of every object as offsets), checked by the
 //! rules [`Event::from_slice`] applies, and read in place through [`JsonRef`], so that a
 //! consumer (the enricher) decodes only the fields it reads.
 
 mod json_ref;
+mod table;
 
 use std::borrow::Cow;
 
@@ -11,9 +12,8 @@ use chrono::{DateTime, Utc};
 
 use crate::error::EventError;
 use crate::event::{Event, EventType};
-use crate::splice::check::{self, Field, Kind, Known};
-use crate::splice::raw::Member;
-use crate::splice::scan::{self, Root};
+use crate::splice::check::{self, Field, Known};
+use table::Table;
 
 pub use json_ref::{JsonItems, JsonRef};
 
@@ -22,11 +22,9 @@ pub use json_ref::{JsonItems, JsonRef};
 pub struct StoredEvent<'s> {
     /// The stored bytes, whitespace around the event included (UTF-8: the scan checked).
     stored: &'s str,
-    /// The top level's members, and below each the members of its object values.
-    members: Vec<Member<'s>>,
+    /// The members of every object and the items of every array, the top level's first.
+    table: Table,
     known: Known<'s>,
-    /// The top level or `context` has a key more than once.
-    repeated: bool,
     kind: EventType,
     times: check::CheckedTimes,
 }
@@ -35,14 +33,13 @@ impl<'s> StoredEvent<'s> {
     /// Scans and validates `bytes`. Errors are [`Event::from_slice`]'s, word for word: any
     /// event this rejects is handed to it for the error.
     pub fn parse(bytes: &'s [u8]) -> Result<Self, EventError> {
-        let document = scan::document(bytes, Root::Stored).map_err(|_| owned_error(bytes))?;
-        if Kind::of(document.span) != Kind::Object {
-            return Err(owned_error(bytes));
-        }
-        let known = Known::new(document.text, &document.members);
+        let stored = simdutf8::basic::from_utf8(bytes).map_err(|_| owned_error(bytes))?;
+        let table = table::record(stored).ok_or_else(|| owned_error(bytes))?;
+        let known = Known::of_values(
+            table.top().iter().map(|member| (member.name(stored), stored.get(member.at()..member.end()))),
+        );
         let (kind, times) = check::check(&known, None).map_err(|_| owned_error(bytes))?;
-        let (stored, members, repeated) = (document.text, document.members, document.repeated);
-        Ok(Self { stored, members, known, repeated, kind, times })
+        Ok(Self { stored, table, known, kind, times })
     }
 
     /// The stored bytes with the member `name` added as `value` (its JSON text) and
@@ -51,14 +48,14 @@ impl<'s> StoredEvent<'s> {
     /// is copied as stored, whitespace included. `None` when the event already has a member
     /// `name`.
     pub fn append_member(&self, name: &str, value: &[u8], context_ip: Option<&str>) -> Option<Vec<u8>> {
-        if self.members.iter().any(|member| member.name == name) {
+        if self.table.top().iter().any(|member| member.is_named(self.stored, name)) {
             return None;
         }
         let stored = self.stored.as_bytes();
         let write_whole = || crate::append_member(stored, name, value, context_ip);
         // A repeated key is written once, its last copy (as a reader keeps it): an earlier
         // copy of `context.ip` must not stay behind unmasked.
-        if self.repeated || self.members.is_empty() {
+        if self.table.repeated || self.table.top().is_empty() {
             return write_whole();
         }
         let context = self.object("context");
@@ -89,8 +86,8 @@ impl<'s> StoredEvent<'s> {
 
     /// A top-level member, as stored.
     pub fn get(&self, name: &str) -> Option<JsonRef<'_>> {
-        let member = self.members.iter().rev().find(|member| member.name == name)?;
-        Some(JsonRef::of_member(self.stored, member))
+        let member = self.table.top().iter().rev().find(|member| member.is_named(self.stored, name))?;
+        Some(JsonRef::of_entry(self.stored, &self.table.entries, member))
     }
 
     /// A top-level member that is an object (`properties`, `context`, ...).
