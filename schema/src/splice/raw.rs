@@ -3,6 +3,7 @@
 //! decoded from such a slice.
 
 use std::borrow::Cow;
+use std::collections::HashSet;
 
 /// One `"key": value` of an object, both as sent (the key with its quotes), and the key's text.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,14 +49,31 @@ pub(crate) struct Element<'r> {
     pub members: Vec<Member<'r>>,
 }
 
+/// Up to this many names, comparing every pair costs less than hashing them.
+pub(crate) const PAIRWISE_MAX: usize = 32;
+
 /// Of a key sent more than once only the last stays, as serde_json (and so the owned path)
-/// reads it; the others keep their order.
+/// reads it; the others keep their order. Past [`PAIRWISE_MAX`] members the names go through a
+/// hash set, so that an object of tens of thousands of keys (a hostile body of 500 KiB) costs
+/// linear time rather than seconds of a core.
 pub(crate) fn last_only(mut out: Vec<Member<'_>>) -> Vec<Member<'_>> {
-    let repeated = |i: usize, out: &[Member<'_>]| out[i + 1..].iter().any(|m| m.name == out[i].name);
-    if (0..out.len()).any(|i| repeated(i, &out)) {
-        let keep: Vec<bool> = (0..out.len()).map(|i| !repeated(i, &out)).collect();
-        let mut flags = keep.into_iter();
-        out.retain(|_| flags.next().unwrap_or(true));
-    }
+    let keep: Vec<bool> = if out.len() <= PAIRWISE_MAX {
+        let repeated = |i: usize, out: &[Member<'_>]| out[i + 1..].iter().any(|m| m.name == out[i].name);
+        if !(0..out.len()).any(|i| repeated(i, &out)) {
+            return out;
+        }
+        (0..out.len()).map(|i| !repeated(i, &out)).collect()
+    } else {
+        // From the back: the first copy seen is the last one sent.
+        let mut seen = HashSet::with_capacity(out.len());
+        let mut keep: Vec<bool> = out.iter().rev().map(|m| seen.insert(m.name.as_ref())).collect();
+        if keep.iter().all(|kept| *kept) {
+            return out;
+        }
+        keep.reverse();
+        keep
+    };
+    let mut flags = keep.into_iter();
+    out.retain(|_| flags.next().unwrap_or(true));
     out
 }

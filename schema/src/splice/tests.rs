@@ -97,6 +97,32 @@ fn duplicate_keys_resolve_as_the_owned_path_does() {
     }
 }
 
+/// Objects past the pairwise limit take the hash-set paths: the last copy of a repeated key
+/// stays where it was sent, and the batch's context fills in only the keys the event lacks.
+#[test]
+fn many_keys_resolve_as_few_do() {
+    let keys = |prefix: &str, n: usize| (0..n).map(|i| format!(r#""{prefix}{i}":{i}"#)).collect::<Vec<_>>().join(",");
+    let top = keys("t", 100);
+    let own = keys("c", 100);
+    let shared = keys("c", 150);
+    let body = format!(
+        r#"{{"context":{{{shared},"locale":"fr"}},"batch":[{{"type":"page","userId":"a",{top},"t7":"again","context":{{{own},"c3":"again"}}}}]}}"#
+    );
+    let (batch, events) = RawEnvelope::from_batch(body.as_bytes()).expect("batch").into_events(None);
+    let event = events.into_iter().next().expect("one").expect("valid");
+    let out: serde_json::Value =
+        serde_json::from_slice(&event.splice(&batch, at("2026-01-01T12:00:00Z"), &connection(false))).expect("json");
+    let object = out.as_object().expect("object");
+    assert_eq!(out["t7"], "again");
+    assert_eq!(out["t99"], 99);
+    assert_eq!(object.keys().filter(|k| k.starts_with('t') && k[1..].parse::<u32>().is_ok()).count(), 100);
+    let context = out["context"].as_object().expect("context");
+    assert_eq!(out["context"]["c3"], "again");
+    assert_eq!(out["context"]["c120"], 120);
+    assert_eq!(out["context"]["locale"], "fr");
+    assert_eq!(context.keys().filter(|k| k.starts_with('c') && k[1..].parse::<u32>().is_ok()).count(), 150);
+}
+
 /// Segment's spec allows only strings, but some server libraries send integer message ids; both
 /// paths keep them as their decimal text (so dedup sees them too), and a fraction is refused.
 #[test]

@@ -2,10 +2,12 @@
 //! owns (`type`, `messageId`, numeric ids, the four times, `context`, `integrations`), which
 //! are rewritten in place or appended, and `writeKey`, which is dropped.
 
+use std::collections::HashSet;
+
 use chrono::{DateTime, Utc};
 
 use super::check::{id_text, Field, Kind, TIME_FIELDS};
-use super::raw::{key_name, Member};
+use super::raw::{key_name, Member, PAIRWISE_MAX};
 use super::{BatchFields, CheckedEvent, SharedObject};
 use crate::time::{write_timestamp_json, EdgeTimes};
 use crate::Connection;
@@ -155,13 +157,16 @@ fn own_object<'a, 'r>(members: &'a [Member<'r>], value: &[u8]) -> Own<'a, 'r> {
 }
 
 /// The members of an object merged with the batch's: the event's own, then the batch's keys
-/// the event does not set, each as sent.
+/// the event does not set, each as sent. Many own keys are looked up in a hash set, so that
+/// two objects of thousands of keys do not cost their product.
 fn merged<'a, 'r>(own: Own<'a, 'r>, shared: Option<&'a SharedObject<'r>>) -> impl Iterator<Item = &'a Member<'r>> + 'a {
     let own_members = own.unwrap_or_default();
-    let shared_members = shared
-        .into_iter()
-        .flat_map(|s| s.members.iter())
-        .filter(move |m| !own_members.iter().any(|o| o.name == m.name));
+    let many = own_members.len() > PAIRWISE_MAX && shared.is_some_and(|s| !s.members.is_empty());
+    let own_names: Option<HashSet<&str>> = many.then(|| own_members.iter().map(|o| o.name.as_ref()).collect());
+    let shared_members = shared.into_iter().flat_map(|s| s.members.iter()).filter(move |m| match &own_names {
+        Some(names) => !names.contains(m.name.as_ref()),
+        None => !own_members.iter().any(|o| o.name == m.name),
+    });
     own_members.iter().chain(shared_members)
 }
 

@@ -5,8 +5,9 @@
 
 use std::borrow::Cow;
 use std::cell::RefCell;
+use std::collections::HashSet;
 
-use crate::splice::raw::{key_name, MERGED};
+use crate::splice::raw::{key_name, MERGED, PAIRWISE_MAX};
 use crate::splice::scan::{Scanner, MAX_DEPTH};
 
 /// How deep the scan records members and items. Recording recurses (a frame per level), so it
@@ -141,7 +142,8 @@ pub(crate) fn record(text: &str) -> Option<Table> {
 }
 
 /// Whether two members have the same name. A filter of the keys as sent decides for nearly
-/// every object without comparing them pairwise.
+/// every object without comparing them; past it, a few are compared pairwise and many through
+/// a hash set, so that an object of thousands of keys costs linear time.
 fn repeats(text: &str, members: &[Entry]) -> bool {
     let bytes = text.as_bytes();
     let mut seen = [0u64; 16];
@@ -162,11 +164,17 @@ fn repeats(text: &str, members: &[Entry]) -> bool {
         maybe |= seen[word] & bit != 0;
         seen[word] |= bit;
     }
-    maybe
-        && members.iter().enumerate().any(|(i, member)| {
-            let name = member.name(text);
-            members[i + 1..].iter().any(|other| other.is_named(text, &name))
-        })
+    if !maybe {
+        return false;
+    }
+    if members.len() > PAIRWISE_MAX {
+        let mut seen = HashSet::with_capacity(members.len());
+        return !members.iter().all(|member| seen.insert(member.name(text)));
+    }
+    members.iter().enumerate().any(|(i, member)| {
+        let name = member.name(text);
+        members[i + 1..].iter().any(|other| other.is_named(text, &name))
+    })
 }
 
 /// The recording walk: entries of objects and arrays still open wait in `open`, and move to

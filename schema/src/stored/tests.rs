@@ -185,3 +185,22 @@ fn reads_below_the_recorded_depth() {
     };
     assert_eq!(read(empty, read_empty), Ok((Some(true), Some(true))));
 }
+
+/// Past the pairwise limit, a repeated key is found through a hash set: the whole event is
+/// written, and no earlier copy of `context.ip` stays unmasked.
+#[test]
+fn a_repeat_among_many_keys_is_found() {
+    let many = (0..100).map(|i| format!(r#""k{i}":{i}"#)).collect::<Vec<_>>().join(",");
+    for (top, context) in [
+        (format!("{many},"), format!(r#""ip":"1.1.1.1",{many},"ip":"2.2.2.2""#)),
+        (format!("{many},\"k5\":0,"), format!(r#""ip":"1.1.1.1",{many}"#)),
+    ] {
+        let stored = format!(r#"{{"type":"page","userId":"u",{top}"context":{{{context}}}}}"#);
+        let appended = read(stored.as_bytes(), |e| e.append_member("enrichment", b"{}", Some("203.0.113.0")));
+        let scanned = crate::append_member(stored.as_bytes(), "enrichment", b"{}", Some("203.0.113.0"));
+        assert_eq!(appended, Ok(scanned.clone()));
+        let value: serde_json::Value = serde_json::from_slice(&scanned.expect("appended")).expect("json");
+        assert_eq!(value["context"]["ip"], "203.0.113.0");
+        assert!(!String::from_utf8_lossy(&serde_json::to_vec(&value).expect("json")).contains("1.1.1.1"));
+    }
+}
