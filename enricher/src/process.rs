@@ -63,6 +63,7 @@ pub fn process(enrichers: &Enrichers, state: &mut PartitionState, input: Input<'
             partition: input.partition,
             offset: input.offset,
             payload,
+            payload_truncated: false,
         })
     };
     let Some(bytes) = input.payload.filter(|b| !b.is_empty()) else {
@@ -98,7 +99,8 @@ pub fn process(enrichers: &Enrichers, state: &mut PartitionState, input: Input<'
     let activities = report
         .line_items
         .into_iter()
-        .map(|item| Activity {
+        .zip(0..)
+        .map(|(item, index)| Activity {
             product_id: item.product_id,
             event: name.to_string(),
             event_ms,
@@ -108,6 +110,7 @@ pub fn process(enrichers: &Enrichers, state: &mut PartitionState, input: Input<'
                 topic: input.topic.to_owned(),
                 partition: input.partition,
                 offset: input.offset,
+                item: index,
             }),
         })
         .collect();

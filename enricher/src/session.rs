@@ -2,6 +2,7 @@
 //! `messageId` window that drops repeats the gateway's best-effort dedup let through.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher as _, RandomState};
 use std::time::{Duration, Instant};
 
 use clickstream_platform::hashed::HashedKeyMap;
@@ -181,10 +182,14 @@ impl Sessions {
     }
 }
 
-/// Recently seen `messageId`s of one input partition, as their stable hashes, in two
-/// generations as [`Sessions`] keeps visitors (moka's insert was its cost, too).
+/// Recently seen `messageId`s of one input partition, as keyed hashes, in two generations as
+/// [`Sessions`] keeps visitors (moka's insert was its cost, too).
 #[derive(Debug)]
 pub struct RecentMessages {
+    /// SipHash with this instance's random keys. The map uses the hash as it is, so an
+    /// unkeyed one (FNV-1a before) let a client send ids made to share their low bits, which
+    /// all probe one chain: each lookup then costs as many steps as such ids are held.
+    hasher: RandomState,
     current: Seen,
     previous: Seen,
     generation: Generation,
@@ -200,6 +205,7 @@ impl RecentMessages {
     pub fn new(settings: &DedupSettings) -> Self {
         let window = Duration::from_secs(settings.window_secs);
         Self {
+            hasher: RandomState::new(),
             current: Seen::default(),
             previous: Seen::default(),
             generation: Generation::new(settings.capacity, window),
@@ -210,7 +216,7 @@ impl RecentMessages {
 
     /// True the first time `message_id` is seen within the window.
     pub fn first_sighting(&mut self, message_id: &str) -> bool {
-        let key = stable_hash(&[message_id.as_bytes()]);
+        let key = self.hasher.hash_one(message_id);
         let now = self.started.elapsed();
         let seen = self.current.get(&key).or_else(|| self.previous.get(&key));
         if seen.is_some_and(|&at| now.saturating_sub(at) < self.window) {

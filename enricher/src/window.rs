@@ -28,6 +28,10 @@ pub struct ActivitySource {
     pub topic: String,
     pub partition: i32,
     pub offset: i64,
+    /// The line item's place among its event's products: one record yields an activity per
+    /// item, all at the same offset. 0 in records of versions that did not write it.
+    #[serde(default)]
+    pub item: u32,
 }
 
 /// One window's totals for one product and event, as written to the aggregates topic.

@@ -189,7 +189,9 @@ impl App {
             if payload.len() > max_event_bytes {
                 let error = EventError::TooLarge { size: payload.len(), limit: max_event_bytes };
                 let item = RejectedItem { index, kind: error.kind(), reason: error.to_string() };
-                prepared.rejected.push((item, serde_json::from_slice(&payload).unwrap_or_default()));
+                // The event as the client sent it, not the spliced copy, which a batch's
+                // `context` or a long User-Agent can make many times larger.
+                prepared.rejected.push((item, event.to_value()));
                 continue;
             }
             prepared.client_ids.extend(client_id);
@@ -258,6 +260,7 @@ fn dead_letters(prepared: &Prepared, source: &Source, adapter: Adapter, topic: &
                 index: adapter.indexed().then_some(item.index),
                 received_at: prepared.received_at.clone(),
                 payload: payload.clone(),
+                payload_truncated: false,
             };
             Record {
                 topic: topic.to_owned(),

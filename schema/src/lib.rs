@@ -23,4 +23,6 @@ pub use privacy::{anonymize_ip, ip_text};
 pub use splice::{append_member, BatchFields, CheckedEvent, RawEnvelope};
 pub use stored::{JsonItems, JsonRef, StoredEvent};
 pub use time::{format_timestamp, parse_timestamp, EdgeTimes};
-pub use wire::{ConsumerDeadLetter, DeadLetter, HEADER_EVENT_TYPE, HEADER_PROTOCOL, HEADER_SOURCE};
+pub use wire::{
+    ConsumerDeadLetter, DeadLetter, DEAD_LETTER_MAX_BYTES, HEADER_EVENT_TYPE, HEADER_PROTOCOL, HEADER_SOURCE,
+};

@@ -19,9 +19,10 @@ use crate::window::{Activity, ActivitySource, Outcome, WindowRow, Windows};
 #[derive(Debug)]
 struct OwnedWindows {
     windows: Windows,
-    /// Per (source topic, source partition): highest source offset counted. Activities arrive
-    /// in source order per source partition, so anything at or below it is a replay.
-    seen: HashMap<(String, i32), i64>,
+    /// Per (source topic, source partition): the highest (source offset, line item) counted.
+    /// Activities arrive in source order per source partition, and one record's items in
+    /// their order, so anything at or below it is a replay.
+    seen: HashMap<(String, i32), SourcePosition>,
     next: i64,
     /// The watermark last handed out to be written to the window watermark topic.
     published_ms: Option<i64>,
@@ -86,17 +87,15 @@ impl Aggregator {
             return Vec::new();
         };
         let source = match activity.source.take() {
-            Some(ActivitySource { topic, partition, offset }) => Some(((topic, partition), offset)),
+            Some(ActivitySource { topic, partition, offset, item }) => Some(((topic, partition), (offset, item))),
             // Written by a version that kept the source in headers.
             None => source_of(message),
         };
-        if let Some((source_key, source_offset)) = source {
-            let seen = owned.seen.entry(source_key).or_insert(-1);
-            if source_offset <= *seen {
+        if let Some((source_key, position)) = source {
+            if !first_sighting(&mut owned.seen, source_key, position) {
                 EnricherMetrics::add(&metrics.activity_duplicates, 1);
                 return Vec::new();
             }
-            *seen = source_offset;
         }
         match owned.windows.add(&activity, message.offset()) {
             Outcome::Counted { closed } => {
@@ -126,7 +125,28 @@ impl Aggregator {
     }
 }
 
-fn source_of(message: &BorrowedMessage<'_>) -> Option<((String, i32), i64)> {
+/// An activity's place in its source partition: the input record's offset, then the line
+/// item's index within that record.
+type SourcePosition = (i64, u32);
+
+/// Whether the activity at `position` of `source` is counted for the first time, noting it if
+/// so; a replay repeats a position at or below the highest seen.
+fn first_sighting(
+    seen: &mut HashMap<(String, i32), SourcePosition>,
+    source: (String, i32),
+    position: SourcePosition,
+) -> bool {
+    let highest = seen.entry(source).or_insert((-1, 0));
+    if position <= *highest {
+        return false;
+    }
+    *highest = position;
+    true
+}
+
+/// The source of an activity written by a version that kept it in headers (one line item per
+/// record there, so its index is 0).
+fn source_of(message: &BorrowedMessage<'_>) -> Option<((String, i32), SourcePosition)> {
     let headers = message.headers()?;
     let text = |name: &str| {
         headers
@@ -139,5 +159,25 @@ fn source_of(message: &BorrowedMessage<'_>) -> Option<((String, i32), i64)> {
     let topic = text(HEADER_SOURCE_TOPIC)?;
     let partition = text(HEADER_SOURCE_PARTITION)?.parse().ok()?;
     let offset = text(HEADER_SOURCE_OFFSET)?.parse().ok()?;
-    Some(((topic, partition), offset))
+    Some(((topic, partition), (offset, 0)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An order of three line items yields three activities at one offset: all are counted,
+    /// and a replay of any of them is not.
+    #[test]
+    fn each_line_item_of_a_record_counts_once() {
+        let mut seen = HashMap::new();
+        let source = || ("events.raw".to_owned(), 0);
+        let first: Vec<bool> =
+            [(5, 0), (5, 1), (5, 2), (6, 0)].map(|at| first_sighting(&mut seen, source(), at)).into();
+        assert_eq!(first, vec![true; 4]);
+        let replayed: Vec<bool> = [(5, 1), (5, 2), (6, 0)].map(|at| first_sighting(&mut seen, source(), at)).into();
+        assert_eq!(replayed, vec![false; 3]);
+        assert!(first_sighting(&mut seen, ("events.raw".to_owned(), 1), (5, 0)), "another source partition");
+        assert!(first_sighting(&mut seen, source(), (6, 1)));
+    }
 }
