@@ -38,6 +38,8 @@ pub enum GatewayError {
     OriginNotAllowed(String),
     #[error("request body is over the {limit}-byte limit")]
     BodyTooLarge { limit: usize },
+    #[error("the request's events, as written to Kafka (with the batch's `context` and `integrations` and the User-Agent copied into each), come to more than {limit} bytes; send fewer events per request, or a smaller batch-level `context`")]
+    WrittenTooLarge { limit: usize },
     #[error("unsupported Content-Encoding {0:?}; use gzip, deflate or none")]
     UnsupportedEncoding(String),
     #[error("unsupported compression {0:?}: send plain JSON, gzip (`compression=gzip-js` or `gzip`), or a base64 form body (`data=`)")]
@@ -77,7 +79,7 @@ impl GatewayError {
             | Self::UnknownWriteKey
             | Self::UnknownSource(_) => StatusCode::UNAUTHORIZED,
             Self::OriginNotAllowed(_) => StatusCode::FORBIDDEN,
-            Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::BodyTooLarge { .. } | Self::WrittenTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedEncoding(_) | Self::UnsupportedCompression(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::NoValidEvents(items) if !items.is_empty() && items.iter().all(|i| i.kind == "event_too_large") => {
                 StatusCode::PAYLOAD_TOO_LARGE
@@ -104,6 +106,7 @@ impl GatewayError {
             Self::UnknownWriteKey | Self::UnknownSource(_) => "unknown_write_key",
             Self::OriginNotAllowed(_) => "origin_not_allowed",
             Self::BodyTooLarge { .. } => "body_too_large",
+            Self::WrittenTooLarge { .. } => "written_too_large",
             Self::UnsupportedEncoding(_) => "unsupported_encoding",
             Self::UnsupportedCompression(_) => "unsupported_compression",
             Self::BadCompression { .. } => "bad_compression",

@@ -90,7 +90,7 @@ impl App {
 
         let validating = trace.phase("validate");
         let position = |index: usize| positions.as_ref().and_then(|p| p.get(index).copied()).unwrap_or(index);
-        let mut batch = self.to_records(endpoint_type, envelope, source, &edge, adapter.protocol(), position);
+        let mut batch = self.to_records(endpoint_type, envelope, source, &edge, adapter.protocol(), position)?;
         if !rejected.is_empty() {
             batch.rejected.extend(rejected);
             batch.rejected.sort_by_key(|(item, _)| item.index);
@@ -129,7 +129,8 @@ impl App {
         Ok(Outcome { rejected, set_cookie })
     }
 
-    /// Validates, stamps and encodes each event; drops retried duplicates.
+    /// Validates, stamps and encodes each event; drops retried duplicates. Refuses the whole
+    /// request once what it writes passes [`WRITTEN_PER_BODY_BYTE`] times the body limit.
     fn to_records(
         &self,
         endpoint_type: Option<EventType>,
@@ -138,10 +139,12 @@ impl App {
         edge: &EdgeContext,
         protocol: Protocol,
         position: impl Fn(usize) -> usize,
-    ) -> Prepared {
+    ) -> Result<Prepared, GatewayError> {
         let state = &self.state;
         let received_at = Utc::now();
         let max_event_bytes = state.config.limits.max_event_bytes;
+        let max_written = state.config.limits.max_batch_bytes.saturating_mul(WRITTEN_PER_BODY_BYTE);
+        let mut written = 0usize;
         let routes = state.routing.for_request(&state.metrics);
         let with_properties = routes.reads_properties();
         let connection = edge.connection();
@@ -183,6 +186,10 @@ impl App {
                     }
                 };
             let mut payload = event.splice(&batch, received_at, &connection);
+            written += payload.len();
+            if written > max_written {
+                return Err(GatewayError::WrittenTooLarge { limit: max_written });
+            }
             if let Some(annotated) = annotation.and_then(|verdict| crate::plan::annotate(&payload, &verdict)) {
                 payload = annotated;
             }
@@ -202,7 +209,7 @@ impl App {
             push_records(&mut prepared.records, targets, payload, &headers);
         }
         prepared.received_at = format_timestamp(received_at);
-        prepared
+        Ok(prepared)
     }
 
     /// A write key wins over a source named by protocol configuration: it is the more explicit.
@@ -219,6 +226,13 @@ impl App {
         }
     }
 }
+
+/// How many bytes a request may write to Kafka per byte of the body limit
+/// (`limits.max_batch_bytes`): 8 MiB by default. Each event gets the batch's `context` and
+/// `integrations`, the User-Agent and the edge's fields copied in, so a body of tiny events
+/// could otherwise write gigabytes; real batches write 1–3 times their size, 500 KiB of
+/// the smallest valid events with a long User-Agent about 12 times.
+const WRITTEN_PER_BODY_BYTE: usize = 16;
 
 /// A request's events, ready to deliver.
 #[derive(Debug, Default)]

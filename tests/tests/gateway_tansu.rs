@@ -259,6 +259,16 @@ async fn bad_input_gets_a_clear_4xx_and_the_server_keeps_serving() {
             "bad_compression",
         ),
         ("gzip bomb", gzip(&vec![b' '; 5 * 1024 * 1024]), vec![("content-encoding", "gzip")], 413, "body_too_large"),
+        (
+            // 100 KB copied into each of 3,000 events would write 300 MB: refused at 8 MiB.
+            "batch context copied into every event",
+            json!({"context": {"blob": "x".repeat(100_000)}, "batch": vec![json!({"type": "page", "userId": 1}); 3_000]})
+                .to_string()
+                .into_bytes(),
+            vec![],
+            413,
+            "written_too_large",
+        ),
         ("unknown encoding", b"{}".to_vec(), vec![("content-encoding", "br")], 415, "unsupported_encoding"),
         (
             "disallowed origin",
