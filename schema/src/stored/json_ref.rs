@@ -4,7 +4,7 @@
 
 use std::borrow::Cow;
 
-use super::table::Entry;
+use super::table::{last_named, Entry};
 use crate::splice::check::Kind;
 use crate::splice::raw::{key_name, string_text};
 use crate::splice::scan::{self, Root, Scanner};
@@ -124,7 +124,7 @@ impl<'a> JsonRef<'a> {
         }
         match self.members {
             Some(members) => {
-                let member = members.iter().rev().find(|member| member.is_named(self.document, name))?;
+                let member = last_named(members, self.document, name)?;
                 Some(Self::of_entry(self.document, self.table, member))
             }
             None => self.walk_to(name),

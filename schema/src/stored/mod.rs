@@ -48,7 +48,7 @@ impl<'s> StoredEvent<'s> {
     /// is copied as stored, whitespace included. `None` when the event already has a member
     /// `name`.
     pub fn append_member(&self, name: &str, value: &[u8], context_ip: Option<&str>) -> Option<Vec<u8>> {
-        if self.table.top().iter().any(|member| member.is_named(self.stored, name)) {
+        if self.get(name).is_some() {
             return None;
         }
         let stored = self.stored.as_bytes();
@@ -86,7 +86,7 @@ impl<'s> StoredEvent<'s> {
 
     /// A top-level member, as stored.
     pub fn get(&self, name: &str) -> Option<JsonRef<'_>> {
-        let member = self.table.top().iter().rev().find(|member| member.is_named(self.stored, name))?;
+        let member = table::last_named(self.table.top(), self.stored, name)?;
         Some(JsonRef::of_entry(self.stored, &self.table.entries, member))
     }
 

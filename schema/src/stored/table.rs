@@ -88,6 +88,12 @@ impl Entry {
     }
 }
 
+/// The last of `members` whose key reads `name`: a repeated key reads as its last copy, as
+/// serde_json reads it.
+pub(crate) fn last_named<'t>(members: &'t [Entry], document: &str, name: &str) -> Option<&'t Entry> {
+    members.iter().rev().find(|member| member.is_named(document, name))
+}
+
 /// A stored event's record: the top level's members, and below them the table.
 #[derive(Debug)]
 pub(crate) struct Table {
