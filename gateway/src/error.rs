@@ -56,6 +56,8 @@ pub enum GatewayError {
     NoValidEvents(Vec<RejectedItem>),
     #[error("Kafka cannot take events right now: {0}")]
     Unavailable(String),
+    #[error("{0}; the other events were accepted. Send smaller events: retrying these cannot succeed")]
+    RejectedByKafka(String),
     #[error("too many requests for this {scope}; retry after {retry_after_secs} s")]
     RateLimited { scope: &'static str, retry_after_secs: u64 },
     #[error("the gateway is at its in-flight request limit; retry shortly")]
@@ -79,7 +81,9 @@ impl GatewayError {
             | Self::UnknownWriteKey
             | Self::UnknownSource(_) => StatusCode::UNAUTHORIZED,
             Self::OriginNotAllowed(_) => StatusCode::FORBIDDEN,
-            Self::BodyTooLarge { .. } | Self::WrittenTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::BodyTooLarge { .. } | Self::WrittenTooLarge { .. } | Self::RejectedByKafka(_) => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
             Self::UnsupportedEncoding(_) | Self::UnsupportedCompression(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::NoValidEvents(items) if !items.is_empty() && items.iter().all(|i| i.kind == "event_too_large") => {
                 StatusCode::PAYLOAD_TOO_LARGE
@@ -115,6 +119,7 @@ impl GatewayError {
             Self::BadShape(_) => "bad_shape",
             Self::NoValidEvents(_) => "no_valid_events",
             Self::Unavailable(_) => "kafka_unavailable",
+            Self::RejectedByKafka(_) => "rejected_by_kafka",
             Self::RateLimited { .. } => "rate_limited",
             Self::Overloaded => "overloaded",
             Self::CpuOverloaded { .. } => "cpu_overloaded",

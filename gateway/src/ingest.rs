@@ -114,10 +114,10 @@ impl App {
         let letters = dead_letters(&batch, source, adapter, &state.config.topics.dlq);
         batch.records.extend(letters);
         if !batch.records.is_empty() {
-            trace
-                .in_scope(state.sink.deliver(batch.records))
-                .await
-                .map_err(|SinkError::Unavailable(reason)| GatewayError::Unavailable(reason))?;
+            trace.in_scope(state.sink.deliver(batch.records)).await.map_err(|error| match error {
+                SinkError::Unavailable(reason) => GatewayError::Unavailable(reason),
+                SinkError::Rejected(reason) => GatewayError::RejectedByKafka(reason),
+            })?;
         }
         // Only now are these events safe, so only now may a retry of them be dropped.
         state.dedup.remember(batch.client_ids);

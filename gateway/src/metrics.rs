@@ -178,6 +178,12 @@ impl Metrics {
     }
 
     fn observe_spool(&self, sink: &Weak<dyn EventSink>) {
+        let rejecting = sink.clone();
+        self.telemetry.observe_counter(
+            "clickstream.kafka.rejected",
+            "Records Kafka refused for good (larger than message.max.bytes); dropped, not spooled or retried.",
+            move || rejecting.upgrade().map_or(0, |sink| sink.rejected_by_kafka()),
+        );
         let gauge = |name: &'static str, help: &'static str, read: fn(&crate::spool::SpoolStats) -> f64| {
             let sink = sink.clone();
             let current = move || sink.upgrade().and_then(|s| s.spool_stats()).map_or(0.0, |stats| read(&stats));

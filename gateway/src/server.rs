@@ -160,6 +160,7 @@ pub async fn start(loaded: GatewayConfig) -> anyhow::Result<GatewayHandle> {
         );
     }
     let config = GatewayConfig { sources, ..loaded.clone() };
+    config.check_message_size().map_err(anyhow::Error::msg)?;
     let routing = Routing::new(&config)?;
     let plans = TrackingPlans::new(crate::plan::compile(&config.tracking_plan)?);
     let kafka = config.kafka.clone();

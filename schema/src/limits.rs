@@ -12,6 +12,7 @@ pub const DEFAULT_MAX_BATCH_BYTES: usize = 500 * 1024;
 #[serde(default, deny_unknown_fields)]
 pub struct Limits {
     /// Largest event, in bytes, as written to Kafka (including the fields the gateway adds).
+    /// The gateway refuses to start when it plus 4 KiB is over the producer's `message.max.bytes`.
     pub max_event_bytes: usize,
     /// Largest request body, in bytes, after gzip decompression.
     pub max_batch_bytes: usize,

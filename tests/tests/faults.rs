@@ -179,3 +179,50 @@ async fn spool_and_none_ack_modes_deliver_everything_on_a_healthy_broker() {
         gateway.shutdown().await;
     }
 }
+
+/// A record Kafka refuses for good (here a dead letter larger than the producer's
+/// `message.max.bytes`) used to be spooled like a passing failure and replayed forever, with
+/// every later event queued behind it: the gateway answered 200 and nothing more reached Kafka.
+/// Now the request is answered 413 `rejected_by_kafka`, the record is dropped and counted, and
+/// the events around it are delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_kafka_refuses_for_good_is_answered_413_and_holds_nothing_back() {
+    let broker = EmbeddedBroker::start(1).expect("mock cluster");
+    let (raw, dlq) = (unique("events.raw"), unique("events.dlq"));
+    broker.create_topic(&raw, 1).expect("topic");
+    broker.create_topic(&dlq, 1).expect("topic");
+    let mut config = gateway_config(broker.bootstrap_servers(), &raw, &dlq);
+    config.limits.max_event_bytes = 8_000;
+    config.kafka.properties.insert("message.max.bytes".into(), "20000".into());
+    let mut too_small = config.clone();
+    too_small.limits.max_event_bytes = 30_000;
+    let refused = clickstream_gateway::start(too_small).await.expect_err("an event limit over message.max.bytes");
+    assert!(refused.to_string().contains("message.max.bytes (20000)"), "{refused}");
+    let gateway = clickstream_gateway::start(config).await.expect("gateway");
+    let (url, admin) = (format!("http://{}", gateway.addr), gateway.admin_addr.expect("admin listener"));
+    let http = reqwest::Client::new();
+    let event = |name: &str, blob: &str| serde_json::json!({"type": "track", "event": name, "anonymousId": "a-1", "properties": {"blob": blob}});
+    let post = |events: Vec<serde_json::Value>| {
+        http.post(format!("{url}/v1/batch"))
+            .basic_auth(WRITE_KEY, Some(""))
+            .json(&serde_json::json!({ "batch": events }))
+            .send()
+    };
+    // Over limits.max_event_bytes, so it becomes a dead letter of about 40 KB.
+    let huge = "x".repeat(40_000);
+    let first = post(vec![event("kept-1", ""), event("huge", &huge)]).await.expect("post");
+    assert_eq!(first.status(), 413);
+    let body: serde_json::Value = first.json().await.expect("JSON");
+    assert_eq!(body["error"], "rejected_by_kafka", "{body}");
+    let second = post(vec![event("kept-2", "")]).await.expect("post");
+    assert_eq!(second.status(), 200, "{}", second.text().await.unwrap_or_default());
+    let read =
+        clickstream_tests::kafka::read_exactly(broker.bootstrap_servers(), &raw, 2, Duration::from_secs(20)).await;
+    let names: Vec<&str> = read.iter().filter_map(|r| r.value["event"].as_str()).collect();
+    assert_eq!(names, ["kept-1", "kept-2"]);
+    assert!(drained(&url, Duration::from_secs(10)).await, "nothing may wait in the spool");
+    let metrics =
+        http.get(format!("http://{admin}/metrics")).send().await.expect("metrics").text().await.expect("text");
+    assert!(metrics.contains("clickstream_kafka_rejected_total 1"), "{metrics}");
+    gateway.shutdown().await;
+}

@@ -110,8 +110,30 @@ fn run_once(
             tracing::warn!(%error, "outputs still in flight as the pipeline stops; they may repeat");
         }
     }
-    drop(consumer);
+    close_within(consumer, CLOSE_TIMEOUT);
     result
+}
+
+/// Longest wait for the group consumer to leave its group once the outputs have landed.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Drops the consumer (which leaves the group) on a thread of its own, and stops waiting after
+/// `limit`. rdkafka's drop polls until librdkafka reports the consumer closed, with no bound,
+/// and a close that races a rebalance can block for good inside the revoke's `unassign`
+/// (fede1024/rust-rdkafka#509; seen against Tansu). Offsets and outputs are settled before
+/// this, so an abandoned close costs a thread and a late leave, never a record.
+fn close_within(consumer: GroupConsumer, limit: Duration) {
+    let (closed, wait) = std::sync::mpsc::channel();
+    let closer = std::thread::Builder::new().name("enricher-close".to_owned()).spawn(move || {
+        drop(consumer);
+        let _ = closed.send(());
+    });
+    if closer.is_ok() && wait.recv_timeout(limit).is_err() {
+        tracing::warn!(
+            limit_secs = limit.as_secs(),
+            "the group consumer did not close in time; leaving it to finish on its own thread"
+        );
+    }
 }
 
 fn poll_loop(

@@ -319,4 +319,29 @@ impl GatewayConfig {
     pub fn producer_client_config(&self) -> rdkafka::ClientConfig {
         self.kafka.client_config(&self.producer.properties())
     }
+
+    /// Refuses an event limit the producer cannot send: an event it accepts but librdkafka's
+    /// `message.max.bytes` refuses would be answered 413 only after it was judged valid.
+    pub fn check_message_size(&self) -> Result<(), String> {
+        let client = self.producer_client_config();
+        let configured = client.get("message.max.bytes");
+        let max_message = match configured.map(str::parse::<usize>) {
+            None => LIBRDKAFKA_MESSAGE_MAX_BYTES,
+            Some(Ok(bytes)) => bytes,
+            Some(Err(_)) => return Err(format!("message.max.bytes {configured:?} is not a number of bytes")),
+        };
+        let needed = self.limits.max_event_bytes.saturating_add(RECORD_OVERHEAD_BYTES);
+        if needed > max_message {
+            return Err(format!(
+                "limits.max_event_bytes ({}) plus {RECORD_OVERHEAD_BYTES} bytes for a record's key and headers is more than the producer's message.max.bytes ({max_message}); lower the limit or raise message.max.bytes (and the topics' max.message.bytes)",
+                self.limits.max_event_bytes
+            ));
+        }
+        Ok(())
+    }
 }
+
+/// librdkafka's default `message.max.bytes`.
+const LIBRDKAFKA_MESSAGE_MAX_BYTES: usize = 1_000_000;
+/// Room kept beside an event's payload for its key, headers and record framing.
+const RECORD_OVERHEAD_BYTES: usize = 4096;

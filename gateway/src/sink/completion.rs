@@ -14,6 +14,7 @@ use tokio::sync::oneshot;
 pub struct Backlog {
     waiting: AtomicUsize,
     reported: AtomicU64,
+    rejected: AtomicU64,
 }
 
 impl Backlog {
@@ -26,6 +27,24 @@ impl Backlog {
     pub fn reported(&self) -> u64 {
         self.reported.load(Ordering::Relaxed)
     }
+
+    /// Records Kafka refused for good since start (see [`Delivery::Rejected`]).
+    pub fn rejected(&self) -> u64 {
+        self.rejected.load(Ordering::Relaxed)
+    }
+}
+
+/// What became of one record handed to the producer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// Kafka confirmed it.
+    Confirmed,
+    /// Not confirmed: an outage, a timeout, a full queue. Sending it again may succeed.
+    Failed,
+    /// Refused for good: larger than `message.max.bytes` (the producer's or the topic's).
+    /// Sent again it would fail the same way, and in a spool it would hold back every record
+    /// behind it.
+    Rejected,
 }
 
 /// What a batch's delivery reports add up to so far.
@@ -33,15 +52,18 @@ impl Backlog {
 struct Countdown {
     backlog: Arc<Backlog>,
     remaining: AtomicUsize,
-    /// Indexes of records Kafka did not confirm; written only on failure, which is rare.
-    failed: Mutex<Vec<u32>>,
+    /// Records Kafka did not confirm, by index; written only on failure, which is rare.
+    unconfirmed: Mutex<Vec<(u32, Delivery)>>,
     done: Mutex<Option<oneshot::Sender<()>>>,
 }
 
 impl Countdown {
-    fn settle(&self, index: u32, delivered: bool) {
-        if !delivered {
-            self.failed.lock().unwrap_or_else(|p| p.into_inner()).push(index);
+    fn settle(&self, index: u32, delivery: Delivery) {
+        if delivery != Delivery::Confirmed {
+            if delivery == Delivery::Rejected {
+                self.backlog.rejected.fetch_add(1, Ordering::Relaxed);
+            }
+            self.unconfirmed.lock().unwrap_or_else(|p| p.into_inner()).push((index, delivery));
         }
         self.backlog.waiting.fetch_sub(1, Ordering::Relaxed);
         self.backlog.reported.fetch_add(1, Ordering::Relaxed);
@@ -55,25 +77,26 @@ impl Countdown {
 }
 
 /// The delivery opaque of one record: its batch and its place in it. It counts its batch
-/// down when dropped, as failed unless a delivery report confirmed it, so a record the
+/// down when dropped, as failed unless a delivery report said otherwise, so a record the
 /// producer refused or lost can never leave its request waiting.
 #[derive(Debug)]
 pub(super) struct Ticket {
     batch: Arc<Countdown>,
     index: u32,
-    delivered: bool,
+    delivery: Delivery,
 }
 
 impl Ticket {
-    /// Called from librdkafka's delivery callback, once per record.
-    pub(super) fn settle(mut self, delivered: bool) {
-        self.delivered = delivered;
+    /// Called once per record: from librdkafka's delivery callback, or when the producer
+    /// refused to queue it.
+    pub(super) fn settle(mut self, delivery: Delivery) {
+        self.delivery = delivery;
     }
 }
 
 impl Drop for Ticket {
     fn drop(&mut self) {
-        self.batch.settle(self.index, self.delivered);
+        self.batch.settle(self.index, self.delivery);
     }
 }
 
@@ -102,7 +125,7 @@ impl Pending {
         let batch = Arc::new(Countdown {
             backlog: backlog.clone(),
             remaining: AtomicUsize::new(count),
-            failed: Mutex::new(Vec::new()),
+            unconfirmed: Mutex::new(Vec::new()),
             done: Mutex::new(sender),
         });
         Self { batch, done, count, refused: Vec::new() }
@@ -110,34 +133,36 @@ impl Pending {
 
     /// The ticket for record `index`, to hand to the producer with it.
     pub(super) fn ticket(&self, index: usize) -> Box<Ticket> {
-        Box::new(Ticket { batch: self.batch.clone(), index: index as u32, delivered: false })
+        Box::new(Ticket { batch: self.batch.clone(), index: index as u32, delivery: Delivery::Failed })
     }
 
-    /// Record `index` was not queued; its ticket, dropped with it, counts it as failed.
+    /// Record `index` was not queued for a passing reason (a full queue); its ticket, dropped
+    /// with it, counts it as failed.
     pub(super) fn refuse(&mut self, index: usize) {
         self.refused.push(index as u32);
     }
 
-    /// Indexes of the records that were refused when they were queued, in order.
+    /// Indexes of the records that were refused for a passing reason when they were queued,
+    /// in order.
     pub fn refused(&self) -> &[u32] {
         &self.refused
     }
 
-    /// Whether each record was confirmed, once all are reported, or all false when `deadline`
-    /// passes first: nothing is then known to be delivered.
-    pub async fn outcome(self, deadline: Option<Duration>) -> Vec<bool> {
+    /// What became of each record, once all are reported. When `deadline` passes first,
+    /// nothing is known to be delivered: all are `Failed`.
+    pub async fn outcome(self, deadline: Option<Duration>) -> Vec<Delivery> {
         let reported = match deadline {
             None => self.done.await.is_ok(),
             Some(deadline) => matches!(tokio::time::timeout(deadline, self.done).await, Ok(Ok(()))),
         };
         if !reported {
-            return vec![false; self.count];
+            return vec![Delivery::Failed; self.count];
         }
-        let mut confirmed = vec![true; self.count];
-        for index in self.batch.failed.lock().unwrap_or_else(|p| p.into_inner()).iter() {
-            confirmed[*index as usize] = false;
+        let mut outcome = vec![Delivery::Confirmed; self.count];
+        for (index, delivery) in self.batch.unconfirmed.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            outcome[*index as usize] = *delivery;
         }
-        confirmed
+        outcome
     }
 }
 
@@ -145,28 +170,32 @@ impl Pending {
 mod tests {
     use super::*;
 
+    use Delivery::{Confirmed, Failed, Rejected};
+
     #[tokio::test]
     async fn wakes_once_all_are_reported_and_names_the_failures() {
         let backlog = Arc::default();
-        let mut pending = Pending::new(3, &backlog);
-        let (first, second, third) = (pending.ticket(0), pending.ticket(1), pending.ticket(2));
+        let mut pending = Pending::new(4, &backlog);
+        let (first, second, third, fourth) =
+            (pending.ticket(0), pending.ticket(1), pending.ticket(2), pending.ticket(3));
         pending.refuse(1);
         drop(second);
-        first.settle(true);
-        third.settle(false);
+        first.settle(Confirmed);
+        third.settle(Failed);
+        fourth.settle(Rejected);
         assert_eq!(pending.refused(), [1]);
-        assert_eq!(pending.outcome(Some(Duration::from_secs(5))).await, [true, false, false]);
-        assert_eq!((backlog.waiting(), backlog.reported()), (0, 3));
+        assert_eq!(pending.outcome(Some(Duration::from_secs(5))).await, [Confirmed, Failed, Failed, Rejected]);
+        assert_eq!((backlog.waiting(), backlog.reported(), backlog.rejected()), (0, 4, 1));
     }
 
     #[tokio::test]
-    async fn a_missing_report_is_all_false_at_the_deadline() {
+    async fn a_missing_report_is_all_failed_at_the_deadline() {
         let backlog = Arc::new(Backlog::default());
         let pending = Pending::new(2, &backlog);
-        pending.ticket(0).settle(true);
+        pending.ticket(0).settle(Confirmed);
         let _unreported = pending.ticket(1);
-        assert_eq!(pending.outcome(Some(Duration::from_millis(20))).await, [false, false]);
+        assert_eq!(pending.outcome(Some(Duration::from_millis(20))).await, [Failed, Failed]);
         assert_eq!((backlog.waiting(), backlog.reported()), (1, 1));
-        assert_eq!(Pending::new(0, &backlog).outcome(Some(Duration::from_millis(20))).await, Vec::<bool>::new());
+        assert_eq!(Pending::new(0, &backlog).outcome(Some(Duration::from_millis(20))).await, Vec::<Delivery>::new());
     }
 }

@@ -10,6 +10,8 @@ use futures::future::BoxFuture;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
+use super::completion::Delivery;
+use super::kafka::settled;
 use super::replay::replay;
 use super::{EventSink, KafkaSink, Record, SinkError, SinkHealth};
 use crate::config::AckMode;
@@ -61,10 +63,11 @@ impl DurableSink {
         let (spool, watchers) = (self.spool.clone(), self.watchers.clone());
         watchers.0.fetch_add(1, Ordering::SeqCst);
         tokio::spawn(async move {
-            let confirmed = pending.outcome(None).await;
+            let outcome = pending.outcome(None).await;
+            // What Kafka refused for good is dropped (and counted), never spooled.
             let failed: Vec<Record> = watched
                 .into_iter()
-                .filter(|(index, _)| !confirmed[*index as usize])
+                .filter(|(index, _)| outcome[*index as usize] == Delivery::Failed)
                 .map(|(_, record)| record)
                 .collect();
             if !failed.is_empty() {
@@ -119,15 +122,29 @@ impl EventSink for DurableSink {
             if self.ack == AckMode::None {
                 return self.enqueue_and_watch(records).await;
             }
-            let confirmed = self.kafka.produce(&records, Some(self.enqueue_deadline)).await;
-            if confirmed.iter().all(|ok| *ok) {
+            let outcome = self.kafka.produce(&records, Some(self.enqueue_deadline)).await;
+            if outcome.iter().all(|delivery| *delivery == Delivery::Confirmed) {
                 return Ok(());
             }
             // The records stay queued too: purging the queue would fail every other batch in
             // it, and it bumps the idempotent producer's epoch, which Tansu then refuses.
-            let undelivered = records.into_iter().zip(confirmed).filter(|(_, ok)| !ok).map(|(r, _)| r).collect();
-            self.spool_all(undelivered).await
+            let undelivered = records
+                .into_iter()
+                .zip(&outcome)
+                .filter(|(_, delivery)| **delivery == Delivery::Failed)
+                .map(|(record, _)| record)
+                .collect();
+            self.spool_all(undelivered).await?;
+            // Spooled records are safe; one Kafka refused for good is the client's to fix.
+            if outcome.contains(&Delivery::Rejected) {
+                return settled(&outcome);
+            }
+            Ok(())
         })
+    }
+
+    fn rejected_by_kafka(&self) -> u64 {
+        self.kafka.rejected()
     }
 
     /// Only while Kafka is the way in. With `ack = spool`, while Kafka is unreachable, or while

@@ -21,7 +21,7 @@ use opentelemetry::metrics::Histogram;
 use opentelemetry::KeyValue;
 use opentelemetry_sdk::trace::Tracer;
 
-use super::completion::{Backlog, Pending, Ticket};
+use super::completion::{Backlog, Delivery, Pending, Ticket};
 use super::shedding::Shedder;
 use super::{EventSink, Record, SinkError, SinkHealth};
 use crate::config::GatewayConfig;
@@ -69,8 +69,12 @@ impl ProducerContext for SinkContext {
     type DeliveryOpaque = Box<Ticket>;
 
     fn delivery(&self, report: &DeliveryResult<'_>, ticket: Box<Ticket>) {
+        let mut delivery = Delivery::Confirmed;
         if let Err((error, message)) = report {
-            if error.rdkafka_error_code().is_some_and(producer_id_refused) {
+            delivery = classify(error);
+            if delivery == Delivery::Rejected {
+                log_rejected(error, message.topic());
+            } else if error.rdkafka_error_code().is_some_and(producer_id_refused) {
                 // Not a fatal error to librdkafka, yet every later record of this producer
                 // fails the same way, spool replays included: the next batch gets a new one.
                 self.flags.replace.store(true, Ordering::SeqCst);
@@ -90,7 +94,24 @@ impl ProducerContext for SinkContext {
                 }
             }
         }
-        (*ticket).settle(report.is_ok());
+        (*ticket).settle(delivery);
+    }
+}
+
+/// A record Kafka will never take, whatever is retried: too large for the producer's
+/// `message.max.bytes` (refused before it is sent) or for the topic's `max.message.bytes`.
+fn classify(error: &KafkaError) -> Delivery {
+    match error.rdkafka_error_code() {
+        Some(RDKafkaErrorCode::MessageSizeTooLarge | RDKafkaErrorCode::MessageBatchTooLarge) => Delivery::Rejected,
+        _ => Delivery::Failed,
+    }
+}
+
+/// Such a record is dropped, not spooled: kept, it would stop every record behind it.
+fn log_rejected(error: &KafkaError, topic: &str) {
+    static THROTTLE: LogThrottle = LogThrottle::new();
+    if THROTTLE.allow() {
+        tracing::error!(%error, topic, "Kafka refused a record for good; it is dropped, not retried (raise message.max.bytes, or lower limits.max_event_bytes)");
     }
 }
 
@@ -218,8 +239,14 @@ impl KafkaSink {
             if let Some(partition) = record.partition {
                 message = message.partition(partition);
             }
-            if producer.send(message).is_err() {
-                pending.refuse(index);
+            if let Err((error, refused)) = producer.send(message) {
+                let delivery = classify(&error);
+                if delivery == Delivery::Rejected {
+                    log_rejected(&error, &record.topic);
+                } else {
+                    pending.refuse(index);
+                }
+                refused.delivery_opaque.settle(delivery);
             }
         }
         pending
@@ -227,7 +254,7 @@ impl KafkaSink {
 
     /// Produces the records and reports, per record, whether Kafka confirmed it before
     /// `deadline` (or before librdkafka's own `message.timeout.ms` when there is none).
-    pub async fn produce(&self, records: &[Record], deadline: Option<Duration>) -> Vec<bool> {
+    pub async fn produce(&self, records: &[Record], deadline: Option<Duration>) -> Vec<Delivery> {
         let started = std::time::Instant::now();
         let producing = crate::trace::child_of_current(self.tracer.as_ref(), "produce", records.len());
         let pending = self.enqueue(records);
@@ -235,7 +262,8 @@ impl KafkaSink {
         let _delivering = crate::trace::child_of_current(self.tracer.as_ref(), "delivery", records.len());
         let outcome = pending.outcome(deadline).await;
         if let Some(histogram) = &self.produce_duration {
-            let delivered = if outcome.iter().all(|ok| *ok) { "delivered" } else { "failed" };
+            let delivered =
+                if outcome.iter().all(|delivery| *delivery == Delivery::Confirmed) { "delivered" } else { "failed" };
             histogram.record(started.elapsed().as_secs_f64(), &[KeyValue::new("outcome", delivered)]);
         }
         outcome
@@ -248,6 +276,11 @@ impl KafkaSink {
         self.producer().purge(PurgeConfig::default().queue());
     }
 
+    /// Records Kafka refused for good since start, and dropped.
+    pub fn rejected(&self) -> u64 {
+        self.backlog.rejected()
+    }
+
     /// Waits up to `timeout` for queued records to be delivered; false if some are left.
     pub async fn flush(&self, timeout: Duration) -> bool {
         let producer = self.producer();
@@ -258,6 +291,20 @@ impl KafkaSink {
 impl Drop for KafkaSink {
     fn drop(&mut self) {
         self.probe.abort();
+    }
+}
+
+/// A request's answer once its records are reported: what Kafka refused for good is the
+/// client's to fix (a smaller event), what merely failed is worth a retry.
+pub(super) fn settled(outcome: &[Delivery]) -> Result<(), SinkError> {
+    let count = |kind: Delivery| outcome.iter().filter(|delivery| **delivery == kind).count();
+    match (count(Delivery::Rejected), count(Delivery::Failed)) {
+        (0, 0) => Ok(()),
+        (0, failed) => Err(SinkError::Unavailable(format!("{failed} of {} events were not delivered", outcome.len()))),
+        (rejected, _) => Err(SinkError::Rejected(format!(
+            "Kafka refused {rejected} of {} events as larger than its message size limit",
+            outcome.len()
+        ))),
     }
 }
 
@@ -293,14 +340,13 @@ impl EventSink for KafkaSink {
             if !self.is_reachable() {
                 return Err(SinkError::Unavailable("Kafka brokers are unreachable".into()));
             }
-            let confirmed = self.produce(&records, None).await;
-            match confirmed.iter().filter(|ok| !**ok).count() {
-                0 => Ok(()),
-                failed => {
-                    Err(SinkError::Unavailable(format!("{failed} of {} events were not delivered", records.len())))
-                }
-            }
+            let outcome = self.produce(&records, None).await;
+            settled(&outcome)
         })
+    }
+
+    fn rejected_by_kafka(&self) -> u64 {
+        self.rejected()
     }
 
     fn shed(&self) -> Option<Duration> {

@@ -25,6 +25,9 @@ pub enum SinkError {
     /// The records are not safe; the client should retry.
     #[error("{0}")]
     Unavailable(String),
+    /// Kafka refused some records for good (too large); retrying the same events cannot help.
+    #[error("{0}")]
+    Rejected(String),
 }
 
 /// Whether a sink can take records, for `/readyz`.
@@ -48,6 +51,11 @@ pub trait EventSink: Send + Sync + std::fmt::Debug + 'static {
     /// wait behind the events Kafka is still draining (see `delivery.shed_wait_ms`).
     fn shed(&self) -> Option<Duration> {
         None
+    }
+
+    /// Records Kafka refused for good since start (too large), which were dropped.
+    fn rejected_by_kafka(&self) -> u64 {
+        0
     }
 
     /// What waits in the spool, for sinks that have one.

@@ -8,12 +8,13 @@ use std::time::Duration;
 use clickstream_platform::logging::LogThrottle;
 use futures::future::BoxFuture;
 
+use super::completion::Delivery;
 use super::{KafkaSink, Record};
 use crate::config::GatewayConfig;
 use crate::spool::{ReplayMark, Spool, SpoolError};
 
 /// A replay step handed to the producer: what to commit, and its delivery reports to come.
-type InFlight = (ReplayMark, BoxFuture<'static, Vec<bool>>);
+type InFlight = (ReplayMark, BoxFuture<'static, Vec<Delivery>>);
 
 /// Moves spooled records into Kafka, oldest first, with up to `spool.replay_in_flight` steps
 /// queued in the producer at once; the spool is committed one step at a time, in order, and
@@ -52,7 +53,9 @@ pub(super) async fn replay(kafka: Arc<KafkaSink>, spool: Arc<Spool>) {
             continue;
         };
         let delivered = outcome.await;
-        let failed = delivered.iter().filter(|ok| !**ok).count();
+        // A record Kafka refused for good was logged and counted by the delivery callback; it
+        // is committed past like a delivered one, or it would hold back the whole spool.
+        let failed = delivered.iter().filter(|delivery| **delivery == Delivery::Failed).count();
         if failed == 0 {
             if let Err(error) = spool.commit(mark).await {
                 tracing::error!(%error, "cannot advance the spool");
