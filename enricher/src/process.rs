@@ -141,6 +141,26 @@ fn whole_event(stored: &[u8], enrichment: &[u8], masked_ip: Option<&str>) -> Vec
     event.to_json()
 }
 
+/// The dead letter written in place of an enriched record the producer refused as larger than
+/// its `message.max.bytes`: an output that cannot be written would stop its partition.
+pub fn too_large_letter(
+    topic: &str,
+    partition: i32,
+    offset: i64,
+    stored: &[u8],
+    enriched: usize,
+) -> ConsumerDeadLetter {
+    ConsumerDeadLetter {
+        reason_kind: "enriched_too_large".to_owned(),
+        reason: format!("the enriched record, {enriched} bytes, is over the producer's message.max.bytes"),
+        topic: topic.to_owned(),
+        partition,
+        offset,
+        payload: raw_json(stored),
+        payload_truncated: false,
+    }
+}
+
 fn raw_json(bytes: &[u8]) -> Value {
     serde_json::from_slice(bytes).unwrap_or(Value::Null)
 }

@@ -5,7 +5,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rdkafka::error::KafkaError;
+use clickstream_schema::ConsumerDeadLetter;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
 use rdkafka::{Offset, TopicPartitionList};
 
@@ -20,7 +21,7 @@ use super::PipelineError;
 use crate::config::{EnricherConfig, Guarantee};
 use crate::enrich::Enrichers;
 use crate::metrics::EnricherMetrics;
-use crate::process::{process, Input, PartitionState, Processed};
+use crate::process::{process, too_large_letter, Input, PartitionState, Processed};
 use crate::session::stable_hash;
 use crate::window::{Activity, WindowRow};
 
@@ -148,11 +149,7 @@ impl Core {
             Processed::Duplicate => EnricherMetrics::add(&metrics.duplicates_dropped, 1),
             Processed::Dead(letter) => {
                 if emit_enriched {
-                    EnricherMetrics::add(&metrics.dead_letters, 1);
-                    let headers = source_headers(message.topic(), partition, offset);
-                    let payload = letter.to_json();
-                    let record = self.committer.record(&self.config.enricher.topics.dlq);
-                    self.committer.send(record.payload(payload.as_slice()).headers(headers))?;
+                    self.send_dead_letter(&letter)?;
                 }
             }
             Processed::Enriched { payload, activities, join_misses } => {
@@ -163,12 +160,28 @@ impl Core {
                 }
                 if emit_enriched {
                     EnricherMetrics::add(&self.metrics.join_misses, join_misses as u64);
-                    EnricherMetrics::add(&self.metrics.events_enriched, 1);
-                    self.send_enriched(message, &payload)?;
+                    match self.send_enriched(message, &payload) {
+                        Ok(()) => EnricherMetrics::add(&self.metrics.events_enriched, 1),
+                        // Refused before it was queued, so nothing of it is in flight.
+                        Err(error) if error.rdkafka_error_code() == Some(RDKafkaErrorCode::MessageSizeTooLarge) => {
+                            let stored = message.payload().unwrap_or_default();
+                            let letter = too_large_letter(message.topic(), partition, offset, stored, payload.len());
+                            self.send_dead_letter(&letter)?;
+                        }
+                        Err(error) => return Err(error),
+                    }
                 }
             }
         }
         Ok(())
+    }
+
+    fn send_dead_letter(&self, letter: &ConsumerDeadLetter) -> Result<(), KafkaError> {
+        EnricherMetrics::add(&self.metrics.dead_letters, 1);
+        let headers = source_headers(&letter.topic, letter.partition, letter.offset);
+        let payload = letter.to_json();
+        let record = self.committer.record(&self.config.enricher.topics.dlq);
+        self.committer.send(record.payload(payload.as_slice()).headers(headers))
     }
 
     fn send_enriched(&mut self, message: &BorrowedMessage<'_>, payload: &[u8]) -> Result<(), KafkaError> {
