@@ -18,6 +18,19 @@ pub struct RejectedItem {
     pub reason: String,
 }
 
+/// At most this many rejected events are described in a response. A 500 KB body of `{}`
+/// items described all 160,000 in a 12.8 MB answer.
+pub const REJECTED_LISTED_MAX: usize = 100;
+
+/// Sets `rejected` in `body` to the first [`REJECTED_LISTED_MAX`] of `items`, and, when some
+/// were left out, `rejectedCount` to how many there were.
+pub fn list_rejected(body: &mut serde_json::Value, items: &[RejectedItem]) {
+    body["rejected"] = json!(&items[..items.len().min(REJECTED_LISTED_MAX)]);
+    if items.len() > REJECTED_LISTED_MAX {
+        body["rejectedCount"] = json!(items.len());
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
     #[error("no such endpoint")]
@@ -38,7 +51,7 @@ pub enum GatewayError {
     OriginNotAllowed(String),
     #[error("request body is over the {limit}-byte limit")]
     BodyTooLarge { limit: usize },
-    #[error("the request's events, as written to Kafka (with the batch's `context` and `integrations` and the User-Agent copied into each), come to more than {limit} bytes; send fewer events per request, or a smaller batch-level `context`")]
+    #[error("the request's events, as written to Kafka (with the batch's `context` and `integrations` and the User-Agent copied into each, and a dead letter for each rejected one), come to more than {limit} bytes; send fewer events per request, or a smaller batch-level `context`")]
     WrittenTooLarge { limit: usize },
     #[error("unsupported Content-Encoding {0:?}; use gzip, deflate or none")]
     UnsupportedEncoding(String),
@@ -133,7 +146,7 @@ impl GatewayError {
     pub fn into_response(self, retry_after_secs: u32) -> Response<Full<Bytes>> {
         let mut body = json!({"success": false, "error": self.kind(), "message": self.to_string()});
         if let Self::NoValidEvents(items) = &self {
-            body["rejected"] = json!(items);
+            list_rejected(&mut body, items);
         }
         let mut response = json_response(self.status(), &body);
         let retry_after = match &self {

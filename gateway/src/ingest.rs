@@ -111,7 +111,8 @@ impl App {
                 _ => GatewayError::NoValidEvents(batch.rejected.into_iter().map(|(item, _)| item).collect()),
             });
         }
-        let letters = dead_letters(&batch, source, adapter, &state.config.topics.dlq);
+        let max_written = written_limit(&state.config.limits);
+        let letters = dead_letters(&batch, source, adapter, &state.config.topics.dlq, max_written)?;
         batch.records.extend(letters);
         if !batch.records.is_empty() {
             trace.in_scope(state.sink.deliver(batch.records)).await.map_err(|error| match error {
@@ -143,8 +144,7 @@ impl App {
         let state = &self.state;
         let received_at = Utc::now();
         let max_event_bytes = state.config.limits.max_event_bytes;
-        let max_written = state.config.limits.max_batch_bytes.saturating_mul(WRITTEN_PER_BODY_BYTE);
-        let mut written = 0usize;
+        let max_written = written_limit(&state.config.limits);
         let routes = state.routing.for_request(&state.metrics);
         let with_properties = routes.reads_properties();
         let connection = edge.connection();
@@ -186,8 +186,8 @@ impl App {
                     }
                 };
             let mut payload = event.splice(&batch, received_at, &connection);
-            written += payload.len();
-            if written > max_written {
+            prepared.written += payload.len();
+            if prepared.written > max_written {
                 return Err(GatewayError::WrittenTooLarge { limit: max_written });
             }
             if let Some(annotated) = annotation.and_then(|verdict| crate::plan::annotate(&payload, &verdict)) {
@@ -234,6 +234,11 @@ impl App {
 /// the smallest valid events with a long User-Agent about 12 times.
 const WRITTEN_PER_BODY_BYTE: usize = 16;
 
+/// What one request may write to Kafka, dead letters included.
+fn written_limit(limits: &clickstream_schema::Limits) -> usize {
+    limits.max_batch_bytes.saturating_mul(WRITTEN_PER_BODY_BYTE)
+}
+
 /// A request's events, ready to deliver.
 #[derive(Debug, Default)]
 struct Prepared {
@@ -248,6 +253,9 @@ struct Prepared {
     suppressed: usize,
     /// Events discarded by a tracking plan's `drop`: answered as accepted, never produced.
     dropped_by_plan: usize,
+    /// Bytes of the accepted events' records so far (one copy each), against the request's
+    /// budget.
+    written: usize,
     received_at: String,
 }
 
@@ -262,7 +270,16 @@ fn push_records(out: &mut Vec<Record>, targets: Vec<Target>, payload: Vec<u8>, h
 }
 
 /// Dead-letter records for the rejected events of an accepted request.
-fn dead_letters(prepared: &Prepared, source: &Source, adapter: Adapter, topic: &str) -> Vec<Record> {
+/// The rejected events' dead letters. They count against the request's written budget with its
+/// accepted events: 160,000 `{}` items beside one valid event made 160,000 letters.
+fn dead_letters(
+    prepared: &Prepared,
+    source: &Source,
+    adapter: Adapter,
+    topic: &str,
+    max_written: usize,
+) -> Result<Vec<Record>, GatewayError> {
+    let mut written = prepared.written;
     prepared
         .rejected
         .iter()
@@ -276,13 +293,18 @@ fn dead_letters(prepared: &Prepared, source: &Source, adapter: Adapter, topic: &
                 payload: payload.clone(),
                 payload_truncated: false,
             };
-            Record {
+            let payload = letter.to_json();
+            written += payload.len();
+            if written > max_written {
+                return Err(GatewayError::WrittenTooLarge { limit: max_written });
+            }
+            Ok(Record {
                 topic: topic.to_owned(),
                 key: None,
                 partition: None,
-                payload: letter.to_json(),
+                payload,
                 headers: RecordHeaders::new(source.name.clone(), None, adapter.protocol()),
-            }
+            })
         })
         .collect()
 }

@@ -269,6 +269,16 @@ async fn bad_input_gets_a_clear_4xx_and_the_server_keeps_serving() {
             413,
             "written_too_large",
         ),
+        (
+            // One valid event and 140,000 invalid ones: their dead letters would write 30 MB.
+            "dead letters past the written budget",
+            json!({"batch": std::iter::once(event.clone()).chain(std::iter::repeat_n(json!({}), 140_000)).collect::<Vec<_>>()})
+                .to_string()
+                .into_bytes(),
+            vec![],
+            413,
+            "written_too_large",
+        ),
         ("unknown encoding", b"{}".to_vec(), vec![("content-encoding", "br")], 415, "unsupported_encoding"),
         (
             "disallowed origin",
@@ -283,6 +293,12 @@ async fn bad_input_gets_a_clear_4xx_and_the_server_keeps_serving() {
         assert_eq!((got, response["error"].as_str()), (status, Some(kind)), "{name}: {response}");
         assert!(response["message"].as_str().is_some_and(|m| !m.is_empty()), "{name} names the problem");
     }
+    // The answer describes the first 100 rejected events and counts them all.
+    let (status, response) =
+        post_json(&batch_url, &json!({"batch": vec![json!({"type": "track", "event": "E"}); 1_000]})).await;
+    assert_eq!((status, response["rejectedCount"].as_u64()), (400, Some(1_000)), "{response}");
+    assert_eq!(response["rejected"].as_array().map(Vec::len), Some(100));
+    assert_eq!(response["rejected"][99]["index"], 99);
     let big_event = json!({"batch": [{"type": "track", "event": "E", "anonymousId": "a", "properties": {"blob": "x".repeat(40_000)}}]});
     let (status, response) = post_json(&batch_url, &big_event).await;
     assert_eq!((status, response["rejected"][0]["kind"].as_str()), (413, Some("event_too_large")), "{response}");

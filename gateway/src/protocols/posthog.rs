@@ -44,7 +44,7 @@ pub(super) fn translate(parts: &Parts, body: Vec<u8>, limit: usize) -> Result<Ca
 pub(super) fn respond(outcome: &Outcome) -> Response<Full<Bytes>> {
     let mut body = json!({"status": 1});
     if !outcome.rejected.is_empty() {
-        body["rejected"] = json!(outcome.rejected);
+        crate::error::list_rejected(&mut body, &outcome.rejected);
     }
     let mut response = json_response(StatusCode::OK, &body);
     response.headers_mut().insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));

@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::{Canonical, Outcome};
 use crate::endpoints::IngestKind;
-use crate::error::json_response;
+use crate::error::{json_response, list_rejected};
 
 pub(super) fn translate(kind: IngestKind, body: Vec<u8>) -> Canonical {
     Canonical { body: Some((body, kind)), ..Canonical::default() }
@@ -19,5 +19,7 @@ pub(super) fn respond(outcome: &Outcome) -> Response<Full<Bytes>> {
     if outcome.rejected.is_empty() {
         return crate::app::success();
     }
-    json_response(StatusCode::OK, &json!({"success": true, "rejected": outcome.rejected}))
+    let mut body = json!({"success": true});
+    list_rejected(&mut body, &outcome.rejected);
+    json_response(StatusCode::OK, &body)
 }
