@@ -37,6 +37,8 @@ pub struct EnricherMetrics {
     pub outputs_delivered: AtomicU64,
     /// Product activities written to the repartition topic.
     pub activities_repartitioned: AtomicU64,
+    /// Records written to the repartition topic, each a batch of activities of one window.
+    pub repartition_records: AtomicU64,
     /// Sum over assigned input partitions of high watermark minus position, at the last check.
     pub consumer_lag: AtomicI64,
     /// 1 once the product table is bootstrapped and the consumer is running.
@@ -174,6 +176,11 @@ pub const EXPORTED: &[Kept<EnricherMetrics>] = &[
         name: "enricher_activities_repartitioned",
         help: "Product activities written to the repartition topic",
         read: KeptValue::Counter(|m| m.activities_repartitioned.load(Ordering::Relaxed)),
+    },
+    Kept {
+        name: "enricher_repartition_records",
+        help: "Records written to the repartition topic, each a batch of activities of one window",
+        read: KeptValue::Counter(|m| m.repartition_records.load(Ordering::Relaxed)),
     },
     Kept {
         name: "enricher_consumer_lag",

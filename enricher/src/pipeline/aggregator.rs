@@ -13,7 +13,7 @@ use super::checkpoint::{
 };
 use crate::config::WindowSettings;
 use crate::metrics::EnricherMetrics;
-use crate::window::{Activity, ActivitySource, Outcome, WindowRow, Windows};
+use crate::window::{ActivitySource, Outcome, WindowRow, Windows};
 
 /// Windows of one repartition partition, and the replays it has already counted.
 #[derive(Debug)]
@@ -78,35 +78,37 @@ impl Aggregator {
         self.partitions.clear();
     }
 
-    /// Counts one repartition record, and returns the rows to write: windows it closed, or a
-    /// closed window's row re-emitted with a higher `lateDropped`.
+    /// Counts one repartition record's activities, and returns the rows to write: windows
+    /// they closed, or a closed window's row re-emitted with a higher `lateDropped`.
     pub fn add(&mut self, message: &BorrowedMessage<'_>, metrics: &EnricherMetrics) -> Vec<WindowRow> {
         let Some(owned) = self.partitions.get_mut(&message.partition()) else { return Vec::new() };
         owned.next = message.offset() + 1;
-        let Some(mut activity) = message.payload().and_then(|p| serde_json::from_slice::<Activity>(p).ok()) else {
-            return Vec::new();
-        };
-        let source = match activity.source.take() {
-            Some(ActivitySource { topic, partition, offset, item }) => Some(((topic, partition), (offset, item))),
-            // Written by a version that kept the source in headers.
-            None => source_of(message),
-        };
-        if let Some((source_key, position)) = source {
-            if !first_sighting(&mut owned.seen, source_key, position) {
-                EnricherMetrics::add(&metrics.activity_duplicates, 1);
-                return Vec::new();
+        let activities = message.payload().map(super::activities::parse).unwrap_or_default();
+        let mut rows = Vec::new();
+        for mut activity in activities {
+            let source = match activity.source.take() {
+                Some(ActivitySource { topic, partition, offset, item }) => Some(((topic, partition), (offset, item))),
+                // Written by a version that kept the source in headers.
+                None => source_of(message),
+            };
+            if let Some((source_key, position)) = source {
+                if !first_sighting(&mut owned.seen, source_key, position) {
+                    EnricherMetrics::add(&metrics.activity_duplicates, 1);
+                    continue;
+                }
+            }
+            match owned.windows.add(&activity, message.offset()) {
+                Outcome::Counted { closed } => {
+                    EnricherMetrics::add(&metrics.activities_aggregated, 1);
+                    rows.extend(closed);
+                }
+                Outcome::Late { reemit } => {
+                    EnricherMetrics::add(&metrics.window_late_dropped, 1);
+                    rows.extend(reemit);
+                }
             }
         }
-        match owned.windows.add(&activity, message.offset()) {
-            Outcome::Counted { closed } => {
-                EnricherMetrics::add(&metrics.activities_aggregated, 1);
-                closed
-            }
-            Outcome::Late { reemit } => {
-                EnricherMetrics::add(&metrics.window_late_dropped, 1);
-                reemit.into_iter().collect()
-            }
-        }
+        rows
     }
 
     /// Adds each partition's safe offset to `list`: up to the oldest record of a still-open

@@ -10,6 +10,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
 use rdkafka::{Offset, TopicPartitionList};
 
+use super::activities::{ActivityBatches, Closed};
 use super::aggregator::Aggregator;
 use super::checkpoint::{
     committed, Checkpoint, HEADER_CHECKPOINT, HEADER_SOURCE_OFFSET, HEADER_SOURCE_PARTITION, HEADER_SOURCE_TOPIC,
@@ -64,6 +65,8 @@ pub struct Core {
     metrics: Arc<EnricherMetrics>,
     partitions: BTreeMap<i32, OwnedPartition>,
     aggregator: Aggregator,
+    /// Activities not yet sent to the repartition topic; sent before every commit.
+    activities: ActivityBatches,
     committer: Committer,
     repartition_partitions: i32,
     /// Bytes of the output being built (a checkpoint header or an activity), reused from
@@ -93,6 +96,9 @@ impl Core {
         Self {
             inputs: config.input_topics(),
             aggregator: Aggregator::new(&config.enricher.windows),
+            activities: ActivityBatches::new(
+                i64::try_from(config.enricher.windows.size_secs.saturating_mul(1000)).unwrap_or(i64::MAX),
+            ),
             committer: Committer::new(
                 producer,
                 config.enricher.guarantee,
@@ -233,22 +239,26 @@ impl Core {
     }
 
     fn send_activity(&mut self, activity: &Activity) -> Result<(), KafkaError> {
-        self.scratch.clear();
-        // Serializing plain fields into a Vec cannot fail.
-        let _ = serde_json::to_writer(&mut self.scratch, activity);
         // Our own stable hash, not the client's partitioner, so every instance and restart
         // sends a product to the same partition.
         let target =
             i32::try_from(stable_hash(&[activity.product_id.as_bytes()]) % self.repartition_partitions.max(1) as u64)
                 .unwrap_or(0);
+        match self.activities.push(target, activity) {
+            Some(closed) => self.send_batch(&closed),
+            None => Ok(()),
+        }
+    }
+
+    fn send_batch(&self, batch: &Closed) -> Result<(), KafkaError> {
         let record = self
             .committer
             .record(&self.config.enricher.topics.repartition)
-            .key(activity.product_id.as_bytes())
-            .payload(self.scratch.as_slice())
-            .partition(target);
+            .payload(batch.json.as_slice())
+            .partition(batch.partition);
         self.committer.send(record)?;
-        EnricherMetrics::add(&self.metrics.activities_repartitioned, 1);
+        EnricherMetrics::add(&self.metrics.activities_repartitioned, batch.count as u64);
+        EnricherMetrics::add(&self.metrics.repartition_records, 1);
         Ok(())
     }
 
@@ -335,6 +345,10 @@ impl Core {
     /// Makes everything produced so far safe, then records progress: a consumer commit, or
     /// the offsets inside the open transaction followed by its commit.
     pub fn commit(&mut self, consumer: &GroupConsumer, settle: Settle) -> Result<(), PipelineError> {
+        // The commit records the inputs these activities came from.
+        for batch in self.activities.drain() {
+            self.send_batch(&batch)?;
+        }
         let progress = self.progress()?;
         let watermarks = self.aggregator.moved_watermarks();
         self.committer.commit(consumer, progress, watermarks, settle)
@@ -348,6 +362,7 @@ impl Core {
         let committed = if failed { Ok(()) } else { self.commit(consumer, Settle::Wait) };
         self.partitions.clear();
         self.aggregator.clear();
+        self.activities.clear();
         self.committer.forget_pending();
         committed
     }

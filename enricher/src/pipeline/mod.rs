@@ -2,6 +2,7 @@
 //! guarantee, polls, commits at each interval, and rebuilds both after any error so that
 //! processing resumes from the last safe point.
 
+mod activities;
 mod aggregator;
 mod checkpoint;
 mod committer;

@@ -241,10 +241,9 @@ fn run_enricher(options: &EnricherBenchOptions, topics: &BenchTopics, round: usi
         let handled = get(&metrics.events_enriched) + get(&metrics.dead_letters) + get(&metrics.duplicates_dropped);
         let consumed = get(&metrics.records_consumed);
         let (sent, delivered) = (get(&metrics.outputs_sent), get(&metrics.outputs_delivered));
-        // Done when every input is handled, every repartitioned activity has been read back
+        // Done when every input is handled, every repartition record has been read back
         // into the windows, and every output is acknowledged.
-        let done =
-            handled >= expected && consumed >= expected + get(&metrics.activities_repartitioned) && delivered >= sent;
+        let done = handled >= expected && consumed >= expected + get(&metrics.repartition_records) && delivered >= sent;
         Progress { consumed: consumed.min(expected), handled, outputs: delivered, done }
     });
     handle.stop();
