@@ -53,6 +53,10 @@ pub enum GatewayError {
     BodyTooLarge { limit: usize },
     #[error("the request's events, as written to Kafka (with the batch's `context` and `integrations` and the User-Agent copied into each, and a dead letter for each rejected one), come to more than {limit} bytes; send fewer events per request, or a smaller batch-level `context`")]
     WrittenTooLarge { limit: usize },
+    #[error(
+        "the request holds {count} events, more than the {limit} one request may hold; send them in several requests"
+    )]
+    TooManyEvents { count: usize, limit: usize },
     #[error("unsupported Content-Encoding {0:?}; use gzip, deflate or none")]
     UnsupportedEncoding(String),
     #[error("unsupported compression {0:?}: send plain JSON, gzip (`compression=gzip-js` or `gzip`), or a base64 form body (`data=`)")]
@@ -94,9 +98,10 @@ impl GatewayError {
             | Self::UnknownWriteKey
             | Self::UnknownSource(_) => StatusCode::UNAUTHORIZED,
             Self::OriginNotAllowed(_) => StatusCode::FORBIDDEN,
-            Self::BodyTooLarge { .. } | Self::WrittenTooLarge { .. } | Self::RejectedByKafka(_) => {
-                StatusCode::PAYLOAD_TOO_LARGE
-            }
+            Self::BodyTooLarge { .. }
+            | Self::WrittenTooLarge { .. }
+            | Self::TooManyEvents { .. }
+            | Self::RejectedByKafka(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedEncoding(_) | Self::UnsupportedCompression(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::NoValidEvents(items) if !items.is_empty() && items.iter().all(|i| i.kind == "event_too_large") => {
                 StatusCode::PAYLOAD_TOO_LARGE
@@ -124,6 +129,7 @@ impl GatewayError {
             Self::OriginNotAllowed(_) => "origin_not_allowed",
             Self::BodyTooLarge { .. } => "body_too_large",
             Self::WrittenTooLarge { .. } => "written_too_large",
+            Self::TooManyEvents { .. } => "too_many_events",
             Self::UnsupportedEncoding(_) => "unsupported_encoding",
             Self::UnsupportedCompression(_) => "unsupported_compression",
             Self::BadCompression { .. } => "bad_compression",

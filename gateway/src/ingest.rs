@@ -75,6 +75,10 @@ impl App {
             None => (RawEnvelope::default(), None),
         };
         drop(parsing);
+        let max_events = state.config.limits.max_batch_events;
+        if envelope.event_count() > max_events {
+            return Err(GatewayError::TooManyEvents { count: envelope.event_count(), limit: max_events });
+        }
         let source = match header_source {
             Some(source) => Ok(source),
             None => self.body_or_header_source(

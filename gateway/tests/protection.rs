@@ -86,6 +86,35 @@ async fn per_write_key_rate_limit_answers_429() {
     assert_eq!(statuses, [200, 200, 429, 429]);
 }
 
+/// A batch of one valid event and `invalid` empty objects.
+fn with_invalid(invalid: usize) -> Vec<u8> {
+    let valid = json!({"type": "track", "event": "E", "anonymousId": "a"});
+    let events: Vec<Value> = std::iter::once(valid).chain(std::iter::repeat_n(json!({}), invalid)).collect();
+    json!({ "batch": events }).to_string().into_bytes()
+}
+
+#[tokio::test]
+async fn a_request_of_too_many_events_is_refused_whole() {
+    let (app, sink) = setup(|c| c.limits.max_batch_events = 500);
+    let (status, _, body) = send(&app, with_invalid(499), None).await;
+    assert_eq!((status, body["rejectedCount"].as_u64()), (200, Some(499)), "{body}");
+    assert_eq!(body["rejected"].as_array().map(Vec::len), Some(100), "the answer lists the first 100");
+    assert_eq!(sink.records().len(), 500, "the valid event and a dead letter for each other");
+    let (status, _, body) = send(&app, with_invalid(500), None).await;
+    assert_eq!((status, body["error"].as_str()), (413, Some("too_many_events")), "{body}");
+    assert_eq!(sink.records().len(), 500, "nothing of it is written");
+}
+
+#[tokio::test]
+async fn dead_letters_count_against_what_a_request_may_write() {
+    // 16 x 4,000 bytes may be written; 1,000 dead letters of about 200 bytes are more.
+    let (app, sink) = setup(|c| c.limits.max_batch_bytes = 4_000);
+    let (status, _, body) = send(&app, with_invalid(1_000), None).await;
+    assert_eq!((status, body["error"].as_str()), (413, Some("written_too_large")), "{body}");
+    assert!(sink.records().is_empty());
+    assert_eq!(send(&app, with_invalid(100), None).await.0, 200, "within the budget");
+}
+
 fn gzip(bytes: &[u8]) -> Vec<u8> {
     use std::io::Write;
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());

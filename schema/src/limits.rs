@@ -6,6 +6,9 @@ use serde::{Deserialize, Serialize};
 pub const DEFAULT_MAX_EVENT_BYTES: usize = 32 * 1024;
 /// Segment's documented per-batch limit.
 pub const DEFAULT_MAX_BATCH_BYTES: usize = 500 * 1024;
+/// Events per request: a body of the smallest useful events (about 45 bytes each) at the
+/// default body limit holds about 11,000.
+pub const DEFAULT_MAX_BATCH_EVENTS: usize = 10_000;
 
 /// Size limits applied at the edge.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -16,10 +19,18 @@ pub struct Limits {
     pub max_event_bytes: usize,
     /// Largest request body, in bytes, after gzip decompression.
     pub max_batch_bytes: usize,
+    /// Most events in one request; more are refused whole with 413 `too_many_events`. Segment's
+    /// SDKs send tens per batch; each event costs about 1 KB while it is handled, so a body of
+    /// 160,000 `{}` items held 280 MB.
+    pub max_batch_events: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_event_bytes: DEFAULT_MAX_EVENT_BYTES, max_batch_bytes: DEFAULT_MAX_BATCH_BYTES }
+        Self {
+            max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
+            max_batch_bytes: DEFAULT_MAX_BATCH_BYTES,
+            max_batch_events: DEFAULT_MAX_BATCH_EVENTS,
+        }
     }
 }

@@ -270,14 +270,14 @@ async fn bad_input_gets_a_clear_4xx_and_the_server_keeps_serving() {
             "written_too_large",
         ),
         (
-            // One valid event and 140,000 invalid ones: their dead letters would write 30 MB.
-            "dead letters past the written budget",
+            // One valid event and 140,000 invalid ones, which took 280 MB to handle.
+            "more events than limits.max_batch_events",
             json!({"batch": std::iter::once(event.clone()).chain(std::iter::repeat_n(json!({}), 140_000)).collect::<Vec<_>>()})
                 .to_string()
                 .into_bytes(),
             vec![],
             413,
-            "written_too_large",
+            "too_many_events",
         ),
         ("unknown encoding", b"{}".to_vec(), vec![("content-encoding", "br")], 415, "unsupported_encoding"),
         (

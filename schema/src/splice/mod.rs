@@ -39,6 +39,13 @@ pub struct RawEnvelope<'r> {
     integrations: Option<SharedObject<'r>>,
 }
 
+impl RawEnvelope<'_> {
+    /// How many events the body holds, valid or not.
+    pub fn event_count(&self) -> usize {
+        self.items.len()
+    }
+}
+
 #[derive(Debug)]
 struct RawItem<'r> {
     raw: &'r [u8],
