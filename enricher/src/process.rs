@@ -27,7 +27,7 @@ pub struct Input<'a> {
 pub enum Processed {
     Enriched {
         payload: Vec<u8>,
-        activities: Vec<Activity>,
+        activities: Vec<Activity<'static>>,
         join_misses: usize,
     },
     /// Its `messageId` was seen within the dedup window.
@@ -101,13 +101,13 @@ pub fn process(enrichers: &Enrichers, state: &mut PartitionState, input: Input<'
         .into_iter()
         .zip(0..)
         .map(|(item, index)| Activity {
-            product_id: item.product_id,
-            event: name.to_string(),
+            product_id: item.product_id.into(),
+            event: name.to_string().into(),
             event_ms,
             quantity: item.quantity,
             revenue: item.revenue,
             source: Some(ActivitySource {
-                topic: input.topic.to_owned(),
+                topic: input.topic.to_owned().into(),
                 partition: input.partition,
                 offset: input.offset,
                 item: index,

@@ -2,30 +2,32 @@
 //! topic: counts, quantities and revenue per (product, window, event), closed by the partition's
 //! watermark after a grace period, with late events counted in `late_dropped`.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
-/// One product line of one event, as the enricher writes it to the repartition topic.
+/// One product line of one event, as the enricher writes it to the repartition topic. Its
+/// text is borrowed from the record it is read from (see `pipeline::activities`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Activity {
-    pub product_id: String,
-    pub event: String,
+pub struct Activity<'a> {
+    pub product_id: Cow<'a, str>,
+    pub event: Cow<'a, str>,
     pub event_ms: i64,
     pub quantity: f64,
     pub revenue: f64,
     /// The input record the activity came from. It travels in the record itself rather than
     /// in headers, because librdkafka allocates every header twice per record.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub source: Option<ActivitySource>,
+    pub source: Option<ActivitySource<'a>>,
 }
 
 /// Where an activity came from: a replayed input record repeats its position, so the
 /// aggregator can drop it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ActivitySource {
-    pub topic: String,
+pub struct ActivitySource<'a> {
+    pub topic: Cow<'a, str>,
     pub partition: i32,
     pub offset: i64,
     /// The line item's place among its event's products: one record yields an activity per
@@ -118,9 +120,9 @@ impl Windows {
     }
 
     /// Adds one record read at `offset`.
-    pub fn add(&mut self, activity: &Activity, offset: i64) -> Outcome {
+    pub fn add(&mut self, activity: &Activity<'_>, offset: i64) -> Outcome {
         let start = activity.event_ms.div_euclid(self.size_ms) * self.size_ms;
-        let key = (activity.product_id.clone(), activity.event.clone());
+        let key = (activity.product_id.to_string(), activity.event.to_string());
         if self.closes_at(start) <= self.watermark_ms {
             let reemit = self.closed.get_mut(&start).and_then(|group| group.get_mut(&key)).map(|totals| {
                 totals.late_dropped += 1;
@@ -182,9 +184,9 @@ mod tests {
 
     const T0: i64 = 1_700_000_040_000; // a window start for one-minute windows
 
-    fn view(product: &str, ms: i64) -> Activity {
+    fn view(product: &str, ms: i64) -> Activity<'static> {
         Activity {
-            product_id: product.into(),
+            product_id: product.to_owned().into(),
             event: "Product Viewed".into(),
             event_ms: ms,
             quantity: 1.0,

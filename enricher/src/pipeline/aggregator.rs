@@ -19,10 +19,10 @@ use crate::window::{ActivitySource, Outcome, WindowRow, Windows};
 #[derive(Debug)]
 struct OwnedWindows {
     windows: Windows,
-    /// Per (source topic, source partition): the highest (source offset, line item) counted.
+    /// Per source topic and partition: the highest (source offset, line item) counted.
     /// Activities arrive in source order per source partition, and one record's items in
     /// their order, so anything at or below it is a replay.
-    seen: HashMap<(String, i32), SourcePosition>,
+    seen: HashMap<String, HashMap<i32, SourcePosition>>,
     next: i64,
     /// The watermark last handed out to be written to the window watermark topic.
     published_ms: Option<i64>,
@@ -85,14 +85,16 @@ impl Aggregator {
         owned.next = message.offset() + 1;
         let activities = message.payload().map(super::activities::parse).unwrap_or_default();
         let mut rows = Vec::new();
-        for mut activity in activities {
-            let source = match activity.source.take() {
-                Some(ActivitySource { topic, partition, offset, item }) => Some(((topic, partition), (offset, item))),
+        for activity in activities {
+            let source = match &activity.source {
+                Some(ActivitySource { topic, partition, offset, item }) => {
+                    Some((topic.clone(), *partition, (*offset, *item)))
+                }
                 // Written by a version that kept the source in headers.
-                None => source_of(message),
+                None => source_of(message).map(|(topic, partition, position)| (topic.into(), partition, position)),
             };
-            if let Some((source_key, position)) = source {
-                if !first_sighting(&mut owned.seen, source_key, position) {
+            if let Some((topic, partition, position)) = source {
+                if !first_sighting(&mut owned.seen, &topic, partition, position) {
                     EnricherMetrics::add(&metrics.activity_duplicates, 1);
                     continue;
                 }
@@ -134,11 +136,17 @@ type SourcePosition = (i64, u32);
 /// Whether the activity at `position` of `source` is counted for the first time, noting it if
 /// so; a replay repeats a position at or below the highest seen.
 fn first_sighting(
-    seen: &mut HashMap<(String, i32), SourcePosition>,
-    source: (String, i32),
+    seen: &mut HashMap<String, HashMap<i32, SourcePosition>>,
+    topic: &str,
+    partition: i32,
     position: SourcePosition,
 ) -> bool {
-    let highest = seen.entry(source).or_insert((-1, 0));
+    // The topic is looked up borrowed: it is allocated once per source topic, not per line.
+    let partitions = match seen.get_mut(topic) {
+        Some(partitions) => partitions,
+        None => seen.entry(topic.to_owned()).or_default(),
+    };
+    let highest = partitions.entry(partition).or_insert((-1, 0));
     if position <= *highest {
         return false;
     }
@@ -148,7 +156,7 @@ fn first_sighting(
 
 /// The source of an activity written by a version that kept it in headers (one line item per
 /// record there, so its index is 0).
-fn source_of(message: &BorrowedMessage<'_>) -> Option<((String, i32), SourcePosition)> {
+fn source_of(message: &BorrowedMessage<'_>) -> Option<(String, i32, SourcePosition)> {
     let headers = message.headers()?;
     let text = |name: &str| {
         headers
@@ -161,7 +169,7 @@ fn source_of(message: &BorrowedMessage<'_>) -> Option<((String, i32), SourcePosi
     let topic = text(HEADER_SOURCE_TOPIC)?;
     let partition = text(HEADER_SOURCE_PARTITION)?.parse().ok()?;
     let offset = text(HEADER_SOURCE_OFFSET)?.parse().ok()?;
-    Some(((topic, partition), (offset, 0)))
+    Some((topic, partition, (offset, 0)))
 }
 
 #[cfg(test)]
@@ -173,13 +181,14 @@ mod tests {
     #[test]
     fn each_line_item_of_a_record_counts_once() {
         let mut seen = HashMap::new();
-        let source = || ("events.raw".to_owned(), 0);
         let first: Vec<bool> =
-            [(5, 0), (5, 1), (5, 2), (6, 0)].map(|at| first_sighting(&mut seen, source(), at)).into();
+            [(5, 0), (5, 1), (5, 2), (6, 0)].map(|at| first_sighting(&mut seen, "events.raw", 0, at)).into();
         assert_eq!(first, vec![true; 4]);
-        let replayed: Vec<bool> = [(5, 1), (5, 2), (6, 0)].map(|at| first_sighting(&mut seen, source(), at)).into();
+        let replayed: Vec<bool> =
+            [(5, 1), (5, 2), (6, 0)].map(|at| first_sighting(&mut seen, "events.raw", 0, at)).into();
         assert_eq!(replayed, vec![false; 3]);
-        assert!(first_sighting(&mut seen, ("events.raw".to_owned(), 1), (5, 0)), "another source partition");
-        assert!(first_sighting(&mut seen, source(), (6, 1)));
+        assert!(first_sighting(&mut seen, "events.raw", 1, (5, 0)), "another source partition");
+        assert!(first_sighting(&mut seen, "events.other", 0, (5, 0)), "another source topic");
+        assert!(first_sighting(&mut seen, "events.raw", 0, (6, 1)));
     }
 }

@@ -238,7 +238,7 @@ impl Core {
         );
     }
 
-    fn send_activity(&mut self, activity: &Activity) -> Result<(), KafkaError> {
+    fn send_activity(&mut self, activity: &Activity<'_>) -> Result<(), KafkaError> {
         // Our own stable hash, not the client's partitioner, so every instance and restart
         // sends a product to the same partition.
         let target =
@@ -254,7 +254,7 @@ impl Core {
         let record = self
             .committer
             .record(&self.config.enricher.topics.repartition)
-            .payload(batch.json.as_slice())
+            .payload(batch.bytes.as_slice())
             .partition(batch.partition);
         self.committer.send(record)?;
         EnricherMetrics::add(&self.metrics.activities_repartitioned, batch.count as u64);
