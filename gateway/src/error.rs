@@ -53,10 +53,8 @@ pub enum GatewayError {
     BodyTooLarge { limit: usize },
     #[error("the request's events, as written to Kafka (with the batch's `context` and `integrations` and the User-Agent copied into each, and a dead letter for each rejected one), come to more than {limit} bytes; send fewer events per request, or a smaller batch-level `context`")]
     WrittenTooLarge { limit: usize },
-    #[error(
-        "the request holds {count} events, more than the {limit} one request may hold; send them in several requests"
-    )]
-    TooManyEvents { count: usize, limit: usize },
+    #[error("the request holds more than the {limit} events one request may hold; send them in several requests")]
+    TooManyEvents { limit: usize },
     #[error("unsupported Content-Encoding {0:?}; use gzip, deflate or none")]
     UnsupportedEncoding(String),
     #[error("unsupported compression {0:?}: send plain JSON, gzip (`compression=gzip-js` or `gzip`), or a base64 form body (`data=`)")]

@@ -70,14 +70,15 @@ impl App {
         let Canonical { body, write_key, source_name, set_cookie, rejected, positions } =
             adapter.translate(&parts, bytes, &state.config)?;
         // One scan validates the body and finds each event's members in the client's bytes.
+        let max_events = state.config.limits.max_batch_events;
         let (envelope, endpoint_type) = match &body {
-            Some((bytes, kind)) => (parse_envelope(*kind, &parts.headers, bytes)?, kind.endpoint_type()),
+            Some((bytes, kind)) => (parse_envelope(*kind, &parts.headers, bytes, max_events)?, kind.endpoint_type()),
             None => (RawEnvelope::default(), None),
         };
         drop(parsing);
-        let max_events = state.config.limits.max_batch_events;
+        // Arrays were refused as they were scanned; NDJSON lines are counted here.
         if envelope.event_count() > max_events {
-            return Err(GatewayError::TooManyEvents { count: envelope.event_count(), limit: max_events });
+            return Err(GatewayError::TooManyEvents { limit: max_events });
         }
         let source = match header_source {
             Some(source) => Ok(source),
@@ -326,16 +327,18 @@ fn parse_envelope<'r>(
     kind: IngestKind,
     headers: &http::HeaderMap,
     bytes: &'r [u8],
+    max_events: usize,
 ) -> Result<RawEnvelope<'r>, GatewayError> {
     let parsed = match kind {
-        IngestKind::Batch => RawEnvelope::from_batch(bytes),
+        IngestKind::Batch => RawEnvelope::from_batch_capped(bytes, max_events),
         IngestKind::Single(_) => RawEnvelope::from_single(bytes),
         IngestKind::Events if is_ndjson(headers, bytes) => Ok(RawEnvelope::from_ndjson(bytes)),
-        IngestKind::Events => RawEnvelope::from_array_or_single(bytes),
+        IngestKind::Events => RawEnvelope::from_array_or_single_capped(bytes, max_events),
     };
     parsed.map_err(|e| match e {
         PayloadError::InvalidJson(_) => GatewayError::InvalidJson(e.to_string()),
         PayloadError::BadShape(_) => GatewayError::BadShape(e.to_string()),
+        PayloadError::TooManyEvents { limit } => GatewayError::TooManyEvents { limit },
     })
 }
 

@@ -62,31 +62,35 @@ fn literal_prefix(glob: &str) -> &str {
 }
 
 /// Wildcard matching with backtracking to the last `*`: linear in practice, never exponential.
+/// Both strings are walked by byte offset, a character at a time, so a match allocates nothing
+/// (it runs per event for every glob rule).
 fn glob_match(glob: &str, text: &str) -> bool {
-    let (glob, text): (Vec<char>, Vec<char>) = (glob.chars().collect(), text.chars().collect());
+    let next = |s: &str, at: usize| s[at..].chars().next();
     let (mut g, mut t) = (0, 0);
+    // Where the last `*` is in the glob, and where in the text it stops matching.
     let mut star: Option<(usize, usize)> = None;
-    while t < text.len() {
-        match glob.get(g) {
+    while let Some(c) = next(text, t) {
+        match next(glob, g) {
             Some('*') => {
                 star = Some((g, t));
                 g += 1;
             }
-            Some(&c) if c == '?' || c == text[t] => {
-                g += 1;
-                t += 1;
+            Some(wanted) if wanted == '?' || wanted == c => {
+                g += wanted.len_utf8();
+                t += c.len_utf8();
             }
             _ => match star {
                 Some((star_g, star_t)) => {
-                    g = star_g + 1;
-                    t = star_t + 1;
-                    star = Some((star_g, star_t + 1));
+                    // The `*` takes one more character.
+                    let taken = star_t + next(text, star_t).map_or(1, char::len_utf8);
+                    (g, t) = (star_g + 1, taken);
+                    star = Some((star_g, taken));
                 }
                 None => return false,
             },
         }
     }
-    glob[g..].iter().all(|c| *c == '*')
+    glob[g..].chars().all(|c| c == '*')
 }
 
 #[cfg(test)]
@@ -113,6 +117,47 @@ mod tests {
         assert!(p("a*b*c").matches("aXbYbZc"));
         assert!(!p("a*b*c").matches("aXbYbZ"));
         assert!(p("*").matches(""));
+        assert!(p("é?*ü").matches("éàxyü"));
+        assert!(!p("é?*ü").matches("éü"));
+    }
+
+    /// The matcher as it was, over collected characters: the reference for the one that walks
+    /// the strings in place.
+    fn by_chars(glob: &str, text: &str) -> bool {
+        let (glob, text): (Vec<char>, Vec<char>) = (glob.chars().collect(), text.chars().collect());
+        let (mut g, mut t) = (0, 0);
+        let mut star: Option<(usize, usize)> = None;
+        while t < text.len() {
+            match glob.get(g) {
+                Some('*') => {
+                    star = Some((g, t));
+                    g += 1;
+                }
+                Some(&c) if c == '?' || c == text[t] => {
+                    g += 1;
+                    t += 1;
+                }
+                _ => match star {
+                    Some((star_g, star_t)) => {
+                        g = star_g + 1;
+                        t = star_t + 1;
+                        star = Some((star_g, star_t + 1));
+                    }
+                    None => return false,
+                },
+            }
+        }
+        glob[g..].iter().all(|c| *c == '*')
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn walking_in_place_matches_as_collected_characters_did(
+            glob in "[ab?*é]{0,8}",
+            text in "[abé]{0,12}",
+        ) {
+            proptest::prop_assert_eq!(glob_match(&glob, &text), by_chars(&glob, &text), "{:?} {:?}", glob, text);
+        }
     }
 
     #[test]

@@ -14,6 +14,8 @@ pub enum PayloadError {
     InvalidJson(String),
     #[error("{0}")]
     BadShape(String),
+    #[error("the request holds more than the {limit} events one request may hold; send them in several requests")]
+    TooManyEvents { limit: usize },
 }
 
 /// Parses JSON with simd-json. The buffer is used as scratch space and left scrambled.

@@ -80,6 +80,14 @@ fn invalid(error: scan::ScanError) -> PayloadError {
     PayloadError::InvalidJson(error.to_string())
 }
 
+fn invalid_or_too_many(error: scan::ScanError, max_events: usize) -> PayloadError {
+    if error.is_too_many_events() {
+        PayloadError::TooManyEvents { limit: max_events }
+    } else {
+        invalid(error)
+    }
+}
+
 fn bad_shape(message: String) -> PayloadError {
     PayloadError::BadShape(message)
 }
@@ -92,7 +100,14 @@ fn member<'m, 'r>(members: &'m mut [Member<'r>], name: &str) -> Option<&'m mut M
 impl<'r> RawEnvelope<'r> {
     /// A Segment batch: `{"batch": [...], "sentAt": ..., "writeKey": ..., "context": ...}`.
     pub fn from_batch(raw: &'r [u8]) -> Result<Self, PayloadError> {
-        let document = scan::document(raw, Root::Batch).map_err(invalid)?;
+        Self::from_batch_capped(raw, usize::MAX)
+    }
+
+    /// As [`Self::from_batch`], refusing a `batch` of more than `max_events` events while it
+    /// is scanned, before their members are recorded.
+    pub fn from_batch_capped(raw: &'r [u8], max_events: usize) -> Result<Self, PayloadError> {
+        let document =
+            scan::document_capped(raw, Root::Batch, max_events).map_err(|e| invalid_or_too_many(e, max_events))?;
         let kind = Kind::of(document.span);
         if kind != Kind::Object {
             return Err(bad_shape(format!(
@@ -147,7 +162,14 @@ impl<'r> RawEnvelope<'r> {
 
     /// `/v1/events`: a JSON array of events, or one event object.
     pub fn from_array_or_single(raw: &'r [u8]) -> Result<Self, PayloadError> {
-        let document = scan::document(raw, Root::Events).map_err(invalid)?;
+        Self::from_array_or_single_capped(raw, usize::MAX)
+    }
+
+    /// As [`Self::from_array_or_single`], refusing an array of more than `max_events` events
+    /// while it is scanned.
+    pub fn from_array_or_single_capped(raw: &'r [u8], max_events: usize) -> Result<Self, PayloadError> {
+        let document =
+            scan::document_capped(raw, Root::Events, max_events).map_err(|e| invalid_or_too_many(e, max_events))?;
         let items = match document.elements {
             Some(elements) => elements.into_iter().map(|e| Ok(RawItem::new(document.text, e))).collect(),
             None => vec![Ok(RawItem::new(document.text, Element { span: document.span, members: document.members }))],

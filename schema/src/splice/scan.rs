@@ -32,6 +32,16 @@ fn fail<T>(what: &'static &'static str, at: usize) -> Scan<T> {
     Err(ScanError { what, at })
 }
 
+/// The scan's one refusal that is not about the JSON: an array of events longer than the
+/// caller allows. Refused as soon as it is seen, before the rest is scanned and recorded.
+static TOO_MANY_EVENTS: &str = "more events than allowed";
+
+impl ScanError {
+    pub(crate) fn is_too_many_events(&self) -> bool {
+        *self.what == TOO_MANY_EVENTS
+    }
+}
+
 /// What the root value is read as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Root {
@@ -69,12 +79,18 @@ pub(crate) struct Document<'r> {
 
 /// Validates `bytes` as one JSON value (whitespace around it allowed) and scans it as `root`.
 pub(crate) fn document(bytes: &[u8], root: Root) -> Scan<Document<'_>> {
+    document_capped(bytes, root, usize::MAX)
+}
+
+/// As [`document`], refusing an array of events (the root's, or the batch's) of more than
+/// `max_events` elements.
+pub(crate) fn document_capped(bytes: &[u8], root: Root, max_events: usize) -> Scan<Document<'_>> {
     let Ok(text) = simdutf8::basic::from_utf8(bytes) else {
         // The fast check says only whether; std's says where, for the error.
         let valid = std::str::from_utf8(bytes).err().map_or(0, |e| e.valid_up_to());
         return fail(&"invalid UTF-8", valid);
     };
-    let scanner = Scanner::new(text);
+    let scanner = Scanner { max_events, ..Scanner::new(text) };
     let start = scanner.ws(0);
     let mut document = Document { text, ..Document::default() };
     let mut batch = None;
@@ -122,6 +138,8 @@ pub(crate) struct Scanner<'r> {
     /// The same bytes, known to be UTF-8: keys are sliced from it without checking again.
     text: &'r str,
     repeated: Cell<bool>,
+    /// The most elements an array of events may have.
+    max_events: usize,
 }
 
 fn is_ws(b: u8) -> bool {
@@ -130,7 +148,7 @@ fn is_ws(b: u8) -> bool {
 
 impl<'r> Scanner<'r> {
     pub(crate) fn new(text: &'r str) -> Self {
-        Self { bytes: text.as_bytes(), text, repeated: Cell::new(false) }
+        Self { bytes: text.as_bytes(), text, repeated: Cell::new(false), max_events: usize::MAX }
     }
 
     pub(crate) fn byte(&self, at: usize) -> Option<u8> {
@@ -279,7 +297,12 @@ impl<'r> Scanner<'r> {
 
     /// The elements of the array of events at `at` and the index just past it.
     fn events(&self, at: usize, depth: usize) -> Scan<(Vec<Element<'r>>, usize)> {
+        let mut count = 0_usize;
         self.array(at, depth, |at, depth| {
+            count += 1;
+            if count > self.max_events {
+                return fail(&TOO_MANY_EVENTS, at);
+            }
             let (members, end) = if self.byte(at) == Some(b'{') {
                 let (members, end) = self.object(at, depth, Level::Event, &mut None)?;
                 (self.last_only(members), end)

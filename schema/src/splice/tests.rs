@@ -36,6 +36,23 @@ fn untouched_members_keep_their_bytes_and_order() {
 }
 
 #[test]
+fn arrays_of_more_events_than_allowed_are_refused_while_scanned() {
+    let batch = br#"{"batch":[{"type":"track"},{},[1]]}"#;
+    assert_eq!(RawEnvelope::from_batch_capped(batch, 3).map(|e| e.event_count()), Ok(3));
+    assert_eq!(RawEnvelope::from_batch_capped(batch, 2).err(), Some(PayloadError::TooManyEvents { limit: 2 }));
+    // Broken JSON after the cap is not read: the count is what refuses it.
+    let broken = br#"[{}, {}, {]"#;
+    assert_eq!(
+        RawEnvelope::from_array_or_single_capped(broken, 1).err(),
+        Some(PayloadError::TooManyEvents { limit: 1 })
+    );
+    assert!(matches!(RawEnvelope::from_array_or_single_capped(broken, 5), Err(PayloadError::InvalidJson(_))));
+    // Only arrays of events count: a single event, or arrays inside one, do not.
+    let single = br#"{"type":"track","properties":{"list":[1,2,3,4]}}"#;
+    assert_eq!(RawEnvelope::from_array_or_single_capped(single, 1).map(|e| e.event_count()), Ok(1));
+}
+
+#[test]
 fn batch_fields_merge_under_the_event() {
     let body = br#"{"writeKey":"k","sentAt":"2026-01-01T12:00:00Z","context":{"ip":"198.51.100.9","locale":"fr"},
         "integrations":{"All":false},"batch":[{"type":"page","anonymousId":"a","context":{"locale":"de"}}]}"#;
