@@ -6,8 +6,13 @@ use std::collections::BTreeMap;
 
 use crate::window::{Activity, ActivitySource};
 
-/// Most activities in one repartition record: about 200 bytes each.
+/// Most activities in one repartition record: about 100 bytes each with short ids.
 pub const BATCH_MAX: usize = 500;
+
+/// A batch closes once it holds this many bytes. Product ids come from clients, up to an
+/// event's size (32 KiB), and 500 of them would make a record over `message.max.bytes`,
+/// which would stop the pipeline; one more activity past this stays far under 1 MB.
+pub const BATCH_MAX_BYTES: usize = 256 * 1024;
 
 /// Activities gathered for one repartition partition.
 #[derive(Debug)]
@@ -46,11 +51,15 @@ impl ActivityBatches {
     }
 
     /// Adds `activity` to `partition`'s batch, and returns that batch first, to be sent, when
-    /// `activity` falls in another window or the batch is full.
+    /// `activity` falls in another window or the batch is full (in count or in bytes).
     pub fn push(&mut self, partition: i32, activity: &Activity<'_>) -> Option<Closed> {
         let window = activity.event_ms.div_euclid(self.window_ms);
         let closed = match self.open.get(&partition) {
-            Some(batch) if batch.window != window || batch.count >= BATCH_MAX => self.close(partition),
+            Some(batch)
+                if batch.window != window || batch.count >= BATCH_MAX || batch.bytes.len() >= BATCH_MAX_BYTES =>
+            {
+                self.close(partition)
+            }
             _ => None,
         };
         let batch = self.open.entry(partition).or_insert_with(|| Batch { window, count: 0, bytes: vec![BATCH_V1] });
@@ -199,6 +208,16 @@ mod tests {
         let full = batches.push(2, &activity("next", 5)).expect("a full batch closes");
         assert_eq!(full.count, BATCH_MAX);
         assert_eq!(parse(&full.bytes).len(), BATCH_MAX);
+
+        // Long product ids close a batch by its size.
+        let long = "p".repeat(30_000);
+        let per_batch = BATCH_MAX_BYTES.div_ceil(30_000 + 50);
+        let closed: Vec<Closed> = (0..3 * per_batch).filter_map(|_| batches.push(3, &activity(&long, 5))).collect();
+        assert!(closed.len() >= 2, "{} batches closed", closed.len());
+        for batch in &closed {
+            assert!(batch.bytes.len() < BATCH_MAX_BYTES + 31_000, "{} bytes", batch.bytes.len());
+            assert_eq!(parse(&batch.bytes).len(), batch.count);
+        }
         batches.clear();
         assert!(batches.drain().is_empty());
     }
