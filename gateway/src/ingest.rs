@@ -274,9 +274,9 @@ fn push_records(out: &mut Vec<Record>, targets: Vec<Target>, payload: Vec<u8>, h
     }
 }
 
-/// Dead-letter records for the rejected events of an accepted request.
-/// The rejected events' dead letters. They count against the request's written budget with its
-/// accepted events: 160,000 `{}` items beside one valid event made 160,000 letters.
+/// Dead-letter records for the rejected events of an accepted request. They count against the
+/// request's written budget with its accepted events: 160,000 `{}` items beside one valid
+/// event made 160,000 letters.
 fn dead_letters(
     prepared: &Prepared,
     source: &Source,

@@ -70,8 +70,7 @@ impl ActivityBatches {
 
     /// Every open batch, to be sent before a commit records the input they came from.
     pub fn drain(&mut self) -> Vec<Closed> {
-        let partitions: Vec<i32> = self.open.keys().copied().collect();
-        partitions.into_iter().filter_map(|partition| self.close(partition)).collect()
+        std::mem::take(&mut self.open).into_iter().map(|(partition, batch)| batch.closed(partition)).collect()
     }
 
     /// Drops every open batch: the pipeline failed, and its input will be read again.
@@ -80,8 +79,13 @@ impl ActivityBatches {
     }
 
     fn close(&mut self, partition: i32) -> Option<Closed> {
-        let batch = self.open.remove(&partition)?;
-        Some(Closed { partition, count: batch.count, bytes: batch.bytes })
+        Some(self.open.remove(&partition)?.closed(partition))
+    }
+}
+
+impl Batch {
+    fn closed(self, partition: i32) -> Closed {
+        Closed { partition, count: self.count, bytes: self.bytes }
     }
 }
 

@@ -69,8 +69,7 @@ pub struct Core {
     activities: ActivityBatches,
     committer: Committer,
     repartition_partitions: i32,
-    /// Bytes of the output being built (a checkpoint header or an activity), reused from
-    /// record to record.
+    /// The checkpoint header being built, reused from record to record.
     scratch: Vec<u8>,
 }
 
