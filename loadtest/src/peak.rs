@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::cpu::CpuSample;
 use crate::e2e::Matcher;
-use crate::payload::Generator;
+use crate::payload::source::RequestSource;
 use crate::plan::Phase;
 use crate::pool::Dispatched;
 use crate::progress::Live;
@@ -30,7 +30,7 @@ pub struct PeakPool {
 #[derive(Debug)]
 struct Sender {
     connection: Connection,
-    generator: Generator,
+    requests: RequestSource,
 }
 
 impl PeakPool {
@@ -42,7 +42,7 @@ impl PeakPool {
             .enumerate()
             .map(|(index, connection)| Sender {
                 connection,
-                generator: options.connection_generator(session, index, count),
+                requests: options.connection_requests(target, session, index, count),
             })
             .collect();
         Self { senders, server_pid: target.server_pid, options: options.clone() }
@@ -106,15 +106,15 @@ impl Sender {
     async fn run_until(mut self, deadline: Instant, shared: Shared) -> (Self, Recorder) {
         let Shared { live, clock, options, matcher } = shared;
         let mut recorder = Recorder::new(1);
-        let mut request = self.generator.next_request();
         while Instant::now() < deadline {
+            let request = self.requests.current();
             let started = Instant::now();
             request.stamp(clock.micros(started));
             Live::add(&live.scheduled, 1);
             if let Some(matcher) = &matcher {
                 matcher.sent(request.event_count());
             }
-            let outcome = self.connection.send(&request, options.request_timeout).await;
+            let outcome = self.connection.send(request, options.request_timeout).await;
             let done = Instant::now();
             if let (true, Some(matcher)) = (outcome.ok, &matcher) {
                 matcher.acknowledge(request.first_seq, request.event_count());
@@ -133,7 +133,7 @@ impl Sender {
             };
             recorder.record(&completion);
             recorder.second(clock.seconds(started)).scheduled += 1;
-            request = self.generator.next_request();
+            self.requests.advance();
         }
         (self, recorder)
     }

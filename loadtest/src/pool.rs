@@ -13,7 +13,7 @@ use tokio::sync::Notify;
 use crate::clock::Clock;
 use crate::cpu::CpuSample;
 use crate::e2e::Matcher;
-use crate::payload::Generator;
+use crate::payload::source::RequestSource;
 use crate::plan::Phase;
 use crate::progress::Live;
 use crate::runner::{RunOptions, Session};
@@ -94,10 +94,9 @@ impl Pool {
             .into_iter()
             .enumerate()
             .map(|(index, connection)| {
-                let generator = options.connection_generator(session, index, count);
                 let worker = Worker {
                     connection,
-                    generator,
+                    requests: options.connection_requests(target, session, index, count),
                     queue: queue.clone(),
                     clock: session.clock,
                     options: options.clone(),
@@ -226,7 +225,7 @@ fn sleep_until(at: Instant) {
 /// One connection's loop: take a job, stamp the request made while waiting, send, record.
 struct Worker {
     connection: Connection,
-    generator: Generator,
+    requests: RequestSource,
     queue: Receiver<Job>,
     clock: Clock,
     options: RunOptions,
@@ -234,7 +233,6 @@ struct Worker {
 
 impl Worker {
     async fn run(mut self) {
-        let mut next = Some(self.generator.next_request());
         while let Ok(job) = self.queue.recv().await {
             let run = job.run.clone();
             run.queued.fetch_sub(1, Ordering::AcqRel);
@@ -245,14 +243,14 @@ impl Worker {
                 run.finish_one();
                 continue;
             }
-            let mut request = next.take().unwrap_or_else(|| self.generator.next_request());
+            let request = self.requests.current();
             request.stamp(self.clock.micros(job.intended));
             let started = Instant::now();
             let late = started.saturating_duration_since(job.intended) > self.options.late_threshold;
             if let Some(matcher) = &run.matcher {
                 matcher.sent(request.event_count());
             }
-            let outcome = self.connection.send(&request, self.options.request_timeout).await;
+            let outcome = self.connection.send(request, self.options.request_timeout).await;
             let done = Instant::now();
             if outcome.ok {
                 if let Some(matcher) = &run.matcher {
@@ -277,7 +275,7 @@ impl Worker {
                 recorder.record(&completion);
             }
             run.finish_one();
-            next = Some(self.generator.next_request());
+            self.requests.advance();
         }
     }
 }

@@ -14,6 +14,7 @@ use crate::clock::Clock;
 use crate::e2e::Matcher;
 use crate::payload::catalog::Catalog;
 use crate::payload::ids::Sequence;
+use crate::payload::source::RequestSource;
 use crate::payload::{Generator, Mode, Protocol};
 use crate::plan::Phase;
 use crate::pool::{Dispatched, Pool, RunState};
@@ -50,6 +51,23 @@ impl RunOptions {
                 format!("{} batches of {events}", protocol.as_str())
             }
             (protocol, _) => format!("{}, one event per request", protocol.as_str()),
+        }
+    }
+
+    /// Where connection `index` of `count` takes its requests: a ring when `target` reads no
+    /// body, else fresh from the visitors.
+    pub(crate) fn connection_requests(
+        &self,
+        target: &Target,
+        session: &Session,
+        index: usize,
+        count: usize,
+    ) -> RequestSource {
+        let generator = self.connection_generator(session, index, count);
+        if target.info.kind.reads_bodies() {
+            RequestSource::fresh(generator)
+        } else {
+            RequestSource::ring(generator)
         }
     }
 

@@ -44,6 +44,12 @@ impl TargetKind {
         }
     }
 
+    /// Whether the target looks at what it is sent. The hyper baseline answers 200 to
+    /// anything, so its requests may come from a ring (`RequestSource::ring`).
+    pub fn reads_bodies(self) -> bool {
+        self != Self::HyperBaseline
+    }
+
     fn server_kind(self) -> Option<ServerKind> {
         match self {
             Self::GatewayNull => Some(ServerKind::GatewayNull),

@@ -11,12 +11,27 @@ pub const PREFIX: &str = "lt";
 /// Hex digits of the intended time: 12 is nine years of microseconds.
 pub const STAMP_WIDTH: usize = 12;
 
+/// Hex digits of the sequence number: fixed, so a request sent again can be renumbered in
+/// place. 10 is a trillion events.
+pub const SEQ_WIDTH: usize = 10;
+
 /// Writes `intended_us` as the fixed-width hex stamp at the start of `slot`.
 pub fn write_stamp(slot: &mut [u8], intended_us: u64) {
+    write_hex(&mut slot[..STAMP_WIDTH], intended_us);
+}
+
+/// Writes `seq` as the fixed-width hex sequence number that ends just before a stamp at
+/// `stamp_at` (the two are separated by a `-`).
+pub fn write_seq(id: &mut [u8], stamp_at: usize, seq: u64) {
+    write_hex(&mut id[stamp_at - 1 - SEQ_WIDTH..stamp_at - 1], seq);
+}
+
+fn write_hex(slot: &mut [u8], value: u64) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    for (i, byte) in slot[..STAMP_WIDTH].iter_mut().enumerate() {
-        let shift = 4 * (STAMP_WIDTH - 1 - i);
-        *byte = HEX[((intended_us >> shift) & 0xf) as usize];
+    let width = slot.len();
+    for (i, byte) in slot.iter_mut().enumerate() {
+        let shift = 4 * (width - 1 - i);
+        *byte = HEX[((value >> shift) & 0xf) as usize];
     }
 }
 
@@ -30,10 +45,18 @@ pub struct MessageTag {
 }
 
 impl MessageTag {
-    /// `lt<run, 8 hex>-<seq hex>-<intended µs, 12 hex>`. The time is last and fixed-width so
-    /// a request made ahead of time can be stamped in place when it is sent.
+    /// `lt<run, 8 hex>-<seq, 10 hex>-<intended µs, 12 hex>`. The last two are fixed-width so a
+    /// request made ahead of time can be stamped in place when it is sent, and renumbered when
+    /// it is sent again.
     pub fn format(&self) -> String {
-        format!("{PREFIX}{:08x}-{:x}-{:0width$x}", self.run, self.seq, self.intended_us, width = STAMP_WIDTH)
+        format!(
+            "{PREFIX}{:08x}-{:0seq_width$x}-{:0stamp_width$x}",
+            self.run,
+            self.seq,
+            self.intended_us,
+            seq_width = SEQ_WIDTH,
+            stamp_width = STAMP_WIDTH
+        )
     }
 
     pub fn parse(id: &[u8]) -> Option<Self> {
@@ -102,6 +125,11 @@ mod tests {
         let at = id.len() - STAMP_WIDTH;
         write_stamp(&mut id[at..], 0x1234_5678_9abc);
         assert_eq!(MessageTag::parse(&id), Some(MessageTag { run: 1, seq: 2, intended_us: 0x1234_5678_9abc }));
+        write_seq(&mut id, at, 0xab_cdef_0123);
+        assert_eq!(
+            MessageTag::parse(&id),
+            Some(MessageTag { run: 1, seq: 0xab_cdef_0123, intended_us: 0x1234_5678_9abc })
+        );
     }
 
     #[test]

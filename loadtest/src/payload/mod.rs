@@ -6,6 +6,7 @@ pub mod catalog;
 pub mod events;
 pub mod ids;
 pub mod protocols;
+pub mod source;
 pub mod visitors;
 
 use std::borrow::Cow;
@@ -17,7 +18,7 @@ use serde::Serialize;
 
 use catalog::Catalog;
 use events::{encode, event_type, EventMeta};
-use ids::{write_stamp, MessageTag, Sequence, STAMP_WIDTH};
+use ids::{write_seq, write_stamp, MessageTag, Sequence, STAMP_WIDTH};
 pub use protocols::Protocol;
 use visitors::Visitor;
 
@@ -91,6 +92,16 @@ impl Request {
         }
     }
 
+    /// Gives the events the sequence numbers from `first_seq` on, in place: a request sent
+    /// again from a ring goes out with message ids no earlier request had.
+    pub fn renumber(&mut self, first_seq: u64) {
+        self.first_seq = first_seq;
+        for (offset, (event, &(in_body, in_event))) in self.events.iter_mut().zip(&self.stamps).enumerate() {
+            write_seq(&mut self.body, in_body, first_seq + offset as u64);
+            write_seq(&mut event.json, in_event, first_seq + offset as u64);
+        }
+    }
+
     pub fn event_count(&self) -> u64 {
         self.events.len() as u64
     }
@@ -146,6 +157,11 @@ impl Generator {
     pub fn with_protocol(mut self, protocol: Protocol) -> Self {
         self.protocol = protocol;
         self
+    }
+
+    /// Reserves `count` message sequence numbers of the run and returns the first.
+    pub fn reserve(&self, count: u64) -> u64 {
+        self.sequence.reserve(count)
     }
 
     /// The next request. Its message ids carry a zero time stamp until `Request::stamp`.
