@@ -76,7 +76,7 @@ impl App {
             None => (RawEnvelope::default(), None),
         };
         drop(parsing);
-        // Arrays were refused as they were scanned; NDJSON lines are counted here.
+        // Arrays and NDJSON were refused as they were read; this holds for any other adapter.
         if envelope.event_count() > max_events {
             return Err(GatewayError::TooManyEvents { limit: max_events });
         }
@@ -332,7 +332,7 @@ fn parse_envelope<'r>(
     let parsed = match kind {
         IngestKind::Batch => RawEnvelope::from_batch_capped(bytes, max_events),
         IngestKind::Single(_) => RawEnvelope::from_single(bytes),
-        IngestKind::Events if is_ndjson(headers, bytes) => Ok(RawEnvelope::from_ndjson(bytes)),
+        IngestKind::Events if is_ndjson(headers, bytes) => RawEnvelope::from_ndjson_capped(bytes, max_events),
         IngestKind::Events => RawEnvelope::from_array_or_single_capped(bytes, max_events),
     };
     parsed.map_err(|e| match e {

@@ -80,6 +80,11 @@ fn invalid(error: scan::ScanError) -> PayloadError {
     PayloadError::InvalidJson(error.to_string())
 }
 
+/// The non-blank lines of an NDJSON body.
+fn ndjson_lines(raw: &[u8]) -> impl Iterator<Item = &[u8]> {
+    raw.split(|b| *b == b'\n').filter(|line| line.iter().any(|b| !b.is_ascii_whitespace()))
+}
+
 fn invalid_or_too_many(error: scan::ScanError, max_events: usize) -> PayloadError {
     if error.is_too_many_events() {
         PayloadError::TooManyEvents { limit: max_events }
@@ -179,9 +184,20 @@ impl<'r> RawEnvelope<'r> {
 
     /// Newline-delimited JSON: one event per non-blank line. A bad line rejects only itself.
     pub fn from_ndjson(raw: &'r [u8]) -> Self {
-        let items = raw
-            .split(|b| *b == b'\n')
-            .filter(|line| line.iter().any(|b| !b.is_ascii_whitespace()))
+        Self::ndjson_items(raw)
+    }
+
+    /// As [`Self::from_ndjson`], refusing a body of more than `max_events` lines before any
+    /// line is scanned: a line costs its item, its member list and perhaps a rejection entry.
+    pub fn from_ndjson_capped(raw: &'r [u8], max_events: usize) -> Result<Self, PayloadError> {
+        if ndjson_lines(raw).nth(max_events).is_some() {
+            return Err(PayloadError::TooManyEvents { limit: max_events });
+        }
+        Ok(Self::ndjson_items(raw))
+    }
+
+    fn ndjson_items(raw: &'r [u8]) -> Self {
+        let items = ndjson_lines(raw)
             .map(|line| {
                 // Worded as the owned path words it: the payload error inside the event error.
                 let document =

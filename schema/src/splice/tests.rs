@@ -53,6 +53,14 @@ fn arrays_of_more_events_than_allowed_are_refused_while_scanned() {
 }
 
 #[test]
+fn ndjson_of_more_lines_than_allowed_is_refused_before_a_line_is_scanned() {
+    // Blank lines do not count; broken ones do, and are not read once the count refuses.
+    let body = b"{\"type\":\"track\"}\n\n  \n{}\r\n{broken\n";
+    assert_eq!(RawEnvelope::from_ndjson_capped(body, 3).map(|e| e.event_count()), Ok(3));
+    assert_eq!(RawEnvelope::from_ndjson_capped(body, 2).err(), Some(PayloadError::TooManyEvents { limit: 2 }));
+}
+
+#[test]
 fn batch_fields_merge_under_the_event() {
     let body = br#"{"writeKey":"k","sentAt":"2026-01-01T12:00:00Z","context":{"ip":"198.51.100.9","locale":"fr"},
         "integrations":{"All":false},"batch":[{"type":"page","anonymousId":"a","context":{"locale":"de"}}]}"#;
