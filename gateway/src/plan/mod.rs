@@ -21,6 +21,23 @@ use crate::config::PlanAction;
 /// event grows by under `allow`.
 pub const MAX_LISTED_VIOLATIONS: usize = 10;
 
+/// Most bytes of a violation's message or path that are kept. Messages quote the offending
+/// value and paths name the client's keys, either up to the event size limit; ten such
+/// quotes per event, in every listed rejection of a response and in each dead letter, would
+/// multiply what one request costs.
+pub const MAX_QUOTED_BYTES: usize = 200;
+
+/// `text` cut to [`MAX_QUOTED_BYTES`] at a character boundary, saying how long it was.
+fn shortened(mut text: String) -> String {
+    if text.len() > MAX_QUOTED_BYTES {
+        let length = text.len();
+        let cut = (0..=MAX_QUOTED_BYTES).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
+        text.truncate(cut);
+        text.push_str(&format!("… ({length} bytes)"));
+    }
+    text
+}
+
 /// One compiled schema file.
 pub struct PlanSchema {
     /// `source/file.json`, as violations and dead letters name it.
@@ -48,9 +65,9 @@ impl PlanSchema {
             total += 1;
             if violations.len() < MAX_LISTED_VIOLATIONS {
                 violations.push(Violation {
-                    path: error.instance_path().to_string(),
+                    path: shortened(error.instance_path().to_string()),
                     schema_path: error.schema_path().to_string(),
-                    message: error.to_string(),
+                    message: shortened(error.to_string()),
                 });
             }
         }

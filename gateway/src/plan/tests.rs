@@ -85,6 +85,35 @@ fn nested_types_required_properties_and_enums_are_reported_with_their_paths() {
 }
 
 #[test]
+fn violations_quote_at_most_a_bounded_part_of_the_clients_values_and_keys() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(dir.path(), "web/Order Completed.json", &order_schema());
+    let plans = compile(&config(dir.path())).expect("compiles");
+    let schema = plans.source("web").and_then(|p| p.schema_for(EventType::Track, Some("Order Completed")));
+    let schema = schema.expect("schema");
+    let long = "é".repeat(16_000);
+    let bad = json!({"event": "Order Completed", "properties": {
+        "order_id": "o1", "total": long, "products": {long.clone(): 1}, "currency": "GBP"
+    }});
+    let verdict = schema.check(&bad).expect("violations");
+    assert_eq!(verdict.total, 3, "{:?}", verdict.violations);
+    for violation in &verdict.violations {
+        assert!(violation.message.len() <= MAX_QUOTED_BYTES + 20, "{} bytes", violation.message.len());
+        assert!(violation.path.len() <= MAX_QUOTED_BYTES + 20, "{} bytes", violation.path.len());
+    }
+    let total = verdict.violations.iter().find(|v| v.path == "/properties/total").expect("the total's violation");
+    assert!(total.message.starts_with("\"éé"), "{}", total.message);
+    let said: usize = total
+        .message
+        .rsplit("… (")
+        .next()
+        .and_then(|n| n.strip_suffix(" bytes)"))
+        .map_or(0, |n| n.parse().expect("a length"));
+    assert!(said > 32_000, "{}", total.message);
+    assert!(verdict.reason().len() < 1_000, "{}", verdict.reason().len());
+}
+
+#[test]
 fn a_schema_that_does_not_compile_is_refused_with_every_problem() {
     let dir = tempfile::tempdir().expect("tempdir");
     write(dir.path(), "web/Bad Type.json", &json!({"properties": {"price": {"type": "nombre"}}}));
