@@ -87,3 +87,47 @@ fn idle_connections_reports_memory_per_connection() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn compare_peak_measures_the_latency_goal_at_seventy_percent_of_the_gateways_peak() {
+    let tansu = clickstream_tests::tansu::Tansu::start_in_memory();
+    let bootstrap = tansu.bootstrap();
+    let clickstream = env!("CARGO_BIN_EXE_clickstream");
+    let topics = Command::new(clickstream).args(["topics", "apply", "--kafka-brokers", &bootstrap]).output();
+    let topics = topics.expect("run clickstream topics apply");
+    assert!(topics.status.success(), "{}", String::from_utf8_lossy(&topics.stderr));
+    let dir = std::env::temp_dir().join(format!("clickstream-loadtest-compare-{}", std::process::id()));
+    let output = Command::new(clickstream)
+        .args(["loadtest", "compare", "--peak", "--peak-secs", "1", "--warmup-secs", "0.2", "--connections", "4"])
+        .args([
+            "--batch",
+            "5",
+            "--gateway-cpus",
+            "none",
+            "--kafka-brokers",
+            &bootstrap,
+            "--no-progress",
+            "--report-dir",
+        ])
+        .arg(&dir)
+        .output()
+        .expect("run clickstream loadtest compare --peak");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "stdout:\n{stdout}\nstderr:\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains("p99 at 0.7x the closed-loop peak"), "{stdout}");
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("report.json")).expect("report.json")).expect("JSON");
+    let runs = report["runs"].as_array().expect("runs");
+    let labels: Vec<&str> = runs.iter().filter_map(|r| r["label"].as_str()).collect();
+    let peak = runs.iter().find(|r| r["label"] == "gateway / single event per request peak").expect("peak run");
+    let share = runs.iter().find(|r| r["label"] == "gateway / single event per request at 0.7x its peak");
+    let share = share.unwrap_or_else(|| panic!("the run at 0.7x the peak, in {labels:?}"));
+    assert_eq!(share["peak"], false, "an open loop");
+    let reached = peak["phases"][0]["achieved_rps"].as_f64().expect("the peak's rate");
+    let offered = share["phases"][0]["offered_rps"].as_f64().expect("the offered rate");
+    assert!((offered - 0.7 * reached).abs() <= 1.0, "offered {offered} for a peak of {reached}");
+    assert!(share["phases"][0]["ok_requests"].as_u64().is_some_and(|ok| ok > 0), "{share:#}");
+    let ratios = report["comparison"].as_array().expect("ratios");
+    assert_eq!(ratios[0]["subject_value"].as_f64(), Some(reached), "the single-event ratio uses the peak run");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::capacity::Capacity;
 use crate::e2e::{E2eOptions, E2eResult, Matcher};
+use crate::headroom;
 use crate::payload::Mode;
 use crate::peak::PeakPool;
 use crate::plan::{Phase, Profile};
@@ -263,7 +264,20 @@ pub async fn compare_command(
             let target_run = match peak {
                 Some(duration) => {
                     let settings = Settings { run: (*options).clone(), ..settings.clone() };
-                    peak_target(&settings, &target, &session, duration, label).await?
+                    let peak_run = peak_target(&settings, &target, &session, duration, label).await?;
+                    if kind == TargetKind::Gateway && options.mode == Mode::Single {
+                        print_run(&peak_run);
+                        report.runs.push(peak_run.clone());
+                        let at_share =
+                            headroom::run_at_share(&settings, options, &target, &session, &peak_run, duration).await?;
+                        print_run(&at_share);
+                        if let Some(line) = headroom::goal_line(&at_share) {
+                            println!("   {line}");
+                        }
+                        report.runs.push(at_share);
+                        continue;
+                    }
+                    peak_run
                 }
                 None => {
                     let pool = Pool::open(&target, options, &session).await;

@@ -10,6 +10,7 @@ pub mod command;
 pub mod cpu;
 pub mod e2e;
 pub mod enricher_bench;
+pub mod headroom;
 mod http1;
 pub mod idle;
 pub mod overload;

@@ -199,7 +199,9 @@ pub struct LoadCompareArgs {
     /// p99 SLO in ms for the batched searches: a batch waits for all its events' acks.
     #[arg(long, default_value_t = 50.0)]
     pub batch_slo_p99: f64,
-    /// Closed-loop peak runs instead of SLO searches; the ratios are of peak throughput.
+    /// Closed-loop peak runs instead of SLO searches; the ratios are of peak throughput. The
+    /// gateway's single events are then also offered open loop at 0.7 of their peak, for
+    /// --peak-secs, and their p99 is compared with linger.ms + 5 ms.
     #[arg(long)]
     pub peak: bool,
     /// Seconds each peak run lasts.

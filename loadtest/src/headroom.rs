@@ -1,0 +1,57 @@
+//! The latency goal where it is set: single events offered open loop at 70% of the rate a
+//! closed-loop peak reached, and their p99 against the producer's `linger.ms` + 5 ms. A server
+//! that only meets its SLO far below its peak has no headroom for a burst.
+
+use std::time::Duration;
+
+use crate::command::{warm_up, Settings};
+use crate::plan::Phase;
+use crate::pool::Pool;
+use crate::report::TargetRun;
+use crate::runner::{run_on, RunOptions, Session};
+use crate::target::Target;
+
+/// The share of the closed-loop peak the latency goal is measured at.
+pub const PEAK_SHARE: f64 = 0.7;
+/// What the goal allows above the producer's `linger.ms`, in milliseconds.
+pub const LATENCY_ALLOWANCE_MS: f64 = 5.0;
+
+/// Offers [`PEAK_SHARE`] of what `peak` reached to `target`, open loop, for `duration`, on
+/// fresh connections after the usual warm-up.
+pub(crate) async fn run_at_share(
+    settings: &Settings,
+    options: &RunOptions,
+    target: &Target,
+    session: &Session,
+    peak: &TargetRun,
+    duration: Duration,
+) -> anyhow::Result<TargetRun> {
+    let rate = (peak.phases.first().map_or(0.0, |p| p.achieved_rps) * PEAK_SHARE).max(1.0);
+    let label = format!("{} at {PEAK_SHARE}x its peak", peak.label.trim_end_matches(" peak"));
+    let pool = Pool::open(target, options, session).await;
+    warm_up(settings, &pool, session, rate, &label).await?;
+    let outcome = run_on(&pool, &[Phase::fixed(rate, duration)], session, None, &label).await?;
+    Ok(TargetRun {
+        label,
+        target: target.info.clone(),
+        mode: options.mode,
+        connections: options.connections,
+        phases: outcome.phases,
+        timeline: session.take_timeline(),
+        find_max: None,
+        e2e: None,
+        capacity: None,
+        peak: false,
+    })
+}
+
+/// The goal's line for a run of [`run_at_share`]; nothing for a target without a producer.
+pub(crate) fn goal_line(run: &TargetRun) -> Option<String> {
+    let (phase, kafka) = (run.phases.first()?, run.target.kafka.as_ref()?);
+    let goal = f64::from(kafka.linger_ms) + LATENCY_ALLOWANCE_MS;
+    let verdict = if phase.latency.p99_ms <= goal { "met" } else { "not met" };
+    Some(format!(
+        "p99 at {PEAK_SHARE}x the closed-loop peak ({:.0} req/s offered, {:.0} ok): {:.2} ms (goal <= linger.ms + 5 = {goal} ms: {verdict})",
+        phase.offered_rps, phase.achieved_rps, phase.latency.p99_ms
+    ))
+}
