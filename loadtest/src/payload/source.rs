@@ -28,10 +28,10 @@ impl RequestSource {
     }
 
     /// Requests made once, up to 4 of them or 16 KiB, then sent again in turn, each time
-    /// with new message ids. Making a realistic event costs about as much CPU as sending it
-    /// over loopback, and a target that discards bodies (the hyper baseline, the HTTP
-    /// ceiling) would otherwise measure the generator: wrk, the reference, sends one fixed
-    /// body.
+    /// with new message ids. Making a realistic event cost about 3.5 µs, some 15% of the
+    /// generator's core in an open loop, and a target that discards bodies (the hyper
+    /// baseline, the HTTP ceiling) would otherwise partly measure the generator: wrk, the
+    /// reference, sends one fixed body.
     pub fn ring(mut generator: Generator) -> Self {
         let mut ring = Vec::new();
         let mut bytes = 0;
