@@ -17,7 +17,7 @@ pub use connection::Connection;
 pub use error::EventError;
 pub use event::{Event, EventType};
 pub use json_text::write_json_str;
-pub use limits::Limits;
+pub use limits::{text_prefix, Limits};
 pub use payload::{parse_json, parse_ndjson, Envelope, PayloadError, Rejected};
 pub use privacy::{anonymize_ip, ip_text};
 pub use splice::{append_member, BatchFields, CheckedEvent, RawEnvelope};

@@ -34,3 +34,28 @@ impl Default for Limits {
         }
     }
 }
+
+/// The longest start of `text` that is at most `max_bytes` long and ends on a character
+/// boundary: what is kept of a client's text cut to a byte limit.
+pub fn text_prefix(text: &str, max_bytes: usize) -> &str {
+    if text.len() <= max_bytes {
+        return text;
+    }
+    let end = (0..=max_bytes).rev().find(|&at| text.is_char_boundary(at)).unwrap_or(0);
+    &text[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::text_prefix;
+
+    #[test]
+    fn a_prefix_ends_on_a_character_boundary() {
+        assert_eq!(text_prefix("abc", 5), "abc");
+        assert_eq!(text_prefix("abc", 2), "ab");
+        // é is two bytes: a limit inside it keeps the text before it.
+        assert_eq!(text_prefix("aéb", 2), "a");
+        assert_eq!(text_prefix("aéb", 3), "aé");
+        assert_eq!(text_prefix("é", 0), "");
+    }
+}

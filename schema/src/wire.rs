@@ -67,11 +67,7 @@ fn within_limit<T: Serialize + Clone>(letter: &T, payload: &Value, cut: impl Fn(
     // serde_json's text has no raw control characters).
     let room = DEAD_LETTER_MAX_BYTES.saturating_sub(serialize(&short).len() + 2) / 2;
     let text = serde_json::to_string(payload).unwrap_or_default();
-    let mut end = room.min(text.len());
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    cut(&mut short, Value::String(text[..end].to_owned()));
+    cut(&mut short, Value::String(crate::text_prefix(&text, room).to_owned()));
     serialize(&short)
 }
 

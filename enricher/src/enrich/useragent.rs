@@ -67,11 +67,7 @@ pub const USER_AGENT_MAX_BYTES: usize = 512;
 /// The part of `user_agent` that is parsed: its first [`USER_AGENT_MAX_BYTES`], cut at a
 /// character boundary.
 fn read_part(user_agent: &str) -> &str {
-    if user_agent.len() <= USER_AGENT_MAX_BYTES {
-        return user_agent;
-    }
-    let end = (0..=USER_AGENT_MAX_BYTES).rev().find(|i| user_agent.is_char_boundary(*i)).unwrap_or(0);
-    &user_agent[..end]
+    clickstream_schema::text_prefix(user_agent, USER_AGENT_MAX_BYTES)
 }
 
 /// `describe`, remembering recent answers as their JSON text.

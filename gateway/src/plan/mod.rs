@@ -31,8 +31,7 @@ pub const MAX_QUOTED_BYTES: usize = 200;
 fn shortened(mut text: String) -> String {
     if text.len() > MAX_QUOTED_BYTES {
         let length = text.len();
-        let cut = (0..=MAX_QUOTED_BYTES).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
-        text.truncate(cut);
+        text.truncate(clickstream_schema::text_prefix(&text, MAX_QUOTED_BYTES).len());
         text.push_str(&format!("… ({length} bytes)"));
     }
     text
