@@ -76,7 +76,8 @@ impl App {
             None => (RawEnvelope::default(), None),
         };
         drop(parsing);
-        // Arrays and NDJSON were refused as they were read; this holds for any other adapter.
+        // Batches, arrays and NDJSON were refused as they were read; this is left for a single
+        // event under a limit of 0.
         if envelope.event_count() > max_events {
             return Err(GatewayError::TooManyEvents { limit: max_events });
         }

@@ -184,20 +184,23 @@ impl<'r> RawEnvelope<'r> {
 
     /// Newline-delimited JSON: one event per non-blank line. A bad line rejects only itself.
     pub fn from_ndjson(raw: &'r [u8]) -> Self {
-        Self::ndjson_items(raw)
+        Self::ndjson_items(ndjson_lines(raw))
     }
 
     /// As [`Self::from_ndjson`], refusing a body of more than `max_events` lines before any
     /// line is scanned: a line costs its item, its member list and perhaps a rejection entry.
+    /// The body is split once; the lines found are kept for the scan.
     pub fn from_ndjson_capped(raw: &'r [u8], max_events: usize) -> Result<Self, PayloadError> {
-        if ndjson_lines(raw).nth(max_events).is_some() {
+        let lines: Vec<&[u8]> = ndjson_lines(raw).take(max_events.saturating_add(1)).collect();
+        if lines.len() > max_events {
             return Err(PayloadError::TooManyEvents { limit: max_events });
         }
-        Ok(Self::ndjson_items(raw))
+        Ok(Self::ndjson_items(lines))
     }
 
-    fn ndjson_items(raw: &'r [u8]) -> Self {
-        let items = ndjson_lines(raw)
+    fn ndjson_items(lines: impl IntoIterator<Item = &'r [u8]>) -> Self {
+        let items = lines
+            .into_iter()
             .map(|line| {
                 // Worded as the owned path words it: the payload error inside the event error.
                 let document =
