@@ -264,20 +264,7 @@ pub async fn compare_command(
             let target_run = match peak {
                 Some(duration) => {
                     let settings = Settings { run: (*options).clone(), ..settings.clone() };
-                    let peak_run = peak_target(&settings, &target, &session, duration, label).await?;
-                    if kind == TargetKind::Gateway && options.mode == Mode::Single {
-                        print_run(&peak_run);
-                        report.runs.push(peak_run.clone());
-                        let at_share =
-                            headroom::run_at_share(&settings, options, &target, &session, &peak_run, duration).await?;
-                        print_run(&at_share);
-                        if let Some(line) = headroom::goal_line(&at_share) {
-                            println!("   {line}");
-                        }
-                        report.runs.push(at_share);
-                        continue;
-                    }
-                    peak_run
+                    peak_target(&settings, &target, &session, duration, label).await?
                 }
                 None => {
                     let pool = Pool::open(&target, options, &session).await;
@@ -286,7 +273,21 @@ pub async fn compare_command(
                 }
             };
             print_run(&target_run);
+            // After the gateway's single-event peak, the latency goal at a share of it.
+            let at_share = match (peak, kind, options.mode) {
+                (Some(duration), TargetKind::Gateway, Mode::Single) => {
+                    Some(headroom::run_at_share(settings, options, &target, &session, &target_run, duration).await?)
+                }
+                _ => None,
+            };
             report.runs.push(target_run);
+            if let Some(at_share) = at_share {
+                print_run(&at_share);
+                if let Some(line) = headroom::goal_line(&at_share) {
+                    println!("   {line}");
+                }
+                report.runs.push(at_share);
+            }
         }
     }
     report.comparison = ratios(&report.runs);
