@@ -89,7 +89,7 @@ fn idle_connections_reports_memory_per_connection() {
 }
 
 #[test]
-fn compare_peak_measures_the_latency_goal_at_seventy_percent_of_the_gateways_peak() {
+fn compare_peak_splits_the_cost_with_gateway_null_and_measures_the_latency_goal_at_seventy_percent_of_the_peak() {
     let tansu = clickstream_tests::tansu::Tansu::start_in_memory();
     let bootstrap = tansu.bootstrap();
     let clickstream = env!("CARGO_BIN_EXE_clickstream");
@@ -129,5 +129,15 @@ fn compare_peak_measures_the_latency_goal_at_seventy_percent_of_the_gateways_pea
     assert!(share["phases"][0]["ok_requests"].as_u64().is_some_and(|ok| ok > 0), "{share:#}");
     let ratios = report["comparison"].as_array().expect("ratios");
     assert_eq!(ratios[0]["subject_value"].as_f64(), Some(reached), "the single-event ratio uses the peak run");
+    let null = runs.iter().find(|r| r["label"] == "gateway-null / single event per request peak");
+    let null = null.unwrap_or_else(|| panic!("gateway-null's peak, in {labels:?}"));
+    assert!(null["phases"][0]["ok_requests"].as_u64().is_some_and(|ok| ok > 0), "{null:#}");
+    let rate = |run: &serde_json::Value| run["phases"][0]["achieved_rps"].as_f64().expect("a rate");
+    let hyper =
+        runs.iter().find(|r| r["label"] == "hyper-baseline / single event per request peak").expect("hyper's peak");
+    let split = stdout.lines().find(|l| l.contains("gateway-null / hyper-baseline: "));
+    let split = split.unwrap_or_else(|| panic!("the split line, in {stdout}"));
+    let printed = split.split("gateway-null / hyper-baseline: ").nth(1).and_then(|v| v.get(..4)).expect("a ratio");
+    assert_eq!(printed, format!("{:.2}", rate(null) / rate(hyper)), "{split}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -24,6 +24,7 @@ pub mod runner;
 pub mod scenarios;
 pub mod search;
 pub mod servers;
+pub mod split;
 pub mod stats;
 pub mod target;
 pub mod transport;
