@@ -2,6 +2,7 @@
 //! client to fix its request, 503 tells it to retry.
 
 use bytes::Bytes;
+use clickstream_schema::PayloadError;
 use http::{header, Response, StatusCode};
 use http_body_util::Full;
 use serde::Serialize;
@@ -53,7 +54,8 @@ pub enum GatewayError {
     BodyTooLarge { limit: usize },
     #[error("the request's events, as written to Kafka (with the batch's `context` and `integrations` and the User-Agent copied into each, and a dead letter for each rejected one), come to more than {limit} bytes; send fewer events per request, or a smaller batch-level `context`")]
     WrittenTooLarge { limit: usize },
-    #[error("the request holds more than the {limit} events one request may hold; send them in several requests")]
+    /// The schema's own message, which the splice's count also gives.
+    #[error("{}", PayloadError::TooManyEvents { limit: *limit })]
     TooManyEvents { limit: usize },
     #[error("unsupported Content-Encoding {0:?}; use gzip, deflate or none")]
     UnsupportedEncoding(String),

@@ -102,6 +102,8 @@ async fn a_request_of_too_many_events_is_refused_whole() {
     assert_eq!(sink.records().len(), 500, "the valid event and a dead letter for each other");
     let (status, _, body) = send(&app, with_invalid(500), None).await;
     assert_eq!((status, body["error"].as_str()), (413, Some("too_many_events")), "{body}");
+    let message = body["message"].as_str().unwrap_or_default();
+    assert!(message.contains("more than the 500 events one request may hold"), "{body}");
     assert_eq!(sink.records().len(), 500, "nothing of it is written");
 }
 
