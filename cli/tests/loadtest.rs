@@ -129,15 +129,19 @@ fn compare_peak_splits_the_cost_with_gateway_null_and_measures_the_latency_goal_
     assert!(share["phases"][0]["ok_requests"].as_u64().is_some_and(|ok| ok > 0), "{share:#}");
     let ratios = report["comparison"].as_array().expect("ratios");
     assert_eq!(ratios[0]["subject_value"].as_f64(), Some(reached), "the single-event ratio uses the peak run");
-    let null = runs.iter().find(|r| r["label"] == "gateway-null / single event per request peak");
-    let null = null.unwrap_or_else(|| panic!("gateway-null's peak, in {labels:?}"));
-    assert!(null["phases"][0]["ok_requests"].as_u64().is_some_and(|ok| ok > 0), "{null:#}");
-    let rate = |run: &serde_json::Value| run["phases"][0]["achieved_rps"].as_f64().expect("a rate");
-    let hyper =
-        runs.iter().find(|r| r["label"] == "hyper-baseline / single event per request peak").expect("hyper's peak");
-    let split = stdout.lines().find(|l| l.contains("gateway-null / hyper-baseline: "));
-    let split = split.unwrap_or_else(|| panic!("the split line, in {stdout}"));
-    let printed = split.split("gateway-null / hyper-baseline: ").nth(1).and_then(|v| v.get(..4)).expect("a ratio");
-    assert_eq!(printed, format!("{:.2}", rate(null) / rate(hyper)), "{split}");
+    let run =
+        |label: &str| runs.iter().find(|r| r["label"] == label).unwrap_or_else(|| panic!("{label}, in {labels:?}"));
+    let rate = |label: &str| run(label)["phases"][0]["achieved_events_per_sec"].as_f64().expect("a rate");
+    // Each split line ends with gateway-null's rate over its baseline's.
+    let printed = |prefix: &str| {
+        let line = stdout.lines().find(|l| l.contains(prefix)).unwrap_or_else(|| panic!("{prefix}, in {stdout}"));
+        line.split(prefix).nth(1).and_then(|v| v.get(..4)).expect("a ratio").to_owned()
+    };
+    let single =
+        rate("gateway-null / single event per request peak") / rate("hyper-baseline / single event per request peak");
+    assert!(single > 0.0, "gateway-null answered");
+    assert_eq!(printed("gateway-null / hyper-baseline: "), format!("{single:.2}"));
+    let batch = rate("gateway-null / /v1/batch of 5 peak") / rate("raw-kafka / /v1/batch of 5 peak");
+    assert_eq!(printed("gateway-null / raw-kafka by rate: "), format!("{batch:.2}"));
     let _ = std::fs::remove_dir_all(&dir);
 }

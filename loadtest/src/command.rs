@@ -255,9 +255,9 @@ pub async fn compare_command(
         (TargetKind::RawKafka, vec![&batched]),
     ];
     if peak.is_some() {
-        // Peaks are cheap: the gateway with a null sink splits the gap to the hyper server
-        // into the handler's part and Kafka's part (`split`).
-        plan.insert(1, (TargetKind::GatewayNull, vec![&single]));
+        // Peaks are cheap: the gateway with a null sink splits the gap to each baseline into
+        // the handler's part and Kafka's part (`split`).
+        plan.insert(1, (TargetKind::GatewayNull, vec![&single, &batched]));
     }
     for (kind, modes) in plan {
         let spec = TargetSpec { kind, url: None, ..settings.target.clone() };
@@ -299,7 +299,7 @@ pub async fn compare_command(
     }
     report.comparison = ratios(&report.runs);
     print_comparison(&report.comparison);
-    if let Some(line) = split::cost_split_line(&report.runs) {
+    for line in [split::single_line(&report.runs), split::batch_line(&report.runs)].into_iter().flatten() {
         println!("   {line}");
     }
     write_report(&report, settings)?;
