@@ -119,9 +119,10 @@ fn compare_peak_splits_the_cost_with_gateway_null_and_measures_the_latency_goal_
         serde_json::from_slice(&std::fs::read(dir.join("report.json")).expect("report.json")).expect("JSON");
     let runs = report["runs"].as_array().expect("runs");
     let labels: Vec<&str> = runs.iter().filter_map(|r| r["label"].as_str()).collect();
-    let peak = runs.iter().find(|r| r["label"] == "gateway / single event per request peak").expect("peak run");
-    let share = runs.iter().find(|r| r["label"] == "gateway / single event per request at 0.7x its peak");
-    let share = share.unwrap_or_else(|| panic!("the run at 0.7x the peak, in {labels:?}"));
+    let run =
+        |label: &str| runs.iter().find(|r| r["label"] == label).unwrap_or_else(|| panic!("{label}, in {labels:?}"));
+    let peak = run("gateway / single event per request peak");
+    let share = run("gateway / single event per request at 0.7x its peak");
     assert_eq!(share["peak"], false, "an open loop");
     let reached = peak["phases"][0]["achieved_rps"].as_f64().expect("the peak's rate");
     let offered = share["phases"][0]["offered_rps"].as_f64().expect("the offered rate");
@@ -129,8 +130,6 @@ fn compare_peak_splits_the_cost_with_gateway_null_and_measures_the_latency_goal_
     assert!(share["phases"][0]["ok_requests"].as_u64().is_some_and(|ok| ok > 0), "{share:#}");
     let ratios = report["comparison"].as_array().expect("ratios");
     assert_eq!(ratios[0]["subject_value"].as_f64(), Some(reached), "the single-event ratio uses the peak run");
-    let run =
-        |label: &str| runs.iter().find(|r| r["label"] == label).unwrap_or_else(|| panic!("{label}, in {labels:?}"));
     let rate = |label: &str| run(label)["phases"][0]["achieved_events_per_sec"].as_f64().expect("a rate");
     // Each split line ends with gateway-null's rate over its baseline's.
     let printed = |prefix: &str| {

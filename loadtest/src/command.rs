@@ -13,7 +13,7 @@ use crate::peak::PeakPool;
 use crate::plan::{Phase, Profile};
 use crate::pool::Pool;
 use crate::progress::Progress;
-use crate::report::{print_comparison, print_run, Ratio, Report, TargetRun};
+use crate::report::{print_comparison, print_run, ratio, Ratio, Report, TargetRun};
 use crate::runner::{run, run_on, RunOptions, Session};
 use crate::search::{find_max, FindMax, SearchOptions};
 use crate::servers::{self, ServerKind};
@@ -307,9 +307,7 @@ pub async fn compare_command(
 }
 
 fn ratios(runs: &[TargetRun]) -> Vec<Ratio> {
-    let find = |kind: TargetKind, batched: bool| {
-        runs.iter().find(|r| r.target.kind == kind && matches!(r.mode, Mode::Batch { .. }) == batched)
-    };
+    let find = |kind: TargetKind, batched: bool| runs.iter().find(|r| r.is(kind, batched));
     // A search's maximum, or what a peak run reached.
     let max = |run: &TargetRun, events: bool| {
         let searched = run.find_max.as_ref().and_then(|f| if events { f.max_events_per_sec } else { f.max_rps });
@@ -339,7 +337,7 @@ fn ratios(runs: &[TargetRun]) -> Vec<Ratio> {
                 baseline: format!("{} ({})", baseline.target_label(), baseline.mode.label()),
                 baseline_value: b,
                 unit: unit.to_owned(),
-                ratio: if b > 0.0 { s / b } else { 0.0 },
+                ratio: ratio(s, b),
                 goal,
             });
         }

@@ -5,25 +5,15 @@
 //! rate against raw-kafka's (raw-kafka produces from the generator's process, so its CPU is not
 //! measured apart). Printed by every `compare --peak`.
 
-use crate::payload::Mode;
-use crate::report::TargetRun;
+use crate::report::{ratio, TargetRun};
 use crate::target::TargetKind;
 
 /// A target's peak in one kind of request: its events per second and, when its server's CPU
 /// was measured, its CPU per event in µs.
 fn peak(runs: &[TargetRun], kind: TargetKind, batched: bool) -> Option<(f64, Option<f64>)> {
-    let matches = |r: &&TargetRun| r.peak && r.target.kind == kind && matches!(r.mode, Mode::Batch { .. }) == batched;
-    let phase = runs.iter().find(matches)?.phases.first()?;
+    let phase = runs.iter().find(|r| r.peak && r.is(kind, batched))?.phases.first()?;
     let rate = phase.achieved_events_per_sec;
     Some((rate, phase.server_cpu_cores.filter(|_| rate > 0.0).map(|cores| cores * 1e6 / rate)))
-}
-
-fn ratio(subject: f64, baseline: f64) -> f64 {
-    if baseline > 0.0 {
-        subject / baseline
-    } else {
-        0.0
-    }
 }
 
 /// The single-event split's terminal line; `None` unless all three peaks ran.

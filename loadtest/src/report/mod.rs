@@ -17,7 +17,7 @@ use crate::payload::Mode;
 use crate::runner::PhaseResult;
 use crate::search::FindMax;
 use crate::stats::TimelinePoint;
-use crate::target::TargetInfo;
+use crate::target::{TargetInfo, TargetKind};
 
 pub fn serialize_secs<S: serde::Serializer>(duration: &std::time::Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_f64(duration.as_secs_f64())
@@ -77,12 +77,26 @@ pub struct TargetRun {
 }
 
 impl TargetRun {
+    /// Whether this is `kind`'s run of batches (`batched`) or of single events.
+    pub fn is(&self, kind: TargetKind, batched: bool) -> bool {
+        self.target.kind == kind && matches!(self.mode, Mode::Batch { .. }) == batched
+    }
+
     /// `gateway (acks=all, linger.ms=5)`.
     pub fn target_label(&self) -> String {
         match &self.target.kafka {
             Some(kafka) => format!("{} ({})", self.target.kind.as_str(), kafka.label()),
             None => self.target.kind.as_str().to_owned(),
         }
+    }
+}
+
+/// `subject / baseline`, or 0 when the baseline reached nothing.
+pub fn ratio(subject: f64, baseline: f64) -> f64 {
+    if baseline > 0.0 {
+        subject / baseline
+    } else {
+        0.0
     }
 }
 
