@@ -180,7 +180,8 @@ pub struct ProductTableSettings {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct DedupSettings {
-    /// How many recent `messageId`s to remember per instance.
+    /// How many recent `messageId`s to remember per input partition, in a table of 8 bytes per
+    /// id, resident only as it fills.
     pub capacity: u64,
     /// How long a `messageId` is remembered, in seconds.
     pub window_secs: u64,

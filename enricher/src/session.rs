@@ -1,11 +1,11 @@
-//! Sessionization per visitor in event time, in bounded two-generation maps, plus the bounded
+//! Sessionization per visitor in event time, in bounded two-generation maps, plus the fixed-size
 //! `messageId` window that drops repeats the gateway's best-effort dedup let through.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher as _, RandomState};
 use std::time::{Duration, Instant};
 
-use clickstream_platform::hashed::HashedKeyMap;
+use clickstream_platform::recent::{RecentKeys, Stamp};
 
 use crate::config::{DedupSettings, SessionSettings};
 
@@ -182,52 +182,27 @@ impl Sessions {
     }
 }
 
-/// Recently seen `messageId`s of one input partition, as keyed hashes, in two generations as
-/// [`Sessions`] keeps visitors (moka's insert was its cost, too).
+/// Recently seen `messageId`s of one input partition, as keyed hashes in a fixed-size table
+/// (moka's insert was its cost, and two generations of maps cost two lookups).
 #[derive(Debug)]
 pub struct RecentMessages {
-    /// SipHash with this instance's random keys. The map uses the hash as it is, so an
-    /// unkeyed one (FNV-1a before) let a client send ids made to share their low bits, which
-    /// all probe one chain: each lookup then costs as many steps as such ids are held.
+    /// SipHash with this instance's random keys. An unkeyed hash (FNV-1a before) let a client
+    /// send ids made to share a bucket, so that each pushed the others out.
     hasher: RandomState,
-    current: Seen,
-    previous: Seen,
-    generation: Generation,
-    window: Duration,
-    /// The clock of the insertions: read once per message.
-    started: Instant,
+    seen: RecentKeys,
 }
-
-/// Keys are hashes already: no need to hash them again.
-type Seen = HashedKeyMap<Duration>;
 
 impl RecentMessages {
     pub fn new(settings: &DedupSettings) -> Self {
-        let window = Duration::from_secs(settings.window_secs);
         Self {
             hasher: RandomState::new(),
-            current: Seen::default(),
-            previous: Seen::default(),
-            generation: Generation::new(settings.capacity, window),
-            window,
-            started: Instant::now(),
+            seen: RecentKeys::new(settings.capacity, Duration::from_secs(settings.window_secs)),
         }
     }
 
     /// True the first time `message_id` is seen within the window.
     pub fn first_sighting(&mut self, message_id: &str) -> bool {
-        let key = self.hasher.hash_one(message_id);
-        let now = self.started.elapsed();
-        let seen = self.current.get(&key).or_else(|| self.previous.get(&key));
-        if seen.is_some_and(|&at| now.saturating_sub(at) < self.window) {
-            return false;
-        }
-        if self.generation.due(self.current.len()) {
-            self.previous = std::mem::take(&mut self.current);
-            self.generation.turn();
-        }
-        self.current.insert(key, now);
-        true
+        self.seen.first_sighting(self.hasher.hash_one(message_id), Stamp::now())
     }
 }
 

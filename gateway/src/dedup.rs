@@ -1,17 +1,18 @@
-//! Dropping retried duplicates: recently delivered `messageId`s per source, in bounded,
-//! sharded two-generation hash sets. An id enters only once its event is safe, so a retry
-//! after a failure is never dropped.
+//! Dropping retried duplicates: recently delivered `messageId`s per source, in a fixed-size
+//! table of 64-bit keys split into locked shards. An id enters only once its event is safe, so
+//! a retry after a failure is never dropped.
 //!
 //! Not moka: its admission policy (TinyLFU) may refuse a new key once full, which is wrong for
 //! dedup, where every key is new, and its insert cost about 2 µs per event on the gateway's
-//! hot path (docs/performance.md). Here a lookup and an insert are a hash-map probe each.
+//! hot path (docs/performance.md). The table is [`RecentKeys`]: a lookup and an insert read
+//! one bucket each, and its memory is 8 bytes per id, allocated once.
 
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use clickstream_platform::hashed::HashedKeyMap;
+use clickstream_platform::recent::{RecentKeys, Stamp};
 
 use crate::config::DedupConfig;
 
@@ -19,48 +20,24 @@ use crate::config::DedupConfig;
 const SHARDS: usize = 16;
 
 /// The key of one event: a 64-bit hash of (source, messageId), an eighth of the memory of the
-/// strings. A collision (odds about n²/2⁶⁵) could drop one event as a duplicate.
+/// strings. A shard keeps 44 bits of it beside the 4 that chose the shard and the bucket's
+/// 20: a false duplicate, an event dropped for another's id, has odds of about 2⁻⁴⁰ per event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DedupKey(u64);
 
 #[derive(Debug)]
 pub struct Dedup {
-    shards: Option<Box<[Mutex<Shard>]>>,
+    shards: Option<Box<[Mutex<RecentKeys>]>>,
     hasher: std::collections::hash_map::RandomState,
     drops: AtomicU64,
-    started: Instant,
-    ttl: Duration,
-    /// Most keys one generation of one shard holds: the shards' two generations together
-    /// hold `capacity` at most.
-    generation_size: usize,
-}
-
-/// Keys are hashes already: no need to hash them again.
-type Seen = HashedKeyMap<Duration>;
-
-/// One shard: the keys of the current generation and of the one before. When the current one
-/// is full, or older than the TTL, it becomes the previous one and the previous one is
-/// dropped, so the oldest keys go first and memory stays bounded.
-#[derive(Debug, Default)]
-struct Shard {
-    current: Seen,
-    previous: Seen,
-    /// When `current` began, since the set was made.
-    current_since: Duration,
 }
 
 impl Dedup {
     pub fn new(config: &DedupConfig) -> Self {
-        let generation_size = (config.capacity as usize / (2 * SHARDS)).max(1);
-        let shards = config.enabled.then(|| (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect());
-        Self {
-            shards,
-            hasher: std::collections::hash_map::RandomState::new(),
-            drops: AtomicU64::new(0),
-            started: Instant::now(),
-            ttl: Duration::from_secs(config.ttl_secs),
-            generation_size,
-        }
+        let per_shard = config.capacity.div_ceil(SHARDS as u64);
+        let ttl = Duration::from_secs(config.ttl_secs);
+        let shards = config.enabled.then(|| (0..SHARDS).map(|_| Mutex::new(RecentKeys::new(per_shard, ttl))).collect());
+        Self { shards, hasher: std::collections::hash_map::RandomState::new(), drops: AtomicU64::new(0) }
     }
 
     /// The key of `message_id` from `source`; the same for every request.
@@ -71,18 +48,16 @@ impl Dedup {
         DedupKey(hasher.finish())
     }
 
-    fn shard(&self, key: DedupKey) -> Option<&Mutex<Shard>> {
-        // The low bits pick the map's bucket; the high ones the shard.
+    fn shard(&self, key: DedupKey) -> Option<&Mutex<RecentKeys>> {
+        // The top bits pick the shard; the table draws its bucket from the low ones.
         self.shards.as_ref().map(|shards| &shards[(key.0 >> 60) as usize % SHARDS])
     }
 
     /// True when this key's event was delivered within the TTL; counts the drop.
     pub fn is_duplicate(&self, key: DedupKey) -> bool {
         let Some(shard) = self.shard(key) else { return false };
-        let now = self.started.elapsed();
-        let shard = shard.lock().unwrap_or_else(|p| p.into_inner());
-        let remembered = shard.current.get(&key.0).or_else(|| shard.previous.get(&key.0));
-        let duplicate = remembered.is_some_and(|&at| now.saturating_sub(at) < self.ttl);
+        let now = Stamp::now();
+        let duplicate = shard.lock().unwrap_or_else(|p| p.into_inner()).contains(key.0, now);
         if duplicate {
             self.drops.fetch_add(1, Ordering::Relaxed);
         }
@@ -91,18 +66,10 @@ impl Dedup {
 
     /// Remembers keys whose events are now safe.
     pub fn remember(&self, keys: impl IntoIterator<Item = DedupKey>) {
-        if self.shards.is_none() {
-            return;
-        }
-        let now = self.started.elapsed();
+        let now = Stamp::now();
         for key in keys {
             let Some(shard) = self.shard(key) else { return };
-            let mut shard = shard.lock().unwrap_or_else(|p| p.into_inner());
-            if shard.current.len() >= self.generation_size || now.saturating_sub(shard.current_since) >= self.ttl {
-                shard.previous = std::mem::take(&mut shard.current);
-                shard.current_since = now;
-            }
-            shard.current.insert(key.0, now);
+            shard.lock().unwrap_or_else(|p| p.into_inner()).insert(key.0, now);
         }
     }
 
@@ -133,19 +100,19 @@ mod tests {
 
     #[test]
     fn stays_within_capacity_and_forgets_the_oldest_first() {
-        let capacity = 3_200;
+        let capacity = 32_768;
         let dedup = dedup(capacity, 600);
-        let keys: Vec<DedupKey> = (0..10 * capacity).map(|i| dedup.key("web", &i.to_string())).collect();
+        let keys: Vec<DedupKey> = (0..4 * capacity).map(|i| dedup.key("web", &i.to_string())).collect();
         dedup.remember(keys.iter().copied());
-        let held: usize = dedup
-            .shards
-            .iter()
-            .flat_map(|s| s.iter())
-            .map(|s| s.lock().map_or(0, |s| s.current.len() + s.previous.len()))
-            .sum();
-        assert!(held as u64 <= capacity, "{held} keys held");
-        let recent = keys[keys.len() - capacity as usize / 4..].iter().filter(|&&k| dedup.is_duplicate(k)).count();
-        assert_eq!(recent as u64, capacity / 4, "the newest quarter is all remembered");
+        let shards = dedup.shards.iter().flat_map(|s| s.iter());
+        let (held, room) = shards
+            .map(|s| s.lock().map_or((0, 0), |s| (s.len(), s.capacity())))
+            .fold((0, 0), |(held, room), (h, r)| (held + h, room + r));
+        assert!(held <= room && room as u64 <= capacity + (SHARDS * 16) as u64, "{held} keys held in {room} slots");
+        let newest = &keys[keys.len() - capacity as usize / 4..];
+        let recent = newest.iter().filter(|&&k| dedup.is_duplicate(k)).count();
+        // A key is forgotten once 16 newer ones share its bucket: rare this recently.
+        assert!(recent * 100 >= newest.len() * 99, "{recent} of the newest {} remembered", newest.len());
         let oldest = keys[..capacity as usize].iter().filter(|&&k| dedup.is_duplicate(k)).count();
         assert_eq!(oldest, 0, "the oldest are forgotten");
     }

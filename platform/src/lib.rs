@@ -4,10 +4,10 @@
 pub mod admin;
 pub mod broker;
 pub mod config;
-pub mod hashed;
 pub mod kafka;
 pub mod kafka_stats;
 pub mod logging;
 pub mod producer;
+pub mod recent;
 pub mod telemetry;
 pub mod topics;

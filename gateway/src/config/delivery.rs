@@ -124,8 +124,9 @@ pub struct DedupConfig {
     pub enabled: bool,
     /// How long a delivered `messageId` is remembered, in seconds.
     pub ttl_secs: u64,
-    /// Most `messageId`s remembered. When full, the oldest go first, a generation at a time
-    /// (half of one of 16 shards), so between half this many and this many are remembered.
+    /// Most `messageId`s remembered, in a table of 8 bytes per id, resident only as it fills.
+    /// An id is forgotten once 16 newer ones share its bucket, so nearly all of the newest
+    /// half of this many are remembered, and about half of those this many back.
     pub capacity: u64,
 }
 
