@@ -89,7 +89,8 @@ fn idle_connections_reports_memory_per_connection() {
 }
 
 #[test]
-fn compare_peak_splits_the_cost_with_gateway_null_and_measures_the_latency_goal_at_seventy_percent_of_the_peak() {
+fn compare_peak_splits_the_cost_with_gateway_null_and_measures_the_latency_goal_at_seventy_percent_of_the_peak_beside_raw_kafka(
+) {
     let tansu = clickstream_tests::tansu::Tansu::start_in_memory();
     let bootstrap = tansu.bootstrap();
     let clickstream = env!("CARGO_BIN_EXE_clickstream");
@@ -128,6 +129,13 @@ fn compare_peak_splits_the_cost_with_gateway_null_and_measures_the_latency_goal_
     let offered = share["phases"][0]["offered_rps"].as_f64().expect("the offered rate");
     assert!((offered - 0.7 * reached).abs() <= 1.0, "offered {offered} for a peak of {reached}");
     assert!(share["phases"][0]["ok_requests"].as_u64().is_some_and(|ok| ok > 0), "{share:#}");
+    // raw-kafka at the same rate, and the gap between the two p99s, as printed.
+    let floor = run("raw-kafka / single event per request at 0.7x the gateway's peak");
+    assert_eq!(floor["phases"][0]["offered_rps"].as_f64(), Some(offered), "the same rate");
+    assert!(floor["phases"][0]["ok_requests"].as_u64().is_some_and(|ok| ok > 0), "{floor:#}");
+    let p99 = |run: &serde_json::Value| run["phases"][0]["latency"]["p99_ms"].as_f64().expect("a p99");
+    let gap = format!("so the gateway adds {:+.2} ms", p99(share) - p99(floor));
+    assert!(stdout.contains(&gap), "{gap}, in {stdout}");
     let ratios = report["comparison"].as_array().expect("ratios");
     assert_eq!(ratios[0]["subject_value"].as_f64(), Some(reached), "the single-event ratio uses the peak run");
     let rate = |label: &str| run(label)["phases"][0]["achieved_events_per_sec"].as_f64().expect("a rate");

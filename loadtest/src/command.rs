@@ -280,20 +280,22 @@ pub async fn compare_command(
                 }
             };
             print_run(&target_run);
-            // After the gateway's single-event peak, the latency goal at a share of it.
+            // After the gateway's single-event peak, the latency goal at a share of it, and
+            // raw-kafka at the same rate: the p99 of the producer and broker alone.
             let at_share = match (peak, kind, options.mode) {
                 (Some(duration), TargetKind::Gateway, Mode::Single) => {
-                    Some(headroom::run_at_share(settings, options, &target, &session, &target_run, duration).await?)
+                    Some(latency_at_share(settings, options, &target, &session, &target_run, duration).await?)
                 }
                 _ => None,
             };
             report.runs.push(target_run);
-            if let Some(at_share) = at_share {
+            if let Some((at_share, floor)) = at_share {
                 print_run(&at_share);
-                if let Some(line) = headroom::goal_line(&at_share) {
+                print_run(&floor);
+                if let Some(line) = headroom::goal_line(&at_share, &floor) {
                     println!("   {line}");
                 }
-                report.runs.push(at_share);
+                report.runs.extend([at_share, floor]);
             }
         }
     }
@@ -304,6 +306,25 @@ pub async fn compare_command(
     }
     write_report(&report, settings)?;
     Ok(report)
+}
+
+/// The gateway open loop at [`headroom::PEAK_SHARE`] of its `peak`, then raw-kafka at the same
+/// rate.
+async fn latency_at_share(
+    settings: &Settings,
+    options: &RunOptions,
+    gateway: &Target,
+    session: &Session,
+    peak: &TargetRun,
+    duration: Duration,
+) -> anyhow::Result<(TargetRun, TargetRun)> {
+    let rate = headroom::share_rate(peak);
+    let label = headroom::share_label(&peak.label, peak);
+    let at_share = headroom::run_at_rate(settings, options, gateway, session, rate, label, duration).await?;
+    let raw = Target::start(&TargetSpec { kind: TargetKind::RawKafka, url: None, ..settings.target.clone() }).await?;
+    let label = headroom::share_label(&format!("{} / {}", TargetKind::RawKafka.as_str(), options.mode.label()), peak);
+    let floor = headroom::run_at_rate(settings, options, &raw, session, rate, label, duration).await?;
+    Ok((at_share, floor))
 }
 
 fn ratios(runs: &[TargetRun]) -> Vec<Ratio> {

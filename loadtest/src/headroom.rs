@@ -1,6 +1,7 @@
 //! The latency goal where it is set: single events offered open loop at 70% of the rate a
 //! closed-loop peak reached, and their p99 against the producer's `linger.ms` + 5 ms. A server
-//! that only meets its SLO far below its peak has no headroom for a burst.
+//! that only meets its SLO far below its peak has no headroom for a burst. raw-kafka, offered
+//! the same rate, is the floor: what the producer and the broker alone take at that p99.
 
 use std::time::Duration;
 
@@ -16,18 +17,22 @@ pub const PEAK_SHARE: f64 = 0.7;
 /// What the goal allows above the producer's `linger.ms`, in milliseconds.
 pub const LATENCY_ALLOWANCE_MS: f64 = 5.0;
 
-/// Offers [`PEAK_SHARE`] of what `peak` reached to `target`, open loop, for `duration`, on
-/// fresh connections after the usual warm-up.
-pub(crate) async fn run_at_share(
+/// The rate the latency goal is measured at: [`PEAK_SHARE`] of what `peak` reached.
+pub(crate) fn share_rate(peak: &TargetRun) -> f64 {
+    (peak.phases.first().map_or(0.0, |p| p.achieved_rps) * PEAK_SHARE).max(1.0)
+}
+
+/// Offers `rate` to `target`, open loop, for `duration`, on fresh connections after the usual
+/// warm-up.
+pub(crate) async fn run_at_rate(
     settings: &Settings,
     options: &RunOptions,
     target: &Target,
     session: &Session,
-    peak: &TargetRun,
+    rate: f64,
+    label: String,
     duration: Duration,
 ) -> anyhow::Result<TargetRun> {
-    let rate = (peak.phases.first().map_or(0.0, |p| p.achieved_rps) * PEAK_SHARE).max(1.0);
-    let label = format!("{} at {PEAK_SHARE}x its peak", peak.label.trim_end_matches(" peak"));
     let pool = Pool::open(target, options, session).await;
     warm_up(settings, &pool, session, rate, &label).await?;
     let outcome = run_on(&pool, &[Phase::fixed(rate, duration)], session, None, &label).await?;
@@ -45,13 +50,33 @@ pub(crate) async fn run_at_share(
     })
 }
 
-/// The goal's line for a run of [`run_at_share`]; nothing for a target without a producer.
-pub(crate) fn goal_line(run: &TargetRun) -> Option<String> {
+/// The label of a run at the gateway's share rate: `gateway / single event per request at 0.7x
+/// its peak`, or for a baseline, `raw-kafka / ... at 0.7x the gateway's peak`.
+pub(crate) fn share_label(run_label: &str, peak: &TargetRun) -> String {
+    if run_label == peak.label {
+        format!("{} at {PEAK_SHARE}x its peak", run_label.trim_end_matches(" peak"))
+    } else {
+        format!("{run_label} at {PEAK_SHARE}x the {}'s peak", peak.target.kind.as_str())
+    }
+}
+
+/// The goal's line for a run at the share rate, beside the floor's p99 at the same rate;
+/// nothing for a target without a producer.
+pub(crate) fn goal_line(run: &TargetRun, floor: &TargetRun) -> Option<String> {
     let (phase, kafka) = (run.phases.first()?, run.target.kafka.as_ref()?);
     let goal = f64::from(kafka.linger_ms) + LATENCY_ALLOWANCE_MS;
     let verdict = if phase.latency.p99_ms <= goal { "met" } else { "not met" };
+    let beside = floor.phases.first().map_or(String::new(), |f| {
+        format!(
+            "; {} at the same rate: {:.2} ms, so the {} adds {:+.2} ms",
+            floor.target.kind.as_str(),
+            f.latency.p99_ms,
+            run.target.kind.as_str(),
+            phase.latency.p99_ms - f.latency.p99_ms
+        )
+    });
     Some(format!(
-        "p99 at {PEAK_SHARE}x the closed-loop peak ({:.0} req/s offered, {:.0} ok): {:.2} ms (goal <= linger.ms + 5 = {goal} ms: {verdict})",
+        "p99 at {PEAK_SHARE}x the closed-loop peak ({:.0} req/s offered, {:.0} ok): {:.2} ms (goal <= linger.ms + 5 = {goal} ms: {verdict}){beside}",
         phase.offered_rps, phase.achieved_rps, phase.latency.p99_ms
     ))
 }
