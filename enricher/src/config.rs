@@ -181,7 +181,7 @@ pub struct ProductTableSettings {
 #[serde(default, deny_unknown_fields)]
 pub struct DedupSettings {
     /// How many recent `messageId`s to remember per input partition, in a table of 8 bytes per
-    /// id, resident only as it fills.
+    /// id, resident once the partition's first few thousand ids have arrived.
     pub capacity: u64,
     /// How long a `messageId` is remembered, in seconds.
     pub window_secs: u64,

@@ -5,8 +5,9 @@
 //! once the maps outgrow the cache), each turnover dropped a map and grew a new one by
 //! rehashing, and a full memory of a million keys took about 50 MB. Here one key is one slot
 //! of 8 bytes in a bucket of 16 (two adjacent cache lines): a lookup and an insert read the
-//! same bucket, the memory is allocated once, zeroed by the kernel and touched only as keys
-//! arrive, and a full bucket forgets its oldest key.
+//! same bucket, the memory is allocated once and zeroed by the kernel, and a full bucket
+//! forgets its oldest key. Keys land in random buckets, so the table is resident whole once a
+//! few thousand keys have touched every page: a fixed cost, where the maps grew with use.
 //!
 //! A slot packs the key's upper 44 bits (its fingerprint) over a 20-bit time stamp. The bucket
 //! comes from the key's lower 20 bits, so the two never overlap: keys that share a bucket
@@ -29,8 +30,8 @@ const MAX_BUCKETS: usize = 1 << INDEX_BITS;
 /// Recently seen keys, each remembered for `ttl` unless `capacity` newer ones pushed it out.
 #[derive(Debug)]
 pub struct RecentKeys {
-    /// `[u64; SLOTS]` zeroes, so the allocation comes from the kernel already zeroed and only
-    /// the buckets in use cost resident memory.
+    /// `[u64; SLOTS]` zeroes, so the allocation comes from the kernel already zeroed: a table
+    /// that has seen no key costs no resident memory.
     buckets: Vec<[u64; SLOTS]>,
     /// The remembering time in stamp units.
     ttl_units: u64,

@@ -124,7 +124,8 @@ pub struct DedupConfig {
     pub enabled: bool,
     /// How long a delivered `messageId` is remembered, in seconds.
     pub ttl_secs: u64,
-    /// Most `messageId`s remembered, in a table of 8 bytes per id, resident only as it fills.
+    /// Most `messageId`s remembered, in a table of 8 bytes per id, allocated at start and
+    /// resident once the first few thousand ids have arrived.
     /// An id is forgotten once 16 newer ones share its bucket, so nearly all of the newest
     /// half of this many are remembered, and about half of those this many back.
     pub capacity: u64,
