@@ -20,8 +20,9 @@ use crate::config::DedupConfig;
 const SHARDS: usize = 16;
 
 /// The key of one event: a 64-bit hash of (source, messageId), an eighth of the memory of the
-/// strings. A shard keeps 44 bits of it beside the 4 that chose the shard and the bucket's
-/// 20: a false duplicate, an event dropped for another's id, has odds of about 2⁻⁴⁰ per event.
+/// strings. Its top 4 bits choose the shard and its low 20 the bucket; the slot keeps the top
+/// 44, of which 40 tell apart the ids of one shard's bucket. A false duplicate, an event
+/// dropped for another's id, has odds of about 16 in 2⁴⁰ (one in 70 billion) per event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DedupKey(u64);
 
