@@ -129,7 +129,7 @@ pub(crate) fn record(text: &str) -> Option<Table> {
     let entries = Vec::with_capacity(64);
     let open = OPEN.with(|open| std::mem::take(&mut *open.borrow_mut()));
     let mut recorder = Recorder { scanner, entries, open };
-    let root = recorder.object(start, 0);
+    let root = recorder.container::<true>(start, 0);
     let Recorder { scanner, entries, mut open } = recorder;
     open.clear();
     OPEN.with(|slot| *slot.borrow_mut() = open);
@@ -199,49 +199,36 @@ impl Recorder<'_> {
     #[inline(always)]
     fn value(&mut self, at: usize, depth: usize) -> Option<Recorded> {
         match self.scanner.byte(at) {
-            Some(b'{') if depth < RECORDED_DEPTH => self.object(at, depth),
-            Some(b'[') if depth < RECORDED_DEPTH => self.array(at, depth),
+            Some(b'{') if depth < RECORDED_DEPTH => self.container::<true>(at, depth),
+            Some(b'[') if depth < RECORDED_DEPTH => self.container::<false>(at, depth),
             _ => Some((0, 0, self.scanner.value(at, depth).ok()?)),
         }
     }
 
-    fn object(&mut self, at: usize, depth: usize) -> Option<Recorded> {
+    /// An object (`KEYED`) or an array starting at `at`: each member's entry, then the
+    /// container's. One function for both, so the two cannot drift; the constant folds away.
+    fn container<const KEYED: bool>(&mut self, at: usize, depth: usize) -> Option<Recorded> {
         if depth >= MAX_DEPTH {
             return None;
         }
+        let closing = if KEYED { b'}' } else { b']' };
         let mark = self.open.len();
         let mut at = self.scanner.ws(at + 1);
-        if self.scanner.byte(at) != Some(b'}') {
+        if self.scanner.byte(at) != Some(closing) {
             loop {
-                let (key_end, start, escaped) = self.scanner.key(at).ok()?;
+                // An array member's entry has no key: its key position is its own.
+                let (key_len, start) = if KEYED {
+                    let (key_end, start, escaped) = self.scanner.key(at).ok()?;
+                    ((key_end - at) as u32 | if escaped { ESCAPED } else { 0 }, start)
+                } else {
+                    (0, at)
+                };
                 let (first, count, end) = self.value(start, depth + 1)?;
-                let key_len = (key_end - at) as u32 | if escaped { ESCAPED } else { 0 };
                 self.open.push(Entry { key_at: at as u32, key_len, at: start as u32, end: end as u32, first, count });
                 at = self.scanner.ws(end);
                 match self.scanner.byte(at) {
                     Some(b',') => at = self.scanner.ws(at + 1),
-                    Some(b'}') => break,
-                    _ => return None,
-                }
-            }
-        }
-        Some(self.close(mark, at + 1))
-    }
-
-    fn array(&mut self, at: usize, depth: usize) -> Option<Recorded> {
-        if depth >= MAX_DEPTH {
-            return None;
-        }
-        let mark = self.open.len();
-        let mut at = self.scanner.ws(at + 1);
-        if self.scanner.byte(at) != Some(b']') {
-            loop {
-                let (first, count, end) = self.value(at, depth + 1)?;
-                self.open.push(Entry { key_at: at as u32, key_len: 0, at: at as u32, end: end as u32, first, count });
-                at = self.scanner.ws(end);
-                match self.scanner.byte(at) {
-                    Some(b',') => at = self.scanner.ws(at + 1),
-                    Some(b']') => break,
+                    Some(byte) if byte == closing => break,
                     _ => return None,
                 }
             }
