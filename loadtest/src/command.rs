@@ -284,7 +284,7 @@ pub async fn compare_command(
             // raw-kafka at the same rate: the p99 of the producer and broker alone.
             let at_share = match (peak, kind, options.mode) {
                 (Some(duration), TargetKind::Gateway, Mode::Single) => {
-                    Some(latency_at_share(settings, options, &target, &session, &target_run, duration).await?)
+                    Some(headroom::run_with_floor(settings, options, &target, &session, &target_run, duration).await?)
                 }
                 _ => None,
             };
@@ -306,25 +306,6 @@ pub async fn compare_command(
     }
     write_report(&report, settings)?;
     Ok(report)
-}
-
-/// The gateway open loop at [`headroom::PEAK_SHARE`] of its `peak`, then raw-kafka at the same
-/// rate.
-async fn latency_at_share(
-    settings: &Settings,
-    options: &RunOptions,
-    gateway: &Target,
-    session: &Session,
-    peak: &TargetRun,
-    duration: Duration,
-) -> anyhow::Result<(TargetRun, TargetRun)> {
-    let rate = headroom::share_rate(peak);
-    let label = headroom::share_label(&peak.label, peak);
-    let at_share = headroom::run_at_rate(settings, options, gateway, session, rate, label, duration).await?;
-    let raw = Target::start(&TargetSpec { kind: TargetKind::RawKafka, url: None, ..settings.target.clone() }).await?;
-    let label = headroom::share_label(&format!("{} / {}", TargetKind::RawKafka.as_str(), options.mode.label()), peak);
-    let floor = headroom::run_at_rate(settings, options, &raw, session, rate, label, duration).await?;
-    Ok((at_share, floor))
 }
 
 fn ratios(runs: &[TargetRun]) -> Vec<Ratio> {

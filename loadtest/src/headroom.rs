@@ -10,21 +10,41 @@ use crate::plan::Phase;
 use crate::pool::Pool;
 use crate::report::TargetRun;
 use crate::runner::{run_on, RunOptions, Session};
-use crate::target::Target;
+use crate::target::{Target, TargetKind, TargetSpec};
 
 /// The share of the closed-loop peak the latency goal is measured at.
 pub const PEAK_SHARE: f64 = 0.7;
 /// What the goal allows above the producer's `linger.ms`, in milliseconds.
 pub const LATENCY_ALLOWANCE_MS: f64 = 5.0;
 
-/// The rate the latency goal is measured at: [`PEAK_SHARE`] of what `peak` reached.
-pub(crate) fn share_rate(peak: &TargetRun) -> f64 {
-    (peak.phases.first().map_or(0.0, |p| p.achieved_rps) * PEAK_SHARE).max(1.0)
+/// The gateway open loop at [`PEAK_SHARE`] of its `peak`, then raw-kafka (the floor) at the
+/// same rate.
+pub(crate) async fn run_with_floor(
+    settings: &Settings,
+    options: &RunOptions,
+    gateway: &Target,
+    session: &Session,
+    peak: &TargetRun,
+    duration: Duration,
+) -> anyhow::Result<(TargetRun, TargetRun)> {
+    let rate = (peak.phases.first().map_or(0.0, |p| p.achieved_rps) * PEAK_SHARE).max(1.0);
+    let label = format!("{} at {PEAK_SHARE}x its peak", peak.label.trim_end_matches(" peak"));
+    let at_share = run_at_rate(settings, options, gateway, session, rate, label, duration).await?;
+    let raw_kafka = TargetKind::RawKafka;
+    let raw = Target::start(&TargetSpec { kind: raw_kafka, url: None, ..settings.target.clone() }).await?;
+    let label = format!(
+        "{} / {} at {PEAK_SHARE}x the {}'s peak",
+        raw_kafka.as_str(),
+        options.mode.label(),
+        peak.target.kind.as_str()
+    );
+    let floor = run_at_rate(settings, options, &raw, session, rate, label, duration).await?;
+    Ok((at_share, floor))
 }
 
 /// Offers `rate` to `target`, open loop, for `duration`, on fresh connections after the usual
 /// warm-up.
-pub(crate) async fn run_at_rate(
+async fn run_at_rate(
     settings: &Settings,
     options: &RunOptions,
     target: &Target,
@@ -48,16 +68,6 @@ pub(crate) async fn run_at_rate(
         capacity: None,
         peak: false,
     })
-}
-
-/// The label of a run at the gateway's share rate: `gateway / single event per request at 0.7x
-/// its peak`, or for a baseline, `raw-kafka / ... at 0.7x the gateway's peak`.
-pub(crate) fn share_label(run_label: &str, peak: &TargetRun) -> String {
-    if run_label == peak.label {
-        format!("{} at {PEAK_SHARE}x its peak", run_label.trim_end_matches(" peak"))
-    } else {
-        format!("{run_label} at {PEAK_SHARE}x the {}'s peak", peak.target.kind.as_str())
-    }
 }
 
 /// The goal's line for a run at the share rate, beside the floor's p99 at the same rate;
