@@ -19,7 +19,8 @@ pub struct KafkaStatsSnapshot {
     pub queue_messages: u64,
     /// Bytes in the client's queues.
     pub queue_bytes: u64,
-    /// Per broker: name, whether its connection is up, and its round-trip time (avg, p99) in seconds.
+    /// Per broker: name, whether its connection is up, its round-trip time (avg, p99) and how
+    /// long produced records waited inside the client before being sent (p99), in seconds.
     pub brokers: Vec<BrokerStats>,
     /// Per consumed partition with a known lag: topic, partition, messages behind the high watermark.
     pub consumer_lag: Vec<(String, i32, i64)>,
@@ -31,6 +32,11 @@ pub struct BrokerStats {
     pub up: bool,
     pub rtt_avg_secs: f64,
     pub rtt_p99_secs: f64,
+    /// librdkafka `int_latency` p99: from the produce call until the record's batch is written
+    /// to a request (linger and waiting for an in-flight slot included).
+    pub queue_p99_secs: f64,
+    /// librdkafka `outbuf_latency` p99: a request waiting to be sent on the connection.
+    pub outbuf_p99_secs: f64,
 }
 
 impl KafkaStatsSnapshot {
@@ -44,7 +50,9 @@ impl KafkaStatsSnapshot {
                 name: b.name.clone(),
                 up: b.state == "UP",
                 rtt_avg_secs: b.rtt.as_ref().map_or(0.0, |w| w.avg as f64 / 1e6),
-                rtt_p99_secs: b.rtt.as_ref().map_or(0.0, |w| w.p99 as f64 / 1e6),
+                rtt_p99_secs: p99_secs(b.rtt.as_ref()),
+                queue_p99_secs: p99_secs(b.int_latency.as_ref()),
+                outbuf_p99_secs: p99_secs(b.outbuf_latency.as_ref()),
             })
             .collect();
         brokers.sort_by(|a, b| a.name.cmp(&b.name));
@@ -61,6 +69,11 @@ impl KafkaStatsSnapshot {
         consumer_lag.sort();
         Self { queue_messages: stats.msg_cnt, queue_bytes: stats.msg_size, brokers, consumer_lag }
     }
+}
+
+/// A librdkafka window's p99, given in microseconds, in seconds; 0 when it is absent.
+fn p99_secs(window: Option<&rdkafka::statistics::Window>) -> f64 {
+    window.map_or(0.0, |w| w.p99 as f64 / 1e6)
 }
 
 /// The latest snapshot of each client in a slot, written by a client context's `stats`
@@ -101,6 +114,8 @@ impl KafkaStatsCell {
                         known.up &= broker.up;
                         known.rtt_avg_secs = known.rtt_avg_secs.max(broker.rtt_avg_secs);
                         known.rtt_p99_secs = known.rtt_p99_secs.max(broker.rtt_p99_secs);
+                        known.queue_p99_secs = known.queue_p99_secs.max(broker.queue_p99_secs);
+                        known.outbuf_p99_secs = known.outbuf_p99_secs.max(broker.outbuf_p99_secs);
                     }
                     None => merged.brokers.push(broker.clone()),
                 }
@@ -162,6 +177,16 @@ pub fn register_kafka_stats(
             |s, c| s.brokers.iter().map(|b| (b.rtt_p99_secs, broker_labels(c, &b.name))).collect(),
         ),
         gauge(
+            "clickstream.kafka.broker.queue.p99.seconds",
+            "p99 time produced records waited in the client before their request was built (librdkafka int_latency: linger and in-flight limits).",
+            |s, c| s.brokers.iter().map(|b| (b.queue_p99_secs, broker_labels(c, &b.name))).collect(),
+        ),
+        gauge(
+            "clickstream.kafka.broker.outbuf.p99.seconds",
+            "p99 time a request waited to be sent on the broker connection (librdkafka outbuf_latency).",
+            |s, c| s.brokers.iter().map(|b| (b.outbuf_p99_secs, broker_labels(c, &b.name))).collect(),
+        ),
+        gauge(
             "clickstream.kafka.consumer.lag",
             "Messages between the consumer's position and the partition's high watermark.",
             |s, c| {
@@ -190,7 +215,7 @@ mod tests {
     use super::*;
 
     fn broker(name: &str, up: bool, rtt: f64) -> BrokerStats {
-        BrokerStats { name: name.to_owned(), up, rtt_avg_secs: rtt, rtt_p99_secs: rtt }
+        BrokerStats { name: name.to_owned(), up, rtt_avg_secs: rtt, rtt_p99_secs: rtt, ..BrokerStats::default() }
     }
 
     #[test]

@@ -34,8 +34,10 @@ pub struct DeliveryConfig {
     /// out `enqueue_deadline_ms` and having their events spooled. Not applied with
     /// `ack = spool` or while Kafka is unreachable, when the spool takes the events.
     pub shed_wait_ms: u64,
-    /// How often the gateway checks that Kafka answers metadata requests, in milliseconds: an
-    /// unreachable cluster sends events to the spool at once instead of after their timeout.
+    /// How often the gateway checks that Kafka answers, in milliseconds: an unreachable
+    /// cluster sends events to the spool at once instead of after their timeout. Records
+    /// confirmed since the last check are answer enough; only without them is a metadata
+    /// request sent, so that it never holds back the produce responses behind it.
     pub kafka_health_interval_ms: u64,
 }
 

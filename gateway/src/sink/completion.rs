@@ -14,6 +14,7 @@ use tokio::sync::oneshot;
 pub struct Backlog {
     waiting: AtomicUsize,
     reported: AtomicU64,
+    confirmed: AtomicU64,
     rejected: AtomicU64,
 }
 
@@ -26,6 +27,11 @@ impl Backlog {
     /// Delivery reports received since start, confirmed or failed.
     pub fn reported(&self) -> u64 {
         self.reported.load(Ordering::Relaxed)
+    }
+
+    /// Records Kafka confirmed since start: while this grows, Kafka is answering.
+    pub fn confirmed(&self) -> u64 {
+        self.confirmed.load(Ordering::Relaxed)
     }
 
     /// Records Kafka refused for good since start (see [`Delivery::Rejected`]).
@@ -59,7 +65,9 @@ struct Countdown {
 
 impl Countdown {
     fn settle(&self, index: u32, delivery: Delivery) {
-        if delivery != Delivery::Confirmed {
+        if delivery == Delivery::Confirmed {
+            self.backlog.confirmed.fetch_add(1, Ordering::Relaxed);
+        } else {
             if delivery == Delivery::Rejected {
                 self.backlog.rejected.fetch_add(1, Ordering::Relaxed);
             }
@@ -185,7 +193,7 @@ mod tests {
         fourth.settle(Rejected);
         assert_eq!(pending.refused(), [1]);
         assert_eq!(pending.outcome(Some(Duration::from_secs(5))).await, [Confirmed, Failed, Failed, Rejected]);
-        assert_eq!((backlog.waiting(), backlog.reported(), backlog.rejected()), (0, 4, 1));
+        assert_eq!((backlog.waiting(), backlog.reported(), backlog.confirmed(), backlog.rejected()), (0, 4, 1, 1));
     }
 
     #[tokio::test]

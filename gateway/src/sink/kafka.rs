@@ -162,8 +162,9 @@ impl KafkaSink {
         let producer = Producer_::from_config_and_context(&client_config, context)?;
         let producer = Arc::new(RwLock::new(producer));
         let every = Duration::from_millis(config.delivery.kafka_health_interval_ms.max(50));
-        let probe = tokio::spawn(probe(producer.clone(), flags.clone(), config.topics.raw.clone(), every));
         let backlog = Arc::new(Backlog::default());
+        let probe =
+            tokio::spawn(probe(producer.clone(), flags.clone(), backlog.clone(), config.topics.raw.clone(), every));
         let shed_wait = Duration::from_millis(config.delivery.shed_wait_ms);
         let up = flags.clone();
         let shedder = Shedder::new(backlog.clone(), shed_wait, move || up.reachable.load(Ordering::SeqCst));
@@ -308,16 +309,30 @@ pub(super) fn settled(outcome: &[Delivery]) -> Result<(), SinkError> {
     }
 }
 
-/// Marks Kafka reachable while it answers metadata requests for the raw topic.
-async fn probe(producer: Arc<RwLock<Producer_>>, flags: Arc<Flags>, topic: String, every: Duration) {
+/// Marks Kafka reachable while it confirms records or answers metadata requests for the raw
+/// topic. While records are confirmed, no metadata request is sent: a broker answers the
+/// requests of one connection in order, so a slow metadata answer (Tansu's takes milliseconds
+/// on a busy machine) would hold back every produce response queued behind it.
+async fn probe(
+    producer: Arc<RwLock<Producer_>>,
+    flags: Arc<Flags>,
+    backlog: Arc<Backlog>,
+    topic: String,
+    every: Duration,
+) {
     let timeout = every.max(Duration::from_secs(2));
+    let mut confirmed = backlog.confirmed();
     loop {
-        let producer = producer.read().unwrap_or_else(|p| p.into_inner()).clone();
-        let topic = topic.clone();
-        let answered =
+        let confirmed_before = std::mem::replace(&mut confirmed, backlog.confirmed());
+        let answered = if answering(flags.reachable.load(Ordering::SeqCst), confirmed_before, confirmed) {
+            true
+        } else {
+            let producer = producer.read().unwrap_or_else(|p| p.into_inner()).clone();
+            let topic = topic.clone();
             tokio::task::spawn_blocking(move || producer.client().fetch_metadata(Some(&topic), timeout).is_ok())
                 .await
-                .unwrap_or(false);
+                .unwrap_or(false)
+        };
         if answered {
             *flags.auth_failure.lock().unwrap_or_else(PoisonError::into_inner) = None;
         }
@@ -331,6 +346,13 @@ async fn probe(producer: Arc<RwLock<Producer_>>, flags: Arc<Flags>, topic: Strin
         }
         tokio::time::sleep(every).await;
     }
+}
+
+/// Whether Kafka has shown it answers without a metadata request: it was reachable at the last
+/// check and has confirmed records since. After an outage only a metadata answer counts, so a
+/// late confirmation of a record sent before it cannot end the outage early.
+fn answering(was_reachable: bool, confirmed_before: u64, confirmed_now: u64) -> bool {
+    was_reachable && confirmed_now > confirmed_before
 }
 
 /// Without a spool: a 200 needs every record delivered, else the client retries on 503.
@@ -367,5 +389,17 @@ impl EventSink for KafkaSink {
                 tracing::warn!("records still queued at shutdown");
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::answering;
+
+    #[test]
+    fn confirmations_stand_for_a_metadata_answer_only_while_reachable() {
+        assert!(answering(true, 10, 11), "records confirmed since the last check");
+        assert!(!answering(true, 10, 10), "nothing confirmed: ask for metadata");
+        assert!(!answering(false, 10, 50), "after an outage, only a metadata answer counts");
     }
 }
