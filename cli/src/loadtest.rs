@@ -49,6 +49,7 @@ pub async fn run(args: &LoadtestArgs) -> anyhow::Result<()> {
                 baseline: secs(overload.baseline_secs),
                 overload: secs(overload.overload_secs),
                 recovery: secs(overload.recovery_secs),
+                max_connections: overload.max_connections,
             };
             overload_command(&settings, &options, &search_options(&overload.common)).await.map(drop)
         }

@@ -36,7 +36,15 @@ pub struct OverloadOptions {
     pub baseline: Duration,
     pub overload: Duration,
     pub recovery: Duration,
+    /// Connections the load generator may grow to during the scenario, opening them while
+    /// requests wait for a free one (see `Pool::grow_up_to`); at most the run's `connections`
+    /// keeps the pool fixed.
+    pub max_connections: usize,
 }
+
+/// Default of `max_connections`: below the gateway's `http.max_connections` (10,000), so its
+/// own shedding answers the excess rather than its listen backlog.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 8_192;
 
 /// Share of R offered before and after the overload, and during it.
 pub const CALM_SHARE: f64 = 0.7;
@@ -65,6 +73,8 @@ pub struct OverloadResult {
     pub shed_share: f64,
     /// Never sent: the load generator's own queue was full.
     pub dropped_requests: u64,
+    /// The load generator's connections when the scenario began and when it ended.
+    pub connections: (usize, usize),
     pub acknowledged_events: u64,
     pub spool: Option<SpoolSeen>,
 }
@@ -89,6 +99,7 @@ impl OverloadResult {
         phases: &[PhaseResult],
         timeline: &[TimelinePoint],
         spool: Option<Vec<(f64, f64)>>,
+        connections: (usize, usize),
     ) -> anyhow::Result<Self> {
         let [baseline, overload, recovery] = phases else {
             anyhow::bail!("the overload scenario has three phases, got {}", phases.len())
@@ -123,6 +134,7 @@ impl OverloadResult {
             shed_requests,
             shed_share: if scheduled_requests > 0 { shed_requests as f64 / scheduled_requests as f64 } else { 0.0 },
             dropped_requests: phases.iter().map(|p| p.dropped + p.abandoned).sum(),
+            connections,
             acknowledged_events,
             spool,
         })
@@ -148,6 +160,10 @@ impl OverloadResult {
                 self.scheduled_requests,
                 self.shed_share * 100.0,
                 self.dropped_requests
+            ),
+            format!(
+                "load generator connections: {} at the start, {} at the end (opened while requests waited for one)",
+                self.connections.0, self.connections.1
             ),
         ];
         lines.push(match &self.spool {

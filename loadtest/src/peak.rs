@@ -42,7 +42,7 @@ impl PeakPool {
             .enumerate()
             .map(|(index, connection)| Sender {
                 connection,
-                requests: options.connection_requests(target, session, index, count),
+                requests: options.connection_requests(target.info.kind.reads_bodies(), &session.sequence, index, count),
             })
             .collect();
         Self { senders, server_pid: target.server_pid, options: options.clone() }

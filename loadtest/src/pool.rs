@@ -1,10 +1,11 @@
 //! The connection pool and the dispatcher. The pool's connections live as long as the pool,
 //! so every probe of a search measures warm keep-alive connections; each takes jobs off one
 //! shared queue. The dispatcher, a thread of its own, puts each job on the queue at its
-//! intended time whatever the server is doing: an open loop.
+//! intended time whatever the server is doing: an open loop. A pool may also be let grow,
+//! opening connections while requests wait for one, as a site's many clients would.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use async_channel::{Receiver, Sender};
@@ -13,13 +14,14 @@ use tokio::sync::Notify;
 use crate::clock::Clock;
 use crate::cpu::CpuSample;
 use crate::e2e::Matcher;
+use crate::payload::ids::Sequence;
 use crate::payload::source::RequestSource;
 use crate::plan::Phase;
 use crate::progress::Live;
 use crate::runner::{RunOptions, Session};
 use crate::stats::{Completion, Recorder};
 use crate::target::Target;
-use crate::transport::Connection;
+use crate::transport::{Connection, Endpoint};
 
 /// One request to send, and the run it belongs to.
 #[derive(Debug)]
@@ -70,7 +72,8 @@ impl RunState {
 #[derive(Debug)]
 pub struct Pool {
     jobs: Sender<Job>,
-    workers: Vec<tokio::task::JoinHandle<()>>,
+    connections: Arc<Connections>,
+    grower: Mutex<Option<tokio::task::JoinHandle<()>>>,
     pub(crate) server_pid: Option<u32>,
     pub(crate) options: RunOptions,
 }
@@ -78,33 +81,67 @@ pub struct Pool {
 impl Drop for Pool {
     fn drop(&mut self) {
         self.jobs.close();
-        for worker in &self.workers {
+        if let Some(grower) = self.grower.lock().unwrap_or_else(PoisonError::into_inner).take() {
+            grower.abort();
+        }
+        for worker in self.connections.workers.lock().unwrap_or_else(PoisonError::into_inner).iter() {
             worker.abort();
         }
     }
 }
 
+/// How often a growing pool looks for requests waiting on busy connections.
+const GROW_EVERY: Duration = Duration::from_millis(5);
+/// Most connections a growing pool opens at once.
+const GROW_STEP: usize = 64;
+
 impl Pool {
     /// Opens `options.connections` connections to `target`.
     pub async fn open(target: &Target, options: &RunOptions, session: &Session) -> Self {
-        let count = options.connections.max(1);
-        let connections = futures::future::join_all((0..count).map(|_| Connection::open(&target.endpoint))).await;
         let (jobs, queue) = async_channel::unbounded::<Job>();
-        let workers = connections
-            .into_iter()
-            .enumerate()
-            .map(|(index, connection)| {
-                let worker = Worker {
-                    connection,
-                    requests: options.connection_requests(target, session, index, count),
-                    queue: queue.clone(),
-                    clock: session.clock,
-                    options: options.clone(),
-                };
-                tokio::spawn(worker.run())
-            })
-            .collect();
-        Self { jobs, workers, server_pid: target.server_pid, options: options.clone() }
+        let connections = Arc::new(Connections {
+            endpoint: target.endpoint.clone(),
+            reads_bodies: target.info.kind.reads_bodies(),
+            sequence: session.sequence.clone(),
+            clock: session.clock,
+            options: options.clone(),
+            queue,
+            workers: Mutex::new(Vec::new()),
+        });
+        connections.open_more(options.connections.max(1)).await;
+        Self { jobs, connections, grower: Mutex::new(None), server_pid: target.server_pid, options: options.clone() }
+    }
+
+    /// From now on, opens connections while requests wait for a free one, up to `max` in all,
+    /// and keeps them. A site's visitors each connect on their own rather than queue behind
+    /// each other's answers, so an overloaded server sees every request, as in production,
+    /// and can answer it (or shed it) itself; a fixed pool would hold the excess in this
+    /// process's queue instead, where the server cannot see it.
+    pub fn grow_up_to(&self, max: usize) {
+        let (connections, jobs) = (self.connections.clone(), self.jobs.clone());
+        let grower = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(GROW_EVERY);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            loop {
+                tick.tick().await;
+                let open = connections.count();
+                if open >= max {
+                    return;
+                }
+                let waiting = jobs.len();
+                if waiting > 0 {
+                    connections.open_more(waiting.min(max - open).min(GROW_STEP)).await;
+                }
+            }
+        });
+        if let Some(earlier) = self.grower.lock().unwrap_or_else(PoisonError::into_inner).replace(grower) {
+            earlier.abort();
+        }
+    }
+
+    /// Connections open now: `options.connections`, plus any a growing pool opened.
+    pub fn connection_count(&self) -> usize {
+        self.connections.count()
     }
 
     /// Dispatches `phases` on a thread of its own and returns what it counted, per phase, and
@@ -219,6 +256,48 @@ fn sleep_until(at: Instant) {
     let now = Instant::now();
     if at > now {
         std::thread::sleep(at - now);
+    }
+}
+
+/// What opening one more connection takes, and the workers of those open.
+#[derive(Debug)]
+struct Connections {
+    endpoint: Endpoint,
+    reads_bodies: bool,
+    sequence: Sequence,
+    clock: Clock,
+    options: RunOptions,
+    queue: Receiver<Job>,
+    workers: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+impl Connections {
+    fn count(&self) -> usize {
+        self.workers.lock().unwrap_or_else(PoisonError::into_inner).len()
+    }
+
+    /// Opens `more` connections, each with a worker on the shared queue. A connection's
+    /// visitors are its share of `options.visitors` over the first `options.connections`, so
+    /// connections opened later bring visitors of their own, as new clients would.
+    async fn open_more(&self, more: usize) {
+        let first = self.count();
+        let opened = futures::future::join_all((0..more).map(|_| Connection::open(&self.endpoint))).await;
+        let share_of = self.options.connections.max(1);
+        let started: Vec<_> = opened
+            .into_iter()
+            .zip(first..)
+            .map(|(connection, index)| {
+                let worker = Worker {
+                    connection,
+                    requests: self.options.connection_requests(self.reads_bodies, &self.sequence, index, share_of),
+                    queue: self.queue.clone(),
+                    clock: self.clock,
+                    options: self.options.clone(),
+                };
+                tokio::spawn(worker.run())
+            })
+            .collect();
+        self.workers.lock().unwrap_or_else(PoisonError::into_inner).extend(started);
     }
 }
 

@@ -54,17 +54,17 @@ impl RunOptions {
         }
     }
 
-    /// Where connection `index` of `count` takes its requests: a ring when `target` reads no
+    /// Where connection `index` of `count` takes its requests: a ring when the target reads no
     /// body, else fresh from the visitors.
     pub(crate) fn connection_requests(
         &self,
-        target: &Target,
-        session: &Session,
+        reads_bodies: bool,
+        sequence: &Sequence,
         index: usize,
         count: usize,
     ) -> RequestSource {
-        let generator = self.connection_generator(session, index, count);
-        if target.info.kind.reads_bodies() {
+        let generator = self.connection_generator(sequence, index, count);
+        if reads_bodies {
             RequestSource::fresh(generator)
         } else {
             RequestSource::ring(generator)
@@ -73,12 +73,12 @@ impl RunOptions {
 
     /// The payload generator of connection `index` of `count`: its share of the visitors, and
     /// a seed of its own, so connections do not all send the same visitors.
-    pub(crate) fn connection_generator(&self, session: &Session, index: usize, count: usize) -> Generator {
+    pub(crate) fn connection_generator(&self, sequence: &Sequence, index: usize, count: usize) -> Generator {
         Generator::new(
             self.catalog.clone(),
             (self.visitors / count.max(1)).max(1),
             self.seed.wrapping_add(index as u64 * 7919),
-            session.sequence.clone(),
+            sequence.clone(),
             &self.write_key,
             self.mode,
         )

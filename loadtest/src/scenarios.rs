@@ -115,7 +115,10 @@ pub async fn overload_command(
         Endpoint::Kafka { .. } => None,
     };
     let label = format!("{label} overload");
+    let connections_before = pool.connection_count();
+    pool.grow_up_to(options.max_connections);
     let outcome = run_on(&pool, &phases, &session, matcher.clone(), &label).await?;
+    let connections = (connections_before, pool.connection_count());
     let spool = match watch {
         Some(watch) => {
             if matcher.is_some() {
@@ -133,7 +136,7 @@ pub async fn overload_command(
     };
     let e2e = finish_matcher(matcher).await;
     let timeline = session.take_timeline();
-    let result = OverloadResult::from_run(rate, source, &outcome.phases, &timeline, spool)?;
+    let result = OverloadResult::from_run(rate, source, &outcome.phases, &timeline, spool, connections)?;
     let run = TargetRun {
         label,
         target: target.info.clone(),

@@ -133,14 +133,18 @@ fn status_label(status: u16) -> Cow<'static, str> {
     }
 }
 
+/// The `protocol` header of a Segment event, as the gateway writes it.
+const SEGMENT: &str = clickstream_gateway::protocols::Protocol::Segment.as_str();
+
 /// Produces the request's events as the gateway would (same key and headers) and waits for
 /// every delivery report.
 async fn produce(producer: &FutureProducer, topic: &str, request: &Request, timeout: Duration) -> Outcome {
     let mut pending = Vec::with_capacity(request.events.len());
     for event in &request.events {
-        let headers = OwnedHeaders::new_with_capacity(2)
+        let headers = OwnedHeaders::new_with_capacity(3)
             .insert(Header { key: clickstream_schema::HEADER_SOURCE, value: Some("loadtest") })
-            .insert(Header { key: clickstream_schema::HEADER_EVENT_TYPE, value: Some(event.kind) });
+            .insert(Header { key: clickstream_schema::HEADER_EVENT_TYPE, value: Some(event.kind) })
+            .insert(Header { key: clickstream_schema::HEADER_PROTOCOL, value: Some(SEGMENT) });
         let record = FutureRecord::to(topic).key(event.key.as_bytes()).payload(&event.json).headers(headers);
         match producer.send_result(record) {
             Ok(delivery) => pending.push(delivery),

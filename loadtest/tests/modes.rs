@@ -85,6 +85,7 @@ async fn overload_reports_three_phases_after_searching_the_rate() {
         baseline: Duration::from_secs(1),
         overload: Duration::from_secs(1),
         recovery: Duration::from_secs(2),
+        max_connections: 4,
     };
     let report = overload_command(&settings, &shape, &search()).await.expect("overload scenario");
     let result = report.overload.as_ref().expect("the overload section");
@@ -132,10 +133,12 @@ async fn overload_loses_no_acknowledged_event() {
         baseline: Duration::from_secs(2),
         overload: Duration::from_secs(2),
         recovery: Duration::from_secs(2),
+        max_connections: 64,
     };
     let report = overload_command(&settings, &shape, &search()).await.expect("overload scenario");
     let result = report.overload.as_ref().expect("the overload section");
     assert_eq!((result.rate_source.as_str(), result.sustainable_rps), ("given", 40.0));
+    assert!(result.connections.0 == 4 && (4..=64).contains(&result.connections.1), "{:?}", result.connections);
     assert!(result.spool.is_some(), "the gateway's /metrics reports its spool: {result:#?}");
     let scenario = report.runs.last().expect("the scenario run");
     let e2e = scenario.e2e.as_ref().expect("end-to-end result");

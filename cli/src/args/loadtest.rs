@@ -247,6 +247,11 @@ pub struct OverloadArgs {
     /// Seconds at 0.7×R after the overload, in which recovery is looked for.
     #[arg(long, default_value_t = 30.0)]
     pub recovery_secs: f64,
+    /// Connections the load generator may open during the scenario while requests wait for a
+    /// free one, as a site's visitors each connect on their own; --connections or fewer keeps
+    /// the pool fixed, and the excess then waits in the generator, out of the gateway's sight.
+    #[arg(long, default_value_t = clickstream_loadtest::overload::DEFAULT_MAX_CONNECTIONS)]
+    pub max_connections: usize,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -46,7 +46,7 @@ pub enum Protocol {
 impl Protocol {
     pub const ALL: [Protocol; 4] = [Self::Segment, Self::Pixel, Self::PostHog, Self::Snowplow];
 
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             Self::Segment => "segment",
             Self::Pixel => "pixel",
