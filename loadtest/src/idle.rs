@@ -18,7 +18,7 @@ use crate::transport::Connection;
 /// listen backlog and stall on SYN retries, which measures the kernel, not the server.
 const OPEN_AT_ONCE: usize = 128;
 /// File descriptors the processes need besides the connections (logs, sockets, librdkafka).
-const FD_HEADROOM: u64 = 512;
+pub(crate) const FD_HEADROOM: u64 = 512;
 
 /// What one target's idle connections cost.
 #[derive(Debug, Clone, Serialize)]

@@ -4,7 +4,7 @@
 //! intended time whatever the server is doing: an open loop. A pool may also be let grow,
 //! opening connections while requests wait for one, as a site's many clients would.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -107,6 +107,7 @@ impl Pool {
             options: options.clone(),
             queue,
             workers: Mutex::new(Vec::new()),
+            idle: Arc::new(AtomicUsize::new(0)),
         });
         connections.open_more(options.connections.max(1)).await;
         Self { jobs, connections, grower: Mutex::new(None), server_pid: target.server_pid, options: options.clone() }
@@ -118,7 +119,7 @@ impl Pool {
     /// and can answer it (or shed it) itself; a fixed pool would hold the excess in this
     /// process's queue instead, where the server cannot see it.
     pub fn grow_up_to(&self, max: usize) {
-        let (connections, jobs) = (self.connections.clone(), self.jobs.clone());
+        let connections = self.connections.clone();
         let grower = tokio::spawn(async move {
             let mut tick = tokio::time::interval(GROW_EVERY);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -128,7 +129,7 @@ impl Pool {
                 if open >= max {
                     return;
                 }
-                let waiting = jobs.len();
+                let waiting = connections.waiting_for_a_connection();
                 if waiting > 0 {
                     connections.open_more(waiting.min(max - open).min(GROW_STEP)).await;
                 }
@@ -269,11 +270,19 @@ struct Connections {
     options: RunOptions,
     queue: Receiver<Job>,
     workers: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// Workers waiting for a job: a queued job that one of them is about to take is not
+    /// waiting for a connection.
+    idle: Arc<AtomicUsize>,
 }
 
 impl Connections {
     fn count(&self) -> usize {
         self.workers.lock().unwrap_or_else(PoisonError::into_inner).len()
+    }
+
+    /// Jobs on the queue beyond what the idle workers are about to take.
+    fn waiting_for_a_connection(&self) -> usize {
+        self.queue.len().saturating_sub(self.idle.load(Ordering::Acquire))
     }
 
     /// Opens `more` connections, each with a worker on the shared queue. A connection's
@@ -283,7 +292,7 @@ impl Connections {
         let first = self.count();
         let opened = futures::future::join_all((0..more).map(|_| Connection::open(&self.endpoint))).await;
         let share_of = self.options.connections.max(1);
-        let started: Vec<_> = opened
+        let started: Vec<tokio::task::JoinHandle<()>> = opened
             .into_iter()
             .zip(first..)
             .map(|(connection, index)| {
@@ -291,13 +300,19 @@ impl Connections {
                     connection,
                     requests: self.options.connection_requests(self.reads_bodies, &self.sequence, index, share_of),
                     queue: self.queue.clone(),
+                    idle: self.idle.clone(),
                     clock: self.clock,
                     options: self.options.clone(),
                 };
                 tokio::spawn(worker.run())
             })
             .collect();
-        self.workers.lock().unwrap_or_else(PoisonError::into_inner).extend(started);
+        let mut workers = self.workers.lock().unwrap_or_else(PoisonError::into_inner);
+        if self.queue.is_closed() {
+            // The pool was dropped while these connected; its drop did not see them.
+            started.iter().for_each(tokio::task::JoinHandle::abort);
+        }
+        workers.extend(started);
     }
 }
 
@@ -306,13 +321,18 @@ struct Worker {
     connection: Connection,
     requests: RequestSource,
     queue: Receiver<Job>,
+    idle: Arc<AtomicUsize>,
     clock: Clock,
     options: RunOptions,
 }
 
 impl Worker {
     async fn run(mut self) {
-        while let Ok(job) = self.queue.recv().await {
+        loop {
+            self.idle.fetch_add(1, Ordering::AcqRel);
+            let received = self.queue.recv().await;
+            self.idle.fetch_sub(1, Ordering::AcqRel);
+            let Ok(job) = received else { return };
             let run = job.run.clone();
             run.queued.fetch_sub(1, Ordering::AcqRel);
             if run.abandon.load(Ordering::Relaxed) {

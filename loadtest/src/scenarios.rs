@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use anyhow::Context as _;
+
 use crate::command::{finish_matcher, start_matcher, warm_up, write_report, Settings};
 use crate::idle::{self, IdleResult};
 use crate::overload::{OverloadOptions, OverloadResult, SpoolWatch, CALM_SHARE, OVERLOAD_SHARE};
@@ -61,6 +63,11 @@ pub async fn overload_command(
     search: &SearchOptions,
 ) -> anyhow::Result<Report> {
     let session = Session::new(settings.progress);
+    // Before the target starts, so a server started here inherits the limit too.
+    if options.max_connections > settings.run.connections {
+        idle::raise_fd_limit(options.max_connections as u64 + idle::FD_HEADROOM)
+            .context("the overload scenario may open --max-connections connections (lower it to fit)")?;
+    }
     let target = Target::start(&settings.target).await?;
     let mode = settings.run.mode;
     let label = format!("{} / {}", settings.target.kind.as_str(), mode.label());

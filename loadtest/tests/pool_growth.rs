@@ -83,8 +83,9 @@ async fn a_growing_pool_connects_instead_of_queueing() {
     let (phase, connections, heard_from) = slow_run(true).await;
     assert_eq!((phase.scheduled, phase.ok_requests, phase.dropped), (200, 200, 0), "{phase:#?}");
     assert!(connections > FIXED && connections <= GROW_TO, "the pool grew within its cap: {connections}");
-    // The target's own probe connection may be among the peers it heard from.
-    assert!(heard_from >= connections, "the server saw every connection: {heard_from} < {connections}");
+    // A connection opened on the last look may find no job left, so the server hears from
+    // most of them, and from more clients than the fixed pool (and the target's probe) has.
+    assert!(heard_from > FIXED + 1, "the server heard from {heard_from} clients of {connections}");
     // With enough connections, requests waited for the server, not for a connection: a few
     // wait for the next look at the queue, most go out at once.
     assert!(phase.late < 40, "{} of 200 requests waited for a connection", phase.late);

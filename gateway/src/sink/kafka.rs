@@ -324,15 +324,18 @@ async fn probe(
     let mut confirmed = backlog.confirmed();
     loop {
         let confirmed_before = std::mem::replace(&mut confirmed, backlog.confirmed());
-        let answered = if answering(flags.reachable.load(Ordering::SeqCst), confirmed_before, confirmed) {
-            true
-        } else {
-            let producer = producer.read().unwrap_or_else(|p| p.into_inner()).clone();
-            let topic = topic.clone();
-            tokio::task::spawn_blocking(move || producer.client().fetch_metadata(Some(&topic), timeout).is_ok())
+        if answering(flags.reachable.load(Ordering::SeqCst), confirmed_before, confirmed) {
+            // Nothing to write: reachable already says so, and writing it again could undo
+            // an all-brokers-down error reported in between.
+            tokio::time::sleep(every).await;
+            continue;
+        }
+        let producer_now = producer.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let topic = topic.clone();
+        let answered =
+            tokio::task::spawn_blocking(move || producer_now.client().fetch_metadata(Some(&topic), timeout).is_ok())
                 .await
-                .unwrap_or(false)
-        };
+                .unwrap_or(false);
         if answered {
             *flags.auth_failure.lock().unwrap_or_else(PoisonError::into_inner) = None;
         }
