@@ -324,30 +324,33 @@ async fn probe(
     let mut confirmed = backlog.confirmed();
     loop {
         let confirmed_before = std::mem::replace(&mut confirmed, backlog.confirmed());
-        if answering(flags.reachable.load(Ordering::SeqCst), confirmed_before, confirmed) {
-            // Nothing to write: reachable already says so, and writing it again could undo
-            // an all-brokers-down error reported in between.
-            tokio::time::sleep(every).await;
-            continue;
-        }
-        let producer_now = producer.read().unwrap_or_else(|p| p.into_inner()).clone();
-        let topic = topic.clone();
-        let answered =
-            tokio::task::spawn_blocking(move || producer_now.client().fetch_metadata(Some(&topic), timeout).is_ok())
-                .await
-                .unwrap_or(false);
-        if answered {
-            *flags.auth_failure.lock().unwrap_or_else(PoisonError::into_inner) = None;
-        }
-        if flags.reachable.swap(answered, Ordering::SeqCst) != answered {
-            tracing::info!(reachable = answered, "kafka reachability changed");
-            if answered {
-                // A broker that restarted may have lost the idempotent producer's state; a new
-                // producer id avoids sequence errors (and crashes Tansu 0.6 on sqlite otherwise).
-                flags.replace.store(true, Ordering::SeqCst);
-            }
+        // When confirmations answer, nothing is written: reachable already says so, and
+        // writing it again could undo an all-brokers-down error reported in between.
+        if !answering(flags.reachable.load(Ordering::SeqCst), confirmed_before, confirmed) {
+            ask_metadata(&producer, &flags, &topic, timeout).await;
         }
         tokio::time::sleep(every).await;
+    }
+}
+
+/// Asks for the raw topic's metadata and marks Kafka reachable or not by the answer; a change
+/// to reachable replaces the producer.
+async fn ask_metadata(producer: &RwLock<Producer_>, flags: &Flags, topic: &str, timeout: Duration) {
+    let producer = producer.read().unwrap_or_else(|p| p.into_inner()).clone();
+    let topic = topic.to_owned();
+    let answered = tokio::task::spawn_blocking(move || producer.client().fetch_metadata(Some(&topic), timeout).is_ok())
+        .await
+        .unwrap_or(false);
+    if answered {
+        *flags.auth_failure.lock().unwrap_or_else(PoisonError::into_inner) = None;
+    }
+    if flags.reachable.swap(answered, Ordering::SeqCst) != answered {
+        tracing::info!(reachable = answered, "kafka reachability changed");
+        if answered {
+            // A broker that restarted may have lost the idempotent producer's state; a new
+            // producer id avoids sequence errors (and crashes Tansu 0.6 on sqlite otherwise).
+            flags.replace.store(true, Ordering::SeqCst);
+        }
     }
 }
 
