@@ -31,6 +31,10 @@ async fn drained(url: &str, timeout: Duration) -> bool {
     }
 }
 
+async fn readiness(url: &str) -> serde_json::Value {
+    reqwest::get(format!("{url}/readyz")).await.expect("readyz").json().await.expect("json")
+}
+
 /// Waits for `/readyz` to report spooling, proving the fault reached the delivery path.
 async fn wait_until_degraded(url: &str, timeout: Duration) {
     let client = reqwest::Client::new();
@@ -156,6 +160,40 @@ async fn acknowledged_events_survive_mock_cluster_faults() {
         &accounting.lost[..accounting.lost.len().min(20)]
     );
     assert_eq!(outcome.failed_requests, 0, "errors, latency and an outage are absorbed by retries and the spool");
+    gateway.shutdown().await;
+}
+
+/// With `acks=0` librdkafka reports a record delivered once it is written to the socket, so a
+/// broker that stops answering still "confirms" records. The probe must then ask for metadata,
+/// or a hung broker would look reachable and nothing would go to the spool.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_broker_reads_as_unreachable_even_with_acks_0() {
+    let broker = EmbeddedBroker::start(1).expect("mock cluster");
+    let (raw, dlq) = (unique("events.raw"), unique("events.dlq"));
+    broker.create_topic(&raw, 3).expect("topic");
+    broker.create_topic(&dlq, 1).expect("topic");
+    let mut config = gateway_config(broker.bootstrap_servers(), &raw, &dlq);
+    config.producer.acks = "0".into();
+    // librdkafka refuses idempotence without acks=all.
+    config.producer.enable_idempotence = false;
+    let gateway = clickstream_gateway::start(config).await.expect("gateway");
+    let url = format!("http://{}", gateway.addr);
+    let run = unique("acks-0");
+
+    let load = tokio::spawn({
+        let (url, run) = (format!("{url}/v1/batch"), run.clone());
+        async move { steady_load(&url, WRITE_KEY, &run, 600, 10, Duration::from_secs(8)).await }
+    });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(readiness(&url).await["status"], "ok", "a healthy broker is reachable");
+    // Slower than the probe's 2 s metadata timeout, far below librdkafka's socket timeouts:
+    // the connection stays up, and only an answer that does not come shows the hang.
+    broker.set_round_trip_time(Duration::from_secs(4)).expect("rtt");
+    wait_until_degraded(&url, Duration::from_secs(6)).await;
+    broker.set_round_trip_time(Duration::ZERO).expect("rtt");
+    let outcome = load.await.expect("load task");
+    assert!(!outcome.acked.is_empty(), "the load was answered: {:?}", outcome.endings);
+    assert!(drained(&url, Duration::from_secs(30)).await, "reachable again once the broker answers");
     gateway.shutdown().await;
 }
 

@@ -40,7 +40,8 @@ pub struct DeliveryConfig {
     /// How often the gateway checks that Kafka answers, in milliseconds: an unreachable
     /// cluster sends events to the spool at once instead of after their timeout. Records
     /// confirmed since the last check are answer enough; only without them is a metadata
-    /// request sent, so that it never holds back the produce responses behind it.
+    /// request sent, so that it never holds back the produce responses behind it. With
+    /// `acks=0` records are confirmed without any broker answer, so every check asks.
     pub kafka_health_interval_ms: u64,
 }
 

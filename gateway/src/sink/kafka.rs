@@ -1,6 +1,6 @@
 //! The Kafka sink: an idempotent rdkafka producer whose delivery reports gate the response
-//! (one completion per batch, see `completion`), a reachability probe so an unreachable
-//! cluster is known at once, and a fresh producer after a fatal idempotence error.
+//! (one completion per batch, see `completion`), a reachability probe (`probe`) so an
+//! unreachable cluster is known at once, and a fresh producer after a fatal idempotence error.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -22,24 +22,25 @@ use opentelemetry::KeyValue;
 use opentelemetry_sdk::trace::Tracer;
 
 use super::completion::{Backlog, Delivery, Pending, Ticket};
+use super::probe::{probe, ReachabilityProof};
 use super::shedding::Shedder;
 use super::{EventSink, Record, SinkError, SinkHealth};
 use crate::config::GatewayConfig;
 
 #[derive(Debug, Default)]
-struct Flags {
-    reachable: AtomicBool,
+pub(super) struct Flags {
+    pub(super) reachable: AtomicBool,
     /// The producer must be replaced before the next send.
-    replace: AtomicBool,
+    pub(super) replace: AtomicBool,
     /// Why the brokers last refused the SASL credentials, until they answer again: readiness
     /// names it, so a wrong or revoked password does not read as an outage.
-    auth_failure: Mutex<Option<String>>,
+    pub(super) auth_failure: Mutex<Option<String>>,
 }
 
 /// Hears librdkafka's global errors: every broker down (known well before a probe times out)
 /// and fatal idempotence errors, after which the producer must be replaced.
 #[derive(Debug, Clone)]
-struct SinkContext {
+pub(super) struct SinkContext {
     flags: Arc<Flags>,
     stats: Arc<KafkaStatsCell>,
 }
@@ -129,7 +130,7 @@ fn producer_id_refused(code: RDKafkaErrorCode) -> bool {
     )
 }
 
-type Producer_ = ThreadedProducer<SinkContext>;
+pub(super) type Producer_ = ThreadedProducer<SinkContext>;
 
 /// Produces records to Kafka and reports which were delivered.
 pub struct KafkaSink {
@@ -163,8 +164,15 @@ impl KafkaSink {
         let producer = Arc::new(RwLock::new(producer));
         let every = Duration::from_millis(config.delivery.kafka_health_interval_ms.max(50));
         let backlog = Arc::new(Backlog::default());
-        let probe =
-            tokio::spawn(probe(producer.clone(), flags.clone(), backlog.clone(), config.topics.raw.clone(), every));
+        let proof = ReachabilityProof::of(&client_config);
+        let probe = tokio::spawn(probe(
+            producer.clone(),
+            flags.clone(),
+            backlog.clone(),
+            config.topics.raw.clone(),
+            every,
+            proof,
+        ));
         let shed_wait = Duration::from_millis(config.delivery.shed_wait_ms);
         let up = flags.clone();
         let shedder = Shedder::new(backlog.clone(), shed_wait, move || up.reachable.load(Ordering::SeqCst));
@@ -309,58 +317,6 @@ pub(super) fn settled(outcome: &[Delivery]) -> Result<(), SinkError> {
     }
 }
 
-/// Marks Kafka reachable while it confirms records or answers metadata requests for the raw
-/// topic. While records are confirmed, no metadata request is sent: a broker answers the
-/// requests of one connection in order, so a slow metadata answer (Tansu's takes milliseconds
-/// on a busy machine) would hold back every produce response queued behind it.
-async fn probe(
-    producer: Arc<RwLock<Producer_>>,
-    flags: Arc<Flags>,
-    backlog: Arc<Backlog>,
-    topic: String,
-    every: Duration,
-) {
-    let timeout = every.max(Duration::from_secs(2));
-    let mut confirmed = backlog.confirmed();
-    loop {
-        let confirmed_before = std::mem::replace(&mut confirmed, backlog.confirmed());
-        // When confirmations answer, nothing is written: reachable already says so, and
-        // writing it again could undo an all-brokers-down error reported in between.
-        if !answering(flags.reachable.load(Ordering::SeqCst), confirmed_before, confirmed) {
-            ask_metadata(&producer, &flags, &topic, timeout).await;
-        }
-        tokio::time::sleep(every).await;
-    }
-}
-
-/// Asks for the raw topic's metadata and marks Kafka reachable or not by the answer; a change
-/// to reachable replaces the producer.
-async fn ask_metadata(producer: &RwLock<Producer_>, flags: &Flags, topic: &str, timeout: Duration) {
-    let producer = producer.read().unwrap_or_else(|p| p.into_inner()).clone();
-    let topic = topic.to_owned();
-    let answered = tokio::task::spawn_blocking(move || producer.client().fetch_metadata(Some(&topic), timeout).is_ok())
-        .await
-        .unwrap_or(false);
-    if answered {
-        *flags.auth_failure.lock().unwrap_or_else(PoisonError::into_inner) = None;
-    }
-    if flags.reachable.swap(answered, Ordering::SeqCst) != answered {
-        tracing::info!(reachable = answered, "kafka reachability changed");
-        if answered {
-            // A broker that restarted may have lost the idempotent producer's state; a new
-            // producer id avoids sequence errors (and crashes Tansu 0.6 on sqlite otherwise).
-            flags.replace.store(true, Ordering::SeqCst);
-        }
-    }
-}
-
-/// Whether Kafka has shown it answers without a metadata request: it was reachable at the last
-/// check and has confirmed records since. After an outage only a metadata answer counts, so a
-/// late confirmation of a record sent before it cannot end the outage early.
-fn answering(was_reachable: bool, confirmed_before: u64, confirmed_now: u64) -> bool {
-    was_reachable && confirmed_now > confirmed_before
-}
-
 /// Without a spool: a 200 needs every record delivered, else the client retries on 503.
 impl EventSink for KafkaSink {
     fn deliver(&self, records: Vec<Record>) -> BoxFuture<'_, Result<(), SinkError>> {
@@ -395,17 +351,5 @@ impl EventSink for KafkaSink {
                 tracing::warn!("records still queued at shutdown");
             }
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::answering;
-
-    #[test]
-    fn confirmations_stand_for_a_metadata_answer_only_while_reachable() {
-        assert!(answering(true, 10, 11), "records confirmed since the last check");
-        assert!(!answering(true, 10, 10), "nothing confirmed: ask for metadata");
-        assert!(!answering(false, 10, 50), "after an outage, only a metadata answer counts");
     }
 }

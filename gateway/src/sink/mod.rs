@@ -5,6 +5,7 @@ mod completion;
 mod durable;
 mod kafka;
 mod memory;
+mod probe;
 mod replay;
 mod shedding;
 
