@@ -35,6 +35,26 @@ async fn readiness(url: &str) -> serde_json::Value {
     reqwest::get(format!("{url}/readyz")).await.expect("readyz").json().await.expect("json")
 }
 
+/// The most events the spool held at once in the next `span`, by the admin listener's gauge.
+async fn most_spooled(admin: std::net::SocketAddr, span: Duration) -> u64 {
+    let client = reqwest::Client::new();
+    let until = tokio::time::Instant::now() + span;
+    let mut most = 0_u64;
+    while tokio::time::Instant::now() < until {
+        if let Ok(response) = client.get(format!("http://{admin}/metrics")).send().await {
+            let text = response.text().await.unwrap_or_default();
+            let now = text
+                .lines()
+                .find_map(|line| line.strip_prefix("clickstream_spool_events "))
+                .and_then(|value| value.trim().parse::<f64>().ok())
+                .unwrap_or(0.0);
+            most = most.max(now as u64);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    most
+}
+
 /// Waits for `/readyz` to report spooling, proving the fault reached the delivery path.
 async fn wait_until_degraded(url: &str, timeout: Duration) {
     let client = reqwest::Client::new();
@@ -194,6 +214,50 @@ async fn a_hung_broker_reads_as_unreachable_even_with_acks_0() {
     let outcome = load.await.expect("load task");
     assert!(!outcome.acked.is_empty(), "the load was answered: {:?}", outcome.endings);
     assert!(drained(&url, Duration::from_secs(30)).await, "reachable again once the broker answers");
+    gateway.shutdown().await;
+}
+
+/// `ack = none` answers before Kafka does: records Kafka then fails to take (here, queued when
+/// the broker went away, past `message.timeout.ms`) must reach the spool through the watcher
+/// and Kafka after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_ack_none_events_kafka_fails_to_take_are_spooled_and_delivered() {
+    let broker = EmbeddedBroker::start(1).expect("mock cluster");
+    let (raw, dlq) = (unique("events.raw"), unique("events.dlq"));
+    broker.create_topic(&raw, 3).expect("topic");
+    broker.create_topic(&dlq, 1).expect("topic");
+    let mut config = gateway_config(broker.bootstrap_servers(), &raw, &dlq);
+    config.delivery.ack = clickstream_gateway::config::AckMode::None;
+    config.producer.message_timeout_ms = 1_000;
+    let gateway = clickstream_gateway::start(config).await.expect("gateway");
+    let url = format!("http://{}", gateway.addr);
+    let admin = gateway.admin_addr.expect("admin listener");
+    let run = unique("ack-none-faults");
+
+    let load = tokio::spawn({
+        let (url, run) = (format!("{url}/v1/batch"), run.clone());
+        async move { steady_load(&url, WRITE_KEY, &run, 800, 10, Duration::from_secs(8)).await }
+    });
+    let spool_watch = tokio::spawn(most_spooled(admin, Duration::from_secs(10)));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Slower than message.timeout.ms, too quick for the probe's 2 s metadata timeout to see:
+    // the records queued meanwhile fail after their answer.
+    broker.set_round_trip_time(Duration::from_millis(1_500)).expect("rtt");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    broker.set_round_trip_time(Duration::ZERO).expect("rtt");
+    let outcome = load.await.expect("load task");
+    let spooled = spool_watch.await.expect("spool watch");
+    assert!(drained(&url, Duration::from_secs(60)).await);
+
+    let accounting = account(broker.bootstrap_servers(), &raw, &run, &outcome.acked, Duration::from_secs(60)).await;
+    eprintln!("ack=none faults: {} requests, {spooled} events spooled; {accounting}", outcome.requests);
+    assert_eq!(outcome.failed_requests, 0, "ack=none answers at once: {:?}", outcome.endings);
+    assert!(spooled > 0, "the slow broker made some records fail after their answer");
+    assert!(
+        accounting.lost.is_empty(),
+        "acknowledged events lost: {:?}",
+        &accounting.lost[..accounting.lost.len().min(20)]
+    );
     gateway.shutdown().await;
 }
 

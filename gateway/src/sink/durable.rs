@@ -2,17 +2,16 @@
 //! after Kafka's delivery report, or after a durable spool write when Kafka cannot take the
 //! events in time, and replays the spool into Kafka in order.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use super::completion::Delivery;
 use super::kafka::settled;
 use super::replay::replay;
+use super::watch::Watcher;
 use super::{EventSink, KafkaSink, Record, SinkError, SinkHealth};
 use crate::config::AckMode;
 use crate::spool::{Spool, SpoolError};
@@ -23,8 +22,8 @@ pub struct DurableSink {
     spool: Arc<Spool>,
     ack: AckMode,
     enqueue_deadline: Duration,
-    /// `ack = none` deliveries still being watched, so shutdown can wait for them.
-    watchers: Arc<(AtomicUsize, Notify)>,
+    /// Follows `ack = none` batches after their answer.
+    watcher: Watcher,
     replayer: JoinHandle<()>,
     group_commit: JoinHandle<()>,
 }
@@ -40,8 +39,8 @@ impl DurableSink {
     pub fn new(kafka: Arc<KafkaSink>, spool: Arc<Spool>, ack: AckMode, enqueue_deadline: Duration) -> Self {
         let replayer = tokio::spawn(replay(kafka.clone(), spool.clone()));
         let group_commit = tokio::spawn(spool.clone().run_group_commit());
-        let watchers = Arc::new((AtomicUsize::new(0), Notify::new()));
-        Self { kafka, spool, ack, enqueue_deadline, watchers, replayer, group_commit }
+        let watcher = Watcher::start(spool.clone());
+        Self { kafka, spool, ack, enqueue_deadline, watcher, replayer, group_commit }
     }
 
     pub fn spool(&self) -> &Arc<Spool> {
@@ -60,25 +59,7 @@ impl DurableSink {
         let pending = self.kafka.enqueue(&records);
         // The queued records stay with the watcher, which spools those Kafka did not confirm.
         let (watched, refused_now) = split_refused(records, pending.refused());
-        let (spool, watchers) = (self.spool.clone(), self.watchers.clone());
-        watchers.0.fetch_add(1, Ordering::SeqCst);
-        tokio::spawn(async move {
-            let outcome = pending.outcome(None).await;
-            // What Kafka refused for good is dropped (and counted), never spooled.
-            let failed: Vec<Record> = watched
-                .into_iter()
-                .filter(|(index, _)| outcome[*index as usize] == Delivery::Failed)
-                .map(|(_, record)| record)
-                .collect();
-            if !failed.is_empty() {
-                if let Err(error) = spool.append(failed).await {
-                    tracing::error!(%error, "ack=none: undelivered events could not be spooled and are lost");
-                }
-            }
-            if watchers.0.fetch_sub(1, Ordering::SeqCst) == 1 {
-                watchers.1.notify_waiters();
-            }
-        });
+        self.watcher.watch(pending, watched);
         self.spool_all(refused_now).await
     }
 }
@@ -185,7 +166,7 @@ impl EventSink for DurableSink {
                 // Whatever is still queued goes to the spool through its request or watcher.
                 self.kafka.purge_queued();
             }
-            self.wait_for_watchers(deadline).await;
+            self.watcher.settled(deadline).await;
             let replayed = self.replay_until(kafka_until).await;
             self.replayer.abort();
             if let Err(error) = self.spool.clone().sync_now().await {
@@ -213,21 +194,6 @@ impl EventSink for DurableSink {
 const SPOOL_RESERVE: Duration = Duration::from_millis(500);
 
 impl DurableSink {
-    /// Waits until every `ack = none` watcher has settled, or `deadline`.
-    async fn wait_for_watchers(&self, deadline: tokio::time::Instant) {
-        let (count, idle) = &*self.watchers;
-        let wait = async {
-            while count.load(Ordering::SeqCst) > 0 {
-                let notified = idle.notified();
-                if count.load(Ordering::SeqCst) == 0 {
-                    break;
-                }
-                notified.await;
-            }
-        };
-        let _ = tokio::time::timeout_at(deadline, wait).await;
-    }
-
     /// Lets the replayer run until the spool is empty, Kafka is unreachable, or `until`;
     /// returns how many records it moved meanwhile.
     async fn replay_until(&self, until: tokio::time::Instant) -> u64 {

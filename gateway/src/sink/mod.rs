@@ -8,6 +8,7 @@ mod memory;
 mod probe;
 mod replay;
 mod shedding;
+mod watch;
 
 use std::time::Duration;
 

@@ -1,0 +1,126 @@
+//! `ack = none`'s watcher: one task follows every batch answered before Kafka confirmed it,
+//! and spools the records Kafka then failed to take.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use futures::stream::FuturesUnordered;
+use futures::StreamExt as _;
+use tokio::sync::{mpsc, Notify};
+use tokio::task::JoinHandle;
+
+use super::completion::{Delivery, Pending};
+use super::Record;
+use crate::spool::Spool;
+
+/// Follows answered batches until Kafka has reported on each. One task for all of them: a task
+/// per request cost a spawn, and a wake-up of its own when its batch was reported.
+pub(super) struct Watcher {
+    batches: mpsc::UnboundedSender<Watched>,
+    open: Arc<OpenBatches>,
+    task: JoinHandle<()>,
+}
+
+/// A batch whose request was answered: its delivery reports to come, and its records with
+/// their index in the batch, to spool those that fail.
+struct Watched {
+    pending: Pending,
+    records: Vec<(u32, Record)>,
+}
+
+/// Batches handed over and not yet settled (delivered, or their failures spooled), so that
+/// shutdown can wait for them.
+#[derive(Default)]
+struct OpenBatches {
+    count: AtomicUsize,
+    settled: Notify,
+}
+
+impl OpenBatches {
+    fn close_one(&self) {
+        if self.count.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.settled.notify_waiters();
+        }
+    }
+}
+
+impl Watcher {
+    /// Starts the watching task. Must run inside tokio.
+    pub(super) fn start(spool: Arc<Spool>) -> Self {
+        let (batches, received) = mpsc::unbounded_channel();
+        let open = Arc::new(OpenBatches::default());
+        let task = tokio::spawn(watch(received, spool, open.clone()));
+        Self { batches, open, task }
+    }
+
+    pub(super) fn watch(&self, pending: Pending, records: Vec<(u32, Record)>) {
+        self.open.count.fetch_add(1, Ordering::SeqCst);
+        if self.batches.send(Watched { pending, records }).is_err() {
+            // Only after the task ended, which it does only with the sink.
+            self.open.close_one();
+            tracing::error!("ack=none: the delivery watcher has stopped; these events' delivery is not followed");
+        }
+    }
+
+    /// Waits until every batch handed over has settled, or `deadline`.
+    pub(super) async fn settled(&self, deadline: tokio::time::Instant) {
+        let open = &*self.open;
+        let wait = async {
+            while open.count.load(Ordering::SeqCst) > 0 {
+                let notified = open.settled.notified();
+                if open.count.load(Ordering::SeqCst) == 0 {
+                    break;
+                }
+                notified.await;
+            }
+        };
+        let _ = tokio::time::timeout_at(deadline, wait).await;
+    }
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn watch(mut batches: mpsc::UnboundedReceiver<Watched>, spool: Arc<Spool>, open: Arc<OpenBatches>) {
+    let mut reports = FuturesUnordered::new();
+    let mut receiving = true;
+    loop {
+        tokio::select! {
+            batch = batches.recv(), if receiving => match batch {
+                Some(Watched { pending, records }) => {
+                    reports.push(async move { (pending.outcome(None).await, records) });
+                }
+                None => receiving = false,
+            },
+            Some((outcome, records)) = reports.next(), if !reports.is_empty() => {
+                settle(&outcome, records, &spool, &open);
+            }
+            else => return,
+        }
+    }
+}
+
+/// Spools what Kafka failed to take; what it refused for good is dropped (and counted), never
+/// spooled. A failure spools in a task of its own, so that spool writes of many failing
+/// batches share the group commit instead of waiting for each other.
+fn settle(outcome: &[Delivery], records: Vec<(u32, Record)>, spool: &Arc<Spool>, open: &Arc<OpenBatches>) {
+    let failed: Vec<Record> = records
+        .into_iter()
+        .filter(|(index, _)| outcome[*index as usize] == Delivery::Failed)
+        .map(|(_, record)| record)
+        .collect();
+    if failed.is_empty() {
+        open.close_one();
+        return;
+    }
+    let (spool, open) = (spool.clone(), open.clone());
+    tokio::spawn(async move {
+        if let Err(error) = spool.append(failed).await {
+            tracing::error!(%error, "ack=none: undelivered events could not be spooled and are lost");
+        }
+        open.close_one();
+    });
+}
