@@ -10,6 +10,16 @@ use clickstream_tests::kafka::create_topics;
 use clickstream_tests::tansu::Tansu;
 use clickstream_tests::{gateway_config, unique, WRITE_KEY};
 
+/// A mock cluster with a fresh raw topic of `partitions` and a DLQ, and a gateway config for them.
+fn on_mock_cluster(partitions: i32) -> (EmbeddedBroker, String, clickstream_gateway::GatewayConfig) {
+    let broker = EmbeddedBroker::start(1).expect("mock cluster");
+    let (raw, dlq) = (unique("events.raw"), unique("events.dlq"));
+    broker.create_topic(&raw, partitions).expect("topic");
+    broker.create_topic(&dlq, 1).expect("topic");
+    let config = gateway_config(broker.bootstrap_servers(), &raw, &dlq);
+    (broker, raw, config)
+}
+
 /// Polls `/readyz` until the spool has drained into Kafka; false if it did not in time.
 async fn drained(url: &str, timeout: Duration) -> bool {
     let client = reqwest::Client::new();
@@ -144,11 +154,7 @@ async fn the_spool_drains_after_deliveries_miss_their_deadline_on_tansu() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_events_survive_mock_cluster_faults() {
-    let broker = EmbeddedBroker::start(1).expect("mock cluster");
-    let (raw, dlq) = (unique("events.raw"), unique("events.dlq"));
-    broker.create_topic(&raw, 3).expect("topic");
-    broker.create_topic(&dlq, 1).expect("topic");
-    let mut config = gateway_config(broker.bootstrap_servers(), &raw, &dlq);
+    let (broker, raw, mut config) = on_mock_cluster(3);
     config.delivery.enqueue_deadline_ms = 500;
     let gateway = clickstream_gateway::start(config).await.expect("gateway");
     let url = format!("http://{}", gateway.addr);
@@ -188,11 +194,7 @@ async fn acknowledged_events_survive_mock_cluster_faults() {
 /// or a hung broker would look reachable and nothing would go to the spool.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hung_broker_reads_as_unreachable_even_with_acks_0() {
-    let broker = EmbeddedBroker::start(1).expect("mock cluster");
-    let (raw, dlq) = (unique("events.raw"), unique("events.dlq"));
-    broker.create_topic(&raw, 3).expect("topic");
-    broker.create_topic(&dlq, 1).expect("topic");
-    let mut config = gateway_config(broker.bootstrap_servers(), &raw, &dlq);
+    let (broker, _raw, mut config) = on_mock_cluster(3);
     config.producer.acks = "0".into();
     // librdkafka refuses idempotence without acks=all.
     config.producer.enable_idempotence = false;
@@ -222,11 +224,7 @@ async fn a_hung_broker_reads_as_unreachable_even_with_acks_0() {
 /// and Kafka after it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_ack_none_events_kafka_fails_to_take_are_spooled_and_delivered() {
-    let broker = EmbeddedBroker::start(1).expect("mock cluster");
-    let (raw, dlq) = (unique("events.raw"), unique("events.dlq"));
-    broker.create_topic(&raw, 3).expect("topic");
-    broker.create_topic(&dlq, 1).expect("topic");
-    let mut config = gateway_config(broker.bootstrap_servers(), &raw, &dlq);
+    let (broker, raw, mut config) = on_mock_cluster(3);
     config.delivery.ack = clickstream_gateway::config::AckMode::None;
     config.producer.message_timeout_ms = 1_000;
     let gateway = clickstream_gateway::start(config).await.expect("gateway");
@@ -289,11 +287,7 @@ async fn spool_and_none_ack_modes_deliver_everything_on_a_healthy_broker() {
 /// the events around it are delivered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_record_kafka_refuses_for_good_is_answered_413_and_holds_nothing_back() {
-    let broker = EmbeddedBroker::start(1).expect("mock cluster");
-    let (raw, dlq) = (unique("events.raw"), unique("events.dlq"));
-    broker.create_topic(&raw, 1).expect("topic");
-    broker.create_topic(&dlq, 1).expect("topic");
-    let mut config = gateway_config(broker.bootstrap_servers(), &raw, &dlq);
+    let (broker, raw, mut config) = on_mock_cluster(1);
     config.limits.max_event_bytes = 8_000;
     config.kafka.properties.insert("message.max.bytes".into(), "20000".into());
     let mut too_small = config.clone();
