@@ -15,8 +15,8 @@ pub enum AckMode {
     Spool,
     /// After the events are queued in the producer: the lowest latency at moderate load, and a
     /// crash loses what was queued. Not cheaper under heavy load: each request is answered on
-    /// its own wake-up and watched by a task of its own, where `kafka` answers requests in
-    /// groups as delivery reports arrive, so its CPU per request is higher there.
+    /// its own wake-up, where `kafka` answers requests in groups as delivery reports arrive.
+    /// One task follows every answered batch and spools what Kafka then fails to take.
     None,
 }
 
