@@ -250,7 +250,10 @@ async fn with_ack_none_events_kafka_fails_to_take_are_spooled_and_delivered() {
     let accounting = account(broker.bootstrap_servers(), &raw, &run, &outcome.acked, Duration::from_secs(60)).await;
     eprintln!("ack=none faults: {} requests, {spooled} events spooled; {accounting}", outcome.requests);
     assert_eq!(outcome.failed_requests, 0, "ack=none answers at once: {:?}", outcome.endings);
-    assert!(spooled > 0, "the slow broker made some records fail after their answer");
+    // Events also reach the spool without the watcher (a request that finds Kafka marked
+    // unreachable spools at once), so this only shows the fault bit; the loss check below is
+    // what fails when the watcher drops the records that failed after their answer.
+    assert!(spooled > 0, "the slow broker sent events to the spool");
     assert!(
         accounting.lost.is_empty(),
         "acknowledged events lost: {:?}",

@@ -71,9 +71,10 @@ pub(super) enum ReachabilityProof {
 
 impl ReachabilityProof {
     pub(super) fn of(client: &ClientConfig) -> Self {
-        // `request.required.acks` is librdkafka's other name for `acks`.
-        let acks = client.get("acks").or_else(|| client.get("request.required.acks"));
-        if acks.map(str::trim) == Some("0") {
+        // librdkafka's own reading: `request.required.acks` is another name for `acks`, and
+        // when both are set, which one wins depends on the order they are applied in.
+        let acks = client.create_native_config().ok().and_then(|native| native.get("acks").ok());
+        if acks.as_deref().map(str::trim) == Some("0") {
             Self::MetadataOnly
         } else {
             Self::Confirmations

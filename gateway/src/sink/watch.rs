@@ -84,21 +84,21 @@ impl Drop for Watcher {
     }
 }
 
+/// Runs until the sink drops the watcher, which aborts it: batches still open then are given up,
+/// as the spool's group commit stops with the sink too.
 async fn watch(mut batches: mpsc::UnboundedReceiver<Watched>, spool: Arc<Spool>, open: Arc<OpenBatches>) {
     let mut reports = FuturesUnordered::new();
-    let mut receiving = true;
     loop {
         tokio::select! {
-            batch = batches.recv(), if receiving => match batch {
+            batch = batches.recv() => match batch {
                 Some(Watched { pending, records }) => {
                     reports.push(async move { (pending.outcome(None).await, records) });
                 }
-                None => receiving = false,
+                None => return,
             },
             Some((outcome, records)) = reports.next(), if !reports.is_empty() => {
                 settle(&outcome, records, &spool, &open);
             }
-            else => return,
         }
     }
 }
@@ -109,7 +109,8 @@ async fn watch(mut batches: mpsc::UnboundedReceiver<Watched>, spool: Arc<Spool>,
 fn settle(outcome: &[Delivery], records: Vec<(u32, Record)>, spool: &Arc<Spool>, open: &Arc<OpenBatches>) {
     let failed: Vec<Record> = records
         .into_iter()
-        .filter(|(index, _)| outcome[*index as usize] == Delivery::Failed)
+        // A record without a report counts as failed: spooled, never silently dropped.
+        .filter(|(index, _)| outcome.get(*index as usize).is_none_or(|delivery| *delivery == Delivery::Failed))
         .map(|(_, record)| record)
         .collect();
     if failed.is_empty() {
