@@ -184,6 +184,12 @@ impl Metrics {
             "Records Kafka refused for good (larger than message.max.bytes); dropped, not spooled or retried.",
             move || rejecting.upgrade().map_or(0, |sink| sink.rejected_by_kafka()),
         );
+        let answered = sink.clone();
+        self.telemetry.observe_counter(
+            "clickstream.spool.after_answer",
+            "Events answered under ack = none that Kafka then failed to take, sent to the spool.",
+            move || answered.upgrade().map_or(0, |sink| sink.spooled_after_answer()),
+        );
         let gauge = |name: &'static str, help: &'static str, read: fn(&crate::spool::SpoolStats) -> f64| {
             let sink = sink.clone();
             let current = move || sink.upgrade().and_then(|s| s.spool_stats()).map_or(0.0, |stats| read(&stats));

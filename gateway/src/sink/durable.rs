@@ -128,6 +128,10 @@ impl EventSink for DurableSink {
         self.kafka.rejected()
     }
 
+    fn spooled_after_answer(&self) -> u64 {
+        self.watcher.spooled()
+    }
+
     /// Only while Kafka is the way in. With `ack = spool`, while Kafka is unreachable, or while
     /// a backlog replays, the spool takes new events, so they wait behind nothing in Kafka; the
     /// replayed records that fill the producer then are not theirs to wait for.

@@ -60,6 +60,12 @@ pub trait EventSink: Send + Sync + std::fmt::Debug + 'static {
         0
     }
 
+    /// Records answered under `ack = none` that Kafka then failed to take, sent to the spool
+    /// since start.
+    fn spooled_after_answer(&self) -> u64 {
+        0
+    }
+
     /// What waits in the spool, for sinks that have one.
     fn spool_stats(&self) -> Option<crate::spool::SpoolStats> {
         None

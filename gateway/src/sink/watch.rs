@@ -1,7 +1,7 @@
 //! `ack = none`'s watcher: one task follows every batch answered before Kafka confirmed it,
 //! and spools the records Kafka then failed to take.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use futures::stream::FuturesUnordered;
@@ -17,7 +17,7 @@ use crate::spool::Spool;
 /// per request cost a spawn, and a wake-up of its own when its batch was reported.
 pub(super) struct Watcher {
     batches: mpsc::UnboundedSender<Watched>,
-    open: Arc<OpenBatches>,
+    open: Arc<WatchState>,
     task: JoinHandle<()>,
 }
 
@@ -28,15 +28,19 @@ struct Watched {
     records: Vec<(u32, Record)>,
 }
 
-/// Batches handed over and not yet settled (delivered, or their failures spooled), so that
-/// shutdown can wait for them.
+/// What the watcher shares with the sink: the batches handed over and not yet settled
+/// (delivered, or their failures spooled), so that shutdown can wait for them, and a count of
+/// what it spooled.
 #[derive(Default)]
-struct OpenBatches {
+struct WatchState {
+    /// Batches open.
     count: AtomicUsize,
     settled: Notify,
+    /// Records sent to the spool after their answer, since start.
+    spooled: AtomicU64,
 }
 
-impl OpenBatches {
+impl WatchState {
     fn close_one(&self) {
         if self.count.fetch_sub(1, Ordering::SeqCst) == 1 {
             self.settled.notify_waiters();
@@ -48,7 +52,7 @@ impl Watcher {
     /// Starts the watching task. Must run inside tokio.
     pub(super) fn start(spool: Arc<Spool>) -> Self {
         let (batches, received) = mpsc::unbounded_channel();
-        let open = Arc::new(OpenBatches::default());
+        let open = Arc::new(WatchState::default());
         let task = tokio::spawn(watch(received, spool, open.clone()));
         Self { batches, open, task }
     }
@@ -60,6 +64,11 @@ impl Watcher {
             self.open.close_one();
             tracing::error!("ack=none: the delivery watcher has stopped; these events' delivery is not followed");
         }
+    }
+
+    /// Records Kafka failed to take after their answer, sent to the spool since start.
+    pub(super) fn spooled(&self) -> u64 {
+        self.open.spooled.load(Ordering::Relaxed)
     }
 
     /// Waits until every batch handed over has settled, or `deadline`.
@@ -86,7 +95,7 @@ impl Drop for Watcher {
 
 /// Runs until the sink drops the watcher, which aborts it: batches still open then are given up,
 /// as the spool's group commit stops with the sink too.
-async fn watch(mut batches: mpsc::UnboundedReceiver<Watched>, spool: Arc<Spool>, open: Arc<OpenBatches>) {
+async fn watch(mut batches: mpsc::UnboundedReceiver<Watched>, spool: Arc<Spool>, open: Arc<WatchState>) {
     let mut reports = FuturesUnordered::new();
     loop {
         tokio::select! {
@@ -106,7 +115,7 @@ async fn watch(mut batches: mpsc::UnboundedReceiver<Watched>, spool: Arc<Spool>,
 /// Spools what Kafka failed to take; what it refused for good is dropped (and counted), never
 /// spooled. A failure spools in a task of its own, so that spool writes of many failing
 /// batches share the group commit instead of waiting for each other.
-fn settle(outcome: &[Delivery], records: Vec<(u32, Record)>, spool: &Arc<Spool>, open: &Arc<OpenBatches>) {
+fn settle(outcome: &[Delivery], records: Vec<(u32, Record)>, spool: &Arc<Spool>, open: &Arc<WatchState>) {
     let failed: Vec<Record> = records
         .into_iter()
         // A record without a report counts as failed: spooled, never silently dropped.
@@ -118,9 +127,15 @@ fn settle(outcome: &[Delivery], records: Vec<(u32, Record)>, spool: &Arc<Spool>,
         return;
     }
     let (spool, open) = (spool.clone(), open.clone());
+    let count = failed.len() as u64;
     tokio::spawn(async move {
-        if let Err(error) = spool.append(failed).await {
-            tracing::error!(%error, "ack=none: undelivered events could not be spooled and are lost");
+        match spool.append(failed).await {
+            Ok(()) => {
+                open.spooled.fetch_add(count, Ordering::Relaxed);
+            }
+            Err(error) => {
+                tracing::error!(%error, "ack=none: undelivered events could not be spooled and are lost");
+            }
         }
         open.close_one();
     });
