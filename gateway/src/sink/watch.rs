@@ -17,7 +17,7 @@ use crate::spool::Spool;
 /// per request cost a spawn, and a wake-up of its own when its batch was reported.
 pub(super) struct Watcher {
     batches: mpsc::UnboundedSender<Watched>,
-    open: Arc<WatchState>,
+    state: Arc<WatchState>,
     task: JoinHandle<()>,
 }
 
@@ -34,7 +34,7 @@ struct Watched {
 #[derive(Default)]
 struct WatchState {
     /// Batches open.
-    count: AtomicUsize,
+    open: AtomicUsize,
     settled: Notify,
     /// Records sent to the spool after their answer, since start.
     spooled: AtomicU64,
@@ -42,7 +42,7 @@ struct WatchState {
 
 impl WatchState {
     fn close_one(&self) {
-        if self.count.fetch_sub(1, Ordering::SeqCst) == 1 {
+        if self.open.fetch_sub(1, Ordering::SeqCst) == 1 {
             self.settled.notify_waiters();
         }
     }
@@ -52,32 +52,32 @@ impl Watcher {
     /// Starts the watching task. Must run inside tokio.
     pub(super) fn start(spool: Arc<Spool>) -> Self {
         let (batches, received) = mpsc::unbounded_channel();
-        let open = Arc::new(WatchState::default());
-        let task = tokio::spawn(watch(received, spool, open.clone()));
-        Self { batches, open, task }
+        let state = Arc::new(WatchState::default());
+        let task = tokio::spawn(watch(received, spool, state.clone()));
+        Self { batches, state, task }
     }
 
     pub(super) fn watch(&self, pending: Pending, records: Vec<(u32, Record)>) {
-        self.open.count.fetch_add(1, Ordering::SeqCst);
+        self.state.open.fetch_add(1, Ordering::SeqCst);
         if self.batches.send(Watched { pending, records }).is_err() {
             // Only after the task ended, which it does only with the sink.
-            self.open.close_one();
+            self.state.close_one();
             tracing::error!("ack=none: the delivery watcher has stopped; these events' delivery is not followed");
         }
     }
 
     /// Records Kafka failed to take after their answer, sent to the spool since start.
     pub(super) fn spooled(&self) -> u64 {
-        self.open.spooled.load(Ordering::Relaxed)
+        self.state.spooled.load(Ordering::Relaxed)
     }
 
     /// Waits until every batch handed over has settled, or `deadline`.
     pub(super) async fn settled(&self, deadline: tokio::time::Instant) {
-        let open = &*self.open;
+        let state = &*self.state;
         let wait = async {
-            while open.count.load(Ordering::SeqCst) > 0 {
-                let notified = open.settled.notified();
-                if open.count.load(Ordering::SeqCst) == 0 {
+            while state.open.load(Ordering::SeqCst) > 0 {
+                let notified = state.settled.notified();
+                if state.open.load(Ordering::SeqCst) == 0 {
                     break;
                 }
                 notified.await;
@@ -95,7 +95,7 @@ impl Drop for Watcher {
 
 /// Runs until the sink drops the watcher, which aborts it: batches still open then are given up,
 /// as the spool's group commit stops with the sink too.
-async fn watch(mut batches: mpsc::UnboundedReceiver<Watched>, spool: Arc<Spool>, open: Arc<WatchState>) {
+async fn watch(mut batches: mpsc::UnboundedReceiver<Watched>, spool: Arc<Spool>, state: Arc<WatchState>) {
     let mut reports = FuturesUnordered::new();
     loop {
         tokio::select! {
@@ -106,7 +106,7 @@ async fn watch(mut batches: mpsc::UnboundedReceiver<Watched>, spool: Arc<Spool>,
                 None => return,
             },
             Some((outcome, records)) = reports.next(), if !reports.is_empty() => {
-                settle(&outcome, records, &spool, &open);
+                settle(&outcome, records, &spool, &state);
             }
         }
     }
@@ -115,7 +115,7 @@ async fn watch(mut batches: mpsc::UnboundedReceiver<Watched>, spool: Arc<Spool>,
 /// Spools what Kafka failed to take; what it refused for good is dropped (and counted), never
 /// spooled. A failure spools in a task of its own, so that spool writes of many failing
 /// batches share the group commit instead of waiting for each other.
-fn settle(outcome: &[Delivery], records: Vec<(u32, Record)>, spool: &Arc<Spool>, open: &Arc<WatchState>) {
+fn settle(outcome: &[Delivery], records: Vec<(u32, Record)>, spool: &Arc<Spool>, state: &Arc<WatchState>) {
     let failed: Vec<Record> = records
         .into_iter()
         // A record without a report counts as failed: spooled, never silently dropped.
@@ -123,20 +123,20 @@ fn settle(outcome: &[Delivery], records: Vec<(u32, Record)>, spool: &Arc<Spool>,
         .map(|(_, record)| record)
         .collect();
     if failed.is_empty() {
-        open.close_one();
+        state.close_one();
         return;
     }
-    let (spool, open) = (spool.clone(), open.clone());
+    let (spool, state) = (spool.clone(), state.clone());
     let count = failed.len() as u64;
     tokio::spawn(async move {
         match spool.append(failed).await {
             Ok(()) => {
-                open.spooled.fetch_add(count, Ordering::Relaxed);
+                state.spooled.fetch_add(count, Ordering::Relaxed);
             }
             Err(error) => {
                 tracing::error!(%error, "ack=none: undelivered events could not be spooled and are lost");
             }
         }
-        open.close_one();
+        state.close_one();
     });
 }
