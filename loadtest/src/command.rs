@@ -288,13 +288,16 @@ pub async fn compare_command(
                 }
                 _ => None,
             };
-            report.runs.push(target_run);
-            if let Some((at_share, floor)) = at_share {
-                print_run(&at_share);
-                print_run(&floor);
-                if let Some(line) = headroom::goal_line(&at_share, &floor) {
+            if let Some((at_share, floor)) = &at_share {
+                print_run(at_share);
+                print_run(floor);
+                let lines = [headroom::goal_line(at_share, floor), headroom::cost_line(at_share, &target_run)];
+                for line in lines.into_iter().flatten() {
                     println!("   {line}");
                 }
+            }
+            report.runs.push(target_run);
+            if let Some((at_share, floor)) = at_share {
                 report.runs.extend([at_share, floor]);
             }
         }

@@ -2,6 +2,8 @@
 //! closed-loop peak reached, and their p99 against the producer's `linger.ms` + 5 ms. A server
 //! that only meets its SLO far below its peak has no headroom for a burst. raw-kafka, offered
 //! the same rate, is the floor: what the producer and the broker alone take at that p99.
+//! Beside it, the server's CPU per request in that open-loop run against its peak's: requests
+//! that arrive one by one each pay for waking the server, which a closed loop mostly spares.
 
 use std::time::Duration;
 
@@ -88,5 +90,21 @@ pub(crate) fn goal_line(run: &TargetRun, floor: &TargetRun) -> Option<String> {
     Some(format!(
         "p99 at {PEAK_SHARE}x the closed-loop peak ({:.0} req/s offered, {:.0} ok): {:.2} ms (goal <= linger.ms + 5 = {goal} ms: {verdict}){beside}",
         phase.offered_rps, phase.achieved_rps, phase.latency.p99_ms
+    ))
+}
+
+/// The server's CPU per request open loop at the share rate against at the closed-loop peak,
+/// and the share of a core the open-loop run took; nothing when either CPU was not measured.
+pub(crate) fn cost_line(run: &TargetRun, peak: &TargetRun) -> Option<String> {
+    let per_request = |phase: &crate::runner::PhaseResult| {
+        let cores = phase.server_cpu_cores?;
+        (phase.achieved_rps > 0.0).then(|| (cores, cores * 1e6 / phase.achieved_rps))
+    };
+    let (cores, open_loop) = per_request(run.phases.first()?)?;
+    let (_, closed_loop) = per_request(peak.phases.first()?)?;
+    Some(format!(
+        "server CPU per request open loop at {PEAK_SHARE}x: {open_loop:.1} µs ({cores:.2} of a core), \
+         against {closed_loop:.1} µs at the closed-loop peak ({:.2}x)",
+        open_loop / closed_loop
     ))
 }
