@@ -8,8 +8,8 @@ use anyhow::Context as _;
 use clickstream_gateway::config::SourceConfig;
 use clickstream_gateway::GatewayConfig;
 use clickstream_loadtest::{
-    bench_scheduler, compare_command, idle_command, overload_command, run_command, Catalog, E2eOptions, Load, Mode,
-    OverloadOptions, Profile, Progress, Protocol, RunOptions, SearchOptions, Settings, Slo, TargetSpec,
+    bench_scheduler, compare_command, idle_command, overload_command, run_command, Catalog, CompareOptions, E2eOptions,
+    Load, Mode, OverloadOptions, Profile, Progress, Protocol, RunOptions, SearchOptions, Settings, Slo, TargetSpec,
 };
 
 use crate::args::{
@@ -32,8 +32,14 @@ pub async fn run(args: &LoadtestArgs) -> anyhow::Result<()> {
                 slo: Slo { p99_ms: compare.batch_slo_p99, ..search.slo },
                 ..search
             };
-            let peak = compare.peak.then(|| Duration::from_secs_f64(compare.peak_secs.max(0.001)));
-            compare_command(&settings, &search, compare.batch, &batch_search, peak).await.map(drop)
+            let options = CompareOptions {
+                search,
+                batch: compare.batch,
+                batch_search,
+                peak: compare.peak.then(|| Duration::from_secs_f64(compare.peak_secs.max(0.001))),
+                rounds: compare.rounds as usize,
+            };
+            compare_command(&settings, &options).await.map(drop)
         }
         Some(LoadtestCommand::IdleConnections(idle)) => {
             let settings = settings(&idle.common, idle.target, Mode::Single)?;

@@ -1,5 +1,5 @@
-//! The `clickstream loadtest` commands: a run (profile or max-rate search), `compare` (the
-//! gateway against its baselines, back to back, with ratios) and `bench-scheduler`.
+//! The `clickstream loadtest` commands: a run (profile or max-rate search) and
+//! `bench-scheduler`, and what `compare` (in `compare.rs`) shares with them.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -7,17 +7,14 @@ use std::time::Duration;
 
 use crate::capacity::Capacity;
 use crate::e2e::{E2eOptions, E2eResult, Matcher};
-use crate::headroom;
-use crate::payload::Mode;
 use crate::peak::PeakPool;
 use crate::plan::{Phase, Profile};
 use crate::pool::Pool;
 use crate::progress::Progress;
-use crate::report::{print_comparison, print_run, ratio, Ratio, Report, TargetRun};
+use crate::report::{print_run, Report, TargetRun};
 use crate::runner::{run, run_on, RunOptions, Session};
 use crate::search::{find_max, FindMax, SearchOptions};
 use crate::servers::{self, ServerKind};
-use crate::split;
 use crate::target::{Target, TargetKind, TargetSpec};
 
 /// Options every command shares.
@@ -123,7 +120,7 @@ pub(crate) async fn warm_up(
 
 /// Searches the max rate of `target`, then, when end-to-end matching is on, holds that rate
 /// once more while reading the events back.
-async fn search_target(
+pub(crate) async fn search_target(
     settings: &Settings,
     target: &Target,
     pool: &Pool,
@@ -174,7 +171,7 @@ async fn search_target(
 
 /// A peak run on `target`: a closed-loop warm-up, then `duration` measured, with the events
 /// read back when end-to-end matching is on.
-async fn peak_target(
+pub(crate) async fn peak_target(
     settings: &Settings,
     target: &Target,
     session: &Session,
@@ -232,122 +229,6 @@ pub(crate) fn write_report(report: &Report, settings: &Settings) -> anyhow::Resu
     let (json, html) = report.write(&settings.report_dir)?;
     println!("\nreport: {} and {}", json.display(), html.display());
     Ok(())
-}
-
-/// `clickstream loadtest compare`: hyper-baseline and the gateway with single events (searched
-/// with `search`), then the gateway and raw-kafka with batches of `batch` (with
-/// `batch_search`), each searched for its max rate at its SLO. With `peak`, closed-loop peaks
-/// instead, gateway-null's among them.
-pub async fn compare_command(
-    settings: &Settings,
-    search: &SearchOptions,
-    batch: usize,
-    batch_search: &SearchOptions,
-    peak: Option<Duration>,
-) -> anyhow::Result<Report> {
-    let session = Session::new(settings.progress);
-    let mut report = Report::new("clickstream load test: gateway against its baselines", settings.command_line.clone());
-    let single = RunOptions { mode: Mode::Single, ..settings.run.clone() };
-    let batched = RunOptions { mode: Mode::Batch { events: batch }, ..settings.run.clone() };
-    let mut plan: Vec<(TargetKind, Vec<&RunOptions>)> = vec![
-        (TargetKind::HyperBaseline, vec![&single]),
-        (TargetKind::Gateway, vec![&single, &batched]),
-        (TargetKind::RawKafka, vec![&batched]),
-    ];
-    if peak.is_some() {
-        // Peaks are cheap: the gateway with a null sink splits the gap to each baseline into
-        // the handler's part and Kafka's part (`split`).
-        plan.insert(1, (TargetKind::GatewayNull, vec![&single, &batched]));
-    }
-    for (kind, modes) in plan {
-        let spec = TargetSpec { kind, url: None, ..settings.target.clone() };
-        let target = Target::start(&spec).await?;
-        for options in modes {
-            let label = format!("{} / {}", kind.as_str(), options.mode.label());
-            let search = match options.mode {
-                Mode::Single => *search,
-                Mode::Batch { .. } => *batch_search,
-            };
-            let target_run = match peak {
-                Some(duration) => {
-                    let settings = Settings { run: (*options).clone(), ..settings.clone() };
-                    peak_target(&settings, &target, &session, duration, label).await?
-                }
-                None => {
-                    let pool = Pool::open(&target, options, &session).await;
-                    warm_up(settings, &pool, &session, search.start_rate, &label).await?;
-                    search_target(settings, &target, &pool, &search, &session, label).await?
-                }
-            };
-            print_run(&target_run);
-            // After the gateway's single-event peak, the latency goal at a share of it, and
-            // raw-kafka at the same rate: the p99 of the producer and broker alone.
-            let at_share = match (peak, kind, options.mode) {
-                (Some(duration), TargetKind::Gateway, Mode::Single) => {
-                    Some(headroom::run_with_floor(settings, options, &target, &session, &target_run, duration).await?)
-                }
-                _ => None,
-            };
-            if let Some((at_share, floor)) = &at_share {
-                print_run(at_share);
-                print_run(floor);
-                let lines = [headroom::goal_line(at_share, floor), headroom::cost_line(at_share, &target_run)];
-                for line in lines.into_iter().flatten() {
-                    println!("   {line}");
-                }
-            }
-            report.runs.push(target_run);
-            if let Some((at_share, floor)) = at_share {
-                report.runs.extend([at_share, floor]);
-            }
-        }
-    }
-    report.comparison = ratios(&report.runs);
-    print_comparison(&report.comparison);
-    for line in [split::single_line(&report.runs), split::batch_line(&report.runs)].into_iter().flatten() {
-        println!("   {line}");
-    }
-    write_report(&report, settings)?;
-    Ok(report)
-}
-
-fn ratios(runs: &[TargetRun]) -> Vec<Ratio> {
-    let find = |kind: TargetKind, batched: bool| runs.iter().find(|r| r.is(kind, batched));
-    // A search's maximum, or what a peak run reached.
-    let max = |run: &TargetRun, events: bool| {
-        let searched = run.find_max.as_ref().and_then(|f| if events { f.max_events_per_sec } else { f.max_rps });
-        let peaked = run.phases.first().filter(|_| run.peak).map(|p| {
-            if events {
-                p.achieved_events_per_sec
-            } else {
-                p.achieved_rps
-            }
-        });
-        searched.or(peaked).unwrap_or(0.0)
-    };
-    let mut out = Vec::new();
-    let pairs = [
-        ("single-event POST vs hyper-baseline", false, TargetKind::HyperBaseline, false, "req/s", SINGLE_EVENT_GOAL),
-        ("batched events vs raw-kafka", true, TargetKind::RawKafka, true, "events/s", BATCH_GOAL),
-    ];
-    for (name, subject_batched, baseline_kind, events, unit, goal) in pairs {
-        if let (Some(subject), Some(baseline)) =
-            (find(TargetKind::Gateway, subject_batched), find(baseline_kind, subject_batched))
-        {
-            let (s, b) = (max(subject, events), max(baseline, events));
-            out.push(Ratio {
-                name: if subject.peak { format!("{name}, closed-loop peak") } else { name.to_owned() },
-                subject: format!("{} ({})", subject.target_label(), subject.mode.label()),
-                subject_value: s,
-                baseline: format!("{} ({})", baseline.target_label(), baseline.mode.label()),
-                baseline_value: b,
-                unit: unit.to_owned(),
-                ratio: ratio(s, b),
-                goal,
-            });
-        }
-    }
-    out
 }
 
 /// `clickstream loadtest bench-scheduler`: the rate the scheduler achieves against an

@@ -20,26 +20,22 @@ pub const PEAK_SHARE: f64 = 0.7;
 pub const LATENCY_ALLOWANCE_MS: f64 = 5.0;
 
 /// The gateway open loop at [`PEAK_SHARE`] of its `peak`, then raw-kafka (the floor) at the
-/// same rate.
+/// same rate. Both runs' labels start with `prefix` (a round's, say).
 pub(crate) async fn run_with_floor(
     settings: &Settings,
     options: &RunOptions,
     gateway: &Target,
     session: &Session,
-    peak: &TargetRun,
+    (peak, prefix): (&TargetRun, &str),
     duration: Duration,
 ) -> anyhow::Result<(TargetRun, TargetRun)> {
     let rate = (peak.phases.first().map_or(0.0, |p| p.achieved_rps) * PEAK_SHARE).max(1.0);
-    let label = format!("{} at {PEAK_SHARE}x its peak", peak.label.trim_end_matches(" peak"));
+    let (kind, mode) = (peak.target.kind.as_str(), options.mode.label());
+    let label = format!("{prefix}{kind} / {mode} at {PEAK_SHARE}x its peak");
     let at_share = run_at_rate(settings, options, gateway, session, rate, label, duration).await?;
     let raw_kafka = TargetKind::RawKafka;
     let raw = Target::start(&TargetSpec { kind: raw_kafka, url: None, ..settings.target.clone() }).await?;
-    let label = format!(
-        "{} / {} at {PEAK_SHARE}x the {}'s peak",
-        raw_kafka.as_str(),
-        options.mode.label(),
-        peak.target.kind.as_str()
-    );
+    let label = format!("{prefix}{} / {mode} at {PEAK_SHARE}x the {kind}'s peak", raw_kafka.as_str());
     let floor = run_at_rate(settings, options, &raw, session, rate, label, duration).await?;
     Ok((at_share, floor))
 }

@@ -7,6 +7,7 @@ mod bitset;
 pub mod capacity;
 pub mod clock;
 pub mod command;
+pub mod compare;
 pub mod cpu;
 pub mod e2e;
 pub mod enricher_bench;
@@ -29,7 +30,8 @@ pub mod stats;
 pub mod target;
 pub mod transport;
 
-pub use command::{bench_scheduler, compare_command, run_command, Load, Settings};
+pub use command::{bench_scheduler, run_command, Load, Settings};
+pub use compare::{compare_command, CompareOptions};
 pub use e2e::{E2eOptions, E2eResult, Matcher};
 pub use overload::{OverloadOptions, OverloadResult};
 pub use payload::catalog::Catalog;

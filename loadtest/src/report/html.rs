@@ -36,10 +36,11 @@ pub fn render(report: &Report) -> String {
             let class = if r.ratio >= r.goal { "pass" } else { "fail" };
             let _ = write!(
                 page,
-                "<tr><td class=l>{}<br><small>{} vs {}</small></td><td>{:.0} {}</td><td>{:.0} {}</td><td class={class}>{:.2}</td><td>&ge; {:.1}</td></tr>",
+                "<tr><td class=l>{}<br><small>{} vs {}{}</small></td><td>{:.0} {}</td><td>{:.0} {}</td><td class={class}>{:.2}</td><td>&ge; {:.1}</td></tr>",
                 escape(&r.name),
                 escape(&r.subject),
                 escape(&r.baseline),
+                escape(&super::rounds_note(&r.rounds)),
                 r.subject_value,
                 escape(&r.unit),
                 r.baseline_value,

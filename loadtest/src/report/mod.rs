@@ -112,6 +112,9 @@ pub struct Ratio {
     pub ratio: f64,
     /// The ratio the project aims for.
     pub goal: f64,
+    /// Each round's ratio, when the comparison ran in rounds (`ratio` is then their median).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rounds: Vec<f64>,
 }
 
 impl Report {
@@ -230,16 +233,33 @@ fn phase_line(p: &PhaseResult) -> String {
     )
 }
 
-/// The terminal summary of a comparison.
-pub fn print_comparison(ratios: &[Ratio]) {
+/// The terminal summary of a comparison, under `title`.
+pub fn print_comparison(ratios: &[Ratio], title: &str) {
     if ratios.is_empty() {
         return;
     }
-    println!("\n== ratios");
+    println!("\n== {title}");
     for r in ratios {
         println!(
-            "   {}: {:.0} / {:.0} {} = {:.2} (goal >= {:.1}; {} vs {})",
-            r.name, r.subject_value, r.baseline_value, r.unit, r.ratio, r.goal, r.subject, r.baseline
+            "   {}: {:.0} / {:.0} {} = {:.2} (goal >= {:.1}; {} vs {}){}",
+            r.name,
+            r.subject_value,
+            r.baseline_value,
+            r.unit,
+            r.ratio,
+            r.goal,
+            r.subject,
+            r.baseline,
+            rounds_note(&r.rounds)
         );
     }
+}
+
+/// ", rounds: 0.31 0.45 0.38" for a ratio taken over rounds; empty for one run.
+pub fn rounds_note(rounds: &[f64]) -> String {
+    if rounds.len() < 2 {
+        return String::new();
+    }
+    let each: Vec<String> = rounds.iter().map(|r| format!("{r:.2}")).collect();
+    format!("; rounds: {}", each.join(" "))
 }
