@@ -11,7 +11,7 @@ use crate::cpu::CpuSample;
 use crate::e2e::Matcher;
 use crate::payload::source::RequestSource;
 use crate::plan::Phase;
-use crate::pool::Dispatched;
+use crate::pool::{open_connections, Dispatched};
 use crate::progress::Live;
 use crate::runner::{summarize, PhaseResult, RunOptions, Session};
 use crate::stats::{Completion, Recorder};
@@ -36,14 +36,11 @@ struct Sender {
 impl PeakPool {
     pub async fn open(target: &Target, options: &RunOptions, session: &Session) -> Self {
         let count = options.connections.max(1);
-        let connections = futures::future::join_all((0..count).map(|_| Connection::open(&target.endpoint))).await;
-        let senders = connections
+        let reads_bodies = target.info.kind.reads_bodies();
+        let senders = open_connections(&target.endpoint, reads_bodies, options, &session.sequence, 0..count)
+            .await
             .into_iter()
-            .enumerate()
-            .map(|(index, connection)| Sender {
-                connection,
-                requests: options.connection_requests(target.info.kind.reads_bodies(), &session.sequence, index, count),
-            })
+            .map(|(connection, requests)| Sender { connection, requests })
             .collect();
         Self { senders, server_pid: target.server_pid, options: options.clone() }
     }

@@ -4,6 +4,7 @@
 //! intended time whatever the server is doing: an open loop. A pool may also be let grow,
 //! opening connections while requests wait for one, as a site's many clients would.
 
+use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -285,20 +286,18 @@ impl Connections {
         self.queue.len().saturating_sub(self.idle.load(Ordering::Acquire))
     }
 
-    /// Opens `more` connections, each with a worker on the shared queue. A connection's
-    /// visitors are its share of `options.visitors` over the first `options.connections`, so
-    /// connections opened later bring visitors of their own, as new clients would.
+    /// Opens `more` connections, each with a worker on the shared queue.
     async fn open_more(&self, more: usize) {
         let first = self.count();
-        let opened = futures::future::join_all((0..more).map(|_| Connection::open(&self.endpoint))).await;
-        let share_of = self.options.connections.max(1);
+        let opened =
+            open_connections(&self.endpoint, self.reads_bodies, &self.options, &self.sequence, first..first + more)
+                .await;
         let started: Vec<tokio::task::JoinHandle<()>> = opened
             .into_iter()
-            .zip(first..)
-            .map(|(connection, index)| {
+            .map(|(connection, requests)| {
                 let worker = Worker {
                     connection,
-                    requests: self.options.connection_requests(self.reads_bodies, &self.sequence, index, share_of),
+                    requests,
                     queue: self.queue.clone(),
                     idle: self.idle.clone(),
                     clock: self.clock,
@@ -314,6 +313,25 @@ impl Connections {
         }
         workers.extend(started);
     }
+}
+
+/// Opens connections `indices` of a run, each with where it takes its requests. A connection's
+/// visitors are its share of `options.visitors` over the first `options.connections`, so
+/// connections opened later bring visitors of their own, as new clients would.
+pub(crate) async fn open_connections(
+    endpoint: &Endpoint,
+    reads_bodies: bool,
+    options: &RunOptions,
+    sequence: &Sequence,
+    indices: Range<usize>,
+) -> Vec<(Connection, RequestSource)> {
+    let opened = futures::future::join_all(indices.clone().map(|_| Connection::open(endpoint))).await;
+    let share_of = options.connections.max(1);
+    opened
+        .into_iter()
+        .zip(indices)
+        .map(|(connection, index)| (connection, options.connection_requests(reads_bodies, sequence, index, share_of)))
+        .collect()
 }
 
 /// One connection's loop: take a job, stamp the request made while waiting, send, record.
