@@ -9,7 +9,7 @@ use anyhow::Context as _;
 use futures::StreamExt as _;
 use serde::Serialize;
 
-use crate::payload::Generator;
+use crate::payload::{Generator, Protocol};
 use crate::runner::{RunOptions, Session};
 use crate::target::{Target, TargetKind, TargetSpec};
 use crate::transport::Connection;
@@ -114,7 +114,8 @@ pub async fn measure(
     let timeout = options.request_timeout;
     let opened: Vec<(Connection, bool)> = futures::stream::iter(requests)
         .map(|request| async move {
-            let mut connection = Connection::open(endpoint).await;
+            // The generator above speaks Segment, whatever `options.protocol` says.
+            let mut connection = Connection::open(endpoint, Protocol::Segment).await;
             let outcome = connection.send(&request, timeout).await;
             (connection, outcome.ok)
         })

@@ -325,7 +325,7 @@ pub(crate) async fn open_connections(
     sequence: &Sequence,
     indices: Range<usize>,
 ) -> Vec<(Connection, RequestSource)> {
-    let opened = futures::future::join_all(indices.clone().map(|_| Connection::open(endpoint))).await;
+    let opened = futures::future::join_all(indices.clone().map(|_| Connection::open(endpoint, options.protocol))).await;
     let share_of = options.connections.max(1);
     opened
         .into_iter()

@@ -7,12 +7,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use clickstream_gateway::protocols::Protocol as GatewayProtocol;
 use futures::future::join_all;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
 use crate::http1::{Failure, Http1};
-use crate::payload::Request;
+use crate::payload::{EncodedEvent, Protocol, Request};
 
 /// How a request ended: a status label for the report, and whether it counts as success.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,7 +47,12 @@ impl std::fmt::Debug for Endpoint {
 /// One connection of the pool.
 pub enum Connection {
     Http(HttpConnection),
-    Kafka { producer: FutureProducer, topic: Arc<str> },
+    /// `protocol` is the run's, as the gateway names it in the `protocol` header.
+    Kafka {
+        producer: FutureProducer,
+        topic: Arc<str>,
+        protocol: GatewayProtocol,
+    },
 }
 
 impl std::fmt::Debug for Connection {
@@ -59,15 +65,18 @@ impl std::fmt::Debug for Connection {
 }
 
 impl Connection {
-    /// Opens the connection now, so the first request does not pay for the handshake.
-    pub async fn open(endpoint: &Endpoint) -> Self {
+    /// Opens the connection now, so the first request does not pay for the handshake. Requests
+    /// speak `protocol`: raw-kafka writes the headers the gateway would for it.
+    pub async fn open(endpoint: &Endpoint, protocol: Protocol) -> Self {
         match endpoint {
             Endpoint::Http { addr } => {
                 let mut client = Http1::new(*addr);
                 let _ = client.connect().await;
                 Self::Http(HttpConnection { client })
             }
-            Endpoint::Kafka { producer, topic } => Self::Kafka { producer: producer.clone(), topic: topic.clone() },
+            Endpoint::Kafka { producer, topic } => {
+                Self::Kafka { producer: producer.clone(), topic: topic.clone(), protocol: gateway_protocol(protocol) }
+            }
         }
     }
 
@@ -83,7 +92,7 @@ impl Connection {
     pub async fn send(&mut self, request: &Request, timeout: Duration) -> Outcome {
         match self {
             Self::Http(connection) => connection.send(request, timeout).await,
-            Self::Kafka { producer, topic } => produce(producer, topic, request, timeout).await,
+            Self::Kafka { producer, topic, protocol } => produce(producer, topic, *protocol, request, timeout).await,
         }
     }
 }
@@ -133,18 +142,38 @@ fn status_label(status: u16) -> Cow<'static, str> {
     }
 }
 
-/// The `protocol` header of a Segment event, as the gateway writes it.
-const SEGMENT: &str = clickstream_gateway::protocols::Protocol::Segment.as_str();
+/// The gateway's name for requests in `protocol`'s wire form. Each protocol the generator
+/// speaks has a gateway adapter of its own; the match has no catch-all so that a new one must
+/// choose its name here rather than pass for Segment.
+fn gateway_protocol(protocol: Protocol) -> GatewayProtocol {
+    match protocol {
+        Protocol::Segment => GatewayProtocol::Segment,
+        Protocol::Posthog => GatewayProtocol::PostHog,
+        Protocol::Snowplow => GatewayProtocol::Snowplow,
+        Protocol::Pixel => GatewayProtocol::Pixel,
+    }
+}
+
+/// The headers the gateway writes on `event` when it came in by `protocol`.
+fn event_headers(event: &EncodedEvent, protocol: GatewayProtocol) -> OwnedHeaders {
+    OwnedHeaders::new_with_capacity(3)
+        .insert(Header { key: clickstream_schema::HEADER_SOURCE, value: Some("loadtest") })
+        .insert(Header { key: clickstream_schema::HEADER_EVENT_TYPE, value: Some(event.kind) })
+        .insert(Header { key: clickstream_schema::HEADER_PROTOCOL, value: Some(protocol.as_str()) })
+}
 
 /// Produces the request's events as the gateway would (same key and headers) and waits for
 /// every delivery report.
-async fn produce(producer: &FutureProducer, topic: &str, request: &Request, timeout: Duration) -> Outcome {
+async fn produce(
+    producer: &FutureProducer,
+    topic: &str,
+    protocol: GatewayProtocol,
+    request: &Request,
+    timeout: Duration,
+) -> Outcome {
     let mut pending = Vec::with_capacity(request.events.len());
     for event in &request.events {
-        let headers = OwnedHeaders::new_with_capacity(3)
-            .insert(Header { key: clickstream_schema::HEADER_SOURCE, value: Some("loadtest") })
-            .insert(Header { key: clickstream_schema::HEADER_EVENT_TYPE, value: Some(event.kind) })
-            .insert(Header { key: clickstream_schema::HEADER_PROTOCOL, value: Some(SEGMENT) });
+        let headers = event_headers(event, protocol);
         let record = FutureRecord::to(topic).key(event.key.as_bytes()).payload(&event.json).headers(headers);
         match producer.send_result(record) {
             Ok(delivery) => pending.push(delivery),
@@ -170,5 +199,50 @@ fn kafka_status(error: &rdkafka::error::KafkaError) -> String {
     match error.rdkafka_error_code() {
         Some(code) => format!("kafka:{code:?}"),
         None => "kafka:error".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use clickstream_gateway::endpoints::Endpoint as GatewayEndpoint;
+    use clickstream_gateway::record::RecordHeaders;
+    use clickstream_schema::EventType;
+    use rdkafka::message::Headers as _;
+
+    use super::*;
+    use crate::payload::catalog::Catalog;
+    use crate::payload::ids::Sequence;
+    use crate::payload::protocols::PROTOCOLS;
+    use crate::payload::{Generator, Mode};
+
+    /// Each protocol's requests are routed by the gateway's own endpoint table; the adapter it
+    /// picks names the protocol, and raw-kafka must write the very headers the gateway would.
+    #[test]
+    fn raw_kafka_writes_the_headers_the_gateway_would_for_the_runs_protocol() {
+        for protocol in PROTOCOLS {
+            for mode in [Mode::Single, Mode::Batch { events: 3 }] {
+                let mut generator = Generator::new(Arc::new(Catalog::builtin()), 20, 5, Sequence::new(7), "wk", mode)
+                    .with_protocol(protocol);
+                let request = generator.next_request();
+                let method = http::Method::from_bytes(request.method.as_bytes()).expect("method");
+                let path = request.path.split('?').next().unwrap_or_default();
+                let GatewayEndpoint::Ingest(adapter) = GatewayEndpoint::resolve(&method, path) else {
+                    panic!("{protocol:?} {mode:?}: {method} {path} is no ingest endpoint of the gateway");
+                };
+                assert_eq!(gateway_protocol(protocol), adapter.protocol(), "{protocol:?} {mode:?}");
+                for event in &request.events {
+                    let written = event_headers(event, gateway_protocol(protocol));
+                    let written: Vec<(&str, &str)> = written
+                        .iter()
+                        .map(|h| (h.key, std::str::from_utf8(h.value.unwrap_or_default()).expect("UTF-8")))
+                        .collect();
+                    let gateway =
+                        RecordHeaders::new("loadtest".into(), EventType::parse(event.kind), adapter.protocol());
+                    assert_eq!(written, gateway.pairs().collect::<Vec<_>>(), "{protocol:?} {mode:?}");
+                }
+            }
+        }
     }
 }
