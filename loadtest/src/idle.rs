@@ -115,7 +115,7 @@ pub async fn measure(
     let opened: Vec<(Connection, bool)> = futures::stream::iter(requests)
         .map(|request| async move {
             // The generator above speaks Segment, whatever `options.protocol` says.
-            let mut connection = Connection::open(endpoint, Protocol::Segment).await;
+            let mut connection = Connection::open(endpoint, Protocol::Segment, timeout).await;
             let outcome = connection.send(&request, timeout).await;
             (connection, outcome.ok)
         })

@@ -325,7 +325,8 @@ pub(crate) async fn open_connections(
     sequence: &Sequence,
     indices: Range<usize>,
 ) -> Vec<(Connection, RequestSource)> {
-    let opened = futures::future::join_all(indices.clone().map(|_| Connection::open(endpoint, options.protocol))).await;
+    let open = |_| Connection::open(endpoint, options.protocol, options.request_timeout);
+    let opened = futures::future::join_all(indices.clone().map(open)).await;
     let share_of = options.connections.max(1);
     opened
         .into_iter()

@@ -65,13 +65,18 @@ impl std::fmt::Debug for Connection {
 }
 
 impl Connection {
-    /// Opens the connection now, so the first request does not pay for the handshake. Requests
+    /// Opens the connection now, so the first request does not pay for the handshake; a
+    /// connect that fails or takes longer than `connect_within` is left to that request. Requests
     /// speak `protocol`: raw-kafka writes the headers the gateway would for it.
-    pub async fn open(endpoint: &Endpoint, protocol: Protocol) -> Self {
+    pub async fn open(endpoint: &Endpoint, protocol: Protocol, connect_within: Duration) -> Self {
         match endpoint {
             Endpoint::Http { addr } => {
                 let mut client = Http1::new(*addr);
-                let _ = client.connect().await;
+                // A server that accepts nothing would hold an unbounded connect for the kernel's
+                // SYN retries, about two minutes, and a growing pool's grower with it. Cut short,
+                // it leaves no stream, as a refused one does: the connection reads as not open
+                // and its first request connects again, under the request's own timeout.
+                let _ = tokio::time::timeout(connect_within, client.connect()).await;
                 Self::Http(HttpConnection { client })
             }
             Endpoint::Kafka { producer, topic } => {
@@ -244,5 +249,26 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[tokio::test]
+    async fn a_connect_to_a_server_that_accepts_nothing_gives_up_within_its_bound() {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.bind("127.0.0.1:0".parse().expect("address")).expect("bind");
+        let listener = socket.listen(0).expect("listen");
+        let addr = listener.local_addr().expect("address");
+        // Once the accept queue is full the kernel drops further SYNs, so a connect hangs.
+        let mut queued = Vec::new();
+        while let Ok(connected) =
+            tokio::time::timeout(Duration::from_millis(200), tokio::net::TcpStream::connect(addr)).await
+        {
+            queued.push(connected.expect("a listener with room accepts"));
+            assert!(queued.len() < 64, "the accept queue never filled");
+        }
+        let bound = Duration::from_millis(300);
+        let endpoint = Endpoint::Http { addr };
+        let opening = Connection::open(&endpoint, Protocol::Segment, bound);
+        let connection = tokio::time::timeout(Duration::from_secs(5), opening).await.expect("open gives up");
+        assert!(!connection.is_open(), "a connect that never completed leaves the connection closed");
     }
 }
