@@ -4,20 +4,43 @@
 
 use std::time::Duration;
 
+use clickstream_gateway::{GatewayConfig, GatewayHandle};
 use clickstream_platform::broker::EmbeddedBroker;
-use clickstream_tests::drill::{account, steady_load};
+use clickstream_tests::drill::{account, steady_load, LoadOutcome};
 use clickstream_tests::kafka::create_topics;
 use clickstream_tests::tansu::Tansu;
 use clickstream_tests::{gateway_config, unique, WRITE_KEY};
 
 /// A mock cluster with a fresh raw topic of `partitions` and a DLQ, and a gateway config for them.
-fn on_mock_cluster(partitions: i32) -> (EmbeddedBroker, String, clickstream_gateway::GatewayConfig) {
+fn on_mock_cluster(partitions: i32) -> (EmbeddedBroker, String, GatewayConfig) {
     let broker = EmbeddedBroker::start(1).expect("mock cluster");
     let (raw, dlq) = (unique("events.raw"), unique("events.dlq"));
     broker.create_topic(&raw, partitions).expect("topic");
     broker.create_topic(&dlq, 1).expect("topic");
     let config = gateway_config(broker.bootstrap_servers(), &raw, &dlq);
     (broker, raw, config)
+}
+
+/// A gateway with a steady load of `events` on `/v1/batch` running in the background, ready for
+/// a fault to be injected.
+struct UnderLoad {
+    gateway: GatewayHandle,
+    url: String,
+    /// The load's run id, by which `account` finds its events.
+    run: String,
+    load: tokio::task::JoinHandle<LoadOutcome>,
+}
+
+/// Starts a gateway with `config` and spreads `events`, in batches of 10, over `span` of load.
+async fn under_load(config: GatewayConfig, run_name: &str, events: usize, span: Duration) -> UnderLoad {
+    let gateway = clickstream_gateway::start(config).await.expect("gateway");
+    let url = format!("http://{}", gateway.addr);
+    let run = unique(run_name);
+    let load = tokio::spawn({
+        let (url, run) = (format!("{url}/v1/batch"), run.clone());
+        async move { steady_load(&url, WRITE_KEY, &run, events, 10, span).await }
+    });
+    UnderLoad { gateway, url, run, load }
 }
 
 /// Polls `/readyz` until the spool has drained into Kafka; false if it did not in time.
@@ -86,14 +109,8 @@ async fn acknowledged_events_survive_a_20_second_tansu_outage() {
     let mut tansu = Tansu::start();
     let (raw, dlq) = (unique("events.raw"), unique("events.dlq"));
     create_topics(&tansu.bootstrap(), &[(&raw, 3), (&dlq, 1)]).await;
-    let gateway = clickstream_gateway::start(gateway_config(&tansu.bootstrap(), &raw, &dlq)).await.expect("gateway");
-    let url = format!("http://{}", gateway.addr);
-    let run = unique("outage");
-
-    let load = tokio::spawn({
-        let (url, run) = (format!("{url}/v1/batch"), run.clone());
-        async move { steady_load(&url, WRITE_KEY, &run, 1_500, 10, Duration::from_secs(30)).await }
-    });
+    let config = gateway_config(&tansu.bootstrap(), &raw, &dlq);
+    let UnderLoad { gateway, url, run, load } = under_load(config, "outage", 1_500, Duration::from_secs(30)).await;
     tokio::time::sleep(Duration::from_secs(4)).await;
     tansu.stop();
     eprintln!("tansu stopped");
@@ -156,14 +173,7 @@ async fn the_spool_drains_after_deliveries_miss_their_deadline_on_tansu() {
 async fn acknowledged_events_survive_mock_cluster_faults() {
     let (broker, raw, mut config) = on_mock_cluster(3);
     config.delivery.enqueue_deadline_ms = 500;
-    let gateway = clickstream_gateway::start(config).await.expect("gateway");
-    let url = format!("http://{}", gateway.addr);
-    let run = unique("mock-faults");
-
-    let load = tokio::spawn({
-        let (url, run) = (format!("{url}/v1/batch"), run.clone());
-        async move { steady_load(&url, WRITE_KEY, &run, 1_000, 10, Duration::from_secs(10)).await }
-    });
+    let UnderLoad { gateway, url, run, load } = under_load(config, "mock-faults", 1_000, Duration::from_secs(10)).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     broker.fail_next_produces(30).expect("request errors");
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -198,14 +208,7 @@ async fn a_hung_broker_reads_as_unreachable_even_with_acks_0() {
     config.producer.acks = "0".into();
     // librdkafka refuses idempotence without acks=all.
     config.producer.enable_idempotence = false;
-    let gateway = clickstream_gateway::start(config).await.expect("gateway");
-    let url = format!("http://{}", gateway.addr);
-    let run = unique("acks-0");
-
-    let load = tokio::spawn({
-        let (url, run) = (format!("{url}/v1/batch"), run.clone());
-        async move { steady_load(&url, WRITE_KEY, &run, 600, 10, Duration::from_secs(8)).await }
-    });
+    let UnderLoad { gateway, url, load, .. } = under_load(config, "acks-0", 600, Duration::from_secs(8)).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(readiness(&url).await["status"], "ok", "a healthy broker is reachable");
     // Slower than the probe's 2 s metadata timeout, far below librdkafka's socket timeouts:
@@ -227,15 +230,9 @@ async fn with_ack_none_events_kafka_fails_to_take_are_spooled_and_delivered() {
     let (broker, raw, mut config) = on_mock_cluster(3);
     config.delivery.ack = clickstream_gateway::config::AckMode::None;
     config.producer.message_timeout_ms = 1_000;
-    let gateway = clickstream_gateway::start(config).await.expect("gateway");
-    let url = format!("http://{}", gateway.addr);
+    let UnderLoad { gateway, url, run, load } =
+        under_load(config, "ack-none-faults", 800, Duration::from_secs(8)).await;
     let admin = gateway.admin_addr.expect("admin listener");
-    let run = unique("ack-none-faults");
-
-    let load = tokio::spawn({
-        let (url, run) = (format!("{url}/v1/batch"), run.clone());
-        async move { steady_load(&url, WRITE_KEY, &run, 800, 10, Duration::from_secs(8)).await }
-    });
     let spool_watch = tokio::spawn(most_spooled(admin, Duration::from_secs(10)));
     tokio::time::sleep(Duration::from_secs(1)).await;
     // Slower than message.timeout.ms, too quick for the probe's 2 s metadata timeout to see:
