@@ -151,6 +151,10 @@ fn compare_peak_in_rounds_splits_the_cost_with_gateway_null_measures_the_latency
     let median = ratios[0]["ratio"].as_f64().expect("a ratio");
     assert!((median - (rounds[0] + rounds[1]) / 2.0).abs() < 1e-9, "median {median} of {rounds:?}");
     assert!(stdout.contains("== ratios, medians of 2 rounds"), "{stdout}");
+    assert!(
+        stdout.contains(&format!("median of 2 rounds ({:.2} {:.2}) = {median:.2}", rounds[0], rounds[1])),
+        "{stdout}"
+    );
     // Each split line ends with gateway-null's rate over its baseline's.
     let printed = |prefix: &str| {
         let line = stdout.lines().find(|l| l.contains(prefix)).unwrap_or_else(|| panic!("{prefix}, in {stdout}"));

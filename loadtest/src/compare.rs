@@ -164,22 +164,21 @@ fn ratios(runs: &[TargetRun]) -> Vec<Ratio> {
     out
 }
 
-/// Each comparison's median over the rounds (of its ratio, and of each side's figure), with
-/// every round's ratio kept beside it.
+/// Each comparison's median ratio over the rounds, with every round's ratio kept beside it.
+/// The two sides' figures are those of the round nearest the median (the median round itself
+/// for an odd count): medians of each side apart would pair figures no round measured together.
 fn medians(per_round: &[Vec<Ratio>]) -> Vec<Ratio> {
     let Some(first) = per_round.first() else { return Vec::new() };
     first
         .iter()
         .map(|shape| {
             let same: Vec<&Ratio> = per_round.iter().flatten().filter(|r| r.name == shape.name).collect();
-            let of = |value: fn(&Ratio) -> f64| median(same.iter().map(|r| value(r)).collect());
-            Ratio {
-                subject_value: of(|r| r.subject_value),
-                baseline_value: of(|r| r.baseline_value),
-                ratio: of(|r| r.ratio),
-                rounds: same.iter().map(|r| r.ratio).collect(),
-                ..shape.clone()
-            }
+            let middle = median(same.iter().map(|r| r.ratio).collect());
+            let nearest = same
+                .iter()
+                .min_by(|a, b| (a.ratio - middle).abs().total_cmp(&(b.ratio - middle).abs()))
+                .map_or(shape, |r| *r);
+            Ratio { ratio: middle, rounds: same.iter().map(|r| r.ratio).collect(), ..nearest.clone() }
         })
         .collect()
 }
@@ -215,10 +214,15 @@ mod tests {
         assert_eq!(single.name, "single");
         assert_eq!(single.rounds, vec![0.3, 0.5, 0.5]);
         assert!((single.ratio - 0.5).abs() < 1e-9, "median of 0.3, 0.5, 0.5: {}", single.ratio);
-        assert!((single.subject_value - 40.0).abs() < 1e-9);
-        assert!((single.baseline_value - 100.0).abs() < 1e-9);
+        // The figures of a round at the median, as measured together.
+        assert_eq!((single.subject_value, single.baseline_value), (50.0, 100.0));
         assert_eq!(batch.rounds, vec![0.8, 0.7, 0.9]);
         assert!((batch.ratio - 0.8).abs() < 1e-9);
+        assert_eq!((batch.subject_value, batch.baseline_value), (80.0, 100.0));
+        // An even count: the mean of the middle two, and the figures of a round nearest it.
+        let even = medians(&rounds[..2]);
+        assert!((even[0].ratio - 0.4).abs() < 1e-9, "{}", even[0].ratio);
+        assert_eq!(even[0].rounds, vec![0.3, 0.5]);
         assert!(medians(&[]).is_empty());
     }
 }

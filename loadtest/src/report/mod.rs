@@ -240,26 +240,20 @@ pub fn print_comparison(ratios: &[Ratio], title: &str) {
     }
     println!("\n== {title}");
     for r in ratios {
-        println!(
-            "   {}: {:.0} / {:.0} {} = {:.2} (goal >= {:.1}; {} vs {}){}",
-            r.name,
-            r.subject_value,
-            r.baseline_value,
-            r.unit,
-            r.ratio,
-            r.goal,
-            r.subject,
-            r.baseline,
-            rounds_note(&r.rounds)
-        );
+        let figures = if r.rounds.len() > 1 {
+            format!("median of {} rounds{}", r.rounds.len(), rounds_note(&r.rounds))
+        } else {
+            format!("{:.0} / {:.0} {}", r.subject_value, r.baseline_value, r.unit)
+        };
+        println!("   {}: {figures} = {:.2} (goal >= {:.1}; {} vs {})", r.name, r.ratio, r.goal, r.subject, r.baseline);
     }
 }
 
-/// ", rounds: 0.31 0.45 0.38" for a ratio taken over rounds; empty for one run.
+/// " (0.31 0.45 0.38)": each round's ratio, for a ratio taken over rounds; empty for one run.
 pub fn rounds_note(rounds: &[f64]) -> String {
     if rounds.len() < 2 {
         return String::new();
     }
     let each: Vec<String> = rounds.iter().map(|r| format!("{r:.2}")).collect();
-    format!("; rounds: {}", each.join(" "))
+    format!(" ({})", each.join(" "))
 }
