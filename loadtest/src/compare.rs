@@ -12,7 +12,6 @@ use crate::report::{print_comparison, print_run, ratio, Ratio, Report, TargetRun
 use crate::runner::{RunOptions, Session};
 use crate::search::SearchOptions;
 use crate::split;
-use crate::stats::median;
 use crate::target::{Target, TargetKind, TargetSpec};
 
 /// What `compare` runs.
@@ -26,7 +25,7 @@ pub struct CompareOptions {
     pub batch_search: SearchOptions,
     /// Closed-loop peaks of this length instead of searches.
     pub peak: Option<Duration>,
-    /// Times the whole comparison runs; the ratios reported are the rounds' medians.
+    /// Times the whole comparison runs; each ratio reported is its median round's.
     pub rounds: usize,
 }
 
@@ -70,8 +69,13 @@ pub async fn compare_command(settings: &Settings, options: &CompareOptions) -> a
             println!("   {line}");
         }
         per_round.push(ratios);
+        report.comparison = if rounds > 1 { medians(&per_round) } else { per_round.concat() };
+        // Each round's report overwrites the last, so a failure in a later round keeps the
+        // minutes of runs before it.
+        if round < rounds {
+            report.write(&settings.report_dir)?;
+        }
     }
-    report.comparison = if rounds > 1 { medians(&per_round) } else { per_round.concat() };
     if rounds > 1 {
         print_comparison(&report.comparison, &format!("ratios, medians of {rounds} rounds"));
     }
@@ -108,9 +112,9 @@ async fn run_target(
     };
     print_run(&target_run);
     let at_share = match (options.peak, target.info.kind, run_options.mode) {
-        (Some(duration), TargetKind::Gateway, Mode::Single) => Some(
-            headroom::run_with_floor(settings, run_options, target, session, (&target_run, prefix), duration).await?,
-        ),
+        (Some(duration), TargetKind::Gateway, Mode::Single) => {
+            Some(headroom::run_with_floor(settings, run_options, target, session, &target_run, prefix, duration).await?)
+        }
         _ => None,
     };
     let Some((at_share, floor)) = at_share else { return Ok(vec![target_run]) };
@@ -164,21 +168,19 @@ fn ratios(runs: &[TargetRun]) -> Vec<Ratio> {
     out
 }
 
-/// Each comparison's median ratio over the rounds, with every round's ratio kept beside it.
-/// The two sides' figures are those of the round nearest the median (the median round itself
-/// for an odd count): medians of each side apart would pair figures no round measured together.
+/// Each comparison's median round, with every round's ratio kept beside it. For an even count
+/// the lower of the two middle rounds stands: a ratio some round measured, whose two figures
+/// were measured together and divide to it.
 fn medians(per_round: &[Vec<Ratio>]) -> Vec<Ratio> {
     let Some(first) = per_round.first() else { return Vec::new() };
     first
         .iter()
-        .map(|shape| {
-            let same: Vec<&Ratio> = per_round.iter().flatten().filter(|r| r.name == shape.name).collect();
-            let middle = median(same.iter().map(|r| r.ratio).collect());
-            let nearest = same
-                .iter()
-                .min_by(|a, b| (a.ratio - middle).abs().total_cmp(&(b.ratio - middle).abs()))
-                .map_or(shape, |r| *r);
-            Ratio { ratio: middle, rounds: same.iter().map(|r| r.ratio).collect(), ..nearest.clone() }
+        .filter_map(|shape| {
+            let mut same: Vec<&Ratio> = per_round.iter().flatten().filter(|r| r.name == shape.name).collect();
+            let rounds = same.iter().map(|r| r.ratio).collect();
+            same.sort_by(|a, b| a.ratio.total_cmp(&b.ratio));
+            let middle = same.get(same.len().saturating_sub(1) / 2)?;
+            Some(Ratio { rounds, ..(*middle).clone() })
         })
         .collect()
 }
@@ -202,27 +204,26 @@ mod tests {
     }
 
     #[test]
-    fn the_rounds_median_is_of_each_comparison_apart_and_keeps_every_round() {
+    fn the_median_round_stands_for_each_comparison_apart_and_every_round_is_kept() {
         let rounds = vec![
             vec![ratio_of("single", 30.0, 100.0), ratio_of("batch", 80.0, 100.0)],
             vec![ratio_of("single", 50.0, 100.0), ratio_of("batch", 70.0, 100.0)],
-            vec![ratio_of("single", 40.0, 80.0), ratio_of("batch", 90.0, 100.0)],
+            vec![ratio_of("single", 36.0, 80.0), ratio_of("batch", 90.0, 100.0)],
         ];
         let combined = medians(&rounds);
         assert_eq!(combined.len(), 2);
         let (single, batch) = (&combined[0], &combined[1]);
         assert_eq!(single.name, "single");
-        assert_eq!(single.rounds, vec![0.3, 0.5, 0.5]);
-        assert!((single.ratio - 0.5).abs() < 1e-9, "median of 0.3, 0.5, 0.5: {}", single.ratio);
-        // The figures of a round at the median, as measured together.
-        assert_eq!((single.subject_value, single.baseline_value), (50.0, 100.0));
+        assert_eq!(single.rounds, vec![0.3, 0.5, 0.45]);
+        // The middle of 0.3, 0.45, 0.5, with the figures its round measured.
+        assert_eq!((single.ratio, single.subject_value, single.baseline_value), (0.45, 36.0, 80.0));
         assert_eq!(batch.rounds, vec![0.8, 0.7, 0.9]);
-        assert!((batch.ratio - 0.8).abs() < 1e-9);
-        assert_eq!((batch.subject_value, batch.baseline_value), (80.0, 100.0));
-        // An even count: the mean of the middle two, and the figures of a round nearest it.
+        assert_eq!((batch.ratio, batch.subject_value, batch.baseline_value), (0.8, 80.0, 100.0));
+        // An even count: the lower middle round, so the figures still divide to the ratio.
         let even = medians(&rounds[..2]);
-        assert!((even[0].ratio - 0.4).abs() < 1e-9, "{}", even[0].ratio);
         assert_eq!(even[0].rounds, vec![0.3, 0.5]);
+        assert_eq!((even[0].ratio, even[0].subject_value, even[0].baseline_value), (0.3, 30.0, 100.0));
+        assert_eq!((even[1].ratio, even[1].subject_value), (0.7, 70.0));
         assert!(medians(&[]).is_empty());
     }
 }

@@ -26,7 +26,8 @@ pub(crate) async fn run_with_floor(
     options: &RunOptions,
     gateway: &Target,
     session: &Session,
-    (peak, prefix): (&TargetRun, &str),
+    peak: &TargetRun,
+    prefix: &str,
     duration: Duration,
 ) -> anyhow::Result<(TargetRun, TargetRun)> {
     let rate = (peak.phases.first().map_or(0.0, |p| p.achieved_rps) * PEAK_SHARE).max(1.0);
@@ -92,12 +93,10 @@ pub(crate) fn goal_line(run: &TargetRun, floor: &TargetRun) -> Option<String> {
 /// The server's CPU per request open loop at the share rate against at the closed-loop peak,
 /// and the share of a core the open-loop run took; nothing when either CPU was not measured.
 pub(crate) fn cost_line(run: &TargetRun, peak: &TargetRun) -> Option<String> {
-    let per_request = |phase: &crate::runner::PhaseResult| {
-        let cores = phase.server_cpu_cores?;
-        (phase.achieved_rps > 0.0).then(|| (cores, cores * 1e6 / phase.achieved_rps))
-    };
-    let (cores, open_loop) = per_request(run.phases.first()?)?;
-    let (_, closed_loop) = per_request(peak.phases.first()?)?;
+    let (open, closed) = (run.phases.first()?, peak.phases.first()?);
+    let cores = open.server_cpu_cores?;
+    let open_loop = open.server_cpu_micros(open.achieved_rps)?;
+    let closed_loop = closed.server_cpu_micros(closed.achieved_rps)?;
     Some(format!(
         "server CPU per request open loop at {PEAK_SHARE}x: {open_loop:.1} µs ({cores:.2} of a core), \
          against {closed_loop:.1} µs at the closed-loop peak ({:.2}x)",

@@ -11,12 +11,12 @@ use crate::cpu::CpuSample;
 use crate::e2e::Matcher;
 use crate::payload::source::RequestSource;
 use crate::plan::Phase;
-use crate::pool::{open_connections, Dispatched};
+use crate::pool::Dispatched;
 use crate::progress::Live;
 use crate::runner::{summarize, PhaseResult, RunOptions, Session};
 use crate::stats::{Completion, Recorder};
 use crate::target::Target;
-use crate::transport::Connection;
+use crate::transport::{open_connections, Connection};
 
 /// The connections of a peak run with their generators, kept open from the warm-up to the
 /// measured stretch.

@@ -4,7 +4,6 @@
 //! intended time whatever the server is doing: an open loop. A pool may also be let grow,
 //! opening connections while requests wait for one, as a site's many clients would.
 
-use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -22,7 +21,7 @@ use crate::progress::Live;
 use crate::runner::{RunOptions, Session};
 use crate::stats::{Completion, Recorder};
 use crate::target::Target;
-use crate::transport::{Connection, Endpoint};
+use crate::transport::{open_connections, Connection, Endpoint};
 
 /// One request to send, and the run it belongs to.
 #[derive(Debug)]
@@ -313,26 +312,6 @@ impl Connections {
         }
         workers.extend(started);
     }
-}
-
-/// Opens connections `indices` of a run, each with where it takes its requests. A connection's
-/// visitors are its share of `options.visitors` over the first `options.connections`, so
-/// connections opened later bring visitors of their own, as new clients would.
-pub(crate) async fn open_connections(
-    endpoint: &Endpoint,
-    reads_bodies: bool,
-    options: &RunOptions,
-    sequence: &Sequence,
-    indices: Range<usize>,
-) -> Vec<(Connection, RequestSource)> {
-    let open = |_| Connection::open(endpoint, options.protocol, options.request_timeout);
-    let opened = futures::future::join_all(indices.clone().map(open)).await;
-    let share_of = options.connections.max(1);
-    opened
-        .into_iter()
-        .zip(indices)
-        .map(|(connection, index)| (connection, options.connection_requests(reads_bodies, sequence, index, share_of)))
-        .collect()
 }
 
 /// One connection's loop: take a job, stamp the request made while waiting, send, record.

@@ -162,6 +162,14 @@ pub struct PhaseResult {
     pub server_cpu_cores: Option<f64>,
 }
 
+impl PhaseResult {
+    /// The server's CPU per unit of `rate` (requests or events per second), in µs, when its
+    /// CPU was measured and both are above zero.
+    pub fn server_cpu_micros(&self, rate: f64) -> Option<f64> {
+        self.server_cpu_cores.filter(|cores| *cores > 0.0 && rate > 0.0).map(|cores| cores * 1e6 / rate)
+    }
+}
+
 /// What a run measured.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunOutcome {

@@ -13,7 +13,7 @@ use crate::target::TargetKind;
 fn peak(runs: &[TargetRun], kind: TargetKind, batched: bool) -> Option<(f64, Option<f64>)> {
     let phase = runs.iter().find(|r| r.peak && r.is(kind, batched))?.phases.first()?;
     let rate = phase.achieved_events_per_sec;
-    Some((rate, phase.server_cpu_cores.filter(|_| rate > 0.0).map(|cores| cores * 1e6 / rate)))
+    Some((rate, phase.server_cpu_micros(rate)))
 }
 
 /// The single-event split's terminal line; `None` unless all three peaks ran.

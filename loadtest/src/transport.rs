@@ -1,19 +1,26 @@
 //! One connection of the pool: a keep-alive HTTP/1.1 connection (the lean client in
 //! `http1`) that reconnects after errors, or a share of an rdkafka producer for
 //! the raw-kafka baseline. Either way, `send` resolves when the request's events are safe.
+//! Also how a run opens its connections, each paired with where it takes its requests.
 
 use std::borrow::Cow;
 use std::net::SocketAddr;
+use std::ops::Range;
 use std::sync::Arc;
 use std::time::Duration;
 
 use clickstream_gateway::protocols::Protocol as GatewayProtocol;
+use clickstream_gateway::record::RecordHeaders;
+use clickstream_schema::EventType;
 use futures::future::join_all;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
 use crate::http1::{Failure, Http1};
+use crate::payload::ids::Sequence;
+use crate::payload::source::RequestSource;
 use crate::payload::{EncodedEvent, Protocol, Request};
+use crate::runner::RunOptions;
 
 /// How a request ended: a status label for the report, and whether it counts as success.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,6 +109,26 @@ impl Connection {
     }
 }
 
+/// Opens connections `indices` of a run, each with where it takes its requests. A connection's
+/// visitors are its share of `options.visitors` over the first `options.connections`, so
+/// connections opened later bring visitors of their own, as new clients would.
+pub(crate) async fn open_connections(
+    endpoint: &Endpoint,
+    reads_bodies: bool,
+    options: &RunOptions,
+    sequence: &Sequence,
+    indices: Range<usize>,
+) -> Vec<(Connection, RequestSource)> {
+    let open = |_| Connection::open(endpoint, options.protocol, options.request_timeout);
+    let opened = futures::future::join_all(indices.clone().map(open)).await;
+    let share_of = options.connections.max(1);
+    opened
+        .into_iter()
+        .zip(indices)
+        .map(|(connection, index)| (connection, options.connection_requests(reads_bodies, sequence, index, share_of)))
+        .collect()
+}
+
 /// A keep-alive HTTP/1.1 connection.
 #[derive(Debug)]
 pub struct HttpConnection {
@@ -147,6 +174,9 @@ fn status_label(status: u16) -> Cow<'static, str> {
     }
 }
 
+/// The source name raw-kafka's records carry, as the gateway's would carry the source's name.
+const LOADTEST_SOURCE: &str = "loadtest";
+
 /// The gateway's name for requests in `protocol`'s wire form. Each protocol the generator
 /// speaks has a gateway adapter of its own; the match has no catch-all so that a new one must
 /// choose its name here rather than pass for Segment.
@@ -159,12 +189,13 @@ fn gateway_protocol(protocol: Protocol) -> GatewayProtocol {
     }
 }
 
-/// The headers the gateway writes on `event` when it came in by `protocol`.
-fn event_headers(event: &EncodedEvent, protocol: GatewayProtocol) -> OwnedHeaders {
-    OwnedHeaders::new_with_capacity(3)
-        .insert(Header { key: clickstream_schema::HEADER_SOURCE, value: Some("loadtest") })
-        .insert(Header { key: clickstream_schema::HEADER_EVENT_TYPE, value: Some(event.kind) })
-        .insert(Header { key: clickstream_schema::HEADER_PROTOCOL, value: Some(protocol.as_str()) })
+/// The headers the gateway writes on `event` when it came in by `protocol` from `source`: its
+/// own `RecordHeaders`, so the two cannot drift apart.
+fn event_headers(event: &EncodedEvent, protocol: GatewayProtocol, source: &Arc<str>) -> OwnedHeaders {
+    let written = RecordHeaders::new(source.clone(), EventType::parse(event.kind), protocol);
+    written.pairs().fold(OwnedHeaders::new_with_capacity(written.len()), |headers, (key, value)| {
+        headers.insert(Header { key, value: Some(value) })
+    })
 }
 
 /// Produces the request's events as the gateway would (same key and headers) and waits for
@@ -177,8 +208,9 @@ async fn produce(
     timeout: Duration,
 ) -> Outcome {
     let mut pending = Vec::with_capacity(request.events.len());
+    let source: Arc<str> = Arc::from(LOADTEST_SOURCE);
     for event in &request.events {
-        let headers = event_headers(event, protocol);
+        let headers = event_headers(event, protocol, &source);
         let record = FutureRecord::to(topic).key(event.key.as_bytes()).payload(&event.json).headers(headers);
         match producer.send_result(record) {
             Ok(delivery) => pending.push(delivery),
@@ -209,11 +241,7 @@ fn kafka_status(error: &rdkafka::error::KafkaError) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use clickstream_gateway::endpoints::Endpoint as GatewayEndpoint;
-    use clickstream_gateway::record::RecordHeaders;
-    use clickstream_schema::EventType;
     use rdkafka::message::Headers as _;
 
     use super::*;
@@ -237,15 +265,13 @@ mod tests {
                     panic!("{protocol:?} {mode:?}: {method} {path} is no ingest endpoint of the gateway");
                 };
                 assert_eq!(gateway_protocol(protocol), adapter.protocol(), "{protocol:?} {mode:?}");
+                let source: Arc<str> = Arc::from(LOADTEST_SOURCE);
                 for event in &request.events {
-                    let written = event_headers(event, gateway_protocol(protocol));
-                    let written: Vec<(&str, &str)> = written
-                        .iter()
-                        .map(|h| (h.key, std::str::from_utf8(h.value.unwrap_or_default()).expect("UTF-8")))
-                        .collect();
-                    let gateway =
-                        RecordHeaders::new("loadtest".into(), EventType::parse(event.kind), adapter.protocol());
-                    assert_eq!(written, gateway.pairs().collect::<Vec<_>>(), "{protocol:?} {mode:?}");
+                    let written = event_headers(event, gateway_protocol(protocol), &source);
+                    let protocol_header = written.iter().find(|h| h.key == clickstream_schema::HEADER_PROTOCOL);
+                    let value = protocol_header.and_then(|h| h.value).map(std::str::from_utf8);
+                    assert_eq!(value, Some(Ok(adapter.protocol().as_str())), "{protocol:?} {mode:?}");
+                    assert_eq!(written.count(), 3, "source, event type and protocol: {protocol:?} {mode:?}");
                 }
             }
         }
@@ -265,10 +291,15 @@ mod tests {
             queued.push(connected.expect("a listener with room accepts"));
             assert!(queued.len() < 64, "the accept queue never filled");
         }
+        // A probe that timed out on a slow machine before any was queued proves nothing.
+        assert!(!queued.is_empty(), "the listener queued no connection before it stopped accepting");
         let bound = Duration::from_millis(300);
         let endpoint = Endpoint::Http { addr };
+        let started = std::time::Instant::now();
         let opening = Connection::open(&endpoint, Protocol::Segment, bound);
         let connection = tokio::time::timeout(Duration::from_secs(5), opening).await.expect("open gives up");
+        let took = started.elapsed();
         assert!(!connection.is_open(), "a connect that never completed leaves the connection closed");
+        assert!(took >= bound && took < bound + Duration::from_secs(1), "gave up after {took:?}, bound {bound:?}");
     }
 }

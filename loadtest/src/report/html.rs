@@ -254,7 +254,7 @@ fn throughput_over_time(run: &TargetRun) -> String {
     chart.render()
 }
 
-/// "; rounds: 0.31 0.45 0.38" under a ratio taken over rounds; nothing for one run.
+/// "; median of the rounds (0.31 0.45 0.38)" under a ratio taken over rounds; nothing for one run.
 fn rounds_of(rounds: &[f64]) -> String {
     let note = super::rounds_note(rounds);
     if note.is_empty() {
