@@ -54,11 +54,13 @@ impl std::fmt::Debug for Endpoint {
 /// One connection of the pool.
 pub enum Connection {
     Http(HttpConnection),
-    /// `protocol` is the run's, as the gateway names it in the `protocol` header.
+    /// `protocol` is the run's, as the gateway names it in the `protocol` header; `source` is
+    /// the source name every record carries, made once rather than per request.
     Kafka {
         producer: FutureProducer,
         topic: Arc<str>,
         protocol: GatewayProtocol,
+        source: Arc<str>,
     },
 }
 
@@ -87,7 +89,8 @@ impl Connection {
                 Self::Http(HttpConnection { client })
             }
             Endpoint::Kafka { producer, topic } => {
-                Self::Kafka { producer: producer.clone(), topic: topic.clone(), protocol: gateway_protocol(protocol) }
+                let (producer, topic, protocol) = (producer.clone(), topic.clone(), gateway_protocol(protocol));
+                Self::Kafka { producer, topic, protocol, source: Arc::from(LOADTEST_SOURCE) }
             }
         }
     }
@@ -104,7 +107,9 @@ impl Connection {
     pub async fn send(&mut self, request: &Request, timeout: Duration) -> Outcome {
         match self {
             Self::Http(connection) => connection.send(request, timeout).await,
-            Self::Kafka { producer, topic, protocol } => produce(producer, topic, *protocol, request, timeout).await,
+            Self::Kafka { producer, topic, protocol, source } => {
+                produce(producer, topic, *protocol, source, request, timeout).await
+            }
         }
     }
 }
@@ -204,13 +209,13 @@ async fn produce(
     producer: &FutureProducer,
     topic: &str,
     protocol: GatewayProtocol,
+    source: &Arc<str>,
     request: &Request,
     timeout: Duration,
 ) -> Outcome {
     let mut pending = Vec::with_capacity(request.events.len());
-    let source: Arc<str> = Arc::from(LOADTEST_SOURCE);
     for event in &request.events {
-        let headers = event_headers(event, protocol, &source);
+        let headers = event_headers(event, protocol, source);
         let record = FutureRecord::to(topic).key(event.key.as_bytes()).payload(&event.json).headers(headers);
         match producer.send_result(record) {
             Ok(delivery) => pending.push(delivery),

@@ -213,8 +213,8 @@ pub struct LoadCompareArgs {
     #[arg(long, requires = "peak")]
     pub peak_keep_shedding: bool,
     /// Runs the whole comparison this many times, each target again in every round, and
-    /// reports the median of the rounds' ratios with each round's. On a shared machine one
-    /// round's ratio moves by tens of percent.
+    /// reports each ratio's median round (the lower middle for an even count) with every
+    /// round's. On a shared machine one round's ratio moves by tens of percent.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     pub rounds: u32,
 }

@@ -18,7 +18,6 @@ use serde::Serialize;
 
 use crate::cpu::process_cpu_seconds;
 use crate::payload::catalog::{Catalog, BUILTIN};
-use crate::stats::median;
 
 /// The goal for enricher events/s over passthrough events/s, which the report compares against:
 /// enrichment may at most double the cost of consuming and producing an event.
@@ -312,6 +311,15 @@ fn watch(
             last_report = Instant::now();
         }
         std::thread::sleep(WATCH_EVERY);
+    }
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    match values.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => values[n / 2],
+        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
     }
 }
 

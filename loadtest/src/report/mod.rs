@@ -112,7 +112,8 @@ pub struct Ratio {
     pub ratio: f64,
     /// The ratio the project aims for.
     pub goal: f64,
-    /// Each round's ratio, when the comparison ran in rounds (`ratio` is then their median).
+    /// Each round's ratio, when the comparison ran in rounds (`ratio` and the two figures are
+    /// then the median round's).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub rounds: Vec<f64>,
 }
